@@ -1,0 +1,17 @@
+//! synthsweep's numerical core: image I/O, filters, plenoptic's image models, pyramids and
+//! metrics on libtorch, and the registry that builds them from JSON specs.
+pub mod device;
+pub mod error;
+pub mod filters;
+pub mod frontend;
+pub mod image_io;
+pub mod metrics;
+pub mod model;
+pub mod naive;
+pub mod params;
+pub mod registry;
+pub mod torchscript;
+
+pub use error::{ModelError, Result};
+pub use model::{Metric, Model};
+pub use registry::{build_metric, build_model, resolve_spec};

@@ -1,0 +1,74 @@
+//! Image metrics as distances (0 for identical images): `mse`, SSIM and MS-SSIM with their
+//! distance forms, `nlpd`, and `model_distance` over any model's representation.
+use crate::error::Result;
+use crate::model::{Metric, Model};
+use crate::params::{ParamDoc, Params};
+use tch::{Device, Kind, Tensor};
+
+/// Mean squared error over height and width, (N, C).
+#[derive(Debug, Default)]
+pub struct Mse;
+
+pub const MSE_PARAMS: &[ParamDoc] = &[];
+
+/// `mean((a - b)^2)` over the last two dimensions, as plenoptic's `mse`.
+pub fn mse(a: &Tensor, b: &Tensor) -> Tensor {
+    (a - b).square().mean_dim([-1i64, -2].as_slice(), false, None::<Kind>)
+}
+
+impl Metric for Mse {
+    fn name(&self) -> &str {
+        "mse"
+    }
+    fn forward(&self, a: &Tensor, b: &Tensor) -> Tensor {
+        mse(a, b)
+    }
+    fn to(&mut self, _: Device, _: Kind) {}
+}
+
+/// plenoptic's `model_metric_factory`: `sqrt(mean((m(a) - m(b))^2) + 1e-10)`, taken per
+/// batch element, shape (N, 1).
+pub struct ModelDistance {
+    model: Box<dyn Model>,
+}
+
+pub const MODEL_DISTANCE_PARAMS: &[ParamDoc] = &[ParamDoc {
+    name: "model",
+    ty: "model spec",
+    default: "null",
+    help: "required: the model whose representations are compared, e.g. {\"name\": \"on_off\", \"pretrained\": true}",
+}];
+
+impl ModelDistance {
+    pub fn new(model: Box<dyn Model>) -> Self {
+        ModelDistance { model }
+    }
+
+    pub fn from_params(p: &Params) -> Result<Self> {
+        let spec = p.raw("model");
+        if spec.is_null() {
+            return Err(crate::ModelError::invalid(p.owner(), "model", "is required: a model spec such as {\"name\": \"gaussian\", \"kernel_size\": 31}"));
+        }
+        let model = crate::registry::build_model(&spec).map_err(|e| {
+            crate::ModelError::invalid(p.owner(), "model", e.to_string())
+        })?;
+        Ok(Self::new(model))
+    }
+}
+
+impl Metric for ModelDistance {
+    fn name(&self) -> &str {
+        "model_distance"
+    }
+    fn forward(&self, a: &Tensor, b: &Tensor) -> Tensor {
+        let d = self.model.forward(a) - self.model.forward(b);
+        let n = d.size()[0];
+        (d.reshape([n, -1]).square().mean_dim([1i64].as_slice(), true, None::<Kind>) + 1e-10).sqrt()
+    }
+    fn check_input(&self, shape: &[i64]) -> Result<()> {
+        self.model.check_input(shape)
+    }
+    fn to(&mut self, device: Device, kind: Kind) {
+        self.model.to(device, kind)
+    }
+}

@@ -1,0 +1,101 @@
+//! The `Model` and `Metric` traits: what every synthesis method needs from a model or metric.
+use crate::error::{ModelError, Result};
+use tch::{Device, Kind, Tensor};
+
+/// An image model: a differentiable map from a batch of images (N, C, H, W) to a
+/// representation. Constant tensors (filters, masks) are built once, at construction.
+pub trait Model: Send {
+    /// The registry name, e.g. `gaussian`.
+    fn name(&self) -> &str;
+
+    /// The representation of `x`; differentiable with respect to `x`.
+    fn forward(&self, x: &Tensor) -> Tensor;
+
+    /// The representation split into named parts, as `eval model --out` writes them.
+    /// Always contains `out`; pyramids and Portilla-Simoncelli add their bands / statistics.
+    fn parts(&self, x: &Tensor) -> Vec<(String, Tensor)> {
+        vec![("out".to_string(), self.forward(x))]
+    }
+
+    /// Rejects an input shape the model cannot take, saying what it needs.
+    fn check_input(&self, shape: &[i64]) -> Result<()> {
+        check_4d(self.name(), shape)
+    }
+
+    /// Moves every constant tensor to `device` and converts floats to `kind`.
+    fn to(&mut self, device: Device, kind: Kind);
+
+    /// Coarse-to-fine scales (coarse first), for models that have them.
+    fn scales(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The representation restricted to the named scales (see [`Model::scales`]).
+    fn forward_scales(&self, x: &Tensor, scales: &[String]) -> Result<Tensor> {
+        let _ = (x, scales);
+        Err(ModelError::Spec(format!(
+            "model `{}` has no scales and cannot be used coarse-to-fine",
+            self.name()
+        )))
+    }
+}
+
+/// A distance between two batches of images: 0 for identical images, larger for more
+/// different ones. Returns one value per batch element and channel, shape (N, C)
+/// (model distances return (N, 1)).
+pub trait Metric: Send {
+    /// The registry name, e.g. `ssim_distance`.
+    fn name(&self) -> &str;
+
+    /// The value for each batch element (and channel); differentiable in both arguments.
+    fn forward(&self, a: &Tensor, b: &Tensor) -> Tensor;
+
+    /// Rejects an input shape the metric cannot take, saying what it needs.
+    fn check_input(&self, shape: &[i64]) -> Result<()> {
+        check_4d(self.name(), shape)
+    }
+
+    /// Moves every constant tensor to `device` and converts floats to `kind`.
+    fn to(&mut self, device: Device, kind: Kind);
+}
+
+/// Every model and metric takes NCHW batches.
+pub fn check_4d(owner: &str, shape: &[i64]) -> Result<()> {
+    if shape.len() != 4 {
+        return Err(ModelError::shape(
+            owner,
+            shape,
+            "expected a 4-D batch (N, C, H, W)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a 4-D batch with exactly `channels` channels.
+pub fn check_channels(owner: &str, shape: &[i64], channels: i64) -> Result<()> {
+    check_4d(owner, shape)?;
+    if shape[1] != channels {
+        return Err(ModelError::shape(
+            owner,
+            shape,
+            format!(
+                "expected {channels} channel(s), got {}; convert the image to grayscale",
+                shape[1]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a 4-D batch whose height and width are at least `min`.
+pub fn check_min_size(owner: &str, shape: &[i64], min: (i64, i64), why: &str) -> Result<()> {
+    check_4d(owner, shape)?;
+    if shape[2] < min.0 || shape[3] < min.1 {
+        return Err(ModelError::shape(
+            owner,
+            shape,
+            format!("needs height >= {} and width >= {} ({why})", min.0, min.1),
+        ));
+    }
+    Ok(())
+}

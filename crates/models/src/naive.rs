@@ -1,0 +1,238 @@
+//! plenoptic's naive models: `identity`, `linear`, `gaussian`, `center_surround`.
+use crate::error::Result;
+use crate::filters::{circular_gaussian2d, conv2d, same_padding, vec_tensor, PAD_MODES};
+use crate::model::{check_4d, check_channels, Model};
+use crate::params::{ParamDoc, Params};
+use tch::{Device, Kind, Tensor};
+
+/// Returns its input (as `1 * x`), the dummy model behind pixel-space metrics.
+#[derive(Debug, Default)]
+pub struct Identity;
+
+pub const IDENTITY_PARAMS: &[ParamDoc] = &[];
+
+impl Model for Identity {
+    fn name(&self) -> &str {
+        "identity"
+    }
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x * 1.0
+    }
+    fn to(&mut self, _: Device, _: Kind) {}
+}
+
+/// Checks that a padded valid convolution can run: reflect padding needs the image to be
+/// larger than the padding.
+pub(crate) fn check_padded(owner: &str, shape: &[i64], kernel: (i64, i64), mode: &str) -> Result<()> {
+    check_channels(owner, shape, 1)?;
+    if mode == "reflect" || mode == "circular" {
+        let need = (kernel.0 / 2 + 1, kernel.1 / 2 + 1);
+        crate::model::check_min_size(
+            owner,
+            shape,
+            need,
+            &format!("{mode} padding for kernel {}x{}", kernel.0, kernel.1),
+        )?;
+    }
+    Ok(())
+}
+
+/// A 2-filter linear convolution: a low-pass Gaussian and a band-pass difference.
+#[derive(Debug)]
+pub struct Linear {
+    kernel: (i64, i64),
+    pad_mode: String,
+    weight: Tensor,
+}
+
+pub const LINEAR_PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "kernel_size", ty: "int or [int, int]", default: "[3, 3]", help: "convolution kernel size" },
+    ParamDoc { name: "pad_mode", ty: "string", default: "\"circular\"", help: "reflect, circular, replicate or constant" },
+    ParamDoc { name: "default_filters", ty: "bool", default: "true", help: "low-pass + band-pass filters; false = random init as torch's Conv2d (torch RNG)" },
+];
+
+impl Linear {
+    pub fn from_params(p: &Params) -> Result<Self> {
+        let kernel = p.kernel_size("kernel_size")?;
+        let pad_mode = p.choice("pad_mode", PAD_MODES)?;
+        let weight = if p.bool("default_filters")? {
+            let var = Tensor::from_slice(&[3.0f32]);
+            let f1 = circular_gaussian2d(kernel, &var.sqrt());
+            let f2 = circular_gaussian2d(kernel, &(var / 3.0).sqrt()) - &f1;
+            let f2 = &f2 / f2.sum(Kind::Float);
+            Tensor::cat(&[f1, f2], 0)
+        } else {
+            // torch's Conv2d default: kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+            let bound = 1.0 / ((kernel.0 * kernel.1) as f64).sqrt();
+            Tensor::empty([2, 1, kernel.0, kernel.1], (Kind::Float, Device::Cpu)).uniform_(-bound, bound)
+        };
+        Ok(Linear { kernel, pad_mode, weight })
+    }
+}
+
+impl Model for Linear {
+    fn name(&self) -> &str {
+        "linear"
+    }
+    fn forward(&self, x: &Tensor) -> Tensor {
+        conv2d(&same_padding(x, self.kernel, &self.pad_mode), &self.weight, 1)
+    }
+    fn check_input(&self, shape: &[i64]) -> Result<()> {
+        check_padded(self.name(), shape, self.kernel, &self.pad_mode)
+    }
+    fn to(&mut self, device: Device, kind: Kind) {
+        self.weight = self.weight.to_device(device).to_kind(kind);
+    }
+}
+
+/// A bank of normalized circular Gaussian filters (one per output channel).
+#[derive(Debug)]
+pub struct Gaussian {
+    kernel: (i64, i64),
+    pad_mode: String,
+    filt: Tensor,
+}
+
+pub const GAUSSIAN_PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "kernel_size", ty: "int or [int, int]", default: "null", help: "required: convolution kernel size" },
+    ParamDoc { name: "std", ty: "number or list", default: "3.0", help: "standard deviation(s), one per out channel" },
+    ParamDoc { name: "pad_mode", ty: "string", default: "\"reflect\"", help: "reflect, circular, replicate or constant" },
+    ParamDoc { name: "out_channels", ty: "int", default: "1", help: "number of filters" },
+];
+
+impl Gaussian {
+    pub fn new(kernel: (i64, i64), stds: &[f64], pad_mode: &str) -> Self {
+        let stds = vec_tensor(stds, Device::Cpu).abs();
+        Gaussian { kernel, pad_mode: pad_mode.to_string(), filt: circular_gaussian2d(kernel, &stds) }
+    }
+
+    pub fn from_params(p: &Params) -> Result<Self> {
+        let kernel = required_kernel(p)?;
+        let n = p.positive_usize("out_channels")?;
+        let stds = p.opt_f64_list("std", n)?.unwrap_or(vec![3.0; n]);
+        positive_all(p, "std", &stds)?;
+        Ok(Self::new(kernel, &stds, &p.choice("pad_mode", PAD_MODES)?))
+    }
+
+    /// The filter bank, (out_channels, 1, kh, kw).
+    pub fn filt(&self) -> &Tensor {
+        &self.filt
+    }
+
+    /// Gaussian blur with `groups` (plenoptic's `conv2d_kwargs`).
+    pub fn apply(&self, x: &Tensor, groups: i64) -> Tensor {
+        conv2d(&same_padding(x, self.kernel, &self.pad_mode), &self.filt, groups)
+    }
+
+    pub(crate) fn to_mut(&mut self, device: Device, kind: Kind) {
+        self.filt = self.filt.to_device(device).to_kind(kind);
+    }
+}
+
+impl Model for Gaussian {
+    fn name(&self) -> &str {
+        "gaussian"
+    }
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.apply(x, 1)
+    }
+    fn check_input(&self, shape: &[i64]) -> Result<()> {
+        check_padded(self.name(), shape, self.kernel, &self.pad_mode)
+    }
+    fn to(&mut self, device: Device, kind: Kind) {
+        self.to_mut(device, kind)
+    }
+}
+
+/// Difference of Gaussians: `amplitude_ratio * sign * (G_center - G_surround)`.
+#[derive(Debug)]
+pub struct CenterSurround {
+    kernel: (i64, i64),
+    pad_mode: String,
+    filt: Tensor,
+}
+
+pub const CENTER_SURROUND_PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "kernel_size", ty: "int or [int, int]", default: "null", help: "required: convolution kernel size" },
+    ParamDoc { name: "on_center", ty: "bool", default: "true", help: "on-centre/off-surround (true) or the reverse" },
+    ParamDoc { name: "amplitude_ratio", ty: "number >= 1", default: "1.25", help: "centre/surround amplitude ratio" },
+    ParamDoc { name: "center_std", ty: "number or list", default: "1.0", help: "centre Gaussian std, per out channel" },
+    ParamDoc { name: "surround_std", ty: "number or list", default: "4.0", help: "surround Gaussian std, per out channel" },
+    ParamDoc { name: "out_channels", ty: "int", default: "1", help: "number of filters" },
+    ParamDoc { name: "pad_mode", ty: "string", default: "\"reflect\"", help: "reflect, circular, replicate or constant" },
+];
+
+impl CenterSurround {
+    /// `on_center[i]` gives the sign of channel i.
+    pub fn new(
+        kernel: (i64, i64),
+        on_center: &[bool],
+        amplitude_ratio: f64,
+        center_std: &[f64],
+        surround_std: &[f64],
+        pad_mode: &str,
+    ) -> Self {
+        let n = on_center.len() as i64;
+        let center = circular_gaussian2d(kernel, &vec_tensor(center_std, Device::Cpu));
+        let surround = circular_gaussian2d(kernel, &vec_tensor(surround_std, Device::Cpu));
+        let sign: Vec<f64> = on_center.iter().map(|&on| if on { 1.0 } else { -1.0 }).collect();
+        let sign = vec_tensor(&sign, Device::Cpu).view([n, 1, 1, 1]);
+        let amp = Tensor::from_slice(&[amplitude_ratio as f32]).squeeze();
+        let filt = amp * (sign * (center - surround));
+        CenterSurround { kernel, pad_mode: pad_mode.to_string(), filt }
+    }
+
+    pub fn from_params(p: &Params) -> Result<Self> {
+        let kernel = required_kernel(p)?;
+        let n = p.positive_usize("out_channels")?;
+        let ratio = p.f64("amplitude_ratio")?;
+        if ratio < 1.0 {
+            return Err(crate::ModelError::invalid(p.owner(), "amplitude_ratio", format!("must be at least 1, got {ratio}")));
+        }
+        let center = p.opt_f64_list("center_std", n)?.unwrap_or(vec![1.0; n]);
+        let surround = p.opt_f64_list("surround_std", n)?.unwrap_or(vec![4.0; n]);
+        positive_all(p, "center_std", &center)?;
+        positive_all(p, "surround_std", &surround)?;
+        let on = vec![p.bool("on_center")?; n];
+        Ok(Self::new(kernel, &on, ratio, &center, &surround, &p.choice("pad_mode", PAD_MODES)?))
+    }
+
+    pub fn filt(&self) -> &Tensor {
+        &self.filt
+    }
+
+    pub(crate) fn to_mut(&mut self, device: Device, kind: Kind) {
+        self.filt = self.filt.to_device(device).to_kind(kind);
+    }
+}
+
+impl Model for CenterSurround {
+    fn name(&self) -> &str {
+        "center_surround"
+    }
+    fn forward(&self, x: &Tensor) -> Tensor {
+        conv2d(&same_padding(x, self.kernel, &self.pad_mode), &self.filt, 1)
+    }
+    fn check_input(&self, shape: &[i64]) -> Result<()> {
+        check_4d(self.name(), shape)?;
+        check_padded(self.name(), shape, self.kernel, &self.pad_mode)
+    }
+    fn to(&mut self, device: Device, kind: Kind) {
+        self.to_mut(device, kind)
+    }
+}
+
+/// `kernel_size` has no default for these models: plenoptic requires it.
+pub(crate) fn required_kernel(p: &Params) -> Result<(i64, i64)> {
+    if p.raw("kernel_size").is_null() {
+        return Err(crate::ModelError::invalid(p.owner(), "kernel_size", "is required (e.g. 31 or [31, 31])"));
+    }
+    p.kernel_size("kernel_size")
+}
+
+pub(crate) fn positive_all(p: &Params, name: &str, values: &[f64]) -> Result<()> {
+    match values.iter().find(|v| !(**v > 0.0 && v.is_finite())) {
+        Some(v) => Err(crate::ModelError::invalid(p.owner(), name, format!("must be positive, got {v}"))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,116 @@
+//! The one registry of model and metric names: builds them from JSON specs, and lists
+//! names, parameters and defaults (the same tables drive validation and `synthsweep models`).
+use crate::error::{ModelError, Result};
+use crate::frontend::{self, Frontend, FrontendKind};
+use crate::metrics;
+use crate::model::{Metric, Model};
+use crate::naive;
+use crate::params::{split_spec, ParamDoc, Params};
+use crate::torchscript;
+use serde_json::Value;
+
+/// A model name with its parameters and constructor.
+pub struct ModelEntry {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub params: fn() -> &'static [ParamDoc],
+    build: fn(&Params) -> Result<Box<dyn Model>>,
+}
+
+/// A metric name with its parameters and constructor.
+pub struct MetricEntry {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub params: fn() -> &'static [ParamDoc],
+    build: fn(&Params) -> Result<Box<dyn Metric>>,
+}
+
+fn boxed<M: Model + 'static>(r: Result<M>) -> Result<Box<dyn Model>> {
+    r.map(|m| Box::new(m) as Box<dyn Model>)
+}
+
+fn boxed_metric<M: Metric + 'static>(r: Result<M>) -> Result<Box<dyn Metric>> {
+    r.map(|m| Box::new(m) as Box<dyn Metric>)
+}
+
+/// Every model synthsweep knows, in the order `synthsweep models` lists them.
+pub static MODELS: &[ModelEntry] = &[
+    ModelEntry { name: "identity", help: "returns the image (pixel space)", params: || naive::IDENTITY_PARAMS, build: |_| Ok(Box::new(naive::Identity)) },
+    ModelEntry { name: "linear", help: "two linear filters: low-pass and band-pass", params: || naive::LINEAR_PARAMS, build: |p| boxed(naive::Linear::from_params(p)) },
+    ModelEntry { name: "gaussian", help: "circular Gaussian blur", params: || naive::GAUSSIAN_PARAMS, build: |p| boxed(naive::Gaussian::from_params(p)) },
+    ModelEntry { name: "center_surround", help: "difference of Gaussians", params: || naive::CENTER_SURROUND_PARAMS, build: |p| boxed(naive::CenterSurround::from_params(p)) },
+    ModelEntry { name: "linear_nonlinear", help: "LN: center-surround + softplus", params: || frontend::params(FrontendKind::LinearNonlinear), build: |p| boxed(Frontend::from_params(FrontendKind::LinearNonlinear, p)) },
+    ModelEntry { name: "luminance_gain_control", help: "LG: LN with luminance gain control", params: || frontend::params(FrontendKind::LuminanceGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceGainControl, p)) },
+    ModelEntry { name: "luminance_contrast_gain_control", help: "LGG: LG with contrast gain control", params: || frontend::params(FrontendKind::LuminanceContrastGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceContrastGainControl, p)) },
+    ModelEntry { name: "on_off", help: "two-channel on/off LGG", params: || frontend::params(FrontendKind::OnOff), build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)) },
+    ModelEntry { name: "torchscript", help: "a user model saved with torch.jit.save", params: || torchscript::TORCHSCRIPT_PARAMS, build: |p| boxed(torchscript::TorchScriptModel::from_params(p)) },
+];
+
+/// Every metric synthsweep knows.
+pub static METRICS: &[MetricEntry] = &[
+    MetricEntry { name: "mse", help: "mean squared error", params: || metrics::MSE_PARAMS, build: |_| Ok(Box::new(metrics::Mse)) },
+    MetricEntry { name: "model_distance", help: "RMSE between two images' representations under a model (plenoptic's model_metric_factory)", params: || metrics::MODEL_DISTANCE_PARAMS, build: |p| boxed_metric(metrics::ModelDistance::from_params(p)) },
+];
+
+fn names<T>(items: &[T], name: fn(&T) -> &'static str) -> String {
+    items.iter().map(name).collect::<Vec<_>>().join(", ")
+}
+
+/// Builds a model from a spec such as `{"name": "gaussian", "kernel_size": 31}`.
+pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
+    let (name, params) = split_spec("model", spec)?;
+    let entry = MODELS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownName {
+        kind: "model",
+        name: name.clone(),
+        valid: names(MODELS, |e| e.name),
+    })?;
+    let p = Params::new(&name, (entry.params)(), params)?;
+    (entry.build)(&p)
+}
+
+/// Builds a metric from a spec such as `{"name": "ssim_distance"}`.
+pub fn build_metric(spec: &Value) -> Result<Box<dyn Metric>> {
+    let (name, params) = split_spec("metric", spec)?;
+    let entry = METRICS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownName {
+        kind: "metric",
+        name: name.clone(),
+        valid: names(METRICS, |e| e.name),
+    })?;
+    let p = Params::new(&name, (entry.params)(), params)?;
+    (entry.build)(&p)
+}
+
+/// The spec with every default filled in: what a task records as "the resolved model".
+pub fn resolve_spec(kind: &str, spec: &Value) -> Result<Value> {
+    let (name, mut params) = split_spec(kind, spec)?;
+    let docs = match kind {
+        "model" => MODELS.iter().find(|e| e.name == name).map(|e| (e.params)()),
+        _ => METRICS.iter().find(|e| e.name == name).map(|e| (e.params)()),
+    };
+    let Some(docs) = docs else {
+        // Let the builder produce the standard message.
+        return Err(match kind {
+            "model" => build_model(spec).err(),
+            _ => build_metric(spec).err(),
+        }
+        .unwrap_or_else(|| ModelError::Spec(format!("unknown {kind} {name}"))));
+    };
+    Params::new(&name, docs, params.clone())?;
+    for d in docs {
+        if !params.contains_key(d.name) {
+            let v: Value = serde_json::from_str(d.default).expect("valid default");
+            params.insert(d.name.to_string(), v);
+        }
+    }
+    if kind == "metric" {
+        if let Some(m) = params.get("model").cloned() {
+            if !m.is_null() {
+                params.insert("model".into(), resolve_spec("model", &m)?);
+            }
+        }
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("name".into(), Value::String(name));
+    out.extend(params);
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,71 @@
+//! User models: a TorchScript file saved with `torch.jit.save`, run through libtorch.
+use crate::error::{ModelError, Result};
+use crate::model::Model;
+use crate::params::{ParamDoc, Params};
+use std::path::PathBuf;
+use tch::{CModule, Device, Kind, Tensor};
+
+pub const TORCHSCRIPT_PARAMS: &[ParamDoc] = &[ParamDoc {
+    name: "path",
+    ty: "string",
+    default: "null",
+    help: "required: a TorchScript file (torch.jit.save) whose forward maps (N, C, H, W) to a tensor",
+}];
+
+/// A TorchScript module used as a model. Its parameters are frozen (no gradient);
+/// gradients flow to the input only.
+#[derive(Debug)]
+pub struct TorchScriptModel {
+    path: PathBuf,
+    module: CModule,
+}
+
+impl TorchScriptModel {
+    pub fn load(path: PathBuf) -> Result<Self> {
+        if !path.is_file() {
+            return Err(ModelError::invalid("torchscript", "path", format!("{} does not exist or is not a file", path.display())));
+        }
+        let mut module = CModule::load(&path).map_err(|e| {
+            ModelError::invalid("torchscript", "path", format!("{} is not a TorchScript module: {e}", path.display()))
+        })?;
+        module.f_set_eval()?;
+        Ok(TorchScriptModel { path, module })
+    }
+
+    pub fn from_params(p: &Params) -> Result<Self> {
+        let v = p.raw("path");
+        let Some(s) = v.as_str() else {
+            return Err(ModelError::invalid(p.owner(), "path", format!("is required: a file path string, got {v}")));
+        };
+        Self::load(PathBuf::from(s))
+    }
+
+    pub fn path(&self) -> &PathBuf {
+        &self.path
+    }
+}
+
+impl Model for TorchScriptModel {
+    fn name(&self) -> &str {
+        "torchscript"
+    }
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.module.forward_ts(&[x]).expect("TorchScript forward failed")
+    }
+    fn check_input(&self, shape: &[i64]) -> Result<()> {
+        crate::model::check_4d("torchscript", shape)?;
+        // Run once on zeros so that a shape the module cannot take is reported up front.
+        let x = Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+        let _guard = tch::no_grad_guard();
+        self.module.forward_ts(&[x]).map(|_| ()).map_err(|e| {
+            ModelError::shape(&format!("torchscript {}", self.path.display()), shape, format!("the module failed on this shape: {}", first_line(&e.to_string())))
+        })
+    }
+    fn to(&mut self, device: Device, kind: Kind) {
+        self.module.to(device, kind, false);
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
+}
