@@ -1,0 +1,2 @@
+//! Synthesis on any model or metric, at parity with plenoptic 1.1: autodiff helpers,
+//! eigendistortions, MAD competition, metamers (plain, coarse-to-fine, simple) and geodesics.
