@@ -154,7 +154,7 @@ pub struct CenterSurround {
 
 pub const CENTER_SURROUND_PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "kernel_size", ty: "int or [int, int]", default: "null", help: "required: convolution kernel size" },
-    ParamDoc { name: "on_center", ty: "bool", default: "true", help: "on-centre/off-surround (true) or the reverse" },
+    ParamDoc { name: "on_center", ty: "bool or list of bools", default: "true", help: "on-centre/off-surround (true) or the reverse, per out channel" },
     ParamDoc { name: "amplitude_ratio", ty: "number >= 1", default: "1.25", help: "centre/surround amplitude ratio" },
     ParamDoc { name: "center_std", ty: "number or list", default: "1.0", help: "centre Gaussian std, per out channel" },
     ParamDoc { name: "surround_std", ty: "number or list", default: "4.0", help: "surround Gaussian std, per out channel" },
@@ -193,7 +193,15 @@ impl CenterSurround {
         let surround = p.opt_f64_list("surround_std", n)?.unwrap_or(vec![4.0; n]);
         positive_all(p, "center_std", &center)?;
         positive_all(p, "surround_std", &surround)?;
-        let on = vec![p.bool("on_center")?; n];
+        let on = match p.raw("on_center") {
+            serde_json::Value::Array(a) if a.len() == n && a.iter().all(|v| v.is_boolean()) => {
+                a.iter().map(|v| v.as_bool().unwrap_or(true)).collect()
+            }
+            serde_json::Value::Array(a) => {
+                return Err(crate::ModelError::invalid(p.owner(), "on_center", format!("expected a bool or a list of {n} bools (one per out channel), got {} entries", a.len())));
+            }
+            _ => vec![p.bool("on_center")?; n],
+        };
         Ok(Self::new(kernel, &on, ratio, &center, &surround, &p.choice("pad_mode", PAD_MODES)?))
     }
 
