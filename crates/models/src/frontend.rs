@@ -269,7 +269,7 @@ impl Model for Frontend {
         let mut y = self.activate(y);
         if self.apply_mask {
             let size = x.size();
-            y = y * self.mask_for(size[2], size[3]);
+            y *= self.mask_for(size[2], size[3]);
         }
         y
     }

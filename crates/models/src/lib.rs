@@ -9,7 +9,9 @@ pub mod metrics;
 pub mod model;
 pub mod naive;
 pub mod params;
+pub mod pyramid;
 pub mod registry;
+pub mod signal;
 pub mod torchscript;
 
 pub use error::{ModelError, Result};

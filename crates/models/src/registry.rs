@@ -6,6 +6,7 @@ use crate::metrics;
 use crate::model::{Metric, Model};
 use crate::naive;
 use crate::params::{split_spec, ParamDoc, Params};
+use crate::pyramid;
 use crate::torchscript;
 use serde_json::Value;
 
@@ -43,6 +44,7 @@ pub static MODELS: &[ModelEntry] = &[
     ModelEntry { name: "luminance_gain_control", help: "LG: LN with luminance gain control", params: || frontend::params(FrontendKind::LuminanceGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceGainControl, p)) },
     ModelEntry { name: "luminance_contrast_gain_control", help: "LGG: LG with contrast gain control", params: || frontend::params(FrontendKind::LuminanceContrastGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceContrastGainControl, p)) },
     ModelEntry { name: "on_off", help: "two-channel on/off LGG", params: || frontend::params(FrontendKind::OnOff), build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)) },
+    ModelEntry { name: "steerable_pyramid", help: "steerable pyramid in the Fourier domain (plenoptic's SteerablePyramidFreq); out = all coefficients flattened", params: || pyramid::STEERABLE_PYRAMID_PARAMS, build: |p| boxed(pyramid::SteerablePyramid::from_params(p)) },
     ModelEntry { name: "torchscript", help: "a user model saved with torch.jit.save", params: || torchscript::TORCHSCRIPT_PARAMS, build: |p| boxed(torchscript::TorchScriptModel::from_params(p)) },
 ];
 
