@@ -6,6 +6,7 @@ use crate::metrics;
 use crate::model::{Metric, Model};
 use crate::naive;
 use crate::params::{split_spec, ParamDoc, Params};
+use crate::portilla_simoncelli;
 use crate::pyramid;
 use crate::torchscript;
 use serde_json::Value;
@@ -45,6 +46,7 @@ pub static MODELS: &[ModelEntry] = &[
     ModelEntry { name: "luminance_contrast_gain_control", help: "LGG: LG with contrast gain control", params: || frontend::params(FrontendKind::LuminanceContrastGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceContrastGainControl, p)) },
     ModelEntry { name: "on_off", help: "two-channel on/off LGG", params: || frontend::params(FrontendKind::OnOff), build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)) },
     ModelEntry { name: "steerable_pyramid", help: "steerable pyramid in the Fourier domain (plenoptic's SteerablePyramidFreq); out = all coefficients flattened", params: || pyramid::STEERABLE_PYRAMID_PARAMS, build: |p| boxed(pyramid::SteerablePyramid::from_params(p)) },
+    ModelEntry { name: "portilla_simoncelli", help: "Portilla-Simoncelli texture statistics; out = the non-redundant statistics (B, C, n_stats)", params: || portilla_simoncelli::PORTILLA_SIMONCELLI_PARAMS, build: |p| boxed(portilla_simoncelli::PortillaSimoncelli::from_params(p)) },
     ModelEntry { name: "torchscript", help: "a user model saved with torch.jit.save", params: || torchscript::TORCHSCRIPT_PARAMS, build: |p| boxed(torchscript::TorchScriptModel::from_params(p)) },
 ];
 

@@ -205,3 +205,178 @@ fn steerable_pyramid_options_match_plenoptic() {
         }
     }
 }
+
+fn ps_cases() -> Vec<Value> {
+    cases(&["model"])
+        .into_iter()
+        .filter(|c| c["name"] == "PortillaSimoncelli")
+        .collect()
+}
+
+#[test]
+fn portilla_simoncelli_matches_plenoptic() {
+    run_all(ps_cases(), |case| {
+        let npz = load_npz(case);
+        let model = build_model(&spec(case, "portilla_simoncelli")).map_err(|e| e.to_string())?;
+        let x = &npz["x"];
+        model.check_input(&x.size()).map_err(|e| e.to_string())?;
+        let parts = tch::no_grad(|| model.parts(x));
+        let mut worst = 0.0f64;
+        let mut checked = 0;
+        for meta in case["arrays"].as_array().unwrap() {
+            let name = meta["name"].as_str().unwrap();
+            if name == "x" {
+                continue;
+            }
+            let (_, actual) = parts
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| format!("{}: no part {name}", case["id"]))?;
+            let diff = check_array(case, &npz, name, actual)?;
+            worst = worst.max(diff / meta["atol"].as_f64().unwrap());
+            checked += 1;
+        }
+        assert_eq!(checked, parts.len(), "every part has a fixture array");
+        eprintln!(
+            "{}: {checked} arrays, worst max|diff| / atol = {worst:.3}",
+            case["id"]
+        );
+        Ok(())
+    });
+}
+
+/// The fixture configuration, as tests/data/make_ps_reference.py uses it.
+fn fixture_ps() -> Box<dyn synthsweep_models::Model> {
+    build_model(&json!({"name": "portilla_simoncelli", "image_shape": [64, 64], "n_scales": 3, "n_orientations": 4, "spatial_corr_width": 7})).unwrap()
+}
+
+#[test]
+fn portilla_simoncelli_gradient_matches_plenoptic() {
+    let npz = data_npz("ps_reference.npz");
+    let model = fixture_ps();
+    let x = npz["x"].detach().set_requires_grad(true);
+    let out = model.forward(&x).sum(Kind::Float);
+    let g = Tensor::run_backward(&[&out], &[&x], false, false).remove(0);
+    assert_eq!(
+        g.isfinite().all().int64_value(&[]),
+        1,
+        "gradient has non-finite values"
+    );
+    let atol = npz["grad_atol"].double_value(&[0]);
+    let diff = allclose(&g, &npz["grad"], atol, 1e-5).unwrap_or_else(|e| panic!("grad: {e}"));
+    eprintln!("grad: max|diff| {diff:.3e}, atol {atol:e}");
+}
+
+#[test]
+fn portilla_simoncelli_scale_subsets_match_plenoptic() {
+    let npz = data_npz("ps_reference.npz");
+    let model = fixture_ps();
+    assert_eq!(
+        model.scales().unwrap(),
+        [
+            "pixel_statistics",
+            "residual_lowpass",
+            "2",
+            "1",
+            "0",
+            "residual_highpass"
+        ]
+    );
+    // SCALE_LISTS of make_ps_reference.py.
+    let lists: [&[&str]; 4] = [
+        &["pixel_statistics", "residual_lowpass"],
+        &["2", "residual_lowpass"],
+        &["0", "residual_highpass"],
+        &["1"],
+    ];
+    let x = &npz["x"];
+    let full = tch::no_grad(|| model.forward(x));
+    let mut total = 0;
+    for (i, scales) in lists.iter().enumerate() {
+        let scales: Vec<String> = scales.iter().map(|s| s.to_string()).collect();
+        let out = tch::no_grad(|| model.forward_scales(x, &scales)).unwrap();
+        let expected = &npz[&format!("scales_{i}")];
+        assert_eq!(out.size(), expected.size(), "{scales:?}");
+        allclose(&out, expected, 1e-5, 1e-5).unwrap_or_else(|e| panic!("{scales:?}: {e}"));
+        total += out.size()[2];
+    }
+    // Every statistic belongs to exactly one scale.
+    let every: Vec<String> = model.scales().unwrap();
+    assert_eq!(
+        tch::no_grad(|| model.forward_scales(x, &every))
+            .unwrap()
+            .size(),
+        full.size()
+    );
+    assert!(total > 0);
+    let err = model
+        .forward_scales(x, &["3".to_string()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("valid scales"), "{err}");
+}
+
+#[test]
+fn portilla_simoncelli_other_configurations_match_plenoptic() {
+    let npz = data_npz("ps_reference.npz");
+    // CONFIGS of make_ps_reference.py; image_shape left to be inferred from the input.
+    let configs = [
+        json!({"n_scales": 2, "n_orientations": 3, "spatial_corr_width": 6}),
+        json!({"n_scales": 1, "n_orientations": 4, "spatial_corr_width": 5}),
+    ];
+    for (k, cfg) in configs.iter().enumerate() {
+        let mut spec = cfg.clone();
+        spec["name"] = json!("portilla_simoncelli");
+        let model = build_model(&spec).unwrap();
+        let x = &npz[&format!("cfg{k}_x")];
+        model.check_input(&x.size()).unwrap();
+        let out = tch::no_grad(|| model.forward(x));
+        close_to_reference(&format!("cfg{k}"), &out, &npz[&format!("cfg{k}_out")]);
+    }
+}
+
+#[test]
+fn portilla_simoncelli_says_which_sizes_it_needs() {
+    let model = build_model(
+        &json!({"name": "portilla_simoncelli", "n_scales": 4, "spatial_corr_width": 7}),
+    )
+    .unwrap();
+    let err = model.check_input(&[1, 1, 64, 64]).unwrap_err().to_string();
+    assert!(
+        err.contains("at least 112") && err.contains("multiples of 16"),
+        "{err}"
+    );
+    assert!(model.check_input(&[1, 1, 112, 128]).is_ok());
+    assert!(model.check_input(&[1, 1, 120, 128]).is_err());
+    // plenoptic 1.1's default spatial_corr_width is 9.
+    let default = build_model(&json!({"name": "portilla_simoncelli"})).unwrap();
+    assert!(default.check_input(&[1, 1, 128, 128]).is_err());
+    assert!(default.check_input(&[1, 1, 256, 256]).is_ok());
+    assert!(build_model(&json!({"name": "portilla_simoncelli", "image_shape": [64, 64], "n_scales": 4, "spatial_corr_width": 7})).is_err());
+}
+
+#[test]
+fn pyramid_and_portilla_simoncelli_run_in_float64() {
+    let case = ps_cases().remove(0);
+    let npz = load_npz(&case);
+    let mut model = build_model(&spec(&case, "portilla_simoncelli")).unwrap();
+    model.to(tch::Device::Cpu, Kind::Double);
+    let out = tch::no_grad(|| model.forward(&npz["x"].to_kind(Kind::Double)));
+    assert_eq!(out.kind(), Kind::Double);
+    allclose(&out, &npz["out"], 2e-5, 1e-4).unwrap();
+
+    let case = steerable_cases()
+        .into_iter()
+        .find(|c| c["params"]["is_complex"] == true)
+        .unwrap();
+    let npz = load_npz(&case);
+    let mut model = build_model(&spec(&case, "steerable_pyramid")).unwrap();
+    model.to(tch::Device::Cpu, Kind::Double);
+    for (name, t) in tch::no_grad(|| model.parts(&npz["x"].to_kind(Kind::Double))) {
+        assert_eq!(t.kind(), Kind::Double, "{name}");
+        if name != "out" {
+            let atol = 10.0 * array_meta(&case, &name)["atol"].as_f64().unwrap();
+            allclose(&t, &npz[&name], atol, 1e-4).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}

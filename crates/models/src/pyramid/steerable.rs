@@ -1,6 +1,7 @@
 //! plenoptic's `SteerablePyramidFreq`: a steerable pyramid computed in the Fourier domain,
 //! with circular boundaries, real or complex bands, with or without downsampling.
 //! The masks are built once per image shape (in f64, then cast) and cached.
+use super::coeffs::{PyrScale, PyramidCoeffs};
 use super::masks::{self, Grid, MaskSpec, Masks64};
 use crate::error::{ModelError, Result};
 use crate::model::{check_4d, Model};
@@ -91,126 +92,22 @@ impl Default for SteerableConfig {
     }
 }
 
-/// One entry of the pyramid, named as plenoptic's `scales` list names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PyrScale {
-    ResidualHighpass,
-    /// The oriented bands of a scale, 0 = finest.
-    Band(usize),
-    ResidualLowpass,
-}
-
-impl PyrScale {
-    /// `residual_highpass`, `residual_lowpass`, or the scale number.
-    pub fn name(&self) -> String {
-        match self {
-            PyrScale::ResidualHighpass => "residual_highpass".into(),
-            PyrScale::ResidualLowpass => "residual_lowpass".into(),
-            PyrScale::Band(s) => s.to_string(),
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "residual_highpass" => Some(PyrScale::ResidualHighpass),
-            "residual_lowpass" => Some(PyrScale::ResidualLowpass),
-            _ => s.parse().ok().map(PyrScale::Band),
-        }
-    }
-
-    /// Every entry of a pyramid with `num_scales` scales, coarse to fine.
-    pub fn coarse_to_fine(num_scales: usize) -> Vec<PyrScale> {
-        let mut v = vec![PyrScale::ResidualLowpass];
-        v.extend((0..num_scales).rev().map(PyrScale::Band));
-        v.push(PyrScale::ResidualHighpass);
-        v
-    }
-}
-
-/// Pyramid coefficients. Entries not computed (see [`SteerablePyramid::coeffs_scales`])
-/// are `None`.
-#[derive(Debug)]
-pub struct PyramidCoeffs {
-    /// (B, C, H, W), real.
-    pub residual_highpass: Option<Tensor>,
-    /// Per scale (0 = finest): (B, C, n_orientations, h, w); complex for a complex pyramid.
-    pub bands: Vec<Option<Tensor>>,
-    /// (B, C, h, w), real.
-    pub residual_lowpass: Option<Tensor>,
-    /// The (H, W) of the analysed image.
-    pub image_shape: (i64, i64),
-}
-
-impl PyramidCoeffs {
-    /// The bands of `scale`; panics when that scale was not computed.
-    pub fn band(&self, scale: usize) -> &Tensor {
-        self.bands[scale]
-            .as_ref()
-            .unwrap_or_else(|| panic!("scale {scale} was not computed"))
-    }
-
-    /// Every computed coefficient flattened per (batch, channel) and concatenated:
-    /// residual highpass, then each scale from finest to coarsest (orientation-major; a
-    /// complex scale contributes all its real parts, then all its imaginary parts), then
-    /// the residual lowpass. Shape (B, C, N).
-    pub fn flatten(&self) -> Tensor {
-        let mut parts = Vec::new();
-        parts.extend(self.residual_highpass.iter().map(|t| t.flatten(2, -1)));
-        for band in self.bands.iter().flatten() {
-            if band.is_complex() {
-                parts.push(band.real().flatten(2, -1));
-                parts.push(band.imag().flatten(2, -1));
-            } else {
-                parts.push(band.flatten(2, -1));
-            }
-        }
-        parts.extend(self.residual_lowpass.iter().map(|t| t.flatten(2, -1)));
-        Tensor::cat(&parts, 2)
-    }
-
-    /// The computed coefficients by name: `residual_highpass`, `band_s{scale}_o{ori}`
-    /// (split into `_real` / `_imag` when complex), `residual_lowpass`; each (B, C, h, w).
-    pub fn named(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        if let Some(t) = &self.residual_highpass {
-            out.push(("residual_highpass".to_string(), t.shallow_clone()));
-        }
-        for (s, band) in self.bands.iter().enumerate() {
-            let Some(band) = band else { continue };
-            for o in 0..band.size()[2] {
-                let b = band.select(2, o);
-                let name = format!("band_s{s}_o{o}");
-                if b.is_complex() {
-                    out.push((format!("{name}_real"), b.real()));
-                    out.push((format!("{name}_imag"), b.imag()));
-                } else {
-                    out.push((name, b));
-                }
-            }
-        }
-        if let Some(t) = &self.residual_lowpass {
-            out.push(("residual_lowpass".to_string(), t.shallow_clone()));
-        }
-        out
-    }
-}
-
 /// The masks of one scale in the working kind and device.
-struct ScaleMasks {
+pub(super) struct ScaleMasks {
     /// (n_ori, h, w) complex: `(-i)^order * anglemask * himask`.
-    band: Tensor,
+    pub(super) band: Tensor,
     /// (n_ori, h, w) complex: `i^order * anglemask_recon * himask`.
-    band_recon: Tensor,
+    pub(super) band_recon: Tensor,
     /// Lowpass mask at the next scale's size.
-    lo: Tensor,
-    lo_start: (i64, i64),
-    size: (i64, i64),
+    pub(super) lo: Tensor,
+    pub(super) lo_start: (i64, i64),
+    pub(super) size: (i64, i64),
 }
 
-struct DeviceMasks {
-    lo0: Tensor,
-    hi0: Tensor,
-    scales: Vec<ScaleMasks>,
+pub(super) struct DeviceMasks {
+    pub(super) lo0: Tensor,
+    pub(super) hi0: Tensor,
+    pub(super) scales: Vec<ScaleMasks>,
 }
 
 /// The f64 masks of one shape (kept to re-materialize after `to`) and their tensors.
@@ -368,7 +265,7 @@ impl SteerablePyramid {
         }
     }
 
-    fn norm(&self) -> &'static str {
+    pub(super) fn norm(&self) -> &'static str {
         if self.cfg.tight_frame {
             "ortho"
         } else {
@@ -396,7 +293,7 @@ impl SteerablePyramid {
         Ok(())
     }
 
-    fn masks(&self, h: i64, w: i64) -> Result<Ref<'_, DeviceMasks>> {
+    pub(super) fn masks(&self, h: i64, w: i64) -> Result<Ref<'_, DeviceMasks>> {
         self.ensure_masks(h, w)?;
         Ok(Ref::map(self.cache.borrow(), |c| &c[&(h, w)].tensors))
     }
@@ -464,123 +361,6 @@ impl SteerablePyramid {
             residual_lowpass,
             image_shape: (h, w),
         })
-    }
-
-    /// Reconstructs the image from the `levels` entries of `coeffs`, using only the
-    /// orientations in `bands` (plenoptic's `recon_pyr(coeffs, levels, bands)`).
-    /// Every selected entry must be present in `coeffs`.
-    pub fn recon_pyr(
-        &self,
-        coeffs: &PyramidCoeffs,
-        levels: &[PyrScale],
-        bands: &[usize],
-    ) -> Result<Tensor> {
-        let (h, w) = coeffs.image_shape;
-        let num_scales = self.num_scales(h, w)?;
-        if coeffs.bands.len() != num_scales {
-            return Err(ModelError::Spec(format!(
-                "steerable_pyramid: coefficients have {} scales, this pyramid has {num_scales} for {h}x{w}",
-                coeffs.bands.len()
-            )));
-        }
-        let n_ori = self.num_orientations();
-        if let Some(b) = bands.iter().find(|&&b| b >= n_ori) {
-            return Err(ModelError::Spec(format!(
-                "steerable_pyramid: band {b} out of range 0..{}",
-                n_ori - 1
-            )));
-        }
-        let missing = |name: &str| {
-            ModelError::Spec(format!(
-                "steerable_pyramid: cannot reconstruct from {name}: it was not computed"
-            ))
-        };
-        let m = self.masks(h, w)?;
-        let norm = self.norm();
-        // Reconstruction from coarse to fine; `None` stands for an all-zero spectrum.
-        let mut dft: Option<Tensor> = if levels.contains(&PyrScale::ResidualLowpass) {
-            let lp = coeffs
-                .residual_lowpass
-                .as_ref()
-                .ok_or_else(|| missing("residual_lowpass"))?;
-            Some(fft2_centered(lp, norm))
-        } else {
-            None
-        };
-        for (s, sm) in m.scales.iter().enumerate().rev() {
-            let lower = dft.take().map(|d| {
-                let d = if !self.cfg.tight_frame && !self.cfg.downsample {
-                    d / 2.0
-                } else {
-                    d
-                };
-                let d = d * &sm.lo;
-                let (lh, lw) = (sm.lo.size()[0], sm.lo.size()[1]);
-                let (y0, x0) = sm.lo_start;
-                d.constant_pad_nd([x0, sm.size.1 - x0 - lw, y0, sm.size.0 - y0 - lh].as_slice())
-            });
-            let orient = if levels.contains(&PyrScale::Band(s)) && !bands.is_empty() {
-                let c = coeffs.bands[s]
-                    .as_ref()
-                    .ok_or_else(|| missing(&format!("scale {s}")))?;
-                let c = if self.cfg.tight_frame && self.cfg.is_complex {
-                    c * std::f64::consts::SQRT_2
-                } else {
-                    c.shallow_clone()
-                };
-                let banddft = fft2_centered(&c, norm) * &sm.band_recon;
-                let mut sum: Option<Tensor> = None;
-                for b in 0..n_ori as i64 {
-                    if bands.contains(&(b as usize)) {
-                        let one = banddft.select(2, b);
-                        sum = Some(match sum {
-                            Some(acc) => acc + one,
-                            None => one,
-                        });
-                    }
-                }
-                sum
-            } else {
-                None
-            };
-            dft = match (lower, orient) {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
-            };
-        }
-        let hp = if levels.contains(&PyrScale::ResidualHighpass) {
-            let hp = coeffs
-                .residual_highpass
-                .as_ref()
-                .ok_or_else(|| missing("residual_highpass"))?;
-            Some(fft2_centered(hp, norm) * &m.hi0)
-        } else {
-            None
-        };
-        let out = match (dft.map(|d| d * &m.lo0), hp) {
-            (Some(a), Some(b)) => a + b,
-            (Some(a), None) => a,
-            (None, Some(b)) => b,
-            (None, None) => {
-                let like = coeffs
-                    .residual_lowpass
-                    .as_ref()
-                    .or(coeffs.residual_highpass.as_ref());
-                let (b, c) = match like.or(coeffs.bands.iter().flatten().next()) {
-                    Some(t) => (t.size()[0], t.size()[1]),
-                    None => (1, 1),
-                };
-                return Ok(Tensor::zeros([b, c, h, w], (self.kind, self.device)));
-            }
-        };
-        Ok(ifft2_centered(&out, norm).real())
-    }
-
-    /// `recon_pyr` with every level and orientation.
-    pub fn recon_all(&self, coeffs: &PyramidCoeffs) -> Result<Tensor> {
-        let levels = PyrScale::coarse_to_fine(coeffs.bands.len());
-        let bands: Vec<usize> = (0..self.num_orientations()).collect();
-        self.recon_pyr(coeffs, &levels, &bands)
     }
 
     fn known_num_scales(&self) -> Option<usize> {
