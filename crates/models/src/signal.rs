@@ -26,6 +26,16 @@ pub fn complex_kind(kind: Kind) -> Kind {
     }
 }
 
+/// The real kind of `kind`'s components (the kind itself for real kinds).
+pub fn real_kind(kind: Kind) -> Kind {
+    match kind {
+        Kind::ComplexDouble => Kind::Double,
+        Kind::ComplexHalf => Kind::Half,
+        Kind::ComplexFloat => Kind::Float,
+        k => k,
+    }
+}
+
 /// Circular autocorrelation over the last two dimensions, zero shift at the centre
 /// (`h/2, w/2`), normalized by the number of pixels.
 pub fn autocorrelation(x: &Tensor) -> Tensor {

@@ -12,6 +12,7 @@ use crate::model::{check_4d, Model};
 use crate::params::{ParamDoc, Params};
 use crate::pyramid::{Height, PyrScale, PyramidCoeffs, SteerableConfig, SteerablePyramid};
 use crate::signal::shrink;
+use std::cell::RefCell;
 use tch::{Device, Kind, Tensor};
 
 pub const PORTILLA_SIMONCELLI_PARAMS: &[ParamDoc] = &[
@@ -32,8 +33,11 @@ pub struct PortillaSimoncelli {
     spatial_corr_width: usize,
     pyr: SteerablePyramid,
     layout: StatLayout,
-    /// Positions of the kept statistics in the full vector, on the model's device.
-    kept: Tensor,
+    /// Positions of the kept statistics in the full vector, on the last device used.
+    kept: RefCell<Tensor>,
+    /// The last scale subset asked for and its positions in the representation (a
+    /// coarse-to-fine synthesis asks for the same one many times in a row).
+    subset: RefCell<Option<(Vec<StatScale>, Tensor)>>,
 }
 
 impl PortillaSimoncelli {
@@ -69,7 +73,8 @@ impl PortillaSimoncelli {
             spatial_corr_width,
             pyr: SteerablePyramid::new(SteerableConfig::default())?,
             layout,
-            kept,
+            kept: RefCell::new(kept),
+            subset: RefCell::new(None),
         };
         if let Some((h, w)) = image_shape {
             ps.check_size(h, w).map_err(|need| {
@@ -210,15 +215,31 @@ impl PortillaSimoncelli {
         self.check_input(&x.size())?;
         Ok(self
             .full_statistics(x)?
-            .index_select(-1, &self.kept.to_device(x.device())))
+            .index_select(-1, &self.kept_on(x.device())))
     }
 
     /// The representation restricted to the statistics of `scales` (plenoptic's
     /// `forward(x, scales=...)`), in representation order.
     pub fn representation_at(&self, x: &Tensor, scales: &[StatScale]) -> Result<Tensor> {
         let rep = self.representation(x)?;
-        let idx = Tensor::from_slice(&self.layout.positions_of(scales)).to_device(rep.device());
-        Ok(rep.index_select(-1, &idx))
+        let mut subset = self.subset.borrow_mut();
+        let reuse =
+            matches!(&*subset, Some((s, idx)) if s == scales && idx.device() == rep.device());
+        if !reuse {
+            let idx = Tensor::from_slice(&self.layout.positions_of(scales)).to_device(rep.device());
+            *subset = Some((scales.to_vec(), idx));
+        }
+        let (_, idx) = subset.as_ref().expect("just set");
+        Ok(rep.index_select(-1, idx))
+    }
+
+    /// The kept positions on `device`, moved there once.
+    fn kept_on(&self, device: Device) -> Tensor {
+        let mut kept = self.kept.borrow_mut();
+        if kept.device() != device {
+            *kept = kept.to_device(device);
+        }
+        kept.shallow_clone()
     }
 
     /// plenoptic's `convert_to_dict`: each statistic at its full shape (B, C, ...), NaN
@@ -234,7 +255,7 @@ impl PortillaSimoncelli {
             f64::NAN,
             (rep.kind(), rep.device()),
         );
-        let full = full.index_copy(2, &self.kept.to_device(rep.device()), rep);
+        let full = full.index_copy(2, &self.kept_on(rep.device()), rep);
         let mut out = Vec::with_capacity(self.layout.entries.len());
         let mut start = 0;
         for e in &self.layout.entries {
@@ -280,7 +301,9 @@ impl Model for PortillaSimoncelli {
 
     fn to(&mut self, device: Device, kind: Kind) {
         self.pyr.to(device, kind);
-        self.kept = self.kept.to_device(device);
+        let kept = self.kept.get_mut();
+        *kept = kept.to_device(device);
+        *self.subset.get_mut() = None;
     }
 
     fn scales(&self) -> Option<Vec<String>> {

@@ -35,7 +35,15 @@ impl SteerablePyramid {
                 "steerable_pyramid: cannot reconstruct from {name}: it was not computed"
             ))
         };
-        let m = self.masks(h, w)?;
+        let like = coeffs
+            .residual_lowpass
+            .as_ref()
+            .or(coeffs.residual_highpass.as_ref())
+            .or(coeffs.bands.iter().flatten().next())
+            .ok_or_else(|| {
+                ModelError::Spec("steerable_pyramid: no coefficients to reconstruct from".into())
+            })?;
+        let m = self.masks(h, w, like.device(), like.kind())?;
         let norm = self.norm();
         // Reconstruction from coarse to fine; `None` stands for an all-zero spectrum.
         let mut dft: Option<Tensor> = if levels.contains(&PyrScale::ResidualLowpass) {
@@ -102,14 +110,7 @@ impl SteerablePyramid {
             (Some(a), None) => a,
             (None, Some(b)) => b,
             (None, None) => {
-                let like = coeffs
-                    .residual_lowpass
-                    .as_ref()
-                    .or(coeffs.residual_highpass.as_ref());
-                let (b, c) = match like.or(coeffs.bands.iter().flatten().next()) {
-                    Some(t) => (t.size()[0], t.size()[1]),
-                    None => (1, 1),
-                };
+                let (b, c) = (like.size()[0], like.size()[1]);
                 return Ok(Tensor::zeros([b, c, h, w], (m.lo0.kind(), m.lo0.device())));
             }
         };

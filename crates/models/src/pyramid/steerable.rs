@@ -1,12 +1,13 @@
 //! plenoptic's `SteerablePyramidFreq`: a steerable pyramid computed in the Fourier domain,
 //! with circular boundaries, real or complex bands, with or without downsampling.
-//! The masks are built once per image shape (in f64, then cast) and cached.
+//! The masks are built once per image shape (in f64, then cast) and cached, with one copy
+//! per device and float kind they are used with.
 use super::coeffs::{PyrScale, PyramidCoeffs};
 use super::masks::{self, Grid, MaskSpec, Masks64};
 use crate::error::{ModelError, Result};
 use crate::model::{check_4d, Model};
 use crate::params::{ParamDoc, Params};
-use crate::signal::{complex_kind, fft2_centered, ifft2_centered};
+use crate::signal::{complex_kind, fft2_centered, ifft2_centered, real_kind};
 use serde_json::Value;
 use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
@@ -110,10 +111,10 @@ pub(super) struct DeviceMasks {
     pub(super) scales: Vec<ScaleMasks>,
 }
 
-/// The f64 masks of one shape (kept to re-materialize after `to`) and their tensors.
+/// The f64 masks of one shape, and their tensors for each (device, real kind) used.
 struct ShapeMasks {
     exact: Masks64,
-    tensors: DeviceMasks,
+    tensors: Vec<(Device, Kind, DeviceMasks)>,
 }
 
 /// plenoptic's `SteerablePyramidFreq`.
@@ -209,7 +210,7 @@ impl SteerablePyramid {
             }
             pyr.num_scales(h, w)
                 .map_err(|e| ModelError::invalid(OWNER, "image_shape", e.to_string()))?;
-            pyr.ensure_masks(h, w)?;
+            pyr.ensure_masks(h, w, pyr.device, pyr.kind)?;
         }
         Ok(pyr)
     }
@@ -273,29 +274,60 @@ impl SteerablePyramid {
         }
     }
 
-    fn ensure_masks(&self, h: i64, w: i64) -> Result<()> {
-        if self.cache.borrow().contains_key(&(h, w)) {
-            return Ok(());
+    fn ensure_masks(&self, h: i64, w: i64, device: Device, kind: Kind) -> Result<()> {
+        let built = self
+            .cache
+            .borrow()
+            .get(&(h, w))
+            .map(|s| s.tensors.iter().any(|t| (t.0, t.1) == (device, kind)));
+        let order = self.cfg.order;
+        match built {
+            Some(true) => {}
+            Some(false) => {
+                let mut cache = self.cache.borrow_mut();
+                let shape = cache.get_mut(&(h, w)).expect("checked above");
+                let tensors = to_tensors(&shape.exact, order, device, kind);
+                shape.tensors.push((device, kind, tensors));
+            }
+            None => {
+                let spec = MaskSpec {
+                    shape: (h as usize, w as usize),
+                    num_scales: self.num_scales(h, w)?,
+                    order,
+                    twidth: self.cfg.twidth,
+                    is_complex: self.cfg.is_complex,
+                    downsample: self.cfg.downsample,
+                };
+                let exact = masks::build(spec);
+                let tensors = vec![(device, kind, to_tensors(&exact, order, device, kind))];
+                self.cache
+                    .borrow_mut()
+                    .insert((h, w), ShapeMasks { exact, tensors });
+            }
         }
-        let spec = MaskSpec {
-            shape: (h as usize, w as usize),
-            num_scales: self.num_scales(h, w)?,
-            order: self.cfg.order,
-            twidth: self.cfg.twidth,
-            is_complex: self.cfg.is_complex,
-            downsample: self.cfg.downsample,
-        };
-        let exact = masks::build(spec);
-        let tensors = to_tensors(&exact, self.cfg.order, self.device, self.kind);
-        self.cache
-            .borrow_mut()
-            .insert((h, w), ShapeMasks { exact, tensors });
         Ok(())
     }
 
-    pub(super) fn masks(&self, h: i64, w: i64) -> Result<Ref<'_, DeviceMasks>> {
-        self.ensure_masks(h, w)?;
-        Ok(Ref::map(self.cache.borrow(), |c| &c[&(h, w)].tensors))
+    /// The masks for (h, w) images on `device`, in the real kind matching `kind`; built
+    /// on first use only.
+    pub(super) fn masks(
+        &self,
+        h: i64,
+        w: i64,
+        device: Device,
+        kind: Kind,
+    ) -> Result<Ref<'_, DeviceMasks>> {
+        let kind = real_kind(kind);
+        self.ensure_masks(h, w, device, kind)?;
+        Ok(Ref::map(self.cache.borrow(), |c| {
+            let shape = &c[&(h, w)];
+            &shape
+                .tensors
+                .iter()
+                .find(|t| (t.0, t.1) == (device, kind))
+                .expect("just built")
+                .2
+        }))
     }
 
     /// All coefficients of `x` (B, C, H, W).
@@ -321,7 +353,7 @@ impl SteerablePyramid {
                 num_scales.saturating_sub(1)
             )));
         }
-        let m = self.masks(h, w)?;
+        let m = self.masks(h, w, x.device(), x.kind())?;
         let norm = self.norm();
         let imdft = fft2_centered(x, norm);
         let residual_highpass = scales
@@ -427,8 +459,13 @@ impl Model for SteerablePyramid {
     fn to(&mut self, device: Device, kind: Kind) {
         self.device = device;
         self.kind = kind;
-        for sm in self.cache.get_mut().values_mut() {
-            sm.tensors = to_tensors(&sm.exact, self.cfg.order, device, kind);
+        let kind = real_kind(kind);
+        for shape in self.cache.get_mut().values_mut() {
+            shape.tensors = vec![(
+                device,
+                kind,
+                to_tensors(&shape.exact, self.cfg.order, device, kind),
+            )];
         }
     }
 
@@ -479,15 +516,24 @@ mod tests {
             let _ = pyr.forward(&x);
         }
         assert_eq!(pyr.cache.borrow().len(), 1);
-        let lo0 = pyr.cache.borrow()[&(32, 32)].tensors.lo0.data_ptr();
+        let lo0 = pyr.cache.borrow()[&(32, 32)].tensors[0].2.lo0.data_ptr();
         let _ = pyr.forward(&x);
         assert_eq!(
-            pyr.cache.borrow()[&(32, 32)].tensors.lo0.data_ptr(),
+            pyr.cache.borrow()[&(32, 32)].tensors[0].2.lo0.data_ptr(),
             lo0,
             "masks rebuilt"
         );
         let _ = pyr.forward(&Tensor::rand([1, 1, 16, 24], (Kind::Float, Device::Cpu)));
         assert_eq!(pyr.cache.borrow().len(), 2);
+        // A float64 input gets its own float64 masks, once.
+        let x64 = x.to_kind(Kind::Double);
+        let _ = pyr.forward(&x64);
+        let _ = pyr.forward(&x64);
+        assert_eq!(pyr.cache.borrow()[&(32, 32)].tensors.len(), 2);
+        assert_eq!(
+            pyr.cache.borrow()[&(32, 32)].tensors[1].2.lo0.kind(),
+            Kind::Double
+        );
     }
 
     #[test]
