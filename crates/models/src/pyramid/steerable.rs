@@ -379,8 +379,9 @@ impl SteerablePyramid {
             } else if self.cfg.tight_frame {
                 lodft * &sm.lo
             } else {
-                // Without cropping, the lowpass keeps the energy that downsampling would
-                // have concentrated; scale as the downsampled pyramid does.
+                // Downsampling with unnormalized FFTs raises the amplitudes of each coarser
+                // scale (its inverse FFT divides by a 4x smaller size); without cropping,
+                // plenoptic doubles the lowpass instead.
                 lodft * &sm.lo * 2.0
             };
         }
