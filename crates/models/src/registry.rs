@@ -63,11 +63,14 @@ fn names<T>(items: &[T], name: fn(&T) -> &'static str) -> String {
 /// Builds a model from a spec such as `{"name": "gaussian", "kernel_size": 31}`.
 pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
     let (name, params) = split_spec("model", spec)?;
-    let entry = MODELS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownName {
-        kind: "model",
-        name: name.clone(),
-        valid: names(MODELS, |e| e.name),
-    })?;
+    let entry = MODELS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::UnknownName {
+            kind: "model",
+            name: name.clone(),
+            valid: names(MODELS, |e| e.name),
+        })?;
     let p = Params::new(&name, (entry.params)(), params)?;
     (entry.build)(&p)
 }
@@ -75,11 +78,14 @@ pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
 /// Builds a metric from a spec such as `{"name": "ssim_distance"}`.
 pub fn build_metric(spec: &Value) -> Result<Box<dyn Metric>> {
     let (name, params) = split_spec("metric", spec)?;
-    let entry = METRICS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownName {
-        kind: "metric",
-        name: name.clone(),
-        valid: names(METRICS, |e| e.name),
-    })?;
+    let entry = METRICS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::UnknownName {
+            kind: "metric",
+            name: name.clone(),
+            valid: names(METRICS, |e| e.name),
+        })?;
     let p = Params::new(&name, (entry.params)(), params)?;
     (entry.build)(&p)
 }
@@ -89,7 +95,10 @@ pub fn resolve_spec(kind: &str, spec: &Value) -> Result<Value> {
     let (name, mut params) = split_spec(kind, spec)?;
     let docs = match kind {
         "model" => MODELS.iter().find(|e| e.name == name).map(|e| (e.params)()),
-        _ => METRICS.iter().find(|e| e.name == name).map(|e| (e.params)()),
+        _ => METRICS
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| (e.params)()),
     };
     let Some(docs) = docs else {
         // Let the builder produce the standard message.
