@@ -9,8 +9,10 @@ pub mod metrics;
 pub mod model;
 pub mod naive;
 pub mod params;
+pub mod portilla_simoncelli;
 pub mod pyramid;
 pub mod registry;
+pub mod signal;
 pub mod torchscript;
 
 pub use error::{ModelError, Result};

@@ -6,6 +6,8 @@ use crate::metrics;
 use crate::model::{Metric, Model};
 use crate::naive;
 use crate::params::{split_spec, ParamDoc, Params};
+use crate::portilla_simoncelli;
+use crate::pyramid;
 use crate::pyramid::laplacian::{self, LaplacianPyramid};
 use crate::torchscript;
 use serde_json::Value;
@@ -46,6 +48,8 @@ pub static MODELS: &[ModelEntry] = &[
     ModelEntry { name: "on_off", help: "two-channel on/off LGG", params: || frontend::params(FrontendKind::OnOff), build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)) },
     ModelEntry { name: "laplacian_pyramid", help: "Laplacian pyramid (Burt & Adelson); out = levels flattened and concatenated, fine to coarse", params: || laplacian::LAPLACIAN_PYRAMID_PARAMS, build: |p| boxed(LaplacianPyramid::from_params(p)) },
     ModelEntry { name: "normalized_laplacian_pyramid", help: "NLPD's 6-level divisively normalized Laplacian pyramid (Laparra et al. 2016)", params: || metrics::nlpd::NORMALIZED_LAPLACIAN_PYRAMID_PARAMS, build: |_| Ok(Box::new(metrics::NormalizedLaplacianPyramid::new())) },
+    ModelEntry { name: "steerable_pyramid", help: "steerable pyramid in the Fourier domain (plenoptic's SteerablePyramidFreq); out = all coefficients flattened", params: || pyramid::STEERABLE_PYRAMID_PARAMS, build: |p| boxed(pyramid::SteerablePyramid::from_params(p)) },
+    ModelEntry { name: "portilla_simoncelli", help: "Portilla-Simoncelli texture statistics; out = the non-redundant statistics (B, C, n_stats)", params: || portilla_simoncelli::PORTILLA_SIMONCELLI_PARAMS, build: |p| boxed(portilla_simoncelli::PortillaSimoncelli::from_params(p)) },
     ModelEntry { name: "torchscript", help: "a user model saved with torch.jit.save", params: || torchscript::TORCHSCRIPT_PARAMS, build: |p| boxed(torchscript::TorchScriptModel::from_params(p)) },
 ];
 
