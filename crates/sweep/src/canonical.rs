@@ -54,11 +54,33 @@ pub fn write_object(out: &mut String, map: &Map<String, Value>) {
     out.push('}');
 }
 
-/// Appends a JSON string literal.
+/// Appends a JSON string literal, escaped exactly as serde_json escapes it: `"` and `\\`,
+/// the short forms `\b \f \n \r \t`, other control characters as `\u00XX`, nothing else.
 pub fn write_string(out: &mut String, s: &str) {
-    // serde_json's escaping is fixed by the JSON spec and its own tests; a string always
-    // serializes.
-    out.push_str(&serde_json::to_string(s).expect("a string serializes"));
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 const EXACT_INT_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
@@ -83,10 +105,12 @@ fn write_number(out: &mut String, n: &Number) {
 
 /// Lower-case hex SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(64);
     for b in digest {
-        let _ = write!(s, "{b:02x}");
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
     }
     s
 }
@@ -112,6 +136,22 @@ mod tests {
             canonical_json(&json!(0.1)),
             canonical_json(&json!(0.10000001))
         );
+    }
+
+    #[test]
+    fn strings_are_escaped_like_serde_json() {
+        for s in [
+            "plain",
+            "q\"b\\s",
+            "nl\n\r\t\u{8}\u{c}",
+            "\u{1}\u{1f}",
+            "é ü 漢 /",
+            "",
+        ] {
+            let mut out = String::new();
+            write_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
     }
 
     #[test]

@@ -11,12 +11,12 @@ use crate::kind::{MinMax, Role};
 use crate::resolve::Resolver;
 use crate::rules::holds;
 use crate::spec::SweepSpec;
-use crate::task::{Description, Task, TaskImages};
+use crate::task::{image_canonical, Description, Task, TaskImages};
 use crate::values::{short_value, Item};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A resolved model or metric spec and its canonical text.
 #[derive(Debug)]
@@ -43,6 +43,11 @@ pub struct Plan {
     /// Tasks dropped by each `[[exclude]]`; a task two rules drop counts for the first.
     pub(crate) excluded: Vec<u64>,
     pub(crate) images: HashMap<PathBuf, Arc<ImageRef>>,
+    /// Per item (by `Item::slot`): its image and the image's canonical text.
+    image_slots: Vec<Option<(Arc<ImageRef>, String)>>,
+    /// Per item: its resolved spec, when used without `base.field` overrides.
+    spec_slots: Vec<OnceLock<Result<Arc<Resolved>, String>>>,
+    /// Resolved specs by kind and canonical text: each distinct spec is resolved once.
     cache: Mutex<HashMap<String, Result<Arc<Resolved>, String>>>,
     col_names: Vec<Vec<Arc<str>>>,
 }
@@ -73,7 +78,8 @@ impl SweepSpec {
 }
 
 impl Plan {
-    fn new(spec: SweepSpec, resolver: Arc<dyn Resolver>) -> Result<Plan, SweepError> {
+    fn new(mut spec: SweepSpec, resolver: Arc<dyn Resolver>) -> Result<Plan, SweepError> {
+        let slots = assign_slots(&mut spec);
         let radix: Vec<u64> = spec.groups.iter().map(|g| g.rows.len() as u64).collect();
         let mut stride = vec![1u64; radix.len()];
         let mut grid_size: u64 = 1;
@@ -86,7 +92,7 @@ impl Plan {
                     message: "the grid has more than 2^64 positions".into(),
                 })?;
         }
-        let images = digest_images(&spec)?;
+        let (images, image_slots) = digest_images(&spec, slots)?;
         let col_names = spec
             .groups
             .iter()
@@ -102,6 +108,8 @@ impl Plan {
             len: 0,
             excluded: Vec::new(),
             images,
+            image_slots,
+            spec_slots: (0..slots).map(|_| OnceLock::new()).collect(),
             cache: Mutex::new(HashMap::new()),
             col_names,
         };
@@ -387,22 +395,34 @@ impl Plan {
         item: &Item,
         overrides: &[(&str, &Item)],
     ) -> Result<Arc<Resolved>, Fail> {
-        let kind = role.spec_kind();
-        let (raw, canon) = if overrides.is_empty() {
-            (None, item.canon.clone())
+        let out = if overrides.is_empty() {
+            self.spec_slots[item.slot]
+                .get_or_init(|| self.resolve_cached(role, &item.value, &item.canon))
+                .clone()
         } else {
             let v = apply_overrides(role.as_str(), item, overrides)?;
-            let c = canonical_json(&v);
-            (Some(v), c)
+            let canon = canonical_json(&v);
+            self.resolve_cached(role, &v, &canon)
         };
+        out.map_err(|message| Fail {
+            message,
+            at: Some(blame_of(item, overrides)),
+        })
+    }
+
+    fn resolve_cached(
+        &self,
+        role: Role,
+        raw: &Value,
+        canon: &str,
+    ) -> Result<Arc<Resolved>, String> {
+        let kind = role.spec_kind();
         let key = format!("{kind}\u{1}{canon}");
         if let Some(hit) = self.cache.lock().expect("cache lock").get(&key) {
-            return hit.clone().map_err(|message| Fail {
-                message,
-                at: Some(blame_of(item, overrides)),
-            });
+            return hit.clone();
         }
-        let raw = raw.as_ref().unwrap_or(&item.value);
+        // Resolved outside the lock: two threads may both resolve a new spec, which is
+        // harmless (resolvers are pure) and keeps a slow resolver from serialising others.
         let out = if kind == "model" {
             self.resolver.resolve_model(raw)
         } else {
@@ -419,11 +439,9 @@ impl Plan {
         self.cache
             .lock()
             .expect("cache lock")
-            .insert(key, out.clone());
-        out.map_err(|message| Fail {
-            message,
-            at: Some(blame_of(item, overrides)),
-        })
+            .entry(key)
+            .or_insert(out)
+            .clone()
     }
 
     /// The task at grid position `index` and these rows (exclusions are the caller's job).
@@ -437,6 +455,7 @@ impl Plan {
         let mut params = Map::new();
         let mut specs: Vec<(Role, Arc<Resolved>)> = Vec::new();
         let (mut image, mut image_a, mut image_b) = (None, None, None);
+        let mut parts: Vec<(&'static str, &str)> = Vec::with_capacity(6);
         let mut minmax = None;
         let mut seed = 0u64;
         for (name, item) in &merged {
@@ -452,8 +471,11 @@ impl Plan {
                 .collect();
             match Role::from_name(name) {
                 Some(r) if r.is_image() => {
-                    let file = item.image.as_ref().expect("image items carry their file");
-                    let img = self.images[&file.abs].clone();
+                    let (img, canon) = self.image_slots[item.slot]
+                        .as_ref()
+                        .expect("image items are digested while planning");
+                    parts.push((r.as_str(), canon));
+                    let img = img.clone();
                     match r {
                         Role::Image => image = Some(img),
                         Role::ImageA => image_a = Some(img),
@@ -492,14 +514,10 @@ impl Plan {
             (None, Some(a), Some(b)) => TaskImages::Pair(a, b),
             _ => unreachable!("the spec check guarantees the method's images"),
         };
-        specs.sort_by_key(|(r, _)| r.as_str());
+        parts.extend(specs.iter().map(|(r, s)| (r.as_str(), s.canon.as_str())));
         let (canonical, id) = Description {
             synth,
-            images: &images,
-            specs: specs
-                .iter()
-                .map(|(r, s)| (r.as_str(), s.canon.as_str()))
-                .collect(),
+            parts,
             minmax,
             seed,
             params: &params,
@@ -629,8 +647,39 @@ fn apply_overrides(base: &str, item: &Item, overrides: &[(&str, &Item)]) -> Resu
     Ok(value)
 }
 
-fn digest_images(spec: &SweepSpec) -> Result<HashMap<PathBuf, Arc<ImageRef>>, SweepError> {
-    let mut out: HashMap<PathBuf, Arc<ImageRef>> = HashMap::new();
+/// Numbers every item (`[params]`, axis values, `[[when]]` values) for the per-item caches.
+fn assign_slots(spec: &mut SweepSpec) -> usize {
+    let mut n = 0;
+    let items = spec
+        .fixed
+        .iter_mut()
+        .map(|(_, i)| i)
+        .chain(
+            spec.groups
+                .iter_mut()
+                .flat_map(|g| g.rows.iter_mut().flatten()),
+        )
+        .chain(
+            spec.whens
+                .iter_mut()
+                .flat_map(|w| w.set.iter_mut().map(|(_, i)| i)),
+        );
+    for item in items {
+        item.slot = n;
+        n += 1;
+    }
+    n
+}
+
+type ImageSlots = Vec<Option<(Arc<ImageRef>, String)>>;
+
+/// Reads and digests every image once.
+fn digest_images(
+    spec: &SweepSpec,
+    slots: usize,
+) -> Result<(HashMap<PathBuf, Arc<ImageRef>>, ImageSlots), SweepError> {
+    let mut by_path: HashMap<PathBuf, (Arc<ImageRef>, String)> = HashMap::new();
+    let mut by_slot: ImageSlots = vec![None; slots];
     let items = spec
         .fixed
         .iter()
@@ -638,15 +687,17 @@ fn digest_images(spec: &SweepSpec) -> Result<HashMap<PathBuf, Arc<ImageRef>>, Sw
         .chain(spec.groups.iter().flat_map(|g| g.rows.iter().flatten()));
     for item in items {
         let Some(file) = &item.image else { continue };
-        if out.contains_key(&file.abs) {
-            continue;
+        if !by_path.contains_key(&file.abs) {
+            let img = images::digest(file).map_err(|source| SweepError::Image {
+                at: item.at.clone(),
+                path: file.abs.clone(),
+                source,
+            })?;
+            let canon = image_canonical(&img);
+            by_path.insert(file.abs.clone(), (Arc::new(img), canon));
         }
-        let img = images::digest(file).map_err(|source| SweepError::Image {
-            at: item.at.clone(),
-            path: file.abs.clone(),
-            source,
-        })?;
-        out.insert(file.abs.clone(), Arc::new(img));
+        by_slot[item.slot] = by_path.get(&file.abs).cloned();
     }
-    Ok(out)
+    let images = by_path.into_iter().map(|(k, (img, _))| (k, img)).collect();
+    Ok((images, by_slot))
 }

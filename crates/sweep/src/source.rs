@@ -160,18 +160,18 @@ pub(crate) fn to_json(src: &Source, key: &str, node: &Node) -> Result<Value, Swe
     Ok(match &node.kind {
         NodeKind::Str(s) => Value::String(s.clone()),
         NodeKind::Int(n) => Value::Number((*n).into()),
-        NodeKind::Float(x) => {
-            match Number::from_f64(*x) {
-                Some(n) => Value::Number(n),
-                None => return Err(src.err(
+        NodeKind::Float(x) => match Number::from_f64(*x) {
+            Some(n) => Value::Number(n),
+            None => {
+                return Err(src.err(
                     key,
                     &node.span,
                     format!(
                         "expected a finite number, got {x} (NaN and infinities have no JSON form)"
                     ),
-                )),
+                ))
             }
-        }
+        },
         NodeKind::Bool(b) => Value::Bool(*b),
         NodeKind::Datetime(d) => {
             return Err(src.err(

@@ -132,61 +132,58 @@ impl Task {
 /// What a canonical description is made of (fragments already in canonical form).
 pub(crate) struct Description<'a> {
     pub synth: SynthKind,
-    pub images: &'a TaskImages,
-    /// `(role name, canonical text of the resolved spec)`.
-    pub specs: Vec<(&'static str, &'a str)>,
+    /// `(role name, canonical text)` of the images and the resolved model/metric specs.
+    pub parts: Vec<(&'static str, &'a str)>,
     pub minmax: Option<MinMax>,
     pub seed: u64,
     pub params: &'a Map<String, Value>,
 }
 
-fn image_json(out: &mut String, img: &ImageRef) {
-    out.push_str("{\"name\":");
-    write_string(out, &img.name);
+/// `{"name":...,"sha256":...}`: how an image enters a description.
+pub(crate) fn image_canonical(img: &ImageRef) -> String {
+    let mut out = String::from("{\"name\":");
+    write_string(&mut out, &img.name);
     out.push_str(",\"sha256\":");
-    write_string(out, &img.sha256);
+    write_string(&mut out, &img.sha256);
     out.push('}');
+    out
 }
 
 impl Description<'_> {
     /// `(canonical text, id)`.
-    pub fn render(&self) -> (String, String) {
-        let mut fields: Vec<(&str, String)> = Vec::with_capacity(10);
-        let mut s = String::new();
-        match self.images {
-            TaskImages::One(a) => {
-                image_json(&mut s, a);
-                fields.push(("image", std::mem::take(&mut s)));
-            }
-            TaskImages::Pair(a, b) => {
-                image_json(&mut s, a);
-                fields.push(("image_a", std::mem::take(&mut s)));
-                image_json(&mut s, b);
-                fields.push(("image_b", std::mem::take(&mut s)));
-            }
+    pub fn render(self) -> (String, String) {
+        let mut params = String::with_capacity(256);
+        write_object(&mut params, self.params);
+        let seed = self.seed.to_string();
+        let minmax = self.minmax.map(|m| format!("\"{m}\""));
+        let synth = format!("\"{}\"", self.synth);
+        let schema = format!("\"{TASK_SCHEMA}\"");
+        let mut fields = self.parts;
+        if let Some(m) = &minmax {
+            fields.push(("minmax", m));
         }
-        for (role, text) in &self.specs {
-            fields.push((role, text.to_string()));
-        }
-        if let Some(mm) = self.minmax {
-            fields.push(("minmax", format!("\"{mm}\"")));
-        }
-        write_object(&mut s, self.params);
-        fields.push(("params", std::mem::take(&mut s)));
-        write_string(&mut s, TASK_SCHEMA);
-        fields.push(("schema", std::mem::take(&mut s)));
-        fields.push(("seed", self.seed.to_string()));
-        fields.push(("synth", format!("\"{}\"", self.synth)));
+        fields.push(("params", &params));
+        fields.push(("schema", &schema));
+        fields.push(("seed", &seed));
+        fields.push(("synth", &synth));
+        // Keys are ASCII, so byte order is the order `canonical_json` sorts objects in.
         fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
-        let mut out = String::with_capacity(fields.iter().map(|f| f.0.len() + f.1.len() + 4).sum());
+        let mut out = String::with_capacity(
+            fields
+                .iter()
+                .map(|f| f.0.len() + f.1.len() + 4)
+                .sum::<usize>()
+                + 2,
+        );
         out.push('{');
         for (i, (k, v)) in fields.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            write_string(&mut out, k);
-            out.push(':');
+            out.push('"');
+            out.push_str(k);
+            out.push_str("\":");
             out.push_str(v);
         }
         out.push('}');

@@ -21,6 +21,8 @@ pub(crate) struct Item {
     pub canon: String,
     pub image: Option<ImageFile>,
     pub at: Location,
+    /// Index of this item in the plan's per-item caches (set when planning).
+    pub slot: usize,
 }
 
 impl Item {
@@ -31,6 +33,7 @@ impl Item {
             canon,
             image: None,
             at,
+            slot: usize::MAX,
         }
     }
 
@@ -41,6 +44,7 @@ impl Item {
             canon,
             image: Some(file),
             at,
+            slot: usize::MAX,
         }
     }
 
