@@ -19,12 +19,14 @@
 //! libtorch: the caller supplies a [`Resolver`] that fills in defaults of models, metrics
 //! and method parameters.
 mod axes;
+mod build;
 pub mod canonical;
 mod error;
 mod expand;
 mod images;
 mod kind;
 mod plan;
+mod probe;
 mod resolve;
 mod rules;
 mod source;
