@@ -8,10 +8,20 @@ use crate::plan::Plan;
 use serde_json::Map;
 use std::collections::HashMap;
 
+/// What a search for a task with given rows found.
+enum Found {
+    Task(Vec<usize>),
+    /// No task has them (or every task that has them is excluded).
+    Nothing,
+    /// The search stopped early: too many excluded combinations to try while planning.
+    GaveUp,
+}
+
+const SEARCH_LIMIT: usize = 1_000_000;
+
 impl Plan {
-    /// The first task (in index order) whose rows all pass `allow`, or `None` (also when
-    /// the search would be too long to be worth it while planning).
-    fn first_kept(&self, allow: &dyn Fn(usize, usize) -> bool) -> Option<Vec<usize>> {
+    /// The first task (in index order) whose rows all pass `allow`.
+    fn first_kept(&self, allow: &dyn Fn(usize, usize) -> bool) -> Found {
         let cands: Vec<Vec<usize>> = (0..self.radix.len())
             .map(|g| {
                 (0..self.radix[g] as usize)
@@ -20,19 +30,20 @@ impl Plan {
             })
             .collect();
         if cands.iter().any(Vec::is_empty) {
-            return None;
+            return Found::Nothing;
         }
         let m = self.excluding_groups();
         let mut pos = vec![0usize; cands.len()];
-        for _ in 0..1_000_000 {
+        for _ in 0..SEARCH_LIMIT {
             let rows: Vec<usize> = cands.iter().zip(&pos).map(|(c, p)| c[*p]).collect();
             if self.excluded_by(&rows).is_none() {
-                return Some(rows);
+                return Found::Task(rows);
             }
+            // Only the excluding groups decide exclusion: step through their candidates.
             let mut k = m.len();
             loop {
                 if k == 0 {
-                    return None;
+                    return Found::Nothing;
                 }
                 k -= 1;
                 let g = m[k];
@@ -43,7 +54,7 @@ impl Plan {
                 pos[g] = 0;
             }
         }
-        None
+        Found::GaveUp
     }
 
     /// Builds one task in each context that shows a new value: every row of every axis and
@@ -92,7 +103,8 @@ impl Plan {
         }
         for (g, group) in self.spec.groups.iter().enumerate() {
             for (r, row) in group.rows.iter().enumerate() {
-                if let Some(rows) = self.first_kept(&|h, s| h != g || s == r) {
+                // A value that only excluded combinations have is never run: nothing to check.
+                if let Found::Task(rows) = self.first_kept(&|h, s| h != g || s == r) {
                     check(rows, &row[0].at)?;
                 }
             }
@@ -105,8 +117,9 @@ impl Plan {
                     .all(|c| c.matches[s])
             };
             match self.first_kept(&allow) {
-                Some(rows) => check(rows, &w.set[0].1.at)?,
-                None => {
+                Found::Task(rows) => check(rows, &w.set[0].1.at)?,
+                Found::GaveUp => {}
+                Found::Nothing => {
                     let mut at = w.set[0].1.at.clone();
                     at.key = w.label.clone();
                     return Err(SweepError::Spec {

@@ -430,3 +430,40 @@ fn unreadable_spec_file() {
         &["cannot read sweep spec /nonexistent/spec.toml"],
     );
 }
+
+#[test]
+fn a_when_whose_conditions_never_meet() {
+    let d = Dir::new();
+    let text = "name = \"t\"\nsynth = \"metamer\"\n[params]\nimage = \"images/a.pgm\"\n\
+                [[zip]]\nmodel = [\"gaussian\", \"on_off\"]\nmax_iter = [1, 2]\n\
+                [[when]]\nmatch = { model = \"gaussian\", max_iter = 2 }\nset = { stop_criterion = 0.1 }\n";
+    let msg = d.error(text);
+    assert_mentions(
+        &msg,
+        &[
+            "when[0]",
+            "applies to no task",
+            "model = \"gaussian\", max_iter = 2",
+        ],
+    );
+}
+
+#[test]
+fn exclusion_and_when_tables_must_not_be_empty_or_single() {
+    let d = Dir::new();
+    assert_mentions(
+        &d.error(&mad("[exclude]\nminmax = \"min\"\n")),
+        &[
+            "exclude",
+            "expected an array of tables ([[exclude]] sections), got a table",
+        ],
+    );
+    assert_mentions(
+        &d.error(&mad("[[exclude]]\n")),
+        &["exclude[0]", "got an empty table"],
+    );
+    assert_mentions(
+        &d.error(&mad("[[exclude]]\nsame = [\"minmax\"]\n")),
+        &["exclude[0].same", "two or more axis names"],
+    );
+}

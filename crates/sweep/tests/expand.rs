@@ -360,3 +360,70 @@ same = ["optimized_metric", "reference_metric"]
         t2.elapsed()
     );
 }
+
+#[test]
+fn plans_and_tasks_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Plan>();
+    send_sync::<Task>();
+    let d = Dir::new();
+    let plan = shard_plan(&d);
+    let ids: Vec<Vec<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let plan = &plan;
+                s.spawn(move || {
+                    plan.shard(i, 3)
+                        .unwrap()
+                        .map(|t| t.unwrap().id().to_string())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<String> = ids.concat();
+    all.sort();
+    let mut want: Vec<String> = tasks(&plan).iter().map(|t| t.id().to_string()).collect();
+    want.sort();
+    assert_eq!(all, want);
+}
+
+/// A rule between two values that no single value shows is only found when the task is
+/// built: the iterator yields an error naming the task and its coordinates.
+#[test]
+fn a_combination_the_resolver_rejects_is_a_task_error() {
+    use serde_json::{Map, Value};
+    use synthsweep_sweep::{Resolver, SweepSpec, SynthKind};
+    struct Picky;
+    impl Resolver for Picky {
+        fn resolve_model(&self, s: &Value) -> Result<Value, String> {
+            Ok(s.clone())
+        }
+        fn resolve_metric(&self, s: &Value) -> Result<Value, String> {
+            Ok(s.clone())
+        }
+        fn resolve_params(
+            &self,
+            _: SynthKind,
+            p: &Map<String, Value>,
+        ) -> Result<Map<String, Value>, String> {
+            if p["stop_iters_to_check"].as_u64() > p["max_iter"].as_u64() {
+                return Err("stop_iters_to_check must not exceed max_iter".into());
+            }
+            Ok(p.clone())
+        }
+    }
+    let d = Dir::new();
+    let text = "name = \"c\"\nsynth = \"metamer\"\n[params]\nimage = \"images/a.pgm\"\nmodel = \"gaussian\"\n\
+                [grid]\nmax_iter = [10, 2]\nstop_iters_to_check = [1, 5]\n";
+    let plan = SweepSpec::from_str(text, d.spec_path())
+        .unwrap()
+        .plan(Picky)
+        .unwrap();
+    let results: Vec<_> = plan.iter().collect();
+    assert_eq!(results.len(), 4);
+    assert!(results[..3].iter().all(|r| r.is_ok()));
+    let e = results[3].as_ref().unwrap_err().to_string();
+    assert!(e.contains("spec.toml: task 3 (max_iter=2, stop_iters_to_check=5): metamer parameters: stop_iters_to_check must not exceed max_iter"), "{e}");
+}
