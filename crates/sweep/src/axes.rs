@@ -43,6 +43,16 @@ fn list_items(
         }
         // One image entry (a glob, a directory) is a list by itself.
         NodeKind::Str(_) if is_image => parse_value(src, base, name, key, node),
+        // `model.kernel_size = [...]` unquoted is a TOML table `model = {kernel_size = [...]}`.
+        NodeKind::Table(entries) if entries.len() == 1 => Err(src.err(
+            key,
+            &node.span,
+            format!(
+                "expected a list of values (an axis), got a table; to make an axis over a field \
+                 of `{name}`, quote the dotted key: \"{name}.{}\" = [...]",
+                entries[0].key
+            ),
+        )),
         _ => Err(src.err(
             key,
             &node.span,

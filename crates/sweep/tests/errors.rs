@@ -467,3 +467,18 @@ fn exclusion_and_when_tables_must_not_be_empty_or_single() {
         &["exclude[0].same", "two or more axis names"],
     );
 }
+
+#[test]
+fn an_unquoted_dotted_axis_is_pointed_to_quotes() {
+    let d = Dir::new();
+    let text = "name = \"t\"\nsynth = \"metamer\"\n[params]\nimage = \"images/a.pgm\"\nmodel = \"gaussian\"\n\
+                [grid]\nmodel.kernel_size = [5, 7]\n";
+    let msg = d.error(text);
+    assert_mentions(
+        &msg,
+        &[
+            "grid.model",
+            "quote the dotted key: \"model.kernel_size\" = [...]",
+        ],
+    );
+}

@@ -265,3 +265,37 @@ fn two_values_that_resolve_alike_are_refused() {
     // With the no-op resolver they are different tasks.
     assert!(d.spec(&text).unwrap().plan(NoopResolver).is_ok());
 }
+
+#[test]
+fn metrics_shared_by_two_axes_and_overridden_models_are_resolved_once_each() {
+    let d = Dir::new();
+    let r = Arc::new(Defaults::default());
+    let mad = r#"
+name = "m"
+synth = "mad"
+[grid]
+image = "images"
+optimized_metric = ["mse", "ssim_distance"]
+reference_metric = ["mse", "ssim_distance"]
+minmax = ["min", "max"]
+"#;
+    let plan = plan_with(&d, mad, r.clone()).unwrap();
+    assert_eq!(tasks(&plan).len(), 24);
+    assert_eq!(r.metrics.load(Ordering::SeqCst), 2);
+
+    let r = Arc::new(Defaults::default());
+    let eig = r#"
+name = "e"
+synth = "eigendistortion"
+[params]
+image = "images/a.pgm"
+[grid]
+max_iter = [1, 2, 3]
+[[zip]]
+model = ["gaussian", "center_surround"]
+"model.kernel_size" = [5, 7]
+"#;
+    let plan = plan_with(&d, eig, r.clone()).unwrap();
+    assert_eq!(tasks(&plan).len(), 6);
+    assert_eq!(r.models.load(Ordering::SeqCst), 2);
+}
