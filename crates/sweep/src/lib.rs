@@ -1,0 +1,46 @@
+//! Sweep specs for synthsweep: one TOML file describes a whole study (plenoptic's MAD
+//! competition, eigendistortions, metamers, geodesics) as axes crossed and zipped,
+//! exclusions and conditional values; this crate parses and checks it, expands it into
+//! tasks by index arithmetic (streaming, nothing materialised), and gives every task a
+//! stable id computed from what it computes.
+//!
+//! ```no_run
+//! use synthsweep_sweep::{NoopResolver, SweepSpec};
+//! let plan = SweepSpec::from_path("sweeps/quickstart.toml")?.plan(NoopResolver)?;
+//! println!("{}", plan.summary());
+//! for task in plan.shard(0, 4)? {
+//!     let task = task?;
+//!     println!("{} {}", task.short_id(), task.label());
+//! }
+//! # Ok::<(), synthsweep_sweep::SweepError>(())
+//! ```
+//!
+//! The spec syntax is documented in `SPEC.md` beside this crate. This crate does not link
+//! libtorch: the caller supplies a [`Resolver`] that fills in defaults of models, metrics
+//! and method parameters.
+mod axes;
+mod build;
+pub mod canonical;
+mod error;
+mod expand;
+mod images;
+mod kind;
+mod plan;
+mod probe;
+mod resolve;
+mod rules;
+mod source;
+mod spec;
+mod summary;
+mod task;
+mod values;
+
+pub use error::{Location, Result, SweepError};
+pub use expand::{Indices, ShardScheme};
+pub use images::{ImageRef, IMAGE_EXTENSIONS};
+pub use kind::{MinMax, Role, SynthKind};
+pub use plan::Plan;
+pub use resolve::{NoopResolver, Resolver};
+pub use spec::{AxisInfo, SweepSpec};
+pub use summary::{Exclusion, PlanSummary};
+pub use task::{Task, TaskImages, TASK_SCHEMA};

@@ -1,0 +1,153 @@
+//! Checking a plan without walking it: one task is built for every value of every axis and
+//! for every `[[when]]` rule, each in the first task (in index order) that has it and is not
+//! excluded. That sends every value through the resolver once, blames the value it rejects,
+//! and finds two grid positions that describe the same task.
+use crate::error::{Location, SweepError};
+use crate::kind::Role;
+use crate::plan::Plan;
+use serde_json::Map;
+use std::collections::HashMap;
+
+/// What a search for a task with given rows found.
+enum Found {
+    Task(Vec<usize>),
+    /// No task has them (or every task that has them is excluded).
+    Nothing,
+    /// The search stopped early: too many excluded combinations to try while planning.
+    GaveUp,
+}
+
+const SEARCH_LIMIT: usize = 1_000_000;
+
+impl Plan {
+    /// The first task (in index order) whose rows all pass `allow`.
+    fn first_kept(&self, allow: &dyn Fn(usize, usize) -> bool) -> Found {
+        let cands: Vec<Vec<usize>> = (0..self.radix.len())
+            .map(|g| {
+                (0..self.radix[g] as usize)
+                    .filter(|&r| allow(g, r))
+                    .collect()
+            })
+            .collect();
+        if cands.iter().any(Vec::is_empty) {
+            return Found::Nothing;
+        }
+        let m = self.excluding_groups();
+        let mut pos = vec![0usize; cands.len()];
+        for _ in 0..SEARCH_LIMIT {
+            let rows: Vec<usize> = cands.iter().zip(&pos).map(|(c, p)| c[*p]).collect();
+            if self.excluded_by(&rows).is_none() {
+                return Found::Task(rows);
+            }
+            // Only the excluding groups decide exclusion: step through their candidates.
+            let mut k = m.len();
+            loop {
+                if k == 0 {
+                    return Found::Nothing;
+                }
+                k -= 1;
+                let g = m[k];
+                pos[g] += 1;
+                if pos[g] < cands[g].len() {
+                    break;
+                }
+                pos[g] = 0;
+            }
+        }
+        Found::GaveUp
+    }
+
+    /// Builds one task in each context that shows a new value: every row of every axis and
+    /// every `[[when]]`, each in the first task that has it. This checks every value through
+    /// the resolver (and fills the caches) without visiting the whole grid, and catches two
+    /// grid positions that describe the same task.
+    pub(crate) fn probe(&self) -> Result<(), SweepError> {
+        let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut check = |rows: Vec<usize>, blame: &Location| -> Result<(), SweepError> {
+            let task = match self.build(self.index_of(&rows), &rows) {
+                Ok(t) => t,
+                Err(fail) => {
+                    let at = fail
+                        .at
+                        .or_else(|| self.blame_params(&rows))
+                        .unwrap_or_else(|| blame.clone());
+                    return Err(SweepError::Spec {
+                        at,
+                        message: fail.message,
+                    });
+                }
+            };
+            if let Some(other) = seen.get(task.id()) {
+                if *other != rows {
+                    return Err(SweepError::Spec {
+                        at: blame.clone(),
+                        message: format!(
+                            "two grid positions describe the same task after resolution ({} and \
+                             {}); the tasks would repeat",
+                            self.coords_text(other),
+                            self.coords_text(&rows)
+                        ),
+                    });
+                }
+            }
+            seen.insert(task.id, rows);
+            Ok(())
+        };
+        let whole = Location {
+            file: self.spec.src.file.clone(),
+            key: "params".into(),
+            line: None,
+        };
+        if self.spec.groups.is_empty() {
+            return check(Vec::new(), &whole);
+        }
+        for (g, group) in self.spec.groups.iter().enumerate() {
+            for (r, row) in group.rows.iter().enumerate() {
+                // A value that only excluded combinations have is never run: nothing to check.
+                if let Found::Task(rows) = self.first_kept(&|h, s| h != g || s == r) {
+                    check(rows, &row[0].at)?;
+                }
+            }
+        }
+        for w in &self.spec.whens {
+            let allow = |h: usize, s: usize| {
+                w.conds
+                    .iter()
+                    .filter(|c| c.group == h)
+                    .all(|c| c.matches[s])
+            };
+            match self.first_kept(&allow) {
+                Found::Task(rows) => check(rows, &w.set[0].1.at)?,
+                Found::GaveUp => {}
+                Found::Nothing => {
+                    let mut at = w.set[0].1.at.clone();
+                    at.key = w.label.clone();
+                    return Err(SweepError::Spec {
+                        at,
+                        message: format!(
+                            "applies to no task: no task has {} (or every such task is excluded)",
+                            w.desc
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Which parameter the resolver objects to, tried one at a time.
+    fn blame_params(&self, rows: &[usize]) -> Option<Location> {
+        let merged = self.assemble(rows);
+        for (name, item) in &merged {
+            if name.contains('.') || Role::from_name(name).is_some() {
+                continue;
+            }
+            let mut one = Map::new();
+            one.insert(name.to_string(), item.value.clone());
+            if self.resolver.resolve_params(self.spec.synth, &one).is_err() {
+                return Some(item.at.clone());
+            }
+        }
+        None
+    }
+}
