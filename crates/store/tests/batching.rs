@@ -76,7 +76,10 @@ fn the_age_limit_flushes_on_tick() {
     assert!(w.tick().unwrap().is_none());
     std::thread::sleep(Duration::from_millis(250));
     assert_eq!(w.tick().unwrap().unwrap().tasks, 1);
-    assert!(w.tick().unwrap().is_none(), "nothing buffered, nothing to flush");
+    assert!(
+        w.tick().unwrap().is_none(),
+        "nothing buffered, nothing to flush"
+    );
     assert_eq!(store.ledger().unwrap().len(), 1);
 }
 
@@ -131,5 +134,8 @@ fn writers_on_many_threads_commit_everything_once() {
     let ledger = store.ledger().unwrap();
     assert_eq!(ledger.len(), 100);
     assert!(ledger.duplicates.is_empty());
-    assert!(ledger.batches().keys().all(|b| b.starts_with("threads-p0-w")));
+    assert!(ledger
+        .batches()
+        .keys()
+        .all(|b| b.starts_with("threads-p0-w")));
 }

@@ -188,15 +188,16 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(&py)
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+        // moto runs under a shell that kills it when our stdin pipe closes, so the server
+        // goes away with the test process even when that one panics or is killed.
+        let script = format!(
+            "\"$0\" -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             trap 'kill $m 2>/dev/null' EXIT; read -r _; kill $m 2>/dev/null; wait $m"
+        );
+        let child = Command::new("bash")
+            .args(["-c", &script])
+            .arg(&py)
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -280,9 +281,17 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Closing stdin makes the shell stop moto.
+        drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
+}
+
+/// One moto server for a whole test binary (tests use their own buckets); it stops when
+/// the test process exits.
+pub fn shared_moto() -> &'static Moto {
+    static MOTO: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
+    MOTO.get_or_init(Moto::start)
 }
 
 /// Runs `tests/python/check_tables.py` on a root; panics with its output on failure.
