@@ -342,3 +342,77 @@ fn stray_files_in_table_folders_and_staging_are_removed() {
     assert_eq!(report.staging_files_deleted, 1);
     assert_eq!(assert_consistent(&store).len(), 2);
 }
+
+/// Not a test by itself: the writer process of `sigkill_at_random_moments...`, which runs
+/// this test binary again with `STORE_KILL_CHILD_ROOT` set.
+#[test]
+fn child_writer_for_the_kill_test() {
+    let Ok(root) = std::env::var("STORE_KILL_CHILD_ROOT") else {
+        return;
+    };
+    let store = open(Path::new(&root));
+    let ledger = store.ledger().unwrap();
+    let mut o = WriterOptions::new("child");
+    o.max_tasks = 3;
+    let mut w = store.writer(o, &ledger).unwrap();
+    for i in 0..KILL_TASKS {
+        let r = common::sample_result(i);
+        if !ledger.is_committed(&r.task.task_id) {
+            w.push(r).unwrap();
+        }
+    }
+    w.finish().unwrap();
+}
+
+const KILL_TASKS: usize = 300;
+
+#[test]
+fn sigkill_at_random_moments_never_leaves_a_partial_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut kills = 0;
+    for round in 0..12 {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "child_writer_for_the_kill_test",
+                "--test-threads=1",
+            ])
+            .env("STORE_KILL_CHILD_ROOT", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread the kills over the child's life (it takes a few hundred ms).
+        std::thread::sleep(std::time::Duration::from_millis(15 + 37 * round));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+
+        let store = open(dir.path());
+        let prepared = store.prepare(PrepareOptions::default()).unwrap();
+        let ids = assert_consistent(&store);
+        assert_eq!(ids.len(), prepared.ledger.len());
+        println!(
+            "round {round}: {} committed, {} orphan files removed",
+            ids.len(),
+            prepared.recovery.orphan_files_deleted.len()
+        );
+        // Every batch complete: a committed task has all its rows.
+        let d = store.read_dataset().unwrap();
+        assert_eq!(d.losses.len(), 5 * ids.len(), "round {round}");
+        assert_eq!(d.scores.len(), ids.len(), "round {round}");
+        if ids.len() == KILL_TASKS {
+            break;
+        }
+    }
+    assert!(
+        kills > 0,
+        "the child always finished before the kill: nothing was tested"
+    );
+    let store = open(dir.path());
+    run(&store, KILL_TASKS, false);
+    assert_eq!(assert_consistent(&store).len(), KILL_TASKS);
+}
