@@ -1,7 +1,8 @@
 //! The start of a run: recovery, then (optionally) forgetting failures, then the ledger.
 
 use crate::error::Result;
-use crate::ledger::{Ledger, RecoverOptions, RecoveryReport};
+use crate::ledger::Ledger;
+use crate::recover::{RecoverOptions, RecoveryReport};
 use crate::rows::TaskStatus;
 use crate::store::Store;
 
