@@ -1,0 +1,158 @@
+//! The ledger of committed tasks: what `ROOT/tasks/*.parquet` says.
+//!
+//! A task is committed exactly when a row for it is in one of those files. Everything else
+//! (data files without a tasks file, temporary files, half-done uncommits) is debris of a
+//! killed process that [`Store::recover`] removes. See `PROTOCOL.md`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use object_store::path::Path;
+
+use crate::error::{Result, StoreError};
+use crate::rows::TaskStatus;
+use crate::schema::Table;
+use crate::store::Store;
+
+/// Where and how a task is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub status: TaskStatus,
+    pub batch_id: String,
+    pub run_id: String,
+}
+
+/// The committed tasks of a root, read from its `tasks` table.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    tasks: HashMap<String, Committed>,
+    batches: BTreeMap<String, usize>,
+    /// Tasks found in more than one batch (only after a bug or a manual copy; `recover`
+    /// resolves them). Each entry: task id and the batches holding it.
+    pub duplicates: Vec<(String, Vec<String>)>,
+}
+
+impl Ledger {
+    /// Number of committed tasks.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+    /// Whether nothing is committed.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+    /// The commit of a task, if it is committed.
+    pub fn get(&self, task_id: &str) -> Option<&Committed> {
+        self.tasks.get(task_id)
+    }
+    /// The status a task is committed with, if it is committed.
+    pub fn status(&self, task_id: &str) -> Option<TaskStatus> {
+        self.tasks.get(task_id).map(|c| c.status)
+    }
+    /// Whether the executor should skip this task: committed, done or failed. (With
+    /// `--retry-failed`, [`Store::prepare`] uncommits the failed ones first.)
+    pub fn is_committed(&self, task_id: &str) -> bool {
+        self.tasks.contains_key(task_id)
+    }
+    /// Ids of tasks committed with this status, sorted.
+    pub fn ids_with(&self, status: TaskStatus) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, c)| c.status == status)
+            .map(|(id, _)| id.clone())
+            .collect();
+        v.sort();
+        v
+    }
+    /// (done, failed) counts.
+    pub fn counts(&self) -> (usize, usize) {
+        let done = self
+            .tasks
+            .values()
+            .filter(|c| c.status == TaskStatus::Done)
+            .count();
+        (done, self.tasks.len() - done)
+    }
+    /// Committed batches and their number of tasks.
+    pub fn batches(&self) -> &BTreeMap<String, usize> {
+        &self.batches
+    }
+    /// Iterates over (task id, commit).
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Committed)> {
+        self.tasks.iter()
+    }
+}
+
+impl Store {
+    /// Reads the ledger: every committed task with its status and batch.
+    pub fn ledger(&self) -> Result<Ledger> {
+        self.block_on(self.ledger_async())
+    }
+
+    pub(crate) async fn ledger_async(&self) -> Result<Ledger> {
+        let files = self.list(&[Table::Tasks.name()]).await?;
+        let paths: Vec<Path> = files
+            .into_iter()
+            .filter(|f| Store::batch_of(&f.path).is_some())
+            .map(|f| f.path)
+            .collect();
+        let mut ledger = Ledger::default();
+        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        for (path, batches) in self.read_many(paths).await? {
+            // Listed a moment ago, gone now: another process's recovery removed it.
+            let Some(batches) = batches else { continue };
+            let batch_id = Store::batch_of(&path).unwrap_or_default();
+            let mut n = 0;
+            for b in &batches {
+                for (task_id, status, run_id) in ledger_columns(b)? {
+                    n += 1;
+                    seen.entry(task_id.clone())
+                        .or_default()
+                        .push(batch_id.clone());
+                    ledger.tasks.insert(
+                        task_id,
+                        Committed {
+                            status,
+                            batch_id: batch_id.clone(),
+                            run_id,
+                        },
+                    );
+                }
+            }
+            ledger.batches.insert(batch_id, n);
+        }
+        ledger.duplicates = seen
+            .into_iter()
+            .filter(|(_, b)| b.len() > 1)
+            .map(|(id, mut b)| {
+                b.sort();
+                (id, b)
+            })
+            .collect();
+        ledger.duplicates.sort();
+        Ok(ledger)
+    }
+}
+
+/// (task_id, status, run_id) of each row of a tasks file.
+fn ledger_columns(b: &RecordBatch) -> Result<Vec<(String, TaskStatus, String)>> {
+    let col = |name: &str| {
+        b.column_by_name(name)
+            .map(|c| c.as_string::<i32>())
+            .ok_or_else(|| StoreError::invalid("tasks", name, "column missing from a tasks file"))
+    };
+    let (ids, statuses, runs) = (col("task_id")?, col("status")?, col("run_id")?);
+    (0..b.num_rows())
+        .map(|i| {
+            let s = statuses.value(i);
+            let status = TaskStatus::parse(s)
+                .ok_or_else(|| StoreError::invalid("tasks", "status", format!("unknown {s:?}")))?;
+            if ids.is_null(i) {
+                return Err(StoreError::invalid("tasks", "task_id", "null task id"));
+            }
+            Ok((ids.value(i).to_string(), status, runs.value(i).to_string()))
+        })
+        .collect()
+}

@@ -1,0 +1,233 @@
+//! `Store`: an opened output root with a synchronous API over object_store.
+//!
+//! Callers are plain worker threads, so every public method blocks; the store owns a small
+//! tokio runtime and runs object_store's futures on it. Do not call it from inside another
+//! tokio runtime (tokio forbids blocking there).
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arrow_array::RecordBatch;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Result, StoreError};
+use crate::root::{self, OutputRoot, StoreOptions};
+use crate::schema::Table;
+use crate::writer::FaultPoint;
+
+/// Folder (outside every table folder) of local temporary files before their rename.
+pub(crate) const STAGING: &str = "_staging";
+/// Folder of uncommit intents (see the protocol).
+pub(crate) const TXN: &str = "_txn";
+/// Folder of run provenance files.
+pub(crate) const RUNS: &str = "_runs";
+
+/// Above this size a file is uploaded in parts (each part of a multipart upload but the last
+/// must be at least 5 MiB on S3).
+const SINGLE_PUT_MAX: usize = 32 << 20;
+const PART_SIZE: usize = 16 << 20;
+
+/// An opened output root. Cheap to clone; clones share the connection and the runtime.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub root: OutputRoot,
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    pub local: Option<std::path::PathBuf>,
+    pub rt: tokio::runtime::Runtime,
+    pub fault: Mutex<Option<FaultPoint>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.inner.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file found under the root.
+#[derive(Debug, Clone)]
+pub(crate) struct FileInfo {
+    pub path: Path,
+    pub last_modified: SystemTime,
+}
+
+impl Store {
+    /// Opens a root with default options (S3 settings from the environment).
+    pub fn open(root: &OutputRoot) -> Result<Store> {
+        Store::open_with(root, StoreOptions::default())
+    }
+
+    /// Opens a root with explicit options. Opening does not touch S3; the first request does.
+    pub fn open_with(root: &OutputRoot, opts: StoreOptions) -> Result<Store> {
+        let opened = root::open(root, &opts)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("synthsweep-store")
+            .enable_all()
+            .build()?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                root: root.clone(),
+                store: opened.store,
+                prefix: opened.prefix,
+                local: opened.local,
+                rt,
+                fault: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The root this store writes to.
+    pub fn root(&self) -> &OutputRoot {
+        &self.inner.root
+    }
+
+    /// Test hook: makes the next commit or uncommit stop at `point`, as if the process had
+    /// been killed there (the call returns `StoreError::Injected`). Consumed when it fires.
+    pub fn inject_fault(&self, point: Option<FaultPoint>) {
+        *self.inner.fault.lock().unwrap() = point;
+    }
+
+    pub(crate) fn check_fault(&self, here: FaultPoint) -> Result<()> {
+        let mut f = self.inner.fault.lock().unwrap();
+        if *f == Some(here) {
+            *f = None;
+            return Err(StoreError::Injected(here));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.inner.rt.block_on(f)
+    }
+
+    /// `prefix/part1/part2/...`
+    pub(crate) fn path(&self, parts: &[&str]) -> Path {
+        let mut p = self.inner.prefix.clone();
+        for part in parts {
+            p = p.clone().join(*part);
+        }
+        p
+    }
+
+    /// Where a table's file of one batch lives.
+    pub(crate) fn table_file(&self, table: Table, batch_id: &str) -> Path {
+        self.path(&[table.name(), &format!("part-{batch_id}.parquet")])
+    }
+
+    /// The batch id of a table file's name, if it is one of ours.
+    pub(crate) fn batch_of(path: &Path) -> Option<String> {
+        let name = path.filename()?;
+        let id = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+        (!id.is_empty()).then(|| id.to_string())
+    }
+
+    /// Every file under `prefix/parts...`, recursively.
+    pub(crate) async fn list(&self, parts: &[&str]) -> Result<Vec<FileInfo>> {
+        let dir = self.path(parts);
+        let metas: Vec<ObjectMeta> = self.inner.store.list(Some(&dir)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .map(|m| FileInfo {
+                path: m.location,
+                last_modified: m.last_modified.into(),
+            })
+            .collect())
+    }
+
+    pub(crate) async fn get(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.inner.store.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a file; a file already gone is fine (recovery may race a crash).
+    pub(crate) async fn delete(&self, path: &Path) -> Result<()> {
+        match self.inner.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Makes `data` appear at `path` atomically: readers see the old object (or none) or the
+    /// whole new one. Local: write under `_staging/` (outside the table folders) then rename.
+    /// S3: one PUT, or a multipart upload, which becomes visible only when completed.
+    pub(crate) async fn put_atomic(&self, path: &Path, data: Vec<u8>) -> Result<()> {
+        let store = &self.inner.store;
+        if self.inner.local.is_some() {
+            let tmp = self.path(&[
+                STAGING,
+                &format!(
+                    "{}-{}",
+                    uuid::Uuid::new_v4().simple(),
+                    path.filename().unwrap_or("file")
+                ),
+            ]);
+            store.put(&tmp, PutPayload::from(data)).await?;
+            if let Err(e) = store.rename(&tmp, path).await {
+                let _ = store.delete(&tmp).await;
+                return Err(e.into());
+            }
+            return Ok(());
+        }
+        if data.len() <= SINGLE_PUT_MAX {
+            store.put(path, PutPayload::from(data)).await?;
+        } else {
+            let mut w =
+                WriteMultipart::new_with_chunk_size(store.put_multipart(path).await?, PART_SIZE);
+            w.write(&data);
+            w.finish().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads every record batch of a Parquet file; `None` when the file does not exist.
+    pub(crate) async fn read_parquet(&self, path: &Path) -> Result<Option<Vec<RecordBatch>>> {
+        let Some(data) = self.get(path).await? else {
+            return Ok(None);
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
+        Ok(Some(reader.collect::<std::result::Result<Vec<_>, _>>()?))
+    }
+
+    /// Reads several files at once (S3 latency dominates one by one).
+    pub(crate) async fn read_many(
+        &self,
+        paths: Vec<Path>,
+    ) -> Result<Vec<(Path, Option<Vec<RecordBatch>>)>> {
+        futures::stream::iter(paths)
+            .map(|p| async move {
+                let batches = self.read_parquet(&p).await?;
+                Ok::<_, StoreError>((p, batches))
+            })
+            .buffered(8)
+            .try_collect()
+            .await
+    }
+}
+
+/// Encodes one record batch as a Parquet file (zstd; statistics on, as readers expect).
+pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_created_by(format!("synthsweep-store {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
+    w.write(batch)?;
+    Ok(w.into_inner()?)
+}

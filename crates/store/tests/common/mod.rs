@@ -1,0 +1,316 @@
+//! Shared test harness: sample results, temp roots, a moto S3 server, the Python venv.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use synthsweep_store::*;
+
+/// A time with whole microseconds, so it survives the round trip exactly.
+pub fn at(us: i64) -> std::time::SystemTime {
+    from_micros(1_740_000_000_000_000 + us)
+}
+
+/// A varied result: MAD competitions, eigendistortions and metamers, some failed.
+pub fn sample_result(i: usize) -> TaskResult {
+    let id = format!("task-{i:05}");
+    let kind = i % 4;
+    let failed = i % 10 == 7;
+    let mut task = TaskRow {
+        task_id: id.clone(),
+        sweep: "demo".into(),
+        synth: ["mad_competition", "eigendistortion", "metamer", "geodesic"][kind].into(),
+        image: Some(format!("einstein_{}", i % 3)),
+        seed: i as i64,
+        params: format!(r#"{{"i":{i},"lr":0.01}}"#),
+        iterations: 5,
+        duration_s: 0.5 + i as f64,
+        device: "cpu".into(),
+        host: "testhost".into(),
+        worker: Some(format!("p0-w{}", i % 2)),
+        started_at: at(i as i64 * 1_000_001),
+        finished_at: at(i as i64 * 1_000_001 + 500_000),
+        torch_version: i.is_multiple_of(2).then(|| "2.13.0".to_string()),
+        ..Default::default()
+    };
+    if kind == 0 {
+        task.model = None;
+        task.optimized_metric = Some(r#"{"metric":"mse"}"#.into());
+        task.reference_metric = Some(r#"{"metric":"ssim"}"#.into());
+        task.minmax = Some(if i.is_multiple_of(8) { "min" } else { "max" }.into());
+    } else {
+        task.model = Some(r#"{"model":"gaussian","std":1.5}"#.into());
+    }
+    if failed {
+        task.status = TaskStatus::Failed;
+        task.error = Some(format!("loss is NaN at iteration {}", i % 3));
+    }
+    let losses = (0..5)
+        .map(|it| LossRow {
+            iteration: it,
+            loss: 1.0 / (1.0 + it as f64 + i as f64),
+            gradient_norm: (kind != 1).then_some(0.1 * it as f64),
+            pixel_change_norm: (it > 0).then_some(0.01),
+            optimized_metric_loss: (kind == 0).then_some(0.5),
+            reference_metric_loss: (kind == 0).then_some(0.25),
+            ..Default::default()
+        })
+        .collect();
+    let eigen = if kind == 1 {
+        (0..2)
+            .map(|k| EigenRow {
+                eigenindex: k,
+                eigenvalue: 10.0 / (k + 1) as f64,
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    let images = vec![
+        ImageRow {
+            role: "initial_image".into(),
+            index: 0,
+            iteration: None,
+            channels: 1,
+            height: 2,
+            width: 3,
+            pixels: Some(vec![0.0, 0.1, 0.2, 0.3, 0.4, i as f32]),
+            png: Some(vec![0x89, b'P', b'N', b'G', i as u8]),
+            ..Default::default()
+        },
+        ImageRow {
+            role: "saved".into(),
+            index: 1,
+            iteration: Some(4),
+            channels: 3,
+            height: 1,
+            width: 1,
+            pixels: None,
+            png: None,
+            ..Default::default()
+        },
+    ];
+    let scores = vec![ScoreRow {
+        image_a: "initial_image/0".into(),
+        image_b: "saved/1".into(),
+        metric: r#"{"metric":"mse"}"#.into(),
+        value: i as f64 * 0.5,
+        ..Default::default()
+    }];
+    TaskResult {
+        task,
+        losses,
+        eigen,
+        images,
+        scores,
+    }
+}
+
+/// A writer with limits that never trigger by themselves.
+pub fn big_writer(store: &Store, ledger: &Ledger, run: &str) -> Writer {
+    let mut o = WriterOptions::new(run);
+    o.max_tasks = 1_000_000;
+    o.max_bytes = usize::MAX;
+    o.max_age = Duration::from_secs(3600);
+    store.writer(o, ledger).unwrap()
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The project's Python (`.venv` at the workspace root); panics loudly when missing.
+pub fn venv_python() -> PathBuf {
+    let py = workspace_root().join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "no Python venv at {}: run scripts/setup.sh (the S3 and Python-reader tests need \
+         .venv with moto[server], polars, pandas, pyarrow, duckdb)",
+        py.display()
+    );
+    py
+}
+
+/// Files (relative paths, sorted) under a local folder.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Files of one table folder.
+pub fn table_files(root: &Path, table: &str) -> Vec<String> {
+    files_under(&root.join(table))
+}
+
+/// A moto S3 server on a free loopback port, stopped on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let py = venv_python();
+        let ok = Command::new(&py)
+            .args(["-c", "import moto.server"])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "moto is not installed in {}: `.venv/bin/pip install \"moto[server]\"` \
+             (scripts/requirements.txt lists it)",
+            py.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // moto runs under a shell that kills it when our stdin pipe closes, so the server
+        // goes away with the test process even when that one panics or is killed.
+        let script = format!(
+            "\"$0\" -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             trap 'kill $m 2>/dev/null' EXIT; read -r _; kill $m 2>/dev/null; wait $m"
+        );
+        let child = Command::new("bash")
+            .args(["-c", &script])
+            .arg(&py)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let mut moto = Moto {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = moto.child.try_wait().unwrap() {
+                panic!("moto server exited at start: {status}");
+            }
+            if moto.http("GET", "/moto-api/").starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "moto did not start in 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// A raw HTTP request (moto accepts unsigned requests); returns the response text, or
+    /// an empty string when the server does not answer.
+    pub fn http(&self, method: &str, path: &str) -> String {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        if s.write_all(req.as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let r = self.http("PUT", &format!("/{bucket}"));
+        assert!(r.starts_with("HTTP/1.1 200"), "create bucket: {r}");
+    }
+
+    /// Store options reaching this server, with quick retries.
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions::quick_retries()
+            .with_s3("aws_endpoint", &self.endpoint)
+            .with_s3("aws_access_key_id", "test")
+            .with_s3("aws_secret_access_key", "test")
+            .with_s3("aws_region", "us-east-1")
+    }
+
+    /// Environment variables for Python readers.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// Keys of every object in a bucket under a prefix (moto ignores signatures).
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let r = self.http("GET", &format!("/{bucket}?list-type=2&prefix={prefix}"));
+        let mut keys: Vec<String> = r
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Closing stdin makes the shell stop moto.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// One moto server for a whole test binary (tests use their own buckets); it stops when
+/// the test process exits.
+pub fn shared_moto() -> &'static Moto {
+    static MOTO: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
+    MOTO.get_or_init(Moto::start)
+}
+
+/// Runs `tests/python/check_tables.py` on a root; panics with its output on failure.
+pub fn check_tables(root: &str, args: &[&str], env: &[(&str, String)]) -> String {
+    let script = workspace_root().join("tests/python/check_tables.py");
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(&script).arg(root).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "check_tables.py failed on {root}:\n{text}"
+    );
+    text
+}
