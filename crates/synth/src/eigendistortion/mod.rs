@@ -1,0 +1,362 @@
+//! Eigendistortions: the extremal eigenvectors of a model's Fisher information matrix at an
+//! image (Berardino et al. 2017), found the way plenoptic's `Eigendistortion` finds them.
+//!
+//! With `y = f(x)` the model output and `J` its Jacobian at the image, the Fisher matrix under
+//! additive white Gaussian noise is `F = JᵀJ`. Its top eigenvectors are the distortions the
+//! model is most sensitive to, its bottom ones those it is least sensitive to.
+mod solvers;
+
+use crate::autodiff::{self, FisherProduct};
+use crate::error::{Result, SynthError};
+use crate::validate::{validate_input, validate_model};
+use std::ops::ControlFlow;
+use synthsweep_models::Model;
+use tch::{Kind, Tensor};
+
+/// plenoptic's defaults for `Eigendistortion.synthesize`, and the size limit of `exact`.
+pub mod defaults {
+    /// Eigendistortions per end of the spectrum (`power`) or in total (`randomized_svd`).
+    pub const K: usize = 1;
+    /// Power iterations per phase.
+    pub const MAX_ITER: usize = 1000;
+    /// Power method: stop once the eigenvalues change by at most this (L2 norm over the k values).
+    pub const STOP_CRITERION: f64 = 1e-7;
+    /// Randomized SVD oversampling.
+    pub const P: usize = 5;
+    /// Randomized SVD matrix-power iterations.
+    pub const Q: usize = 2;
+    /// `exact` refuses when the Jacobian (m × n) or the Fisher matrix (n × n) would have more
+    /// elements than this: 2²⁴ float32 values are 64 MiB each, reached by a one-channel 64 × 64
+    /// image (n = 4096), whose dense `eigh` already takes about a minute. plenoptic only warns
+    /// (above m·n = 10⁶) and then runs out of memory or time on larger inputs.
+    pub const EXACT_MAX_ELEMENTS: i64 = 1 << 24;
+}
+
+/// How to find the eigendistortions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    /// Full Jacobian, `F = JᵀJ`, dense symmetric eigendecomposition: all n eigenpairs.
+    Exact,
+    /// Block power iteration, run twice: the top `k`, then (shifted by the top eigenvalue) the
+    /// bottom `k`. plenoptic's default method.
+    Power {
+        k: usize,
+        max_iter: usize,
+        stop_criterion: f64,
+    },
+    /// Randomized SVD (Halko et al. 2011): the top `k`, from `k + p` random probes and `q`
+    /// extra applications of `F`.
+    RandomizedSvd { k: usize, p: usize, q: usize },
+}
+
+impl Default for Method {
+    fn default() -> Self {
+        Method::power()
+    }
+}
+
+impl Method {
+    /// `power` with plenoptic's defaults (k = 1, max_iter = 1000, stop_criterion = 1e-7).
+    pub fn power() -> Self {
+        Method::Power {
+            k: defaults::K,
+            max_iter: defaults::MAX_ITER,
+            stop_criterion: defaults::STOP_CRITERION,
+        }
+    }
+
+    /// `randomized_svd` with plenoptic's defaults (k = 1, p = 5, q = 2).
+    pub fn randomized_svd() -> Self {
+        Method::RandomizedSvd {
+            k: defaults::K,
+            p: defaults::P,
+            q: defaults::Q,
+        }
+    }
+
+    /// The name plenoptic gives the method.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Exact => "exact",
+            Method::Power { .. } => "power",
+            Method::RandomizedSvd { .. } => "randomized_svd",
+        }
+    }
+}
+
+/// Which run of the power method is under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerPhase {
+    /// Largest eigenvalues (no shift).
+    Top,
+    /// Smallest eigenvalues (`F` shifted by the top eigenvalue).
+    Bottom,
+}
+
+/// What the per-iteration callback of the power method sees, after each iteration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PowerProgress {
+    pub phase: PowerPhase,
+    /// Iterations done in this phase (1-based).
+    pub iteration: usize,
+    /// L2 norm of the change in the k eigenvalue estimates made by this iteration.
+    pub delta_eigenvalue: f64,
+}
+
+/// Iterations the power method ran in each phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PowerIterations {
+    pub top: usize,
+    pub bottom: usize,
+}
+
+/// The eigendistortions of one model at one image.
+pub struct Eigendistortion<'m> {
+    model: &'m dyn Model,
+    image_shape: Vec<i64>,
+    /// The image as an (n, 1) leaf that requires grad; the model sees a view of it.
+    image_flat: Tensor,
+    /// The model output as an (m, 1) column, attached to `image_flat` by the graph.
+    representation_flat: Tensor,
+    jacobian: Option<Tensor>,
+    eigendistortions: Option<Tensor>,
+    eigenvalues: Option<Tensor>,
+    eigenindex: Option<Tensor>,
+    iterations: Option<PowerIterations>,
+    error_approx: Option<f64>,
+}
+
+impl<'m> Eigendistortion<'m> {
+    /// Sets up for `image` (1, C, H, W) under `model`: checks both, then runs the model once and
+    /// keeps the graph. Like plenoptic, the model check draws one `rand` of the image's shape.
+    pub fn new(image: &Tensor, model: &'m dyn Model) -> Result<Self> {
+        validate_input("image", image, true, None)?;
+        validate_model(model, image)?;
+        let image_shape = image.size();
+        let image_flat = image
+            .detach()
+            .reshape([-1, 1])
+            .copy()
+            .set_requires_grad(true);
+        let representation = model.forward(&image_flat.view(image_shape.as_slice()));
+        let representation_flat = representation.squeeze().reshape([-1, 1]);
+        Ok(Eigendistortion {
+            model,
+            image_shape,
+            image_flat,
+            representation_flat,
+            jacobian: None,
+            eigendistortions: None,
+            eigenvalues: None,
+            eigenindex: None,
+            iterations: None,
+            error_approx: None,
+        })
+    }
+
+    /// Finds the eigendistortions with `method`, replacing any earlier results.
+    pub fn synthesize(&mut self, method: Method) -> Result<()> {
+        self.synthesize_with(method, &mut |_| ControlFlow::Continue(()))
+    }
+
+    /// As [`Eigendistortion::synthesize`], calling `callback` after every power iteration;
+    /// `ControlFlow::Break` stops with [`SynthError::Cancelled`]. Other methods never call it.
+    pub fn synthesize_with(
+        &mut self,
+        method: Method,
+        callback: &mut dyn FnMut(&PowerProgress) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.check_method(&method)?;
+        self.iterations = None;
+        self.error_approx = None;
+        let n = self.n();
+        let (values, vectors, index) = match method {
+            Method::Exact => {
+                let j = self.compute_jacobian()?.shallow_clone();
+                let (values, vectors) = solvers::exact(&j)?;
+                (
+                    values,
+                    vectors,
+                    Tensor::arange(n, (Kind::Int64, tch::Device::Cpu)),
+                )
+            }
+            Method::Power {
+                k,
+                max_iter,
+                stop_criterion,
+            } => {
+                let fisher = FisherProduct::new(&self.representation_flat, &self.image_flat);
+                let (k, max_iter) = (k as i64, max_iter);
+                let top = solvers::power(
+                    &fisher,
+                    k,
+                    None,
+                    stop_criterion,
+                    max_iter,
+                    PowerPhase::Top,
+                    callback,
+                )?;
+                let shift = top.eigenvalues.get(0);
+                let bottom = solvers::power(
+                    &fisher,
+                    k,
+                    Some(&shift),
+                    stop_criterion,
+                    max_iter,
+                    PowerPhase::Bottom,
+                    callback,
+                )?;
+                self.iterations = Some(PowerIterations {
+                    top: top.iterations,
+                    bottom: bottom.iterations,
+                });
+                let cpu = (Kind::Int64, tch::Device::Cpu);
+                let index = Tensor::cat(
+                    &[Tensor::arange(k, cpu), Tensor::arange_start(n - k, n, cpu)],
+                    0,
+                );
+                (
+                    Tensor::cat(&[top.eigenvalues, bottom.eigenvalues], 0),
+                    Tensor::cat(&[top.eigenvectors, bottom.eigenvectors], 1),
+                    index,
+                )
+            }
+            Method::RandomizedSvd { k, p, q } => {
+                let fisher = FisherProduct::new(&self.representation_flat, &self.image_flat);
+                let out = solvers::randomized_svd(&fisher, k as i64, p as i64, q)?;
+                self.error_approx = Some(out.error_approx);
+                (
+                    out.eigenvalues,
+                    out.eigenvectors,
+                    Tensor::arange(k as i64, (Kind::Int64, tch::Device::Cpu)),
+                )
+            }
+        };
+        let count = vectors.size()[1];
+        let image = [
+            count,
+            self.image_shape[1],
+            self.image_shape[2],
+            self.image_shape[3],
+        ];
+        self.eigendistortions = Some(vectors.detach().tr().reshape(image));
+        self.eigenvalues = Some(values.detach().abs());
+        self.eigenindex = Some(index);
+        Ok(())
+    }
+
+    fn check_method(&self, method: &Method) -> Result<()> {
+        let (n, m) = (self.n(), self.m());
+        let check_k = |k: usize| -> Result<()> {
+            if k == 0 || k as i64 > n {
+                return Err(SynthError::invalid(
+                    "k",
+                    format!("must be between 1 and the number of pixels n = {n}, got {k}"),
+                ));
+            }
+            Ok(())
+        };
+        match *method {
+            Method::Exact => {
+                let biggest = (m * n).max(n * n);
+                if biggest > defaults::EXACT_MAX_ELEMENTS {
+                    return Err(SynthError::invalid(
+                        "method",
+                        format!(
+                            "exact needs the full Jacobian ({m} × {n}) and Fisher matrix ({n} × {n}), \
+                             {biggest} elements, above the limit of {}; use power or randomized_svd",
+                            defaults::EXACT_MAX_ELEMENTS
+                        ),
+                    ));
+                }
+            }
+            Method::Power {
+                k,
+                max_iter,
+                stop_criterion,
+            } => {
+                check_k(k)?;
+                if max_iter == 0 {
+                    return Err(SynthError::invalid("max_iter", "must be greater than zero"));
+                }
+                if !(stop_criterion >= 0.0 && stop_criterion.is_finite()) {
+                    return Err(SynthError::invalid(
+                        "stop_criterion",
+                        format!("must be a finite number >= 0, got {stop_criterion}"),
+                    ));
+                }
+            }
+            Method::RandomizedSvd { k, .. } => check_k(k)?,
+        }
+        Ok(())
+    }
+
+    /// The full Jacobian (m, n) of the representation with respect to the image, computed once
+    /// and kept (as `exact` keeps it).
+    pub fn compute_jacobian(&mut self) -> Result<&Tensor> {
+        if self.jacobian.is_none() {
+            self.jacobian = Some(autodiff::jacobian(
+                &self.representation_flat,
+                &self.image_flat,
+            )?);
+        }
+        Ok(self.jacobian.as_ref().expect("just computed"))
+    }
+
+    /// Number of pixels n (the input dimension).
+    pub fn n(&self) -> i64 {
+        self.image_flat.size()[0]
+    }
+
+    /// Number of model outputs m.
+    pub fn m(&self) -> i64 {
+        self.representation_flat.size()[0]
+    }
+
+    pub fn model(&self) -> &dyn Model {
+        self.model
+    }
+
+    /// The image (1, C, H, W), detached.
+    pub fn image(&self) -> Tensor {
+        self.image_flat.detach().view(self.image_shape.as_slice())
+    }
+
+    /// The model output on the image as an (m, 1) column, detached.
+    pub fn representation_flat(&self) -> Tensor {
+        self.representation_flat.detach()
+    }
+
+    /// The Jacobian, set by `exact` (or [`Eigendistortion::compute_jacobian`]).
+    pub fn jacobian(&self) -> Option<&Tensor> {
+        self.jacobian.as_ref()
+    }
+
+    /// The eigendistortions as images (count, C, H, W), in the order of `eigenvalues`: all n
+    /// (exact), top k then bottom k (power; the bottom block in the order the last QR left it), or
+    /// top k (randomized_svd). Each has unit L2 norm; the sign is arbitrary.
+    pub fn eigendistortions(&self) -> Option<&Tensor> {
+        self.eigendistortions.as_ref()
+    }
+
+    /// Absolute eigenvalue estimates, one per eigendistortion.
+    pub fn eigenvalues(&self) -> Option<&Tensor> {
+        self.eigenvalues.as_ref()
+    }
+
+    /// The index in the full (descending) spectrum of each eigendistortion (int64).
+    pub fn eigenindex(&self) -> Option<&Tensor> {
+        self.eigenindex.as_ref()
+    }
+
+    /// Iterations per phase of the last `power` run.
+    pub fn iterations(&self) -> Option<PowerIterations> {
+        self.iterations
+    }
+
+    /// The last `randomized_svd` run's estimate of how far its subspace is from `F`'s range:
+    /// the mean over 20 random probes ω of `‖Fω − QQᵀFω‖`.
+    pub fn error_approx(&self) -> Option<f64> {
+        self.error_approx
+    }
+}
