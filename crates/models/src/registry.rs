@@ -35,15 +35,65 @@ fn boxed_metric<M: Metric + 'static>(r: Result<M>) -> Result<Box<dyn Metric>> {
 
 /// Every model synthsweep knows, in the order `synthsweep models` lists them.
 pub static MODELS: &[ModelEntry] = &[
-    ModelEntry { name: "identity", help: "returns the image (pixel space)", params: || naive::IDENTITY_PARAMS, build: |_| Ok(Box::new(naive::Identity)) },
-    ModelEntry { name: "linear", help: "two linear filters: low-pass and band-pass", params: || naive::LINEAR_PARAMS, build: |p| boxed(naive::Linear::from_params(p)) },
-    ModelEntry { name: "gaussian", help: "circular Gaussian blur", params: || naive::GAUSSIAN_PARAMS, build: |p| boxed(naive::Gaussian::from_params(p)) },
-    ModelEntry { name: "center_surround", help: "difference of Gaussians", params: || naive::CENTER_SURROUND_PARAMS, build: |p| boxed(naive::CenterSurround::from_params(p)) },
-    ModelEntry { name: "linear_nonlinear", help: "LN: center-surround + softplus", params: || frontend::params(FrontendKind::LinearNonlinear), build: |p| boxed(Frontend::from_params(FrontendKind::LinearNonlinear, p)) },
-    ModelEntry { name: "luminance_gain_control", help: "LG: LN with luminance gain control", params: || frontend::params(FrontendKind::LuminanceGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceGainControl, p)) },
-    ModelEntry { name: "luminance_contrast_gain_control", help: "LGG: LG with contrast gain control", params: || frontend::params(FrontendKind::LuminanceContrastGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceContrastGainControl, p)) },
-    ModelEntry { name: "on_off", help: "two-channel on/off LGG", params: || frontend::params(FrontendKind::OnOff), build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)) },
-    ModelEntry { name: "torchscript", help: "a user model saved with torch.jit.save", params: || torchscript::TORCHSCRIPT_PARAMS, build: |p| boxed(torchscript::TorchScriptModel::from_params(p)) },
+    ModelEntry {
+        name: "identity",
+        help: "returns the image (pixel space)",
+        params: || naive::IDENTITY_PARAMS,
+        build: |_| Ok(Box::new(naive::Identity)),
+    },
+    ModelEntry {
+        name: "linear",
+        help: "two linear filters: low-pass and band-pass",
+        params: || naive::LINEAR_PARAMS,
+        build: |p| boxed(naive::Linear::from_params(p)),
+    },
+    ModelEntry {
+        name: "gaussian",
+        help: "circular Gaussian blur",
+        params: || naive::GAUSSIAN_PARAMS,
+        build: |p| boxed(naive::Gaussian::from_params(p)),
+    },
+    ModelEntry {
+        name: "center_surround",
+        help: "difference of Gaussians",
+        params: || naive::CENTER_SURROUND_PARAMS,
+        build: |p| boxed(naive::CenterSurround::from_params(p)),
+    },
+    ModelEntry {
+        name: "linear_nonlinear",
+        help: "LN: center-surround + softplus",
+        params: || frontend::params(FrontendKind::LinearNonlinear),
+        build: |p| boxed(Frontend::from_params(FrontendKind::LinearNonlinear, p)),
+    },
+    ModelEntry {
+        name: "luminance_gain_control",
+        help: "LG: LN with luminance gain control",
+        params: || frontend::params(FrontendKind::LuminanceGainControl),
+        build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceGainControl, p)),
+    },
+    ModelEntry {
+        name: "luminance_contrast_gain_control",
+        help: "LGG: LG with contrast gain control",
+        params: || frontend::params(FrontendKind::LuminanceContrastGainControl),
+        build: |p| {
+            boxed(Frontend::from_params(
+                FrontendKind::LuminanceContrastGainControl,
+                p,
+            ))
+        },
+    },
+    ModelEntry {
+        name: "on_off",
+        help: "two-channel on/off LGG",
+        params: || frontend::params(FrontendKind::OnOff),
+        build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)),
+    },
+    ModelEntry {
+        name: "torchscript",
+        help: "a user model saved with torch.jit.save",
+        params: || torchscript::TORCHSCRIPT_PARAMS,
+        build: |p| boxed(torchscript::TorchScriptModel::from_params(p)),
+    },
 ];
 
 /// Every metric synthsweep knows.
@@ -59,11 +109,14 @@ fn names<T>(items: &[T], name: fn(&T) -> &'static str) -> String {
 /// Builds a model from a spec such as `{"name": "gaussian", "kernel_size": 31}`.
 pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
     let (name, params) = split_spec("model", spec)?;
-    let entry = MODELS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownName {
-        kind: "model",
-        name: name.clone(),
-        valid: names(MODELS, |e| e.name),
-    })?;
+    let entry = MODELS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::UnknownName {
+            kind: "model",
+            name: name.clone(),
+            valid: names(MODELS, |e| e.name),
+        })?;
     let p = Params::new(&name, (entry.params)(), params)?;
     (entry.build)(&p)
 }
@@ -71,11 +124,14 @@ pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
 /// Builds a metric from a spec such as `{"name": "ssim_distance"}`.
 pub fn build_metric(spec: &Value) -> Result<Box<dyn Metric>> {
     let (name, params) = split_spec("metric", spec)?;
-    let entry = METRICS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownName {
-        kind: "metric",
-        name: name.clone(),
-        valid: names(METRICS, |e| e.name),
-    })?;
+    let entry = METRICS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::UnknownName {
+            kind: "metric",
+            name: name.clone(),
+            valid: names(METRICS, |e| e.name),
+        })?;
     let p = Params::new(&name, (entry.params)(), params)?;
     (entry.build)(&p)
 }
@@ -85,7 +141,10 @@ pub fn resolve_spec(kind: &str, spec: &Value) -> Result<Value> {
     let (name, mut params) = split_spec(kind, spec)?;
     let docs = match kind {
         "model" => MODELS.iter().find(|e| e.name == name).map(|e| (e.params)()),
-        _ => METRICS.iter().find(|e| e.name == name).map(|e| (e.params)()),
+        _ => METRICS
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| (e.params)()),
     };
     let Some(docs) = docs else {
         // Let the builder produce the standard message.
