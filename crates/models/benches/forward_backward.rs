@@ -39,18 +39,24 @@ fn models(c: &mut Criterion) {
     tch::set_num_threads(1);
     let mut group = c.benchmark_group("model_forward_backward");
     for spec in model_specs() {
-        let Ok(model) = build_model(&spec) else { continue };
+        let Ok(model) = build_model(&spec) else {
+            continue;
+        };
         for size in [64, 256] {
             if model.check_input(&[1, 1, size, size]).is_err() {
                 continue;
             }
             let x = image(size).set_requires_grad(true);
-            group.bench_with_input(BenchmarkId::new(spec["name"].as_str().unwrap(), size), &size, |b, _| {
-                b.iter(|| {
-                    let y = model.forward(&x).sum(Kind::Float);
-                    Tensor::run_backward(&[y], &[&x], false, false)
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(spec["name"].as_str().unwrap(), size),
+                &size,
+                |b, _| {
+                    b.iter(|| {
+                        let y = model.forward(&x).sum(Kind::Float);
+                        Tensor::run_backward(&[y], &[&x], false, false)
+                    })
+                },
+            );
         }
     }
     group.finish();
@@ -60,19 +66,25 @@ fn metrics(c: &mut Criterion) {
     tch::set_num_threads(1);
     let mut group = c.benchmark_group("metric_forward_backward");
     for spec in metric_specs() {
-        let Ok(metric) = build_metric(&spec) else { continue };
+        let Ok(metric) = build_metric(&spec) else {
+            continue;
+        };
         for size in [64, 256] {
             if metric.check_input(&[1, 1, size, size]).is_err() {
                 continue;
             }
             let a = image(size);
             let b0 = (image(size) * 0.1 + &a * 0.9).set_requires_grad(true);
-            group.bench_with_input(BenchmarkId::new(spec["name"].as_str().unwrap(), size), &size, |b, _| {
-                b.iter(|| {
-                    let y = metric.forward(&a, &b0).sum(Kind::Float);
-                    Tensor::run_backward(&[y], &[&b0], false, false)
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(spec["name"].as_str().unwrap(), size),
+                &size,
+                |b, _| {
+                    b.iter(|| {
+                        let y = metric.forward(&a, &b0).sum(Kind::Float);
+                        Tensor::run_backward(&[y], &[&b0], false, false)
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -344,12 +344,13 @@ impl Model for Frontend {
             let con = g.apply(&y.square(), n).sqrt() + 1e-6;
             y = &y / (s.view([1, n, 1, 1]) * con + 1.0);
         }
-        let mut y = self.activate(y);
+        let y = self.activate(y);
         if self.apply_mask {
             let size = x.size();
-            y = y * self.mask_for(size[2], size[3]);
+            y * self.mask_for(size[2], size[3])
+        } else {
+            y
         }
-        y
     }
 
     fn check_input(&self, shape: &[i64]) -> Result<()> {

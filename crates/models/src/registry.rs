@@ -6,6 +6,7 @@ use crate::metrics;
 use crate::model::{Metric, Model};
 use crate::naive;
 use crate::params::{split_spec, ParamDoc, Params};
+use crate::pyramid::laplacian::{self, LaplacianPyramid};
 use crate::torchscript;
 use serde_json::Value;
 
@@ -35,70 +36,27 @@ fn boxed_metric<M: Metric + 'static>(r: Result<M>) -> Result<Box<dyn Metric>> {
 
 /// Every model synthsweep knows, in the order `synthsweep models` lists them.
 pub static MODELS: &[ModelEntry] = &[
-    ModelEntry {
-        name: "identity",
-        help: "returns the image (pixel space)",
-        params: || naive::IDENTITY_PARAMS,
-        build: |_| Ok(Box::new(naive::Identity)),
-    },
-    ModelEntry {
-        name: "linear",
-        help: "two linear filters: low-pass and band-pass",
-        params: || naive::LINEAR_PARAMS,
-        build: |p| boxed(naive::Linear::from_params(p)),
-    },
-    ModelEntry {
-        name: "gaussian",
-        help: "circular Gaussian blur",
-        params: || naive::GAUSSIAN_PARAMS,
-        build: |p| boxed(naive::Gaussian::from_params(p)),
-    },
-    ModelEntry {
-        name: "center_surround",
-        help: "difference of Gaussians",
-        params: || naive::CENTER_SURROUND_PARAMS,
-        build: |p| boxed(naive::CenterSurround::from_params(p)),
-    },
-    ModelEntry {
-        name: "linear_nonlinear",
-        help: "LN: center-surround + softplus",
-        params: || frontend::params(FrontendKind::LinearNonlinear),
-        build: |p| boxed(Frontend::from_params(FrontendKind::LinearNonlinear, p)),
-    },
-    ModelEntry {
-        name: "luminance_gain_control",
-        help: "LG: LN with luminance gain control",
-        params: || frontend::params(FrontendKind::LuminanceGainControl),
-        build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceGainControl, p)),
-    },
-    ModelEntry {
-        name: "luminance_contrast_gain_control",
-        help: "LGG: LG with contrast gain control",
-        params: || frontend::params(FrontendKind::LuminanceContrastGainControl),
-        build: |p| {
-            boxed(Frontend::from_params(
-                FrontendKind::LuminanceContrastGainControl,
-                p,
-            ))
-        },
-    },
-    ModelEntry {
-        name: "on_off",
-        help: "two-channel on/off LGG",
-        params: || frontend::params(FrontendKind::OnOff),
-        build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)),
-    },
-    ModelEntry {
-        name: "torchscript",
-        help: "a user model saved with torch.jit.save",
-        params: || torchscript::TORCHSCRIPT_PARAMS,
-        build: |p| boxed(torchscript::TorchScriptModel::from_params(p)),
-    },
+    ModelEntry { name: "identity", help: "returns the image (pixel space)", params: || naive::IDENTITY_PARAMS, build: |_| Ok(Box::new(naive::Identity)) },
+    ModelEntry { name: "linear", help: "two linear filters: low-pass and band-pass", params: || naive::LINEAR_PARAMS, build: |p| boxed(naive::Linear::from_params(p)) },
+    ModelEntry { name: "gaussian", help: "circular Gaussian blur", params: || naive::GAUSSIAN_PARAMS, build: |p| boxed(naive::Gaussian::from_params(p)) },
+    ModelEntry { name: "center_surround", help: "difference of Gaussians", params: || naive::CENTER_SURROUND_PARAMS, build: |p| boxed(naive::CenterSurround::from_params(p)) },
+    ModelEntry { name: "linear_nonlinear", help: "LN: center-surround + softplus", params: || frontend::params(FrontendKind::LinearNonlinear), build: |p| boxed(Frontend::from_params(FrontendKind::LinearNonlinear, p)) },
+    ModelEntry { name: "luminance_gain_control", help: "LG: LN with luminance gain control", params: || frontend::params(FrontendKind::LuminanceGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceGainControl, p)) },
+    ModelEntry { name: "luminance_contrast_gain_control", help: "LGG: LG with contrast gain control", params: || frontend::params(FrontendKind::LuminanceContrastGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceContrastGainControl, p)) },
+    ModelEntry { name: "on_off", help: "two-channel on/off LGG", params: || frontend::params(FrontendKind::OnOff), build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)) },
+    ModelEntry { name: "laplacian_pyramid", help: "Laplacian pyramid (Burt & Adelson); out = levels flattened and concatenated, fine to coarse", params: || laplacian::LAPLACIAN_PYRAMID_PARAMS, build: |p| boxed(LaplacianPyramid::from_params(p)) },
+    ModelEntry { name: "normalized_laplacian_pyramid", help: "NLPD's 6-level divisively normalized Laplacian pyramid (Laparra et al. 2016)", params: || metrics::nlpd::NORMALIZED_LAPLACIAN_PYRAMID_PARAMS, build: |_| Ok(Box::new(metrics::NormalizedLaplacianPyramid::new())) },
+    ModelEntry { name: "torchscript", help: "a user model saved with torch.jit.save", params: || torchscript::TORCHSCRIPT_PARAMS, build: |p| boxed(torchscript::TorchScriptModel::from_params(p)) },
 ];
 
 /// Every metric synthsweep knows.
 pub static METRICS: &[MetricEntry] = &[
     MetricEntry { name: "mse", help: "mean squared error", params: || metrics::MSE_PARAMS, build: |_| Ok(Box::new(metrics::Mse)) },
+    MetricEntry { name: "ssim", help: "structural similarity, mean over the map (a similarity: 1 = identical)", params: || metrics::ssim::SSIM_PARAMS, build: |p| boxed_metric(metrics::Ssim::from_params(p, false)) },
+    MetricEntry { name: "ssim_distance", help: "1 - ssim", params: || metrics::ssim::SSIM_PARAMS, build: |p| boxed_metric(metrics::Ssim::from_params(p, true)) },
+    MetricEntry { name: "ms_ssim", help: "multiscale structural similarity (a similarity: 1 = identical)", params: || metrics::ms_ssim::MS_SSIM_PARAMS, build: |p| boxed_metric(metrics::MsSsim::from_params(p, false)) },
+    MetricEntry { name: "ms_ssim_distance", help: "1 - ms_ssim", params: || metrics::ms_ssim::MS_SSIM_PARAMS, build: |p| boxed_metric(metrics::MsSsim::from_params(p, true)) },
+    MetricEntry { name: "nlpd", help: "normalized Laplacian pyramid distance (Laparra et al. 2016)", params: || metrics::nlpd::NLPD_PARAMS, build: |_| Ok(Box::new(metrics::Nlpd::new())) },
     MetricEntry { name: "model_distance", help: "RMSE between two images' representations under a model (plenoptic's model_metric_factory)", params: || metrics::MODEL_DISTANCE_PARAMS, build: |p| boxed_metric(metrics::ModelDistance::from_params(p)) },
 ];
 

@@ -1,5 +1,14 @@
 //! Image metrics as distances (0 for identical images): `mse`, SSIM and MS-SSIM with their
 //! distance forms, `nlpd`, and `model_distance` over any model's representation.
+pub mod ms_ssim;
+pub mod nlpd;
+pub mod nlpd_constants;
+pub mod ssim;
+
+pub use ms_ssim::MsSsim;
+pub use nlpd::{Nlpd, NormalizedLaplacianPyramid};
+pub use ssim::{ssim_map, Ssim};
+
 use crate::error::Result;
 use crate::model::{Metric, Model};
 use crate::params::{ParamDoc, Params};

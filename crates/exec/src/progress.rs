@@ -1,0 +1,114 @@
+//! Progress of a sweep: a live bar on a terminal (done / failed / running, tasks per
+//! minute, ETA), plain periodic log lines otherwise.
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Counters shared by the workers and the writer; rendering is throttled.
+pub struct Progress {
+    total: u64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    running: AtomicU64,
+    started: Instant,
+    bar: Option<ProgressBar>,
+    last_log: Mutex<Instant>,
+    log_every: Duration,
+}
+
+impl Progress {
+    /// `total` tasks to run in this invocation; a bar when stderr is a terminal.
+    pub fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Progress {
+            total,
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            started: Instant::now(),
+            bar,
+            last_log: Mutex::new(Instant::now()),
+            log_every: Duration::from_secs(10),
+        }
+    }
+
+    pub fn task_started(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        self.render(false);
+    }
+
+    /// A task finished (committed or not yet); `ok` = status done.
+    pub fn task_finished(&self, ok: bool) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        if ok { &self.done } else { &self.failed }.fetch_add(1, Ordering::Relaxed);
+        self.render(false);
+    }
+
+    /// A task given up without a result (cancelled, preempted).
+    pub fn task_abandoned(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        self.render(false);
+    }
+
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (self.done.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed), self.running.load(Ordering::Relaxed))
+    }
+
+    fn summary(&self) -> String {
+        let (done, failed, running) = self.counts();
+        let mins = self.started.elapsed().as_secs_f64() / 60.0;
+        let rate = if mins > 0.0 { (done + failed) as f64 / mins } else { 0.0 };
+        format!("done {done}, failed {failed}, running {running}, {rate:.1} tasks/min")
+    }
+
+    fn render(&self, force: bool) {
+        let (done, failed, _) = self.counts();
+        if let Some(bar) = &self.bar {
+            bar.set_position(done + failed);
+            bar.set_message(self.summary());
+            return;
+        }
+        let mut last = self.last_log.lock().expect("progress lock");
+        if force || last.elapsed() >= self.log_every {
+            *last = Instant::now();
+            let finished = done + failed;
+            let eta = if finished > 0 {
+                let per = self.started.elapsed().as_secs_f64() / finished as f64;
+                format!(", ETA {:.0} s", per * (self.total.saturating_sub(finished)) as f64)
+            } else {
+                String::new()
+            };
+            eprintln!("progress: {finished}/{} tasks; {}{eta}", self.total, self.summary());
+        }
+    }
+
+    /// Final line (and clears the bar).
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let (done, failed, _) = self.counts();
+        eprintln!(
+            "finished {} of {} tasks in {:.1} s: {}",
+            done + failed,
+            self.total,
+            self.started.elapsed().as_secs_f64(),
+            self.summary()
+        );
+    }
+
+    /// Emits a log line now (non-terminal mode) regardless of the throttle.
+    pub fn log_now(&self) {
+        self.render(true);
+    }
+}
