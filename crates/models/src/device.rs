@@ -19,7 +19,9 @@ pub fn parse_device(s: &str) -> Result<Device> {
             if tch::Cuda::is_available() {
                 Ok(Device::Cuda(0))
             } else {
-                Err(bad("CUDA is not available on this machine; use `cpu`".into()))
+                Err(bad(
+                    "CUDA is not available on this machine; use `cpu`".into()
+                ))
             }
         }
         _ => {

@@ -91,15 +91,60 @@ fn pretrained(kind: FrontendKind) -> Pretrained {
 
 /// The parameter table of a frontend model.
 pub fn params(kind: FrontendKind) -> &'static [ParamDoc] {
-    const KS: ParamDoc = ParamDoc { name: "kernel_size", ty: "int or [int, int]", default: "null", help: "convolution kernel size; required unless pretrained (then 31)" };
-    const ON: ParamDoc = ParamDoc { name: "on_center", ty: "bool", default: "true", help: "on-centre (true) or off-centre filter" };
-    const AR: ParamDoc = ParamDoc { name: "amplitude_ratio", ty: "number >= 1", default: "1.25", help: "centre/surround amplitude ratio" };
-    const PAD: ParamDoc = ParamDoc { name: "pad_mode", ty: "string", default: "\"reflect\"", help: "reflect, circular, replicate or constant" };
-    const PRE: ParamDoc = ParamDoc { name: "pretrained", ty: "bool", default: "false", help: "Berardino et al. published parameters (kernel 31)" };
-    const ACT: ParamDoc = ParamDoc { name: "activation", ty: "string", default: "\"softplus\"", help: "softplus, relu or identity" };
-    const LS: ParamDoc = ParamDoc { name: "luminance_scalar", ty: "number or list", default: "null", help: "null = pretrained value, or torch.rand*10 as plenoptic" };
-    const CS: ParamDoc = ParamDoc { name: "contrast_scalar", ty: "number or list", default: "null", help: "null = pretrained value, or torch.rand*10 as plenoptic" };
-    const MASK: ParamDoc = ParamDoc { name: "apply_mask", ty: "bool", default: "false", help: "multiply the output by plenoptic's make_disk mask" };
+    const KS: ParamDoc = ParamDoc {
+        name: "kernel_size",
+        ty: "int or [int, int]",
+        default: "null",
+        help: "convolution kernel size; required unless pretrained (then 31)",
+    };
+    const ON: ParamDoc = ParamDoc {
+        name: "on_center",
+        ty: "bool",
+        default: "true",
+        help: "on-centre (true) or off-centre filter",
+    };
+    const AR: ParamDoc = ParamDoc {
+        name: "amplitude_ratio",
+        ty: "number >= 1",
+        default: "1.25",
+        help: "centre/surround amplitude ratio",
+    };
+    const PAD: ParamDoc = ParamDoc {
+        name: "pad_mode",
+        ty: "string",
+        default: "\"reflect\"",
+        help: "reflect, circular, replicate or constant",
+    };
+    const PRE: ParamDoc = ParamDoc {
+        name: "pretrained",
+        ty: "bool",
+        default: "false",
+        help: "Berardino et al. published parameters (kernel 31)",
+    };
+    const ACT: ParamDoc = ParamDoc {
+        name: "activation",
+        ty: "string",
+        default: "\"softplus\"",
+        help: "softplus, relu or identity",
+    };
+    const LS: ParamDoc = ParamDoc {
+        name: "luminance_scalar",
+        ty: "number or list",
+        default: "null",
+        help: "null = pretrained value, or torch.rand*10 as plenoptic",
+    };
+    const CS: ParamDoc = ParamDoc {
+        name: "contrast_scalar",
+        ty: "number or list",
+        default: "null",
+        help: "null = pretrained value, or torch.rand*10 as plenoptic",
+    };
+    const MASK: ParamDoc = ParamDoc {
+        name: "apply_mask",
+        ty: "bool",
+        default: "false",
+        help: "multiply the output by plenoptic's make_disk mask",
+    };
     match kind {
         FrontendKind::LinearNonlinear => &[KS, ON, AR, PAD, PRE, ACT],
         FrontendKind::LuminanceGainControl => &[KS, ON, AR, PAD, PRE, ACT, LS],
@@ -133,13 +178,21 @@ impl Frontend {
             crate::naive::required_kernel(p)?
         };
         if is_pretrained && kernel != (31, 31) {
-            return Err(ModelError::invalid(p.owner(), "kernel_size", format!("the pretrained model has kernel_size 31, got {kernel:?}")));
+            return Err(ModelError::invalid(
+                p.owner(),
+                "kernel_size",
+                format!("the pretrained model has kernel_size 31, got {kernel:?}"),
+            ));
         }
         let pad_mode = p.choice("pad_mode", PAD_MODES)?;
         let activation = p.choice("activation", &["softplus", "relu", "identity"])?;
         let ratio = p.f64("amplitude_ratio")?;
         if ratio < 1.0 {
-            return Err(ModelError::invalid(p.owner(), "amplitude_ratio", format!("must be at least 1, got {ratio}")));
+            return Err(ModelError::invalid(
+                p.owner(),
+                "amplitude_ratio",
+                format!("must be at least 1, got {ratio}"),
+            ));
         }
         let n = kind.channels();
         let on_center: Vec<bool> = if kind == FrontendKind::OnOff {
@@ -149,15 +202,26 @@ impl Frontend {
         };
         // plenoptic draws the scalars with torch.rand(n)*10 at construction, pretrained or
         // not; we do the same so that the global RNG advances as it does there.
-        let lum_draw = kind.has_luminance().then(|| Tensor::rand([n as i64], (Kind::Float, Device::Cpu)) * 10.0);
-        let con_draw = kind.has_contrast().then(|| Tensor::rand([n as i64], (Kind::Float, Device::Cpu)) * 10.0);
+        let lum_draw = kind
+            .has_luminance()
+            .then(|| Tensor::rand([n as i64], (Kind::Float, Device::Cpu)) * 10.0);
+        let con_draw = kind
+            .has_contrast()
+            .then(|| Tensor::rand([n as i64], (Kind::Float, Device::Cpu)) * 10.0);
         let pre = pretrained(kind);
         let (center_std, surround_std) = if is_pretrained {
             (pre.center_std.to_vec(), pre.surround_std.to_vec())
         } else {
             (vec![1.0; n], vec![4.0; n])
         };
-        let center_surround = CenterSurround::new(kernel, &on_center, ratio, &center_std, &surround_std, &pad_mode);
+        let center_surround = CenterSurround::new(
+            kernel,
+            &on_center,
+            ratio,
+            &center_std,
+            &surround_std,
+            &pad_mode,
+        );
         let scalar = |name: &str, draw: Tensor, pre_vals: &[f64]| -> Result<Tensor> {
             Ok(match p.opt_f64_list(name, n)? {
                 Some(v) => vec_tensor(&v, Device::Cpu),
@@ -167,15 +231,29 @@ impl Frontend {
         };
         let luminance = match lum_draw {
             Some(draw) => {
-                let stds = if is_pretrained { pre.luminance_std.to_vec() } else { vec![3.0; n] };
-                Some((Gaussian::new(kernel, &stds, &pad_mode), scalar("luminance_scalar", draw, pre.luminance_scalar)?))
+                let stds = if is_pretrained {
+                    pre.luminance_std.to_vec()
+                } else {
+                    vec![3.0; n]
+                };
+                Some((
+                    Gaussian::new(kernel, &stds, &pad_mode),
+                    scalar("luminance_scalar", draw, pre.luminance_scalar)?,
+                ))
             }
             None => None,
         };
         let contrast = match con_draw {
             Some(draw) => {
-                let stds = if is_pretrained { pre.contrast_std.to_vec() } else { vec![3.0; n] };
-                Some((Gaussian::new(kernel, &stds, &pad_mode), scalar("contrast_scalar", draw, pre.contrast_scalar)?))
+                let stds = if is_pretrained {
+                    pre.contrast_std.to_vec()
+                } else {
+                    vec![3.0; n]
+                };
+                Some((
+                    Gaussian::new(kernel, &stds, &pad_mode),
+                    scalar("contrast_scalar", draw, pre.contrast_scalar)?,
+                ))
             }
             None => None,
         };
@@ -266,12 +344,13 @@ impl Model for Frontend {
             let con = g.apply(&y.square(), n).sqrt() + 1e-6;
             y = &y / (s.view([1, n, 1, 1]) * con + 1.0);
         }
-        let mut y = self.activate(y);
+        let y = self.activate(y);
         if self.apply_mask {
             let size = x.size();
-            y = y * self.mask_for(size[2], size[3]);
+            y * self.mask_for(size[2], size[3])
+        } else {
+            y
         }
-        y
     }
 
     fn check_input(&self, shape: &[i64]) -> Result<()> {

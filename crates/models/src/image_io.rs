@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 fn img_err(path: &Path, msg: impl Into<String>) -> ModelError {
-    ModelError::Image { path: path.to_path_buf(), msg: msg.into() }
+    ModelError::Image {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
 }
 
 /// Loads one image as a (1, C, H, W) float32 tensor in [0, 1]; C is 1 for grayscale and 3
@@ -21,8 +24,14 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<Tensor> {
     let format = image::guess_format(bytes)
         .or_else(|_| ImageFormat::from_path(path))
         .map_err(|_| img_err(path, "unknown image format; expected PGM, PNG or JPEG"))?;
-    if !matches!(format, ImageFormat::Pnm | ImageFormat::Png | ImageFormat::Jpeg) {
-        return Err(img_err(path, format!("{format:?} is not supported; expected PGM, PNG or JPEG")));
+    if !matches!(
+        format,
+        ImageFormat::Pnm | ImageFormat::Png | ImageFormat::Jpeg
+    ) {
+        return Err(img_err(
+            path,
+            format!("{format:?} is not supported; expected PGM, PNG or JPEG"),
+        ));
     }
     let img = image::load_from_memory_with_format(bytes, format)
         .map_err(|e| img_err(path, format!("cannot decode: {e}")))?;
@@ -34,12 +43,44 @@ fn to_tensor(img: DynamicImage) -> Tensor {
     let gray = !img.color().has_color();
     let sixteen = img.color().bytes_per_pixel() / img.color().channel_count() > 1;
     let (data, c): (Vec<f32>, i64) = match (gray, sixteen) {
-        (true, false) => (img.to_luma8().into_raw().into_iter().map(|k| k as f32 / 255.0).collect(), 1),
-        (true, true) => (img.to_luma16().into_raw().into_iter().map(|k| k as f32 / 65535.0).collect(), 1),
-        (false, false) => (img.to_rgb8().into_raw().into_iter().map(|k| k as f32 / 255.0).collect(), 3),
-        (false, true) => (img.to_rgb16().into_raw().into_iter().map(|k| k as f32 / 65535.0).collect(), 3),
+        (true, false) => (
+            img.to_luma8()
+                .into_raw()
+                .into_iter()
+                .map(|k| k as f32 / 255.0)
+                .collect(),
+            1,
+        ),
+        (true, true) => (
+            img.to_luma16()
+                .into_raw()
+                .into_iter()
+                .map(|k| k as f32 / 65535.0)
+                .collect(),
+            1,
+        ),
+        (false, false) => (
+            img.to_rgb8()
+                .into_raw()
+                .into_iter()
+                .map(|k| k as f32 / 255.0)
+                .collect(),
+            3,
+        ),
+        (false, true) => (
+            img.to_rgb16()
+                .into_raw()
+                .into_iter()
+                .map(|k| k as f32 / 65535.0)
+                .collect(),
+            3,
+        ),
     };
-    Tensor::from_slice(&data).view([h, w, c]).permute([2, 0, 1]).contiguous().unsqueeze(0)
+    Tensor::from_slice(&data)
+        .view([h, w, c])
+        .permute([2, 0, 1])
+        .contiguous()
+        .unsqueeze(0)
 }
 
 /// Loads several images of one size and channel count as a batch (N, C, H, W).
@@ -66,10 +107,19 @@ pub fn load_batch(paths: &[PathBuf]) -> Result<Tensor> {
 
 /// 8-bit pixels of a (C, H, W) or (1, C, H, W) tensor, clamped to [0, 1] and rounded.
 fn to_u8(t: &Tensor) -> (Vec<u8>, i64, i64, i64) {
-    let t = if t.dim() == 4 { t.get(0) } else { t.shallow_clone() };
+    let t = if t.dim() == 4 {
+        t.get(0)
+    } else {
+        t.shallow_clone()
+    };
     let s = t.size();
     let (c, h, w) = (s[0], s[1], s[2]);
-    let px = (t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).clamp(0.0, 1.0) * 255.0)
+    let px = (t
+        .detach()
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Float)
+        .clamp(0.0, 1.0)
+        * 255.0)
         .round()
         .to_kind(Kind::Uint8)
         .permute([1, 2, 0])
@@ -82,10 +132,18 @@ fn to_u8(t: &Tensor) -> (Vec<u8>, i64, i64, i64) {
 pub fn png_bytes(t: &Tensor) -> Result<Vec<u8>> {
     let (v, c, h, w) = to_u8(t);
     let img = match c {
-        1 => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w as u32, h as u32, v).expect("size")),
-        3 => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w as u32, h as u32, v).expect("size")),
+        1 => DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(w as u32, h as u32, v).expect("size"),
+        ),
+        3 => {
+            DynamicImage::ImageRgb8(image::RgbImage::from_raw(w as u32, h as u32, v).expect("size"))
+        }
         _ => {
-            return Err(ModelError::shape("png", &t.size(), "PNG needs 1 or 3 channels"));
+            return Err(ModelError::shape(
+                "png",
+                &t.size(),
+                "PNG needs 1 or 3 channels",
+            ));
         }
     };
     let mut out = std::io::Cursor::new(Vec::new());

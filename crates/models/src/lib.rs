@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod model;
 pub mod naive;
 pub mod params;
+pub mod pyramid;
 pub mod registry;
 pub mod torchscript;
 

@@ -119,7 +119,12 @@ impl<'a> Params<'a> {
     /// `k` or `[kh, kw]`, each positive.
     pub fn kernel_size(&self, name: &str) -> Result<(i64, i64)> {
         let v = self.value(name);
-        let bad = || self.err(name, format!("expected a positive int or [int, int], got {v}"));
+        let bad = || {
+            self.err(
+                name,
+                format!("expected a positive int or [int, int], got {v}"),
+            )
+        };
         let pair = match &v {
             Value::Number(n) => {
                 let k = n.as_u64().ok_or_else(bad)?;
@@ -160,7 +165,12 @@ impl<'a> Params<'a> {
     /// A number (broadcast to `n` entries) or a list of exactly `n` numbers, or null.
     pub fn opt_f64_list(&self, name: &str, n: usize) -> Result<Option<Vec<f64>>> {
         let v = self.value(name);
-        let bad = || self.err(name, format!("expected a number or a list of {n} numbers, got {v}"));
+        let bad = || {
+            self.err(
+                name,
+                format!("expected a number or a list of {n} numbers, got {v}"),
+            )
+        };
         match &v {
             Value::Null => Ok(None),
             Value::Number(x) => Ok(Some(vec![x.as_f64().ok_or_else(bad)?; n])),
@@ -176,7 +186,12 @@ impl<'a> Params<'a> {
     /// A non-empty list of numbers.
     pub fn f64_list(&self, name: &str) -> Result<Vec<f64>> {
         let v = self.value(name);
-        let bad = || self.err(name, format!("expected a non-empty list of numbers, got {v}"));
+        let bad = || {
+            self.err(
+                name,
+                format!("expected a non-empty list of numbers, got {v}"),
+            )
+        };
         match &v {
             Value::Array(a) if !a.is_empty() => {
                 a.iter().map(|x| x.as_f64().ok_or_else(bad)).collect()
@@ -217,9 +232,6 @@ pub fn split_spec(kind: &str, spec: &Value) -> Result<(String, Map<String, Value
 
 /// Parses spec text given on the command line or in a file.
 pub fn parse_spec_text(kind: &str, text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| {
-        ModelError::Spec(format!(
-            "{kind} spec is not valid JSON ({e}): {text}"
-        ))
-    })
+    serde_json::from_str(text)
+        .map_err(|e| ModelError::Spec(format!("{kind} spec is not valid JSON ({e}): {text}")))
 }

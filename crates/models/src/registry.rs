@@ -6,6 +6,7 @@ use crate::metrics;
 use crate::model::{Metric, Model};
 use crate::naive;
 use crate::params::{split_spec, ParamDoc, Params};
+use crate::pyramid::laplacian::{self, LaplacianPyramid};
 use crate::torchscript;
 use serde_json::Value;
 
@@ -43,12 +44,19 @@ pub static MODELS: &[ModelEntry] = &[
     ModelEntry { name: "luminance_gain_control", help: "LG: LN with luminance gain control", params: || frontend::params(FrontendKind::LuminanceGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceGainControl, p)) },
     ModelEntry { name: "luminance_contrast_gain_control", help: "LGG: LG with contrast gain control", params: || frontend::params(FrontendKind::LuminanceContrastGainControl), build: |p| boxed(Frontend::from_params(FrontendKind::LuminanceContrastGainControl, p)) },
     ModelEntry { name: "on_off", help: "two-channel on/off LGG", params: || frontend::params(FrontendKind::OnOff), build: |p| boxed(Frontend::from_params(FrontendKind::OnOff, p)) },
+    ModelEntry { name: "laplacian_pyramid", help: "Laplacian pyramid (Burt & Adelson); out = levels flattened and concatenated, fine to coarse", params: || laplacian::LAPLACIAN_PYRAMID_PARAMS, build: |p| boxed(LaplacianPyramid::from_params(p)) },
+    ModelEntry { name: "normalized_laplacian_pyramid", help: "NLPD's 6-level divisively normalized Laplacian pyramid (Laparra et al. 2016)", params: || metrics::nlpd::NORMALIZED_LAPLACIAN_PYRAMID_PARAMS, build: |_| Ok(Box::new(metrics::NormalizedLaplacianPyramid::new())) },
     ModelEntry { name: "torchscript", help: "a user model saved with torch.jit.save", params: || torchscript::TORCHSCRIPT_PARAMS, build: |p| boxed(torchscript::TorchScriptModel::from_params(p)) },
 ];
 
 /// Every metric synthsweep knows.
 pub static METRICS: &[MetricEntry] = &[
     MetricEntry { name: "mse", help: "mean squared error", params: || metrics::MSE_PARAMS, build: |_| Ok(Box::new(metrics::Mse)) },
+    MetricEntry { name: "ssim", help: "structural similarity, mean over the map (a similarity: 1 = identical)", params: || metrics::ssim::SSIM_PARAMS, build: |p| boxed_metric(metrics::Ssim::from_params(p, false)) },
+    MetricEntry { name: "ssim_distance", help: "1 - ssim", params: || metrics::ssim::SSIM_PARAMS, build: |p| boxed_metric(metrics::Ssim::from_params(p, true)) },
+    MetricEntry { name: "ms_ssim", help: "multiscale structural similarity (a similarity: 1 = identical)", params: || metrics::ms_ssim::MS_SSIM_PARAMS, build: |p| boxed_metric(metrics::MsSsim::from_params(p, false)) },
+    MetricEntry { name: "ms_ssim_distance", help: "1 - ms_ssim", params: || metrics::ms_ssim::MS_SSIM_PARAMS, build: |p| boxed_metric(metrics::MsSsim::from_params(p, true)) },
+    MetricEntry { name: "nlpd", help: "normalized Laplacian pyramid distance (Laparra et al. 2016)", params: || metrics::nlpd::NLPD_PARAMS, build: |_| Ok(Box::new(metrics::Nlpd::new())) },
     MetricEntry { name: "model_distance", help: "RMSE between two images' representations under a model (plenoptic's model_metric_factory)", params: || metrics::MODEL_DISTANCE_PARAMS, build: |p| boxed_metric(metrics::ModelDistance::from_params(p)) },
 ];
 
@@ -59,11 +67,14 @@ fn names<T>(items: &[T], name: fn(&T) -> &'static str) -> String {
 /// Builds a model from a spec such as `{"name": "gaussian", "kernel_size": 31}`.
 pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
     let (name, params) = split_spec("model", spec)?;
-    let entry = MODELS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownName {
-        kind: "model",
-        name: name.clone(),
-        valid: names(MODELS, |e| e.name),
-    })?;
+    let entry = MODELS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::UnknownName {
+            kind: "model",
+            name: name.clone(),
+            valid: names(MODELS, |e| e.name),
+        })?;
     let p = Params::new(&name, (entry.params)(), params)?;
     (entry.build)(&p)
 }
@@ -71,11 +82,14 @@ pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
 /// Builds a metric from a spec such as `{"name": "ssim_distance"}`.
 pub fn build_metric(spec: &Value) -> Result<Box<dyn Metric>> {
     let (name, params) = split_spec("metric", spec)?;
-    let entry = METRICS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownName {
-        kind: "metric",
-        name: name.clone(),
-        valid: names(METRICS, |e| e.name),
-    })?;
+    let entry = METRICS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::UnknownName {
+            kind: "metric",
+            name: name.clone(),
+            valid: names(METRICS, |e| e.name),
+        })?;
     let p = Params::new(&name, (entry.params)(), params)?;
     (entry.build)(&p)
 }
@@ -85,7 +99,10 @@ pub fn resolve_spec(kind: &str, spec: &Value) -> Result<Value> {
     let (name, mut params) = split_spec(kind, spec)?;
     let docs = match kind {
         "model" => MODELS.iter().find(|e| e.name == name).map(|e| (e.params)()),
-        _ => METRICS.iter().find(|e| e.name == name).map(|e| (e.params)()),
+        _ => METRICS
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| (e.params)()),
     };
     let Some(docs) = docs else {
         // Let the builder produce the standard message.

@@ -9,7 +9,8 @@ pub const TORCHSCRIPT_PARAMS: &[ParamDoc] = &[ParamDoc {
     name: "path",
     ty: "string",
     default: "null",
-    help: "required: a TorchScript file (torch.jit.save) whose forward maps (N, C, H, W) to a tensor",
+    help:
+        "required: a TorchScript file (torch.jit.save) whose forward maps (N, C, H, W) to a tensor",
 }];
 
 /// A TorchScript module used as a model. Its parameters are frozen (no gradient);
@@ -23,10 +24,18 @@ pub struct TorchScriptModel {
 impl TorchScriptModel {
     pub fn load(path: PathBuf) -> Result<Self> {
         if !path.is_file() {
-            return Err(ModelError::invalid("torchscript", "path", format!("{} does not exist or is not a file", path.display())));
+            return Err(ModelError::invalid(
+                "torchscript",
+                "path",
+                format!("{} does not exist or is not a file", path.display()),
+            ));
         }
         let mut module = CModule::load(&path).map_err(|e| {
-            ModelError::invalid("torchscript", "path", format!("{} is not a TorchScript module: {e}", path.display()))
+            ModelError::invalid(
+                "torchscript",
+                "path",
+                format!("{} is not a TorchScript module: {e}", path.display()),
+            )
         })?;
         module.f_set_eval()?;
         Ok(TorchScriptModel { path, module })
@@ -35,7 +44,11 @@ impl TorchScriptModel {
     pub fn from_params(p: &Params) -> Result<Self> {
         let v = p.raw("path");
         let Some(s) = v.as_str() else {
-            return Err(ModelError::invalid(p.owner(), "path", format!("is required: a file path string, got {v}")));
+            return Err(ModelError::invalid(
+                p.owner(),
+                "path",
+                format!("is required: a file path string, got {v}"),
+            ));
         };
         Self::load(PathBuf::from(s))
     }
@@ -50,7 +63,9 @@ impl Model for TorchScriptModel {
         "torchscript"
     }
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.module.forward_ts(&[x]).expect("TorchScript forward failed")
+        self.module
+            .forward_ts(&[x])
+            .expect("TorchScript forward failed")
     }
     fn check_input(&self, shape: &[i64]) -> Result<()> {
         crate::model::check_4d("torchscript", shape)?;
@@ -58,7 +73,14 @@ impl Model for TorchScriptModel {
         let x = Tensor::zeros(shape, (Kind::Float, Device::Cpu));
         let _guard = tch::no_grad_guard();
         self.module.forward_ts(&[x]).map(|_| ()).map_err(|e| {
-            ModelError::shape(&format!("torchscript {}", self.path.display()), shape, format!("the module failed on this shape: {}", first_line(&e.to_string())))
+            ModelError::shape(
+                &format!("torchscript {}", self.path.display()),
+                shape,
+                format!(
+                    "the module failed on this shape: {}",
+                    first_line(&e.to_string())
+                ),
+            )
         })
     }
     fn to(&mut self, device: Device, kind: Kind) {
@@ -67,5 +89,9 @@ impl Model for TorchScriptModel {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }

@@ -54,7 +54,10 @@ fn frontend_and_naive_models_match_plenoptic() {
 
 #[test]
 fn model_gradients_match_plenoptic() {
-    let cases: Vec<Value> = cases(&["model"]).into_iter().filter(|c| c["op"] == "grad_sum_wrt_x").collect();
+    let cases: Vec<Value> = cases(&["model"])
+        .into_iter()
+        .filter(|c| c["op"] == "grad_sum_wrt_x")
+        .collect();
     run_all(cases, |case| {
         let npz = load_npz(case);
         let model = build_model(&model_spec(case, &npz)).map_err(|e| e.to_string())?;
@@ -69,7 +72,12 @@ fn model_gradients_match_plenoptic() {
 
 #[test]
 fn models_run_in_float64() {
-    let npz = load_npz(&cases(&["model"]).into_iter().find(|c| c["id"] == "model_on_off_k31_pretrained").unwrap());
+    let npz = load_npz(
+        &cases(&["model"])
+            .into_iter()
+            .find(|c| c["id"] == "model_on_off_k31_pretrained")
+            .unwrap(),
+    );
     let mut model = build_model(&json!({"name": "on_off", "pretrained": true})).unwrap();
     model.to(tch::Device::Cpu, Kind::Double);
     let out = tch::no_grad(|| model.forward(&npz["x"].to_kind(Kind::Double)));

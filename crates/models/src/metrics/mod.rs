@@ -1,5 +1,14 @@
 //! Image metrics as distances (0 for identical images): `mse`, SSIM and MS-SSIM with their
 //! distance forms, `nlpd`, and `model_distance` over any model's representation.
+pub mod ms_ssim;
+pub mod nlpd;
+pub mod nlpd_constants;
+pub mod ssim;
+
+pub use ms_ssim::MsSsim;
+pub use nlpd::{Nlpd, NormalizedLaplacianPyramid};
+pub use ssim::{ssim_map, Ssim};
+
 use crate::error::Result;
 use crate::model::{Metric, Model};
 use crate::params::{ParamDoc, Params};
@@ -13,7 +22,9 @@ pub const MSE_PARAMS: &[ParamDoc] = &[];
 
 /// `mean((a - b)^2)` over the last two dimensions, as plenoptic's `mse`.
 pub fn mse(a: &Tensor, b: &Tensor) -> Tensor {
-    (a - b).square().mean_dim([-1i64, -2].as_slice(), false, None::<Kind>)
+    (a - b)
+        .square()
+        .mean_dim([-1i64, -2].as_slice(), false, None::<Kind>)
 }
 
 impl Metric for Mse {
@@ -47,11 +58,14 @@ impl ModelDistance {
     pub fn from_params(p: &Params) -> Result<Self> {
         let spec = p.raw("model");
         if spec.is_null() {
-            return Err(crate::ModelError::invalid(p.owner(), "model", "is required: a model spec such as {\"name\": \"gaussian\", \"kernel_size\": 31}"));
+            return Err(crate::ModelError::invalid(
+                p.owner(),
+                "model",
+                "is required: a model spec such as {\"name\": \"gaussian\", \"kernel_size\": 31}",
+            ));
         }
-        let model = crate::registry::build_model(&spec).map_err(|e| {
-            crate::ModelError::invalid(p.owner(), "model", e.to_string())
-        })?;
+        let model = crate::registry::build_model(&spec)
+            .map_err(|e| crate::ModelError::invalid(p.owner(), "model", e.to_string()))?;
         Ok(Self::new(model))
     }
 }
@@ -63,7 +77,11 @@ impl Metric for ModelDistance {
     fn forward(&self, a: &Tensor, b: &Tensor) -> Tensor {
         let d = self.model.forward(a) - self.model.forward(b);
         let n = d.size()[0];
-        (d.reshape([n, -1]).square().mean_dim([1i64].as_slice(), true, None::<Kind>) + 1e-10).sqrt()
+        (d.reshape([n, -1])
+            .square()
+            .mean_dim([1i64].as_slice(), true, None::<Kind>)
+            + 1e-10)
+            .sqrt()
     }
     fn check_input(&self, shape: &[i64]) -> Result<()> {
         self.model.check_input(shape)

@@ -26,7 +26,8 @@ pub fn models_fixtures() -> PathBuf {
 
 pub fn manifest() -> Value {
     let path = models_fixtures().join("manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("manifest.json is JSON")
 }
 
@@ -63,7 +64,11 @@ pub fn array_meta<'a>(case: &'a Value, name: &str) -> &'a Value {
 /// Elementwise `|a - e| <= atol + rtol |e|` with NaN positions matching. Returns a
 /// description of the worst element on failure.
 pub fn allclose(actual: &Tensor, expected: &Tensor, atol: f64, rtol: f64) -> Result<f64, String> {
-    let a = actual.detach().to_device(tch::Device::Cpu).to_kind(Kind::Double).contiguous();
+    let a = actual
+        .detach()
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Double)
+        .contiguous();
     let e = expected.to_kind(Kind::Double).contiguous();
     if a.size() != e.size() {
         // Allow a 0-d / (1,) mismatch and squeezable dims.
@@ -96,12 +101,20 @@ pub fn allclose(actual: &Tensor, expected: &Tensor, atol: f64, rtol: f64) -> Res
 }
 
 /// Checks `actual` against the fixture array `name` with its own tolerance.
-pub fn check_array(case: &Value, npz: &HashMap<String, Tensor>, name: &str, actual: &Tensor) -> Result<f64, String> {
+pub fn check_array(
+    case: &Value,
+    npz: &HashMap<String, Tensor>,
+    name: &str,
+    actual: &Tensor,
+) -> Result<f64, String> {
     let meta = array_meta(case, name);
     let atol = meta["atol"].as_f64().unwrap_or(1e-6);
     let rtol = meta["rtol"].as_f64().unwrap_or(1e-5);
-    let expected = npz.get(name).unwrap_or_else(|| panic!("{}: npz has no {name}", case["id"]));
-    allclose(actual, expected, atol, rtol).map_err(|e| format!("{} / {name}: {e}", case["id"].as_str().unwrap()))
+    let expected = npz
+        .get(name)
+        .unwrap_or_else(|| panic!("{}: npz has no {name}", case["id"]));
+    allclose(actual, expected, atol, rtol)
+        .map_err(|e| format!("{} / {name}: {e}", case["id"].as_str().unwrap()))
 }
 
 /// Runs every case, collects failures, and fails once with all of them listed.
@@ -115,11 +128,20 @@ pub fn run_all(cases: Vec<Value>, mut f: impl FnMut(&Value) -> Result<(), String
             Err(p) => failures.push(format!(
                 "{}: panicked: {}",
                 c["id"],
-                p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
             )),
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// A 1-element param array as f64 values.

@@ -1,0 +1,137 @@
+//! MS-SSIM (Wang, Simoncelli & Bovik 2003) as plenoptic computes it: the contrast-structure
+//! mean at every scale but the coarsest and the SSIM mean at the coarsest, each through a
+//! ReLU and raised to its power factor, multiplied. Scales come from 2x2 average pooling
+//! (replicate-padded when odd). `ms_ssim_distance` is `1 - ms_ssim`.
+use crate::error::{ModelError, Result};
+use crate::metrics::ssim::{ssim_parts, SsimWindow};
+use crate::model::{check_min_size, Metric};
+use crate::params::{ParamDoc, Params};
+use tch::{Device, Kind, Tensor};
+
+/// The psychophysically fitted exponents of Wang et al. (2003), fine to coarse.
+pub const DEFAULT_POWER_FACTORS: [f64; 5] = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];
+
+pub const MS_SSIM_PARAMS: &[ParamDoc] = &[ParamDoc {
+    name: "power_factors",
+    ty: "list of numbers >= 0",
+    default: "[0.0448, 0.2856, 0.3001, 0.2363, 0.1333]",
+    help: "exponent of each scale, fine to coarse; its length is the number of scales",
+}];
+
+/// MS-SSIM per batch element and channel, (N, C); or `1 - MS-SSIM`.
+#[derive(Debug)]
+pub struct MsSsim {
+    power_factors: Vec<f64>,
+    window: SsimWindow,
+    distance: bool,
+}
+
+impl MsSsim {
+    /// The similarity (`distance = false`) or `1 -` it. `power_factors` must not be empty.
+    pub fn new(power_factors: &[f64], distance: bool) -> Self {
+        assert!(
+            !power_factors.is_empty(),
+            "MS-SSIM needs at least one scale"
+        );
+        MsSsim {
+            power_factors: power_factors.to_vec(),
+            window: SsimWindow::full(),
+            distance,
+        }
+    }
+
+    pub fn from_params(p: &Params, distance: bool) -> Result<Self> {
+        let factors = p.f64_list("power_factors")?;
+        if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f >= 0.0)) {
+            return Err(ModelError::invalid(
+                p.owner(),
+                "power_factors",
+                format!("each factor must be a finite number >= 0, got {bad}"),
+            ));
+        }
+        Ok(Self::new(&factors, distance))
+    }
+
+    /// The smallest height and width for which the coarsest scale still fits the 11x11
+    /// window: `ceil(h / 2^(n - 1)) >= 11`.
+    pub fn min_size(n_scales: usize) -> i64 {
+        let factor = 2i64.saturating_pow(n_scales.saturating_sub(1) as u32);
+        (SsimWindow::SIZE - 1)
+            .saturating_mul(factor)
+            .saturating_add(1)
+    }
+
+    /// MS-SSIM, (N, C).
+    pub fn similarity(&self, x: &Tensor, y: &Tensor) -> Tensor {
+        let dims = [-1i64, -2].as_slice();
+        let (last, finer) = self.power_factors.split_last().expect("non-empty");
+        let mut x = x.shallow_clone();
+        let mut y = y.shallow_clone();
+        let mut terms = Vec::with_capacity(self.power_factors.len());
+        for &factor in finer {
+            let cs = ssim_parts(&x, &y, &self.window, None).contrast_structure;
+            terms.push(
+                cs.mean_dim(dims, false, None::<Kind>)
+                    .relu()
+                    .pow_tensor_scalar(factor),
+            );
+            x = downsample(&x);
+            y = downsample(&y);
+        }
+        let map = ssim_parts(&x, &y, &self.window, None).map;
+        terms.push(
+            map.mean_dim(dims, false, None::<Kind>)
+                .relu()
+                .pow_tensor_scalar(*last),
+        );
+        terms
+            .into_iter()
+            .reduce(|a, b| a * b)
+            .expect("at least one scale")
+    }
+}
+
+/// 2x2 average pooling; an odd height or width first repeats its last row or column.
+fn downsample(x: &Tensor) -> Tensor {
+    let size = x.size();
+    let (odd_h, odd_w) = (size[2] % 2, size[3] % 2);
+    let x = if odd_h + odd_w > 0 {
+        x.pad([0, odd_w, 0, odd_h], "replicate", None)
+    } else {
+        x.shallow_clone()
+    };
+    x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None)
+}
+
+impl Metric for MsSsim {
+    fn name(&self) -> &str {
+        if self.distance {
+            "ms_ssim_distance"
+        } else {
+            "ms_ssim"
+        }
+    }
+    fn forward(&self, a: &Tensor, b: &Tensor) -> Tensor {
+        let s = self.similarity(a, b);
+        if self.distance {
+            1.0 - s
+        } else {
+            s
+        }
+    }
+    fn check_input(&self, shape: &[i64]) -> Result<()> {
+        let n = self.power_factors.len();
+        let min = Self::min_size(n);
+        check_min_size(
+            self.name(),
+            shape,
+            (min, min),
+            &format!(
+                "the 11x11 SSIM window at the coarsest of {n} scales; plenoptic would shrink it with a warning"
+            ),
+        )
+    }
+    fn to(&mut self, device: Device, kind: Kind) {
+        self.window.set_device(device, kind)
+    }
+}

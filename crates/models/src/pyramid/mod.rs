@@ -1,0 +1,2 @@
+//! Multiscale image pyramids.
+pub mod laplacian;
