@@ -8,7 +8,7 @@ mod solvers;
 
 use crate::autodiff::{self, FisherProduct};
 use crate::error::{Result, SynthError};
-use crate::validate::{validate_input, validate_model};
+use crate::validate::{validate_model, validate_single_image};
 use std::ops::ControlFlow;
 use synthsweep_models::Model;
 use tch::{Kind, Tensor};
@@ -130,7 +130,7 @@ impl<'m> Eigendistortion<'m> {
     /// Sets up for `image` (1, C, H, W) under `model`: checks both, then runs the model once and
     /// keeps the graph. Like plenoptic, the model check draws one `rand` of the image's shape.
     pub fn new(image: &Tensor, model: &'m dyn Model) -> Result<Self> {
-        validate_input("image", image, true, None)?;
+        validate_single_image(image, "image")?;
         validate_model(model, image)?;
         let image_shape = image.size();
         let image_flat = image
