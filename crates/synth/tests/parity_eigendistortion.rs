@@ -274,7 +274,25 @@ fn power_matches_plenoptic() {
         check(case, "eigenvalues", eig.eigenvalues().unwrap())?;
         check(case, "eigenindex", eig.eigenindex().unwrap())?;
         check_cosine(case, "eigendistortions", eig.eigendistortions().unwrap())?;
-        check_draws(case)
+        check_draws(case)?;
+
+        // Seeded by the library instead of the caller: the same draws, whatever ran before.
+        let _ = Tensor::rand([3], (Kind::Float, tch::Device::Cpu));
+        let seed = case["seed"].as_i64().unwrap();
+        let mut seeded =
+            Eigendistortion::with_seed(&img, model.as_ref(), seed).map_err(|e| e.to_string())?;
+        let _ = Tensor::rand([5], (Kind::Float, tch::Device::Cpu));
+        for _ in 0..2 {
+            seeded.synthesize(method).map_err(|e| e.to_string())?;
+            if seeded.eigenvalues() != eig.eigenvalues() || seeded.iterations() != eig.iterations()
+            {
+                return Err(format!(
+                    "{}: with_seed does not reproduce the seeded run",
+                    case["id"]
+                ));
+            }
+        }
+        Ok(())
     });
 }
 

@@ -8,6 +8,7 @@ mod solvers;
 
 use crate::autodiff::{self, FisherProduct};
 use crate::error::{Result, SynthError};
+use crate::synthesis::with_rng;
 use crate::validate::{validate_model, validate_single_image};
 use std::ops::ControlFlow;
 use synthsweep_models::Model;
@@ -124,14 +125,29 @@ pub struct Eigendistortion<'m> {
     eigenindex: Option<Tensor>,
     iterations: Option<PowerIterations>,
     error_approx: Option<f64>,
+    seed: Option<i64>,
 }
 
 impl<'m> Eigendistortion<'m> {
     /// Sets up for `image` (1, C, H, W) under `model`: checks both, then runs the model once and
-    /// keeps the graph. Like plenoptic, the model check draws one `rand` of the image's shape.
+    /// keeps the graph. Like plenoptic, the model check draws one `rand` of the image's shape;
+    /// `synthesize` then draws from the generator as it stands.
     pub fn new(image: &Tensor, model: &'m dyn Model) -> Result<Self> {
+        Self::build(image, model, None)
+    }
+
+    /// As [`Eigendistortion::new`], with every draw reproducible from `seed` and safe from other
+    /// threads' draws: the constructor seeds before its draw, and each `synthesize` call seeds
+    /// again, replays the constructor's draw and makes its own, all under the crate's RNG lock,
+    /// so that each call draws what plenoptic's first call after `torch.manual_seed(seed)` and
+    /// the constructor draws.
+    pub fn with_seed(image: &Tensor, model: &'m dyn Model, seed: i64) -> Result<Self> {
+        Self::build(image, model, Some(seed))
+    }
+
+    fn build(image: &Tensor, model: &'m dyn Model, seed: Option<i64>) -> Result<Self> {
         validate_single_image(image, "image")?;
-        validate_model(model, image)?;
+        with_rng(seed, || validate_model(model, image))?;
         let image_shape = image.size();
         let image_flat = image
             .detach()
@@ -151,6 +167,38 @@ impl<'m> Eigendistortion<'m> {
             eigenindex: None,
             iterations: None,
             error_approx: None,
+            seed,
+        })
+    }
+
+    /// The random draws `method` makes, in plenoptic's order: for power, the initial blocks of
+    /// both runs (nothing else draws between them); for randomized_svd, the probes and the
+    /// error-estimate test vectors (drawn on the CPU generator, then moved, as plenoptic does).
+    fn draws(&self, method: &Method) -> Result<Vec<Tensor>> {
+        let draw = || -> Result<Vec<Tensor>> {
+            let (n, x) = (self.n(), &self.image_flat);
+            let cpu = (Kind::Float, tch::Device::Cpu);
+            Ok(match *method {
+                Method::Exact => vec![],
+                Method::Power { k, .. } => {
+                    let options = (x.kind(), x.device());
+                    vec![
+                        Tensor::f_randn([n, k as i64], options)?,
+                        Tensor::f_randn([n, k as i64], options)?,
+                    ]
+                }
+                Method::RandomizedSvd { k, p, .. } => vec![
+                    Tensor::f_randn([n, (k + p) as i64], cpu)?.to_device(x.device()),
+                    Tensor::f_randn([n, 20], cpu)?.to_device(x.device()),
+                ],
+            })
+        };
+        with_rng(self.seed, || {
+            if self.seed.is_some() {
+                let dummy = (self.image_flat.kind(), self.image_flat.device());
+                let _validate_model_draw = Tensor::f_rand(self.image_shape.as_slice(), dummy)?;
+            }
+            draw()
         })
     }
 
@@ -167,6 +215,7 @@ impl<'m> Eigendistortion<'m> {
         callback: &mut dyn FnMut(&PowerProgress) -> ControlFlow<()>,
     ) -> Result<()> {
         self.check_method(&method)?;
+        let draws = self.draws(&method)?;
         self.iterations = None;
         self.error_approx = None;
         let n = self.n();
@@ -189,7 +238,7 @@ impl<'m> Eigendistortion<'m> {
                 let (k, max_iter) = (k as i64, max_iter);
                 let top = solvers::power(
                     &fisher,
-                    k,
+                    &draws[0],
                     None,
                     stop_criterion,
                     max_iter,
@@ -199,7 +248,7 @@ impl<'m> Eigendistortion<'m> {
                 let shift = top.eigenvalues.get(0);
                 let bottom = solvers::power(
                     &fisher,
-                    k,
+                    &draws[1],
                     Some(&shift),
                     stop_criterion,
                     max_iter,
@@ -221,9 +270,9 @@ impl<'m> Eigendistortion<'m> {
                     index,
                 )
             }
-            Method::RandomizedSvd { k, p, q } => {
+            Method::RandomizedSvd { k, q, .. } => {
                 let fisher = FisherProduct::new(&self.representation_flat, &self.image_flat);
-                let out = solvers::randomized_svd(&fisher, k as i64, p as i64, q)?;
+                let out = solvers::randomized_svd(&fisher, k as i64, &draws[0], &draws[1], q)?;
                 self.error_approx = Some(out.error_approx);
                 (
                     out.eigenvalues,

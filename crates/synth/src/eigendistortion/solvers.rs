@@ -4,7 +4,7 @@ use super::{PowerPhase, PowerProgress};
 use crate::autodiff::FisherProduct;
 use crate::error::{Result, SynthError};
 use std::ops::ControlFlow;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 /// All eigenpairs of `F = JᵀJ`, largest first: (values (n), vectors (n, n) as columns).
 /// The values are signed here; tiny negative ones are float32 noise around zero.
@@ -27,10 +27,11 @@ fn column_norms(v: &Tensor) -> Tensor {
 }
 
 /// Block power (orthogonal) iteration on `F − shift·I` (Golub & Van Loan 8.2.8), with the
-/// eigenvalues estimated by the unshifted Rayleigh quotients. Draws one `randn(n, k)`.
+/// eigenvalues estimated by the unshifted Rayleigh quotients, from `init` (n, k): plenoptic
+/// draws it as `randn(n, k)` right before the run.
 pub(super) fn power(
     fisher: &FisherProduct,
-    k: i64,
+    init: &Tensor,
     shift: Option<&Tensor>,
     tol: f64,
     max_iter: usize,
@@ -38,9 +39,7 @@ pub(super) fn power(
     callback: &mut dyn FnMut(&PowerProgress) -> ControlFlow<()>,
 ) -> Result<PowerRun> {
     let x = fisher.x;
-    let n = x.size()[0];
-    let v = Tensor::f_randn([n, k], (x.kind(), x.device()))?;
-    let mut v = &v / column_norms(&v);
+    let mut v = init / column_norms(init);
     // One plain power step before the loop, so the first estimate is already F-weighted.
     let fv = fisher.apply(&v)?;
     v = &fv / column_norms(&fv);
@@ -89,14 +88,16 @@ pub(super) struct RsvdRun {
     pub error_approx: f64,
 }
 
-/// Randomized truncated SVD of `F` (Halko, Martinsson & Tropp 2011). Draws `randn(n, k + p)`
-/// and then `randn(n, 20)` for the error estimate, both on the CPU generator (as plenoptic does,
-/// drawing first and moving to the device after).
-pub(super) fn randomized_svd(fisher: &FisherProduct, k: i64, p: i64, q: usize) -> Result<RsvdRun> {
-    let x = fisher.x;
-    let (n, device) = (x.size()[0], x.device());
-    let probes = Tensor::f_randn([n, k + p], (Kind::Float, Device::Cpu))?.to_device(device);
-    let (probes, _) = Tensor::f_linalg_qr(&probes, "reduced")?;
+/// Randomized truncated SVD of `F` (Halko, Martinsson & Tropp 2011) from `probes` (n, k + p),
+/// with the error estimated on `test` (n, 20): plenoptic draws both with `randn`.
+pub(super) fn randomized_svd(
+    fisher: &FisherProduct,
+    k: i64,
+    probes: &Tensor,
+    test: &Tensor,
+    q: usize,
+) -> Result<RsvdRun> {
+    let (probes, _) = Tensor::f_linalg_qr(probes, "reduced")?;
     let mut z = fisher.apply(&probes)?;
     // Powers of F sharpen the spectrum; plenoptic does not re-orthonormalise between them.
     for _ in 0..q {
@@ -107,8 +108,7 @@ pub(super) fn randomized_svd(fisher: &FisherProduct, k: i64, p: i64, q: usize) -
     // torch.svd(some=True) is linalg.svd(full_matrices=False) with V = Vhᴴ returned.
     let (_, s, v) = small.f_svd(true, true)?;
     let vectors = basis.f_matmul(&v)?;
-    let test = Tensor::f_randn([n, 20], (Kind::Float, Device::Cpu))?.to_device(device);
-    let omega = fisher.apply(&test)?;
+    let omega = fisher.apply(test)?;
     let residual = &omega - basis.matmul(&basis.tr()).matmul(&omega);
     let error_approx = column_norms(&residual).mean(None).double_value(&[]);
     Ok(RsvdRun {
