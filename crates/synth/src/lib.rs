@@ -1,5 +1,25 @@
 //! Synthesis on any model or metric, at parity with plenoptic 1.1: autodiff helpers,
 //! eigendistortions, MAD competition, metamers (plain, coarse-to-fine, simple) and geodesics.
+pub mod autodiff;
+pub mod ctf;
+pub mod eigendistortion;
 pub mod error;
+pub mod geodesic;
+pub mod lbfgs;
+pub mod mad;
+pub mod metamer;
+pub mod optim;
+pub mod simple_metamer;
+pub mod state;
+pub mod synthesis;
+mod validate;
 
+pub use ctf::{CoarseToFine, CtfSynthesizeOptions, MetamerCtf};
+pub use eigendistortion::Eigendistortion;
 pub use error::{Result, SynthError};
+pub use geodesic::{Geodesic, GeodesicOptions, GeodesicSynthesizeOptions, InitialSequence};
+pub use mad::{MadCompetition, MadOptions, MinMax};
+pub use metamer::{LossFunction, Metamer, MetamerOptions};
+pub use optim::{Optimizer, OptimizerConfig, SchedulerConfig};
+pub use simple_metamer::SimpleMetamer;
+pub use synthesis::{Callback, Outcome, Progress, StoreProgress, SynthesizeOptions};

@@ -1,0 +1,334 @@
+//! MADCompetition: push one metric (optimized) to its minimum or maximum while holding
+//! another (reference) at its initial value (plenoptic's `MADCompetition`).
+//! Objective: `t·L1(img, x) + λ·(L2(img, x0) − L2(img, x))² + λ_r·B(x)`, `t = ±1`.
+use crate::error::{Result, SynthError};
+use crate::state::{image_record, load_core, parameters, save_core, Mismatches, StateFile, StateWriter};
+use serde_json::{json, Value};
+use std::path::Path;
+use crate::optim::{item, Optimizer};
+use crate::synthesis::{penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions};
+use crate::validate::{validate_image_and_range, validate_metric};
+use serde::{Deserialize, Serialize};
+use synthsweep_models::Metric;
+use tch::{Device, Kind, Tensor};
+
+/// Whether the optimized metric is minimised or maximised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MinMax {
+    Min,
+    Max,
+}
+
+impl MinMax {
+    /// The sign of the optimized metric in the objective.
+    pub fn sign(self) -> f64 {
+        match self {
+            MinMax::Min => 1.0,
+            MinMax::Max => -1.0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MinMax::Min => "min",
+            MinMax::Max => "max",
+        }
+    }
+}
+
+/// MADCompetition's constructor arguments with plenoptic's defaults (`minmax` has no
+/// default and is passed separately).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MadOptions {
+    /// Standard deviation of the Gaussian noise added to the image to start.
+    pub initial_noise: f64,
+    /// `None`: a power of ten balancing the two metrics at the start (plenoptic's choice).
+    pub metric_tradeoff_lambda: Option<f64>,
+    pub range_penalty_lambda: f64,
+    pub allowed_range: (f64, f64),
+    /// `tch::manual_seed(seed)` right before the constructor's draws.
+    pub seed: Option<i64>,
+}
+
+impl Default for MadOptions {
+    fn default() -> Self {
+        MadOptions { initial_noise: 0.1, metric_tradeoff_lambda: None, range_penalty_lambda: 0.1, allowed_range: (0.0, 1.0), seed: None }
+    }
+}
+
+/// plenoptic 1.x's automatic λ: `10^round(log10(L1₀/L2₀))`, in float32, rounding half to even.
+pub fn automatic_tradeoff_lambda(optimized_loss: f64, reference_loss: f64) -> f64 {
+    let ratio = Tensor::from((optimized_loss / reference_loss) as f32);
+    item(&Tensor::from(10i64).pow(&ratio.log10().round()))
+}
+
+/// A MAD competition synthesis in progress.
+pub struct MadCompetition<'a> {
+    pub(crate) optimized_metric: &'a dyn Metric,
+    pub(crate) reference_metric: &'a dyn Metric,
+    pub(crate) image: Tensor,
+    pub(crate) initial_image: Tensor,
+    pub(crate) minmax: MinMax,
+    pub(crate) options: MadOptions,
+    pub(crate) metric_tradeoff_lambda: f64,
+    pub(crate) reference_metric_target: f64,
+    pub(crate) optimized_metric_loss: Vec<f64>,
+    pub(crate) reference_metric_loss: Vec<f64>,
+    pub(crate) identity: Option<String>,
+    pub(crate) core: Core,
+}
+
+impl std::fmt::Debug for MadCompetition<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MadCompetition")
+            .field("optimized_metric", &self.optimized_metric.name())
+            .field("reference_metric", &self.reference_metric.name())
+            .field("minmax", &self.minmax)
+            .field("metric_tradeoff_lambda", &self.metric_tradeoff_lambda)
+            .field("iterations", &self.core.losses.len())
+            .finish()
+    }
+}
+
+impl<'a> MadCompetition<'a> {
+    /// Draws 21 uniform images per metric check, then `randn_like(image)` for the start
+    /// `clamp(image + initial_noise·noise, allowed_range)`.
+    pub fn new(image: &Tensor, optimized_metric: &'a dyn Metric, reference_metric: &'a dyn Metric, minmax: MinMax, options: MadOptions) -> Result<Self> {
+        validate_image_and_range(image, options.range_penalty_lambda, options.allowed_range)?;
+        if !(options.initial_noise >= 0.0 && options.initial_noise.is_finite()) {
+            return Err(SynthError::invalid("initial_noise", format!("must be non-negative, got {}", options.initial_noise)));
+        }
+        if let Some(l) = options.metric_tradeoff_lambda {
+            if !l.is_finite() {
+                return Err(SynthError::invalid("metric_tradeoff_lambda", format!("must be a finite number, got {l}")));
+            }
+        }
+        let image = image.detach();
+        let (a, b) = options.allowed_range;
+        let initial_image = with_rng(options.seed, || {
+            validate_metric(optimized_metric, &image, "optimized_metric")?;
+            validate_metric(reference_metric, &image, "reference_metric")?;
+            Ok::<_, SynthError>((&image + image.randn_like() * options.initial_noise).clamp(a, b))
+        })?;
+        let (reference_metric_target, optimized0) =
+            tch::no_grad(|| (item(&reference_metric.forward(&image, &initial_image)), item(&optimized_metric.forward(&image, &initial_image))));
+        let metric_tradeoff_lambda = match options.metric_tradeoff_lambda {
+            Some(l) => l,
+            None => {
+                let l = automatic_tradeoff_lambda(optimized0, reference_metric_target);
+                if !l.is_finite() || l == 0.0 {
+                    return Err(SynthError::invalid(
+                        "metric_tradeoff_lambda",
+                        format!(
+                            "cannot be chosen automatically: the metrics at the initial image are {optimized0} (optimized) and {reference_metric_target} (reference); give it explicitly or use initial_noise > 0"
+                        ),
+                    ));
+                }
+                l
+            }
+        };
+        Ok(MadCompetition {
+            optimized_metric,
+            reference_metric,
+            core: Core::new(&initial_image),
+            image,
+            initial_image,
+            minmax,
+            options,
+            metric_tradeoff_lambda,
+            reference_metric_target,
+            optimized_metric_loss: vec![optimized0],
+            reference_metric_loss: vec![reference_metric_target],
+            identity: None,
+        })
+    }
+
+    /// The four competitions of a full MAD set, each seeded with its own seed: `a` min and
+    /// max against `b`, then `b` min and max against `a`.
+    pub fn full_set(image: &Tensor, metric_a: &'a dyn Metric, metric_b: &'a dyn Metric, options: &MadOptions, seeds: [i64; 4]) -> Result<Vec<Self>> {
+        let plan = [(metric_a, metric_b, MinMax::Min), (metric_a, metric_b, MinMax::Max), (metric_b, metric_a, MinMax::Min), (metric_b, metric_a, MinMax::Max)];
+        plan.into_iter()
+            .zip(seeds)
+            .map(|((opt, reference, minmax), seed)| Self::new(image, opt, reference, minmax, MadOptions { seed: Some(seed), ..options.clone() }))
+            .collect()
+    }
+
+    /// Runs up to `max_iter` iterations; a second call continues where the last one stopped.
+    pub fn synthesize(&mut self, opts: &SynthesizeOptions) -> Result<Outcome> {
+        self.core.prepare(opts)?;
+        run(self, opts, None)
+    }
+
+    /// As [`MadCompetition::synthesize`], calling `callback` after every iteration.
+    pub fn synthesize_with(&mut self, opts: &SynthesizeOptions, callback: &mut Callback) -> Result<Outcome> {
+        self.core.prepare(opts)?;
+        run(self, opts, Some(callback))
+    }
+
+    /// The objective at `x` (with gradient when `x` requires it).
+    pub fn objective_at(&self, x: &Tensor) -> Tensor {
+        let synthesis_loss = self.optimized_metric.forward(&self.image, x);
+        let fixed_loss = (self.reference_metric.forward(&self.image, x).neg() + self.reference_metric_target).square();
+        synthesis_loss * self.minmax.sign()
+            + fixed_loss * self.metric_tradeoff_lambda
+            + penalize_range(x, self.options.allowed_range) * self.options.range_penalty_lambda
+    }
+
+    /// The objective at the current MAD image (no gradient).
+    pub fn objective_function(&self) -> Tensor {
+        tch::no_grad(|| self.objective_at(&self.core.x.detach()))
+    }
+
+    /// A caller-chosen identity of the two metrics (e.g. their specs), checked on load.
+    pub fn set_identity(&mut self, identity: impl Into<String>) {
+        self.identity = Some(identity.into());
+    }
+
+    /// Moves the synthesis to `device` as `kind`. Move the metrics yourself (`Metric::to`).
+    pub fn to(&mut self, device: Device, kind: Kind) {
+        self.image = self.image.to_device(device).to_kind(kind);
+        self.initial_image = self.initial_image.to_device(device).to_kind(kind);
+        self.core.to(device, kind);
+    }
+
+    /// Saves the synthesis in progress (see [`crate::state`]).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut w = StateWriter::new("mad");
+        w.meta("parameters", &self.parameters_record());
+        w.meta("image", &image_record(&self.image)?);
+        w.meta("metrics", &self.metrics_record());
+        w.meta("metric_tradeoff_lambda", &self.metric_tradeoff_lambda);
+        w.meta("reference_metric_target", &self.reference_metric_target);
+        w.tensor("initial_image", &self.initial_image);
+        w.series("optimized_metric_loss", &self.optimized_metric_loss);
+        w.series("reference_metric_loss", &self.reference_metric_loss);
+        save_core(&self.core, &mut w);
+        w.write(path.as_ref())
+    }
+
+    /// Loads a state saved from a MADCompetition built with the same image, metrics and
+    /// options. The metrics are checked by evaluating them at the saved initial image.
+    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let f = StateFile::read(path.as_ref(), "mad")?;
+        let mut m = Mismatches::default();
+        m.check("parameters", &parameters(f.get("parameters")), &self.parameters_record());
+        m.check("image", f.get("image"), &image_record(&self.image)?);
+        m.check("metrics", f.get("metrics"), &self.metrics_record());
+        let lambda: f64 = f.parse("metric_tradeoff_lambda")?;
+        if lambda != self.metric_tradeoff_lambda {
+            m.push(format!("metric_tradeoff_lambda: saved {lambda}, now {}", self.metric_tradeoff_lambda));
+        }
+        let initial = f.tensor("initial_image")?.to_device(self.image.device()).to_kind(self.image.kind());
+        let (l1, l2) = (f.series("optimized_metric_loss")?, f.series("reference_metric_loss")?);
+        if initial.size() == self.image.size() && !l1.is_empty() && !l2.is_empty() {
+            let (o, r) = tch::no_grad(|| (self.optimized_metric.forward(&self.image, &initial), self.reference_metric.forward(&self.image, &initial)));
+            m.check_close("optimized_metric at the initial image", &Tensor::from(l1[0]), &o.reshape(Vec::<i64>::new()));
+            m.check_close("reference_metric at the initial image", &Tensor::from(l2[0]), &r.reshape(Vec::<i64>::new()));
+        }
+        m.into_result(&f)?;
+        load_core(&mut self.core, &f, self.image.device(), self.image.kind())?;
+        self.initial_image = initial;
+        self.reference_metric_target = f.parse("reference_metric_target")?;
+        (self.optimized_metric_loss, self.reference_metric_loss) = (l1, l2);
+        Ok(())
+    }
+
+    fn parameters_record(&self) -> Value {
+        let mut p = parameters(&self.options);
+        p["minmax"] = json!(self.minmax);
+        p
+    }
+
+    fn metrics_record(&self) -> Value {
+        json!({"optimized": self.optimized_metric.name(), "reference": self.reference_metric.name(), "identity": self.identity})
+    }
+
+    pub fn optimized_metric(&self) -> &dyn Metric {
+        self.optimized_metric
+    }
+    pub fn reference_metric(&self) -> &dyn Metric {
+        self.reference_metric
+    }
+    pub fn image(&self) -> &Tensor {
+        &self.image
+    }
+    pub fn initial_image(&self) -> &Tensor {
+        &self.initial_image
+    }
+    pub fn mad_image(&self) -> &Tensor {
+        &self.core.x
+    }
+    pub fn minmax(&self) -> MinMax {
+        self.minmax
+    }
+    pub fn options(&self) -> &MadOptions {
+        &self.options
+    }
+    pub fn metric_tradeoff_lambda(&self) -> f64 {
+        self.metric_tradeoff_lambda
+    }
+    pub fn range_penalty_lambda(&self) -> f64 {
+        self.options.range_penalty_lambda
+    }
+    pub fn allowed_range(&self) -> (f64, f64) {
+        self.options.allowed_range
+    }
+    /// L2(image, initial image): the value the reference metric is held at.
+    pub fn reference_metric_target(&self) -> f64 {
+        self.reference_metric_target
+    }
+    pub fn losses(&self) -> &[f64] {
+        &self.core.losses
+    }
+    pub fn gradient_norm(&self) -> &[f64] {
+        &self.core.gradient_norm
+    }
+    pub fn pixel_change_norm(&self) -> &[f64] {
+        &self.core.pixel_change_norm
+    }
+    /// `[0]` at the initial image, then after each step (iterations + 1 entries).
+    pub fn optimized_metric_loss(&self) -> &[f64] {
+        &self.optimized_metric_loss
+    }
+    /// `[0]` at the initial image, then after each step (iterations + 1 entries).
+    pub fn reference_metric_loss(&self) -> &[f64] {
+        &self.reference_metric_loss
+    }
+    pub fn saved_mad_image(&self) -> Tensor {
+        self.core.saved_stack()
+    }
+    pub fn store_progress(&self) -> Option<usize> {
+        self.core.store_progress
+    }
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.core.optimizer.as_ref()
+    }
+}
+
+impl Method for MadCompetition<'_> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+    fn objective(&mut self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.objective_at(x))
+    }
+    /// Both metrics at the updated image.
+    fn after_step(&mut self, step_loss: f64) -> Result<(f64, f64)> {
+        let x = self.core.x.detach();
+        let (fm, sm) = tch::no_grad(|| (item(&self.reference_metric.forward(&self.image, &x)), item(&self.optimized_metric.forward(&self.image, &x))));
+        self.reference_metric_loss.push(fm);
+        self.optimized_metric_loss.push(sm);
+        Ok((step_loss, step_loss))
+    }
+    fn extra(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("reference_metric", *self.reference_metric_loss.last().unwrap_or(&f64::NAN)),
+            ("optimized_metric", *self.optimized_metric_loss.last().unwrap_or(&f64::NAN)),
+        ]
+    }
+}

@@ -1,0 +1,256 @@
+//! Metamer: an image whose model representation matches a target image's
+//! (plenoptic's `Metamer`). Objective: `loss_function(model(x), model(image)) + λ_r·B(x)`.
+use crate::error::{Result, SynthError};
+use crate::state::{image_record, load_core, parameters, save_core, Mismatches, StateFile, StateWriter};
+use crate::optim::{item, Optimizer};
+use crate::synthesis::{penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions};
+use crate::validate::{validate_image, validate_image_and_range, validate_model};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::Path;
+use synthsweep_models::Model;
+use tch::{Device, Kind, Tensor};
+
+/// The distance between two representations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossFunction {
+    /// `mean((a − b)²)` over all elements (plenoptic's `mse`).
+    #[default]
+    Mse,
+    /// `‖b − a‖₂` (plenoptic's `l2_norm`).
+    #[serde(alias = "l2")]
+    L2Norm,
+    /// `‖b − a‖² / ‖b‖²`, with `b` the target (plenoptic's `relative_MSE`).
+    #[serde(alias = "relative_mse")]
+    RelativeSse,
+}
+
+impl LossFunction {
+    /// The loss between the synthesized representation `a` and the target `b`.
+    pub fn apply(self, a: &Tensor, b: &Tensor) -> Tensor {
+        match self {
+            LossFunction::Mse => (a - b).square().mean(None::<Kind>),
+            LossFunction::L2Norm => (b - a).norm(),
+            LossFunction::RelativeSse => (b - a).norm().square() / b.norm().square(),
+        }
+    }
+}
+
+/// Metamer's constructor arguments with plenoptic's defaults (the initial image is passed
+/// separately, see [`Metamer::with_initial_image`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetamerOptions {
+    pub loss_function: LossFunction,
+    pub range_penalty_lambda: f64,
+    pub allowed_range: (f64, f64),
+    /// `tch::manual_seed(seed)` right before the constructor's draws; `None` draws from
+    /// the generator as it stands.
+    pub seed: Option<i64>,
+}
+
+impl Default for MetamerOptions {
+    fn default() -> Self {
+        MetamerOptions { loss_function: LossFunction::Mse, range_penalty_lambda: 0.1, allowed_range: (0.0, 1.0), seed: None }
+    }
+}
+
+/// plenoptic's `signal.rescale`: `a + (x − min x)/(max x − min x)·(b − a)`.
+pub(crate) fn rescale(x: &Tensor, (a, b): (f64, f64)) -> Tensor {
+    let min = x.min();
+    let v = x.max() - &min;
+    let mut g = x - &min;
+    if item(&v) > 0.0 {
+        g = g / v;
+    }
+    g * (b - a) + a
+}
+
+/// A metamer synthesis in progress.
+pub struct Metamer<'a> {
+    pub(crate) model: &'a dyn Model,
+    pub(crate) image: Tensor,
+    pub(crate) target_representation: Tensor,
+    pub(crate) options: MetamerOptions,
+    pub(crate) identity: Option<String>,
+    pub(crate) core: Core,
+}
+
+impl std::fmt::Debug for Metamer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metamer").field("model", &self.model.name()).field("options", &self.options).field("iterations", &self.core.losses.len()).finish()
+    }
+}
+
+impl<'a> Metamer<'a> {
+    /// Starts from uniform noise rescaled to `allowed_range` (draws: `rand` for the model
+    /// check, then `rand_like(image)`).
+    pub fn new(image: &Tensor, model: &'a dyn Model, options: MetamerOptions) -> Result<Self> {
+        Self::build(image, model, options, None)
+    }
+
+    /// Starts from `initial_image` (same shape as `image`).
+    pub fn with_initial_image(image: &Tensor, model: &'a dyn Model, options: MetamerOptions, initial_image: &Tensor) -> Result<Self> {
+        Self::build(image, model, options, Some(initial_image))
+    }
+
+    fn build(image: &Tensor, model: &'a dyn Model, options: MetamerOptions, initial: Option<&Tensor>) -> Result<Self> {
+        with_rng(options.seed, || Self::build_unlocked(image, model, options, initial))
+    }
+
+    /// The constructor's work; the caller holds the RNG lock (see [`with_rng`]).
+    pub(crate) fn build_unlocked(image: &Tensor, model: &'a dyn Model, options: MetamerOptions, initial: Option<&Tensor>) -> Result<Self> {
+        validate_image_and_range(image, options.range_penalty_lambda, options.allowed_range)?;
+        if let Some(init) = initial {
+            validate_image(init, "initial_image")?;
+            if init.size() != image.size() {
+                return Err(SynthError::invalid(
+                    "initial_image",
+                    format!("must have the image's shape {:?}, got {:?}", image.size(), init.size()),
+                ));
+            }
+        }
+        let image = image.detach();
+        validate_model(model, &image)?;
+        let target_representation = tch::no_grad(|| model.forward(&image));
+        let x0 = match initial {
+            Some(init) => init.detach().to_device(image.device()).to_kind(image.kind()),
+            None => rescale(&image.rand_like(), options.allowed_range),
+        };
+        Ok(Metamer { model, image, target_representation, options, identity: None, core: Core::new(&x0) })
+    }
+
+    /// Runs up to `max_iter` iterations; a second call continues where the last one stopped.
+    pub fn synthesize(&mut self, opts: &SynthesizeOptions) -> Result<Outcome> {
+        self.core.prepare(opts)?;
+        run(self, opts, None)
+    }
+
+    /// As [`Metamer::synthesize`], calling `callback` after every iteration.
+    pub fn synthesize_with(&mut self, opts: &SynthesizeOptions, callback: &mut Callback) -> Result<Outcome> {
+        self.core.prepare(opts)?;
+        run(self, opts, Some(callback))
+    }
+
+    /// The objective at `x` given its representation `rep` and a target.
+    pub(crate) fn objective_at(&self, x: &Tensor, rep: &Tensor, target: &Tensor) -> Tensor {
+        self.options.loss_function.apply(rep, target) + penalize_range(x, self.options.allowed_range) * self.options.range_penalty_lambda
+    }
+
+    /// The objective at the current metamer (no gradient).
+    pub fn objective_function(&self) -> Tensor {
+        tch::no_grad(|| {
+            let x = self.core.x.detach();
+            self.objective_at(&x, &self.model.forward(&x), &self.target_representation)
+        })
+    }
+
+    /// A caller-chosen identity of the model (e.g. its resolved spec), checked on load.
+    pub fn set_identity(&mut self, identity: impl Into<String>) {
+        self.identity = Some(identity.into());
+    }
+
+    /// Moves the synthesis to `device` as `kind`. Move the model yourself (`Model::to`).
+    pub fn to(&mut self, device: Device, kind: Kind) {
+        self.image = self.image.to_device(device).to_kind(kind);
+        self.target_representation = self.target_representation.to_device(device).to_kind(kind);
+        self.core.to(device, kind);
+    }
+
+    /// Saves the synthesis in progress (see [`crate::state`]).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut w = StateWriter::new("metamer");
+        self.save_into(&mut w)?;
+        w.write(path.as_ref())
+    }
+
+    /// Loads a state saved from a Metamer built with the same image, model and options,
+    /// then continues from it with `synthesize`.
+    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        self.load_from(&StateFile::read(path.as_ref(), "metamer")?)
+    }
+
+    pub(crate) fn save_into(&self, w: &mut StateWriter) -> Result<()> {
+        w.meta("parameters", &self.options);
+        w.meta("image", &image_record(&self.image)?);
+        w.meta("model", &self.model_record());
+        w.tensor("target_representation", &self.target_representation);
+        save_core(&self.core, w);
+        Ok(())
+    }
+
+    pub(crate) fn load_from(&mut self, f: &StateFile) -> Result<()> {
+        let mut m = Mismatches::default();
+        m.check("parameters", &parameters(f.get("parameters")), &parameters(&self.options));
+        m.check("image", f.get("image"), &image_record(&self.image)?);
+        m.check("model", f.get("model"), &self.model_record());
+        m.check_close("target_representation", f.tensor("target_representation")?, &self.target_representation);
+        m.into_result(f)?;
+        load_core(&mut self.core, f, self.image.device(), self.image.kind())
+    }
+
+    fn model_record(&self) -> Value {
+        json!({"name": self.model.name(), "identity": self.identity})
+    }
+
+    pub fn model(&self) -> &dyn Model {
+        self.model
+    }
+    pub fn image(&self) -> &Tensor {
+        &self.image
+    }
+    pub fn target_representation(&self) -> &Tensor {
+        &self.target_representation
+    }
+    pub fn metamer(&self) -> &Tensor {
+        &self.core.x
+    }
+    pub fn options(&self) -> &MetamerOptions {
+        &self.options
+    }
+    pub fn loss_function(&self) -> LossFunction {
+        self.options.loss_function
+    }
+    pub fn range_penalty_lambda(&self) -> f64 {
+        self.options.range_penalty_lambda
+    }
+    pub fn allowed_range(&self) -> (f64, f64) {
+        self.options.allowed_range
+    }
+    /// Objective before each step, one entry per iteration.
+    pub fn losses(&self) -> &[f64] {
+        &self.core.losses
+    }
+    /// ‖∇‖ of that objective, one entry per iteration.
+    pub fn gradient_norm(&self) -> &[f64] {
+        &self.core.gradient_norm
+    }
+    /// ‖x after − x before‖ of each step.
+    pub fn pixel_change_norm(&self) -> &[f64] {
+        &self.core.pixel_change_norm
+    }
+    /// The snapshots of `store_progress`, stacked (empty when none were taken).
+    pub fn saved_metamer(&self) -> Tensor {
+        self.core.saved_stack()
+    }
+    /// `None` before the first `synthesize` call, then the snapshot interval (0 = off).
+    pub fn store_progress(&self) -> Option<usize> {
+        self.core.store_progress
+    }
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.core.optimizer.as_ref()
+    }
+}
+
+impl Method for Metamer<'_> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+    fn objective(&mut self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.objective_at(x, &self.model.forward(x), &self.target_representation))
+    }
+}

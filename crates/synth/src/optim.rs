@@ -1,0 +1,525 @@
+//! Optimizers for the synthesized image: Adam (torch's CPU arithmetic, op for op), SGD,
+//! L-BFGS (torch.optim.LBFGS, optional strong-Wolfe line search), and ReduceLROnPlateau.
+//! Each has a serde options struct holding its defaults, and exports its state for save/resume.
+use crate::error::{Result, SynthError};
+use crate::lbfgs::{LbfgsOptions, LbfgsState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+/// Adam's options. The defaults are plenoptic's (`lr = 0.01`, `amsgrad = true`), not torch's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamOptions {
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub amsgrad: bool,
+}
+
+impl Default for AdamOptions {
+    fn default() -> Self {
+        AdamOptions { lr: 0.01, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0, amsgrad: true }
+    }
+}
+
+/// SGD's options, with torch's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SgdOptions {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+impl Default for SgdOptions {
+    fn default() -> Self {
+        SgdOptions { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+    }
+}
+
+/// Which optimizer to use, as a sweep spec names it: `{"name": "adam", "lr": 0.01}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum OptimizerConfig {
+    Adam(AdamOptions),
+    Sgd(SgdOptions),
+    Lbfgs(LbfgsOptions),
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::Adam(AdamOptions::default())
+    }
+}
+
+impl OptimizerConfig {
+    /// plenoptic's default optimizer with another learning rate (Geodesic uses 0.001).
+    pub fn adam_with_lr(lr: f64) -> Self {
+        OptimizerConfig::Adam(AdamOptions { lr, ..AdamOptions::default() })
+    }
+
+    /// The learning rate the optimizer starts with.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Adam(o) => o.lr,
+            OptimizerConfig::Sgd(o) => o.lr,
+            OptimizerConfig::Lbfgs(o) => o.lr,
+        }
+    }
+
+    /// Rejects options torch would reject.
+    pub fn validate(&self) -> Result<()> {
+        let lr = self.lr();
+        if !(lr >= 0.0 && lr.is_finite()) {
+            return Err(SynthError::invalid("optimizer.lr", format!("must be a non-negative number, got {lr}")));
+        }
+        match self {
+            OptimizerConfig::Adam(o) => {
+                for (name, b) in [("optimizer.betas[0]", o.betas.0), ("optimizer.betas[1]", o.betas.1)] {
+                    if !(0.0..1.0).contains(&b) {
+                        return Err(SynthError::invalid(name, format!("must be in [0, 1), got {b}")));
+                    }
+                }
+                non_negative("optimizer.eps", o.eps)?;
+                non_negative("optimizer.weight_decay", o.weight_decay)
+            }
+            OptimizerConfig::Sgd(o) => {
+                non_negative("optimizer.momentum", o.momentum)?;
+                non_negative("optimizer.weight_decay", o.weight_decay)?;
+                if o.nesterov && (o.momentum <= 0.0 || o.dampening != 0.0) {
+                    return Err(SynthError::invalid("optimizer.nesterov", "needs momentum > 0 and dampening = 0"));
+                }
+                Ok(())
+            }
+            OptimizerConfig::Lbfgs(o) => o.validate(),
+        }
+    }
+}
+
+pub(crate) fn non_negative(name: &str, v: f64) -> Result<()> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(SynthError::invalid(name, format!("must be a non-negative number, got {v}")))
+    }
+}
+
+/// An optimizer's state as named scalars and tensors, for saving and resuming.
+#[derive(Debug, Default)]
+pub struct OptimizerState {
+    pub scalars: BTreeMap<String, f64>,
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+impl OptimizerState {
+    pub(crate) fn scalar(&self, name: &str) -> Result<f64> {
+        self.scalars.get(name).copied().ok_or_else(|| missing(name))
+    }
+
+    pub(crate) fn tensor(&self, name: &str, device: Device, kind: Kind) -> Option<Tensor> {
+        self.tensors.get(name).map(|t| t.to_device(device).to_kind(kind))
+    }
+}
+
+fn missing(name: &str) -> SynthError {
+    SynthError::State { path: String::new(), msg: format!("optimizer state lacks `{name}`") }
+}
+
+#[derive(Debug, Default)]
+struct AdamState {
+    step: u64,
+    exp_avg: Option<Tensor>,
+    exp_avg_sq: Option<Tensor>,
+    max_exp_avg_sq: Option<Tensor>,
+}
+
+#[derive(Debug, Default)]
+struct SgdState {
+    momentum_buffer: Option<Tensor>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Adam(AdamOptions, AdamState),
+    Sgd(SgdOptions, SgdState),
+    Lbfgs(LbfgsOptions, Box<LbfgsState>),
+}
+
+/// An optimizer bound to one parameter, the image being synthesized (a leaf that requires
+/// grad). `step` takes a closure that zeroes the gradient, evaluates the objective,
+/// back-propagates and returns the loss, as torch's `Optimizer.step(closure)`.
+#[derive(Debug)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    param: Tensor,
+    lr: f64,
+    initial_lr: f64,
+    inner: Inner,
+}
+
+impl Optimizer {
+    /// Binds a new optimizer to `param`.
+    pub fn new(config: &OptimizerConfig, param: &Tensor) -> Result<Self> {
+        config.validate()?;
+        if !param.requires_grad() {
+            return Err(SynthError::invalid("optimizer", "the parameter must require grad"));
+        }
+        let inner = match config {
+            OptimizerConfig::Adam(o) => Inner::Adam(o.clone(), AdamState::default()),
+            OptimizerConfig::Sgd(o) => Inner::Sgd(o.clone(), SgdState::default()),
+            OptimizerConfig::Lbfgs(o) => Inner::Lbfgs(o.clone(), Box::default()),
+        };
+        Ok(Optimizer { config: config.clone(), param: param.shallow_clone(), lr: config.lr(), initial_lr: config.lr(), inner })
+    }
+
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// The current learning rate (`param_groups[0]['lr']`).
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// The learning rate the optimizer was created with (`initial_lr`).
+    pub fn initial_lr(&self) -> f64 {
+        self.initial_lr
+    }
+
+    /// Back to the initial learning rate; moments are kept (MetamerCTF does this on a scale switch).
+    pub fn reset_lr(&mut self) {
+        self.lr = self.initial_lr;
+    }
+
+    /// The parameter this optimizer updates.
+    pub fn param(&self) -> &Tensor {
+        &self.param
+    }
+
+    /// Zeroes the parameter's gradient.
+    pub fn zero_grad(&mut self) {
+        self.param.zero_grad();
+    }
+
+    /// One optimizer step; returns the loss of the first closure call (the pre-step loss).
+    pub fn step<F: FnMut() -> Result<Tensor>>(&mut self, mut closure: F) -> Result<Tensor> {
+        let lr = self.lr;
+        match &mut self.inner {
+            Inner::Adam(o, s) => {
+                let loss = closure()?;
+                tch::no_grad(|| adam_step(&mut self.param, lr, o, s));
+                Ok(loss)
+            }
+            Inner::Sgd(o, s) => {
+                let loss = closure()?;
+                tch::no_grad(|| sgd_step(&mut self.param, lr, o, s));
+                Ok(loss)
+            }
+            Inner::Lbfgs(o, s) => s.step(&mut self.param, lr, o, &mut closure),
+        }
+    }
+
+    /// Rebinds the optimizer to a moved or cast parameter, moving its state along.
+    pub fn to(&mut self, param: &Tensor) {
+        let (device, kind) = (param.device(), param.kind());
+        let mv = |t: &mut Option<Tensor>| {
+            if let Some(x) = t.take() {
+                *t = Some(x.to_device(device).to_kind(kind));
+            }
+        };
+        match &mut self.inner {
+            Inner::Adam(_, s) => {
+                mv(&mut s.exp_avg);
+                mv(&mut s.exp_avg_sq);
+                mv(&mut s.max_exp_avg_sq);
+            }
+            Inner::Sgd(_, s) => mv(&mut s.momentum_buffer),
+            Inner::Lbfgs(_, s) => s.to(device, kind),
+        }
+        self.param = param.shallow_clone();
+    }
+
+    /// The state as named scalars and tensors (`lr`, `initial_lr`, moments, history).
+    pub fn export_state(&self) -> OptimizerState {
+        let mut st = OptimizerState::default();
+        st.scalars.insert("lr".into(), self.lr);
+        st.scalars.insert("initial_lr".into(), self.initial_lr);
+        let mut put = |name: &str, t: &Option<Tensor>| {
+            if let Some(t) = t {
+                st.tensors.insert(name.to_string(), t.detach().copy());
+            }
+        };
+        match &self.inner {
+            Inner::Adam(_, s) => {
+                put("exp_avg", &s.exp_avg);
+                put("exp_avg_sq", &s.exp_avg_sq);
+                put("max_exp_avg_sq", &s.max_exp_avg_sq);
+                st.scalars.insert("step".into(), s.step as f64);
+            }
+            Inner::Sgd(_, s) => put("momentum_buffer", &s.momentum_buffer),
+            Inner::Lbfgs(_, s) => s.export(&mut st),
+        }
+        st
+    }
+
+    /// Restores a state made by [`Optimizer::export_state`] for the same optimizer kind.
+    pub fn import_state(&mut self, st: &OptimizerState) -> Result<()> {
+        let (device, kind) = (self.param.device(), self.param.kind());
+        self.lr = st.scalar("lr")?;
+        self.initial_lr = st.scalar("initial_lr")?;
+        match &mut self.inner {
+            Inner::Adam(_, s) => {
+                s.step = st.scalar("step")? as u64;
+                s.exp_avg = st.tensor("exp_avg", device, kind);
+                s.exp_avg_sq = st.tensor("exp_avg_sq", device, kind);
+                s.max_exp_avg_sq = st.tensor("max_exp_avg_sq", device, kind);
+            }
+            Inner::Sgd(_, s) => s.momentum_buffer = st.tensor("momentum_buffer", device, kind),
+            Inner::Lbfgs(_, s) => s.import(st, device, kind)?,
+        }
+        Ok(())
+    }
+}
+
+/// torch's `_single_tensor_adam` (the CPU default), op for op. tch does not expose the
+/// `value=` argument of `addcmul_`/`addcdiv_`, so the scalar multiplies one operand first;
+/// torch's kernels compute `(value * t1) op t2`, so the result is the same bit for bit.
+fn adam_step(param: &mut Tensor, lr: f64, o: &AdamOptions, s: &mut AdamState) {
+    let grad = param.grad();
+    if !grad.defined() {
+        return;
+    }
+    let grad = if o.weight_decay != 0.0 { &grad + &*param * o.weight_decay } else { grad };
+    let zeros = || param.zeros_like();
+    let m = s.exp_avg.get_or_insert_with(zeros);
+    let v = s.exp_avg_sq.get_or_insert_with(zeros);
+    s.step += 1;
+    let (beta1, beta2) = o.betas;
+    let _ = m.lerp_(&grad, 1.0 - beta1);
+    let _ = v.g_mul_scalar_(beta2);
+    let _ = v.addcmul_(&(&grad * (1.0 - beta2)), &grad);
+    let step = s.step as f64;
+    let bias_correction1 = 1.0 - beta1.powf(step);
+    let bias_correction2 = 1.0 - beta2.powf(step);
+    let step_size = lr / bias_correction1;
+    let bias_correction2_sqrt = bias_correction2.powf(0.5);
+    let denom = if o.amsgrad {
+        let vmax = s.max_exp_avg_sq.get_or_insert_with(zeros);
+        *vmax = vmax.maximum(v);
+        vmax.sqrt() / bias_correction2_sqrt + o.eps
+    } else {
+        v.sqrt() / bias_correction2_sqrt + o.eps
+    };
+    let _ = param.addcdiv_(&(&*m * -step_size), &denom);
+}
+
+/// torch's `_single_tensor_sgd`.
+fn sgd_step(param: &mut Tensor, lr: f64, o: &SgdOptions, s: &mut SgdState) {
+    let grad = param.grad();
+    if !grad.defined() {
+        return;
+    }
+    let mut grad = if o.weight_decay != 0.0 { &grad + &*param * o.weight_decay } else { grad };
+    if o.momentum != 0.0 {
+        let buf = match s.momentum_buffer.take() {
+            None => grad.detach().copy(),
+            Some(mut b) => {
+                let _ = b.g_mul_scalar_(o.momentum);
+                let _ = b.g_add_(&(&grad * (1.0 - o.dampening)));
+                b
+            }
+        };
+        grad = if o.nesterov { &grad + &buf * o.momentum } else { buf.shallow_clone() };
+        s.momentum_buffer = Some(buf);
+    }
+    let _ = param.g_add_(&(grad * -lr));
+}
+
+/// How ReduceLROnPlateau compares metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlateauMode {
+    #[default]
+    Min,
+    Max,
+}
+
+/// Whether ReduceLROnPlateau's threshold is relative or absolute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdMode {
+    #[default]
+    Rel,
+    Abs,
+}
+
+/// torch's `ReduceLROnPlateau` options and defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReduceLrOnPlateauOptions {
+    pub mode: PlateauMode,
+    pub factor: f64,
+    pub patience: usize,
+    pub threshold: f64,
+    pub threshold_mode: ThresholdMode,
+    pub cooldown: usize,
+    pub min_lr: f64,
+    pub eps: f64,
+}
+
+impl Default for ReduceLrOnPlateauOptions {
+    fn default() -> Self {
+        ReduceLrOnPlateauOptions {
+            mode: PlateauMode::Min,
+            factor: 0.1,
+            patience: 10,
+            threshold: 1e-4,
+            threshold_mode: ThresholdMode::Rel,
+            cooldown: 0,
+            min_lr: 0.0,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// A learning-rate scheduler, stepped with the loss after every iteration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum SchedulerConfig {
+    ReduceLrOnPlateau(ReduceLrOnPlateauOptions),
+}
+
+impl SchedulerConfig {
+    pub fn validate(&self) -> Result<()> {
+        let SchedulerConfig::ReduceLrOnPlateau(o) = self;
+        if !(o.factor < 1.0 && o.factor >= 0.0) {
+            return Err(SynthError::invalid("scheduler.factor", format!("must be in [0, 1), got {}", o.factor)));
+        }
+        non_negative("scheduler.threshold", o.threshold)?;
+        non_negative("scheduler.min_lr", o.min_lr)?;
+        non_negative("scheduler.eps", o.eps)
+    }
+}
+
+/// ReduceLROnPlateau's running state.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    best: f64,
+    num_bad_epochs: usize,
+    cooldown_counter: usize,
+    last_epoch: usize,
+}
+
+impl Scheduler {
+    pub fn new(config: &SchedulerConfig) -> Result<Self> {
+        config.validate()?;
+        let SchedulerConfig::ReduceLrOnPlateau(o) = config;
+        let best = if o.mode == PlateauMode::Min { f64::INFINITY } else { f64::NEG_INFINITY };
+        Ok(Scheduler { config: config.clone(), best, num_bad_epochs: 0, cooldown_counter: 0, last_epoch: 0 })
+    }
+
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    fn is_better(&self, a: f64) -> bool {
+        let SchedulerConfig::ReduceLrOnPlateau(o) = &self.config;
+        match (o.mode, o.threshold_mode) {
+            (PlateauMode::Min, ThresholdMode::Rel) => a < self.best * (1.0 - o.threshold),
+            (PlateauMode::Min, ThresholdMode::Abs) => a < self.best - o.threshold,
+            (PlateauMode::Max, ThresholdMode::Rel) => a > self.best * (o.threshold + 1.0),
+            (PlateauMode::Max, ThresholdMode::Abs) => a > self.best + o.threshold,
+        }
+    }
+
+    /// One scheduler step with this iteration's loss.
+    pub fn step(&mut self, metric: f64, optimizer: &mut Optimizer) {
+        let SchedulerConfig::ReduceLrOnPlateau(o) = self.config.clone();
+        self.last_epoch += 1;
+        if self.is_better(metric) {
+            self.best = metric;
+            self.num_bad_epochs = 0;
+        } else {
+            self.num_bad_epochs += 1;
+        }
+        if self.cooldown_counter > 0 {
+            self.cooldown_counter -= 1;
+            self.num_bad_epochs = 0;
+        }
+        if self.num_bad_epochs > o.patience {
+            let old = optimizer.lr();
+            let new = (old * o.factor).max(o.min_lr);
+            if old - new > o.eps {
+                optimizer.set_lr(new);
+            }
+            self.cooldown_counter = o.cooldown;
+            self.num_bad_epochs = 0;
+        }
+    }
+
+    pub fn export_state(&self) -> BTreeMap<String, f64> {
+        BTreeMap::from([
+            ("best".to_string(), self.best),
+            ("num_bad_epochs".to_string(), self.num_bad_epochs as f64),
+            ("cooldown_counter".to_string(), self.cooldown_counter as f64),
+            ("last_epoch".to_string(), self.last_epoch as f64),
+        ])
+    }
+
+    pub fn import_state(&mut self, st: &BTreeMap<String, f64>) -> Result<()> {
+        let get = |k: &str| st.get(k).copied().ok_or_else(|| missing(k));
+        self.best = get("best")?;
+        self.num_bad_epochs = get("num_bad_epochs")? as usize;
+        self.cooldown_counter = get("cooldown_counter")? as usize;
+        self.last_epoch = get("last_epoch")? as usize;
+        Ok(())
+    }
+}
+
+/// The value of a one-element tensor (`.item()`), as f64.
+pub fn item(t: &Tensor) -> f64 {
+    t.detach().reshape(Vec::<i64>::new()).double_value(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_deserialize_with_defaults_and_reject_unknown_fields() {
+        let c: OptimizerConfig = serde_json::from_str(r#"{"name": "adam", "lr": 0.1}"#).unwrap();
+        assert_eq!(c, OptimizerConfig::Adam(AdamOptions { lr: 0.1, ..Default::default() }));
+        let c: OptimizerConfig = serde_json::from_str(r#"{"name": "lbfgs", "line_search_fn": "strong_wolfe"}"#).unwrap();
+        assert!(matches!(c, OptimizerConfig::Lbfgs(_)));
+        let e = serde_json::from_str::<OptimizerConfig>(r#"{"name": "adam", "lrr": 0.1}"#).unwrap_err();
+        assert!(e.to_string().contains("lrr"), "{e}");
+        let s: SchedulerConfig = serde_json::from_str(r#"{"name": "reduce_lr_on_plateau", "patience": 3}"#).unwrap();
+        let SchedulerConfig::ReduceLrOnPlateau(o) = s;
+        assert_eq!(o.patience, 3);
+    }
+
+    #[test]
+    fn plateau_reduces_after_patience() {
+        let x = Tensor::zeros([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let mut opt = Optimizer::new(&OptimizerConfig::Sgd(SgdOptions { lr: 1.0, ..Default::default() }), &x).unwrap();
+        let cfg = SchedulerConfig::ReduceLrOnPlateau(ReduceLrOnPlateauOptions { patience: 2, ..Default::default() });
+        let mut s = Scheduler::new(&cfg).unwrap();
+        for _ in 0..3 {
+            s.step(1.0, &mut opt);
+        }
+        assert_eq!(opt.lr(), 1.0);
+        s.step(1.0, &mut opt);
+        assert!((opt.lr() - 0.1).abs() < 1e-12);
+        opt.reset_lr();
+        assert_eq!(opt.lr(), 1.0);
+    }
+}

@@ -1,0 +1,88 @@
+//! SimpleMetamer: the minimal metamer of plenoptic 1.1 (deprecated there): uniform-noise
+//! start, `mse + 0.1·B(x; 0, 1)`, no stop rule, the loss logged inside the closure.
+use crate::error::{Result, SynthError};
+use crate::optim::{item, Optimizer, OptimizerConfig};
+use crate::synthesis::{penalize_range, with_rng};
+use crate::validate::{validate_image, validate_model};
+use synthsweep_models::Model;
+use tch::Tensor;
+
+/// A SimpleMetamer synthesis in progress.
+pub struct SimpleMetamer<'a> {
+    model: &'a dyn Model,
+    image: Tensor,
+    metamer: Tensor,
+    target_representation: Tensor,
+    optimizer: Option<Optimizer>,
+    losses: Vec<f64>,
+}
+
+impl std::fmt::Debug for SimpleMetamer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimpleMetamer").field("model", &self.model.name()).field("iterations", &self.losses.len()).finish()
+    }
+}
+
+impl<'a> SimpleMetamer<'a> {
+    /// Draws `rand` (model check) then `rand_like(image)` (the start), after
+    /// `tch::manual_seed(seed)` when a seed is given.
+    pub fn new(image: &Tensor, model: &'a dyn Model, seed: Option<i64>) -> Result<Self> {
+        validate_image(image, "image")?;
+        let image = image.detach();
+        with_rng(seed, || {
+            validate_model(model, &image)?;
+            let metamer = image.rand_like().set_requires_grad(true);
+            let target_representation = tch::no_grad(|| model.forward(&image));
+            Ok(SimpleMetamer { model, image, metamer, target_representation, optimizer: None, losses: Vec::new() })
+        })
+    }
+
+    /// Runs `max_iter` steps. `optimizer`: `None` keeps the current one (Adam(0.01, amsgrad)
+    /// the first time); a config replaces it, as plenoptic does.
+    pub fn synthesize(&mut self, max_iter: usize, optimizer: Option<&OptimizerConfig>) -> Result<&Tensor> {
+        match (optimizer, &self.optimizer) {
+            (Some(cfg), _) => self.optimizer = Some(Optimizer::new(cfg, &self.metamer)?),
+            (None, None) => self.optimizer = Some(Optimizer::new(&OptimizerConfig::default(), &self.metamer)?),
+            (None, Some(_)) => {}
+        }
+        let opt = self.optimizer.as_mut().expect("set above");
+        for _ in 0..max_iter {
+            let x = self.metamer.shallow_clone();
+            let losses = &mut self.losses;
+            let (model, target) = (self.model, &self.target_representation);
+            let _ = opt.step(|| {
+                let mut g = x.shallow_clone();
+                g.zero_grad();
+                let rep = model.forward(&x);
+                let loss = (rep - target).square().mean(None::<tch::Kind>) + penalize_range(&x, (0.0, 1.0)) * 0.1;
+                losses.push(item(&loss));
+                loss.f_backward()?;
+                Ok(loss)
+            })?;
+            if let Some(&l) = self.losses.last().filter(|l| !l.is_finite()) {
+                return Err(SynthError::NonFinite { iteration: self.losses.len() - 1, value: l });
+            }
+        }
+        Ok(&self.metamer)
+    }
+
+    pub fn model(&self) -> &dyn Model {
+        self.model
+    }
+    pub fn image(&self) -> &Tensor {
+        &self.image
+    }
+    pub fn metamer(&self) -> &Tensor {
+        &self.metamer
+    }
+    pub fn target_representation(&self) -> &Tensor {
+        &self.target_representation
+    }
+    /// One entry per closure call (per step for Adam and SGD).
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.optimizer.as_ref()
+    }
+}
