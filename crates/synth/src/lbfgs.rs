@@ -1,6 +1,8 @@
 //! torch.optim.LBFGS on one parameter: the two-loop recursion, optional strong-Wolfe line
-//! search, and the same stopping tests. Scalars are kept in f64 (torch keeps some in 0-dim
-//! float32 tensors), so trajectories agree with torch to rounding, not bit for bit.
+//! search, and the same stopping tests. The history scalars (`ro`, `H_diag`, `al`, `be`)
+//! are 0-dim tensors of the parameter's kind as in torch; the line search runs in f64
+//! (torch mixes Python floats and float32 tensors there), so trajectories agree with torch
+//! to rounding, not bit for bit.
 use crate::error::{Result, SynthError};
 use crate::optim::{item, non_negative, OptimizerState};
 use serde::{Deserialize, Serialize};
@@ -67,8 +69,8 @@ pub(crate) struct LbfgsState {
     t: f64,
     old_dirs: Vec<Tensor>,
     old_stps: Vec<Tensor>,
-    ro: Vec<f64>,
-    h_diag: f64,
+    ro: Vec<Tensor>,
+    h_diag: Option<Tensor>,
     prev_flat_grad: Option<Tensor>,
     prev_loss: Option<f64>,
 }
@@ -122,7 +124,7 @@ impl LbfgsState {
                 self.old_dirs.clear();
                 self.old_stps.clear();
                 self.ro.clear();
-                self.h_diag = 1.0;
+                self.h_diag = None;
                 g.neg()
             } else {
                 self.update_history(&g, o.history_size);
@@ -136,7 +138,17 @@ impl LbfgsState {
             }
             let prev_loss = loss;
             self.prev_loss = Some(prev_loss);
-            let mut t = if self.n_iter == 1 { (1.0 / item(&g.abs().sum(Kind::Float))).min(1.0) * lr } else { lr };
+            let mut t = if self.n_iter == 1 {
+                // torch: min(1, 1/‖g‖₁) · lr, a float32 tensor when 1/‖g‖₁ < 1
+                let inv = g.abs().sum(None::<Kind>).reciprocal();
+                if item(&inv) < 1.0 {
+                    item(&(inv * lr))
+                } else {
+                    lr
+                }
+            } else {
+                lr
+            };
             let gtd = item(&g.dot(&d));
             self.d = Some(d.shallow_clone());
             self.t = t;
@@ -182,33 +194,38 @@ impl LbfgsState {
         let (Some(prev), Some(d)) = (&self.prev_flat_grad, &self.d) else { return };
         let y = g - prev;
         let s = d * self.t;
-        let ys = item(&y.dot(&s));
-        if ys > 1e-10 {
+        let ys = y.dot(&s);
+        if item(&ys) > 1e-10 {
             if self.old_dirs.len() == history_size {
                 drop(self.old_dirs.remove(0));
                 drop(self.old_stps.remove(0));
-                self.ro.remove(0);
+                drop(self.ro.remove(0));
             }
-            self.h_diag = ys / item(&y.dot(&y));
+            self.h_diag = Some(&ys / y.dot(&y));
+            self.ro.push(ys.reciprocal());
             self.old_dirs.push(y);
             self.old_stps.push(s);
-            self.ro.push(1.0 / ys);
         }
     }
 
     /// The two-loop recursion: an approximation of `-H g`.
     fn direction(&self, g: &Tensor) -> Tensor {
         let k = self.old_dirs.len();
-        let mut al = vec![0.0; k];
+        let mut al = Vec::with_capacity(k);
         let mut q = g.neg();
         for i in (0..k).rev() {
-            al[i] = item(&self.old_stps[i].dot(&q)) * self.ro[i];
-            q -= &self.old_dirs[i] * al[i];
+            let a = self.old_stps[i].dot(&q) * &self.ro[i];
+            q -= &self.old_dirs[i] * item(&a);
+            al.push(a);
         }
-        let mut r = q * self.h_diag;
+        al.reverse();
+        let mut r = match &self.h_diag {
+            Some(h) => q * h,
+            None => q,
+        };
         for i in 0..k {
-            let be_i = item(&self.old_dirs[i].dot(&r)) * self.ro[i];
-            r += &self.old_stps[i] * (al[i] - be_i);
+            let be_i = self.old_dirs[i].dot(&r) * &self.ro[i];
+            r += &self.old_stps[i] * item(&(&al[i] - be_i));
         }
         r
     }
@@ -219,6 +236,8 @@ impl LbfgsState {
         self.prev_flat_grad = self.prev_flat_grad.as_ref().map(mv);
         self.old_dirs = self.old_dirs.iter().map(mv).collect();
         self.old_stps = self.old_stps.iter().map(mv).collect();
+        self.ro = self.ro.iter().map(mv).collect();
+        self.h_diag = self.h_diag.as_ref().map(mv);
     }
 
     pub(crate) fn export(&self, st: &mut OptimizerState) {
@@ -226,7 +245,6 @@ impl LbfgsState {
         s.insert("func_evals".into(), self.func_evals as f64);
         s.insert("n_iter".into(), self.n_iter as f64);
         s.insert("t".into(), self.t);
-        s.insert("h_diag".into(), self.h_diag);
         if let Some(l) = self.prev_loss {
             s.insert("prev_loss".into(), l);
         }
@@ -240,7 +258,10 @@ impl LbfgsState {
         if !self.old_dirs.is_empty() {
             tensors.insert("old_dirs".into(), Tensor::stack(&self.old_dirs, 0));
             tensors.insert("old_stps".into(), Tensor::stack(&self.old_stps, 0));
-            tensors.insert("ro".into(), Tensor::from_slice(&self.ro));
+            tensors.insert("ro".into(), Tensor::stack(&self.ro, 0));
+        }
+        if let Some(h) = &self.h_diag {
+            tensors.insert("h_diag".into(), h.detach().copy());
         }
     }
 
@@ -248,17 +269,14 @@ impl LbfgsState {
         self.func_evals = st.scalar("func_evals")? as u64;
         self.n_iter = st.scalar("n_iter")? as u64;
         self.t = st.scalar("t")?;
-        self.h_diag = st.scalar("h_diag")?;
+        self.h_diag = st.tensor("h_diag", device, kind);
         self.prev_loss = st.scalars.get("prev_loss").copied();
         self.d = st.tensor("d", device, kind);
         self.prev_flat_grad = st.tensor("prev_flat_grad", device, kind);
         let rows = |name: &str| st.tensor(name, device, kind).map(|t| t.unbind(0)).unwrap_or_default();
         self.old_dirs = rows("old_dirs");
         self.old_stps = rows("old_stps");
-        self.ro = match st.tensors.get("ro") {
-            Some(t) => Vec::<f64>::try_from(t.to_kind(Kind::Double))?,
-            None => Vec::new(),
-        };
+        self.ro = rows("ro");
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Test harness for the synthesis fixtures (../shared/fixtures/synth): manifest, arrays,
 //! models as the fixtures built them, and the tolerance checks their README defines.
 #![allow(dead_code)]
+pub mod toy;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
