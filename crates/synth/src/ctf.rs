@@ -71,7 +71,7 @@ impl CtfSynthesizeOptions {
     pub fn validate(&self) -> Result<()> {
         self.common().validate()?;
         if let Some(c) = self.change_scale_criterion {
-            if !(self.stop_criterion < c) {
+            if self.stop_criterion >= c {
                 return Err(SynthError::invalid(
                     "stop_criterion",
                     format!("must be strictly less than change_scale_criterion ({} >= {c})", self.stop_criterion),
@@ -211,10 +211,21 @@ impl<'a> MetamerCtf<'a> {
         Some(set)
     }
 
-    /// Moves the synthesis to `device` as `kind`. Move the model yourself (`Model::to`).
-    pub fn to(&mut self, device: Device, kind: Kind) {
-        self.metamer.to(device, kind);
-        self.ctf_target = None;
+    /// Moves the synthesis to `device` as `kind`, bound to `model`, which must already be
+    /// there (see [`Metamer::to`]).
+    pub fn to<'b>(self, device: Device, kind: Kind, model: &'b dyn Model) -> MetamerCtf<'b> {
+        MetamerCtf {
+            metamer: self.metamer.to(device, kind, model),
+            coarse_to_fine: self.coarse_to_fine,
+            scales: self.scales,
+            scales_timing: self.scales_timing,
+            scales_loss: self.scales_loss,
+            scales_finished: self.scales_finished,
+            ctf_target: None,
+            pending_overall: None,
+            change_scale_criterion: self.change_scale_criterion,
+            ctf_iters_to_check: self.ctf_iters_to_check,
+        }
     }
 
     /// Saves the synthesis in progress, including the scale schedule.

@@ -132,7 +132,7 @@ impl LbfgsState {
             };
             match &mut self.prev_flat_grad {
                 Some(prev) => {
-                    let _ = prev.copy_(&g);
+                    prev.copy_(&g);
                 }
                 None => self.prev_flat_grad = Some(g.copy()),
             }
@@ -223,9 +223,9 @@ impl LbfgsState {
             Some(h) => q * h,
             None => q,
         };
-        for i in 0..k {
-            let be_i = self.old_dirs[i].dot(&r) * &self.ro[i];
-            r += &self.old_stps[i] * item(&(&al[i] - be_i));
+        for (((dir, stp), ro), a) in self.old_dirs.iter().zip(&self.old_stps).zip(&self.ro).zip(&al) {
+            let be_i = dir.dot(&r) * ro;
+            r += stp * item(&(a - be_i));
         }
         r
     }

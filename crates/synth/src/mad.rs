@@ -186,11 +186,25 @@ impl<'a> MadCompetition<'a> {
         self.identity = Some(identity.into());
     }
 
-    /// Moves the synthesis to `device` as `kind`. Move the metrics yourself (`Metric::to`).
-    pub fn to(&mut self, device: Device, kind: Kind) {
-        self.image = self.image.to_device(device).to_kind(kind);
-        self.initial_image = self.initial_image.to_device(device).to_kind(kind);
-        self.core.to(device, kind);
+    /// Moves the synthesis to `device` as `kind` (images, MAD image, optimizer state;
+    /// snapshots stay on the CPU), bound to metrics that must already be there.
+    pub fn to<'b>(self, device: Device, kind: Kind, optimized_metric: &'b dyn Metric, reference_metric: &'b dyn Metric) -> MadCompetition<'b> {
+        let mut core = self.core;
+        core.to(device, kind);
+        MadCompetition {
+            optimized_metric,
+            reference_metric,
+            image: self.image.to_device(device).to_kind(kind),
+            initial_image: self.initial_image.to_device(device).to_kind(kind),
+            minmax: self.minmax,
+            options: self.options,
+            metric_tradeoff_lambda: self.metric_tradeoff_lambda,
+            reference_metric_target: self.reference_metric_target,
+            optimized_metric_loss: self.optimized_metric_loss,
+            reference_metric_loss: self.reference_metric_loss,
+            identity: self.identity,
+            core,
+        }
     }
 
     /// Saves the synthesis in progress (see [`crate::state`]).

@@ -62,7 +62,7 @@ pub(crate) fn rescale(x: &Tensor, (a, b): (f64, f64)) -> Tensor {
     let v = x.max() - &min;
     let mut g = x - &min;
     if item(&v) > 0.0 {
-        g = g / v;
+        g /= v;
     }
     g * (b - a) + a
 }
@@ -151,11 +151,20 @@ impl<'a> Metamer<'a> {
         self.identity = Some(identity.into());
     }
 
-    /// Moves the synthesis to `device` as `kind`. Move the model yourself (`Model::to`).
-    pub fn to(&mut self, device: Device, kind: Kind) {
-        self.image = self.image.to_device(device).to_kind(kind);
-        self.target_representation = self.target_representation.to_device(device).to_kind(kind);
-        self.core.to(device, kind);
+    /// Moves the synthesis to `device` as `kind` (image, target, metamer, optimizer state;
+    /// snapshots stay on the CPU), bound to `model`, which must already be there
+    /// (`Model::to` on the same or another instance).
+    pub fn to<'b>(self, device: Device, kind: Kind, model: &'b dyn Model) -> Metamer<'b> {
+        let mut core = self.core;
+        core.to(device, kind);
+        Metamer {
+            model,
+            image: self.image.to_device(device).to_kind(kind),
+            target_representation: self.target_representation.to_device(device).to_kind(kind),
+            options: self.options,
+            identity: self.identity,
+            core,
+        }
     }
 
     /// Saves the synthesis in progress (see [`crate::state`]).

@@ -263,7 +263,7 @@ pub(crate) fn run<M: Method>(m: &mut M, opts: &SynthesizeOptions, mut callback: 
     for i in 0..opts.max_iter {
         let core = m.core_mut();
         let every = core.store_progress.unwrap_or(0);
-        if every > 0 && core.losses.len() % every == 0 {
+        if every > 0 && core.losses.len().is_multiple_of(every) {
             let s = snapshot(&core.x);
             core.saved.push(s);
         }

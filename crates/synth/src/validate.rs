@@ -70,7 +70,7 @@ pub(crate) fn validate_metric(metric: &dyn Metric, image: &Tensor, param: &str) 
             return Err(bad(format!("must return one value for this image, got shape {:?}", same.size())));
         }
         let same = item(&same);
-        if !(same <= 5e-7) {
+        if same.is_nan() || same > 5e-7 {
             return Err(bad(format!("must return <= 5e-7 for two identical images, got {same}")));
         }
         let n = others.len() as i64;

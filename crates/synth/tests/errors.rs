@@ -116,7 +116,7 @@ fn nan_loss_stops_with_the_iteration_named() {
     let diverging = SynthesizeOptions { optimizer: Some(OptimizerConfig::Sgd(SgdOptions { lr: 1e22, ..Default::default() })), ..Default::default() };
     match m.synthesize(&diverging).unwrap_err() {
         SynthError::NonFinite { iteration, value } => {
-            assert!(iteration >= 1 && iteration < 5, "iteration {iteration}");
+            assert!((1..5).contains(&iteration), "iteration {iteration}");
             assert!(!value.is_finite());
             assert_eq!(m.losses().len(), iteration + 1);
         }
