@@ -23,7 +23,12 @@ impl Model for Identity {
 
 /// Checks that a padded valid convolution can run: reflect padding needs the image to be
 /// larger than the padding.
-pub(crate) fn check_padded(owner: &str, shape: &[i64], kernel: (i64, i64), mode: &str) -> Result<()> {
+pub(crate) fn check_padded(
+    owner: &str,
+    shape: &[i64],
+    kernel: (i64, i64),
+    mode: &str,
+) -> Result<()> {
     check_channels(owner, shape, 1)?;
     if mode == "reflect" || mode == "circular" {
         let need = (kernel.0 / 2 + 1, kernel.1 / 2 + 1);
@@ -46,9 +51,24 @@ pub struct Linear {
 }
 
 pub const LINEAR_PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "kernel_size", ty: "int or [int, int]", default: "[3, 3]", help: "convolution kernel size" },
-    ParamDoc { name: "pad_mode", ty: "string", default: "\"circular\"", help: "reflect, circular, replicate or constant" },
-    ParamDoc { name: "default_filters", ty: "bool", default: "true", help: "low-pass + band-pass filters; false = random init as torch's Conv2d (torch RNG)" },
+    ParamDoc {
+        name: "kernel_size",
+        ty: "int or [int, int]",
+        default: "[3, 3]",
+        help: "convolution kernel size",
+    },
+    ParamDoc {
+        name: "pad_mode",
+        ty: "string",
+        default: "\"circular\"",
+        help: "reflect, circular, replicate or constant",
+    },
+    ParamDoc {
+        name: "default_filters",
+        ty: "bool",
+        default: "true",
+        help: "low-pass + band-pass filters; false = random init as torch's Conv2d (torch RNG)",
+    },
 ];
 
 impl Linear {
@@ -64,9 +84,14 @@ impl Linear {
         } else {
             // torch's Conv2d default: kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(fan_in), 1/sqrt(fan_in))
             let bound = 1.0 / ((kernel.0 * kernel.1) as f64).sqrt();
-            Tensor::empty([2, 1, kernel.0, kernel.1], (Kind::Float, Device::Cpu)).uniform_(-bound, bound)
+            Tensor::empty([2, 1, kernel.0, kernel.1], (Kind::Float, Device::Cpu))
+                .uniform_(-bound, bound)
         };
-        Ok(Linear { kernel, pad_mode, weight })
+        Ok(Linear {
+            kernel,
+            pad_mode,
+            weight,
+        })
     }
 }
 
@@ -75,7 +100,11 @@ impl Model for Linear {
         "linear"
     }
     fn forward(&self, x: &Tensor) -> Tensor {
-        conv2d(&same_padding(x, self.kernel, &self.pad_mode), &self.weight, 1)
+        conv2d(
+            &same_padding(x, self.kernel, &self.pad_mode),
+            &self.weight,
+            1,
+        )
     }
     fn check_input(&self, shape: &[i64]) -> Result<()> {
         check_padded(self.name(), shape, self.kernel, &self.pad_mode)
@@ -94,16 +123,40 @@ pub struct Gaussian {
 }
 
 pub const GAUSSIAN_PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "kernel_size", ty: "int or [int, int]", default: "null", help: "required: convolution kernel size" },
-    ParamDoc { name: "std", ty: "number or list", default: "3.0", help: "standard deviation(s), one per out channel" },
-    ParamDoc { name: "pad_mode", ty: "string", default: "\"reflect\"", help: "reflect, circular, replicate or constant" },
-    ParamDoc { name: "out_channels", ty: "int", default: "1", help: "number of filters" },
+    ParamDoc {
+        name: "kernel_size",
+        ty: "int or [int, int]",
+        default: "null",
+        help: "required: convolution kernel size",
+    },
+    ParamDoc {
+        name: "std",
+        ty: "number or list",
+        default: "3.0",
+        help: "standard deviation(s), one per out channel",
+    },
+    ParamDoc {
+        name: "pad_mode",
+        ty: "string",
+        default: "\"reflect\"",
+        help: "reflect, circular, replicate or constant",
+    },
+    ParamDoc {
+        name: "out_channels",
+        ty: "int",
+        default: "1",
+        help: "number of filters",
+    },
 ];
 
 impl Gaussian {
     pub fn new(kernel: (i64, i64), stds: &[f64], pad_mode: &str) -> Self {
         let stds = vec_tensor(stds, Device::Cpu).abs();
-        Gaussian { kernel, pad_mode: pad_mode.to_string(), filt: circular_gaussian2d(kernel, &stds) }
+        Gaussian {
+            kernel,
+            pad_mode: pad_mode.to_string(),
+            filt: circular_gaussian2d(kernel, &stds),
+        }
     }
 
     pub fn from_params(p: &Params) -> Result<Self> {
@@ -121,7 +174,11 @@ impl Gaussian {
 
     /// Gaussian blur with `groups` (plenoptic's `conv2d_kwargs`).
     pub fn apply(&self, x: &Tensor, groups: i64) -> Tensor {
-        conv2d(&same_padding(x, self.kernel, &self.pad_mode), &self.filt, groups)
+        conv2d(
+            &same_padding(x, self.kernel, &self.pad_mode),
+            &self.filt,
+            groups,
+        )
     }
 
     pub(crate) fn to_mut(&mut self, device: Device, kind: Kind) {
@@ -153,13 +210,48 @@ pub struct CenterSurround {
 }
 
 pub const CENTER_SURROUND_PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "kernel_size", ty: "int or [int, int]", default: "null", help: "required: convolution kernel size" },
-    ParamDoc { name: "on_center", ty: "bool or list of bools", default: "true", help: "on-centre/off-surround (true) or the reverse, per out channel" },
-    ParamDoc { name: "amplitude_ratio", ty: "number >= 1", default: "1.25", help: "centre/surround amplitude ratio" },
-    ParamDoc { name: "center_std", ty: "number or list", default: "1.0", help: "centre Gaussian std, per out channel" },
-    ParamDoc { name: "surround_std", ty: "number or list", default: "4.0", help: "surround Gaussian std, per out channel" },
-    ParamDoc { name: "out_channels", ty: "int", default: "1", help: "number of filters" },
-    ParamDoc { name: "pad_mode", ty: "string", default: "\"reflect\"", help: "reflect, circular, replicate or constant" },
+    ParamDoc {
+        name: "kernel_size",
+        ty: "int or [int, int]",
+        default: "null",
+        help: "required: convolution kernel size",
+    },
+    ParamDoc {
+        name: "on_center",
+        ty: "bool or list of bools",
+        default: "true",
+        help: "on-centre/off-surround (true) or the reverse, per out channel",
+    },
+    ParamDoc {
+        name: "amplitude_ratio",
+        ty: "number >= 1",
+        default: "1.25",
+        help: "centre/surround amplitude ratio",
+    },
+    ParamDoc {
+        name: "center_std",
+        ty: "number or list",
+        default: "1.0",
+        help: "centre Gaussian std, per out channel",
+    },
+    ParamDoc {
+        name: "surround_std",
+        ty: "number or list",
+        default: "4.0",
+        help: "surround Gaussian std, per out channel",
+    },
+    ParamDoc {
+        name: "out_channels",
+        ty: "int",
+        default: "1",
+        help: "number of filters",
+    },
+    ParamDoc {
+        name: "pad_mode",
+        ty: "string",
+        default: "\"reflect\"",
+        help: "reflect, circular, replicate or constant",
+    },
 ];
 
 impl CenterSurround {
@@ -175,11 +267,18 @@ impl CenterSurround {
         let n = on_center.len() as i64;
         let center = circular_gaussian2d(kernel, &vec_tensor(center_std, Device::Cpu));
         let surround = circular_gaussian2d(kernel, &vec_tensor(surround_std, Device::Cpu));
-        let sign: Vec<f64> = on_center.iter().map(|&on| if on { 1.0 } else { -1.0 }).collect();
+        let sign: Vec<f64> = on_center
+            .iter()
+            .map(|&on| if on { 1.0 } else { -1.0 })
+            .collect();
         let sign = vec_tensor(&sign, Device::Cpu).view([n, 1, 1, 1]);
         let amp = Tensor::from_slice(&[amplitude_ratio as f32]).squeeze();
         let filt = amp * (sign * (center - surround));
-        CenterSurround { kernel, pad_mode: pad_mode.to_string(), filt }
+        CenterSurround {
+            kernel,
+            pad_mode: pad_mode.to_string(),
+            filt,
+        }
     }
 
     pub fn from_params(p: &Params) -> Result<Self> {
@@ -187,7 +286,11 @@ impl CenterSurround {
         let n = p.positive_usize("out_channels")?;
         let ratio = p.f64("amplitude_ratio")?;
         if ratio < 1.0 {
-            return Err(crate::ModelError::invalid(p.owner(), "amplitude_ratio", format!("must be at least 1, got {ratio}")));
+            return Err(crate::ModelError::invalid(
+                p.owner(),
+                "amplitude_ratio",
+                format!("must be at least 1, got {ratio}"),
+            ));
         }
         let center = p.opt_f64_list("center_std", n)?.unwrap_or(vec![1.0; n]);
         let surround = p.opt_f64_list("surround_std", n)?.unwrap_or(vec![4.0; n]);
@@ -202,7 +305,14 @@ impl CenterSurround {
             }
             _ => vec![p.bool("on_center")?; n],
         };
-        Ok(Self::new(kernel, &on, ratio, &center, &surround, &p.choice("pad_mode", PAD_MODES)?))
+        Ok(Self::new(
+            kernel,
+            &on,
+            ratio,
+            &center,
+            &surround,
+            &p.choice("pad_mode", PAD_MODES)?,
+        ))
     }
 
     pub fn filt(&self) -> &Tensor {
@@ -233,14 +343,22 @@ impl Model for CenterSurround {
 /// `kernel_size` has no default for these models: plenoptic requires it.
 pub(crate) fn required_kernel(p: &Params) -> Result<(i64, i64)> {
     if p.raw("kernel_size").is_null() {
-        return Err(crate::ModelError::invalid(p.owner(), "kernel_size", "is required (e.g. 31 or [31, 31])"));
+        return Err(crate::ModelError::invalid(
+            p.owner(),
+            "kernel_size",
+            "is required (e.g. 31 or [31, 31])",
+        ));
     }
     p.kernel_size("kernel_size")
 }
 
 pub(crate) fn positive_all(p: &Params, name: &str, values: &[f64]) -> Result<()> {
     match values.iter().find(|v| !(**v > 0.0 && v.is_finite())) {
-        Some(v) => Err(crate::ModelError::invalid(p.owner(), name, format!("must be positive, got {v}"))),
+        Some(v) => Err(crate::ModelError::invalid(
+            p.owner(),
+            name,
+            format!("must be positive, got {v}"),
+        )),
         None => Ok(()),
     }
 }

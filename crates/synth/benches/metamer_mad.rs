@@ -3,7 +3,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use synthsweep_models::{build_metric, build_model};
-use synthsweep_synth::{MadCompetition, MadOptions, Metamer, MetamerOptions, MinMax, SynthesizeOptions};
+use synthsweep_synth::{
+    MadCompetition, MadOptions, Metamer, MetamerOptions, MinMax, SynthesizeOptions,
+};
 use tch::{Device, Kind, Tensor};
 
 fn image() -> Tensor {
@@ -12,7 +14,10 @@ fn image() -> Tensor {
 }
 
 fn twenty() -> SynthesizeOptions {
-    SynthesizeOptions { max_iter: 20, ..Default::default() }
+    SynthesizeOptions {
+        max_iter: 20,
+        ..Default::default()
+    }
 }
 
 fn metamer(c: &mut Criterion) {
@@ -22,7 +27,15 @@ fn metamer(c: &mut Criterion) {
     let mut g = c.benchmark_group("metamer");
     g.bench_function("gaussian_32px_20_iterations", |b| {
         b.iter(|| {
-            let mut m = Metamer::new(&img, model.as_ref(), MetamerOptions { seed: Some(0), ..Default::default() }).unwrap();
+            let mut m = Metamer::new(
+                &img,
+                model.as_ref(),
+                MetamerOptions {
+                    seed: Some(0),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             m.synthesize(&twenty()).unwrap();
             m.losses().len()
         })
@@ -38,8 +51,12 @@ fn mad(c: &mut Criterion) {
     let mut g = c.benchmark_group("mad");
     g.bench_function("mse_vs_ssim_32px_20_iterations", |b| {
         b.iter(|| {
-            let o = MadOptions { seed: Some(0), ..Default::default() };
-            let mut m = MadCompetition::new(&img, mse.as_ref(), ssim.as_ref(), MinMax::Min, o).unwrap();
+            let o = MadOptions {
+                seed: Some(0),
+                ..Default::default()
+            };
+            let mut m =
+                MadCompetition::new(&img, mse.as_ref(), ssim.as_ref(), MinMax::Min, o).unwrap();
             m.synthesize(&twenty()).unwrap();
             m.losses().len()
         })

@@ -33,6 +33,9 @@ pub type Result<T, E = SynthError> = std::result::Result<T, E>;
 impl SynthError {
     /// An invalid parameter, named as the user wrote it.
     pub fn invalid(param: &str, msg: impl Into<String>) -> Self {
-        SynthError::InvalidParam { param: param.to_string(), msg: msg.into() }
+        SynthError::InvalidParam {
+            param: param.to_string(),
+            msg: msg.into(),
+        }
     }
 }

@@ -3,18 +3,21 @@
 pub mod ctf;
 pub mod error;
 pub mod lbfgs;
+mod line_search;
 pub mod mad;
 pub mod metamer;
 pub mod optim;
+pub mod scheduler;
 pub mod simple_metamer;
 pub mod state;
 pub mod synthesis;
 mod validate;
 
-pub use error::{Result, SynthError};
 pub use ctf::{CoarseToFine, CtfSynthesizeOptions, MetamerCtf};
+pub use error::{Result, SynthError};
 pub use mad::{MadCompetition, MadOptions, MinMax};
 pub use metamer::{LossFunction, Metamer, MetamerOptions};
-pub use optim::{Optimizer, OptimizerConfig, SchedulerConfig};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use scheduler::SchedulerConfig;
 pub use simple_metamer::SimpleMetamer;
 pub use synthesis::{Callback, Outcome, Progress, StoreProgress, SynthesizeOptions};

@@ -7,7 +7,9 @@ use common::toy::test_image;
 use common::*;
 use serde_json::json;
 use synthsweep_models::{build_metric, build_model, Metric, Model};
-use synthsweep_synth::{MadCompetition, MadOptions, Metamer, MetamerOptions, MinMax, StoreProgress, SynthesizeOptions};
+use synthsweep_synth::{
+    MadCompetition, MadOptions, Metamer, MetamerOptions, MinMax, StoreProgress, SynthesizeOptions,
+};
 use tch::{Device, Kind};
 
 fn model_f64(spec: &serde_json::Value) -> Box<dyn Model> {
@@ -23,8 +25,20 @@ fn metamer_moves_to_float64_and_continues() {
     let model = build_model(&spec).unwrap();
     let model64 = model_f64(&spec);
     let img = test_image(32);
-    let mut m = Metamer::new(&img, model.as_ref(), MetamerOptions { seed: Some(8), ..Default::default() }).unwrap();
-    let opts = SynthesizeOptions { max_iter: 5, store_progress: StoreProgress::Every(2), ..Default::default() };
+    let mut m = Metamer::new(
+        &img,
+        model.as_ref(),
+        MetamerOptions {
+            seed: Some(8),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let opts = SynthesizeOptions {
+        max_iter: 5,
+        store_progress: StoreProgress::Every(2),
+        ..Default::default()
+    };
     m.synthesize(&opts).unwrap();
     let mut m = m.to(Device::Cpu, Kind::Double, model64.as_ref());
     assert_eq!(m.metamer().kind(), Kind::Double);
@@ -39,7 +53,12 @@ fn metamer_moves_to_float64_and_continues() {
 
 /// The fixture's tolerances, for the arrays the GPU run produces.
 fn check_all(case: &serde_json::Value, arrays: &[(&str, tch::Tensor)]) -> Vec<String> {
-    arrays.iter().filter_map(|(name, t)| check(case, name, &t.to_device(Device::Cpu).to_kind(Kind::Double)).err()).collect()
+    arrays
+        .iter()
+        .filter_map(|(name, t)| {
+            check(case, name, &t.to_device(Device::Cpu).to_kind(Kind::Double)).err()
+        })
+        .collect()
 }
 
 #[test]
@@ -58,14 +77,31 @@ fn fixture_runs_moved_to_cuda_match_plenoptic() {
     let mut gpu_model = build_model(&spec).unwrap();
     gpu_model.to(gpu, Kind::Float);
     let img = image(&case, "image");
-    let m = Metamer::new(&img, cpu_model.as_ref(), MetamerOptions { seed: case["seed"].as_i64(), ..Default::default() }).unwrap();
+    let m = Metamer::new(
+        &img,
+        cpu_model.as_ref(),
+        MetamerOptions {
+            seed: case["seed"].as_i64(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut m = m.to(gpu, Kind::Float, gpu_model.as_ref());
-    m.synthesize(&SynthesizeOptions { max_iter: 30, ..Default::default() }).unwrap();
+    m.synthesize(&SynthesizeOptions {
+        max_iter: 30,
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(m.metamer().device(), gpu);
     let t = |v: &[f64]| tch::Tensor::from_slice(v);
     failures.extend(check_all(
         &case,
-        &[("losses", t(m.losses())), ("gradient_norm", t(m.gradient_norm())), ("pixel_change_norm", t(m.pixel_change_norm())), ("metamer", m.metamer().detach())],
+        &[
+            ("losses", t(m.losses())),
+            ("gradient_norm", t(m.gradient_norm())),
+            ("pixel_change_norm", t(m.pixel_change_norm())),
+            ("metamer", m.metamer().detach()),
+        ],
     ));
 
     let case = case_mad();
@@ -74,9 +110,24 @@ fn fixture_runs_moved_to_cuda_match_plenoptic() {
     let mut ssim_gpu: Box<dyn Metric> = build_metric(&json!({"name": "ssim_distance"})).unwrap();
     ssim_gpu.to(gpu, Kind::Float);
     let img = image(&case, "image");
-    let mad = MadCompetition::new(&img, mse.as_ref(), ssim.as_ref(), MinMax::Min, MadOptions { seed: case["seed"].as_i64(), ..Default::default() }).unwrap();
+    let mad = MadCompetition::new(
+        &img,
+        mse.as_ref(),
+        ssim.as_ref(),
+        MinMax::Min,
+        MadOptions {
+            seed: case["seed"].as_i64(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut mad = mad.to(gpu, Kind::Float, mse.as_ref(), ssim_gpu.as_ref());
-    mad.synthesize(&SynthesizeOptions { max_iter: 30, store_progress: StoreProgress::Every(10), ..Default::default() }).unwrap();
+    mad.synthesize(&SynthesizeOptions {
+        max_iter: 30,
+        store_progress: StoreProgress::Every(10),
+        ..Default::default()
+    })
+    .unwrap();
     failures.extend(check_all(
         &case,
         &[

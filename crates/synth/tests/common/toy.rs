@@ -16,7 +16,8 @@ impl ToyPyramid {
             "mid" => 2,
             _ => 1,
         };
-        x.avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>).reshape([n, 1, -1])
+        x.avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>)
+            .reshape([n, 1, -1])
     }
 }
 
@@ -33,7 +34,10 @@ impl Model for ToyPyramid {
         Some(["coarse", "mid", "fine"].map(String::from).to_vec())
     }
     fn forward_scales(&self, x: &Tensor, scales: &[String]) -> Result<Tensor, ModelError> {
-        if let Some(bad) = scales.iter().find(|s| !["coarse", "mid", "fine"].contains(&s.as_str())) {
+        if let Some(bad) = scales
+            .iter()
+            .find(|s| !["coarse", "mid", "fine"].contains(&s.as_str()))
+        {
             return Err(ModelError::Spec(format!("toy_pyramid has no scale {bad}")));
         }
         let parts: Vec<Tensor> = scales.iter().map(|s| Self::scale(x, s)).collect();
@@ -64,7 +68,10 @@ impl Metric for NotADistance {
         "not_a_distance"
     }
     fn forward(&self, a: &Tensor, b: &Tensor) -> Tensor {
-        (a - b).square().mean_dim([-1i64, -2].as_slice(), false, None::<Kind>) + 1.0
+        (a - b)
+            .square()
+            .mean_dim([-1i64, -2].as_slice(), false, None::<Kind>)
+            + 1.0
     }
     fn to(&mut self, _: Device, _: Kind) {}
 }
