@@ -1,13 +1,17 @@
 //! MetamerCTF: coarse-to-fine metamer synthesis for models with scales (plenoptic's
 //! `MetamerCTF`): the loss is restricted to one scale at a time, coarse first, then to all.
 use crate::error::{Result, SynthError};
+use crate::metamer::{Metamer, MetamerOptions};
+use crate::optim::{item, OptimizerConfig};
+use crate::scheduler::SchedulerConfig;
 use crate::state::{Mismatches, StateFile, StateWriter};
+use crate::synthesis::{
+    loss_converged, run, with_rng, Callback, Core, Method, Outcome, StoreProgress,
+    SynthesizeOptions,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
-use crate::metamer::{Metamer, MetamerOptions};
-use crate::optim::{item, OptimizerConfig, SchedulerConfig};
-use crate::synthesis::{loss_converged, run, with_rng, Callback, Core, Method, Outcome, StoreProgress, SynthesizeOptions};
-use serde::{Deserialize, Serialize};
 use synthsweep_models::Model;
 use tch::{Device, Kind, Tensor};
 
@@ -71,15 +75,21 @@ impl CtfSynthesizeOptions {
     pub fn validate(&self) -> Result<()> {
         self.common().validate()?;
         if let Some(c) = self.change_scale_criterion {
-            if !(self.stop_criterion < c) {
+            if self.stop_criterion >= c {
                 return Err(SynthError::invalid(
                     "stop_criterion",
-                    format!("must be strictly less than change_scale_criterion ({} >= {c})", self.stop_criterion),
+                    format!(
+                        "must be strictly less than change_scale_criterion ({} >= {c})",
+                        self.stop_criterion
+                    ),
                 ));
             }
         }
         if self.ctf_iters_to_check == 0 {
-            return Err(SynthError::invalid("ctf_iters_to_check", "must be at least 1"));
+            return Err(SynthError::invalid(
+                "ctf_iters_to_check",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -89,7 +99,13 @@ impl CtfSynthesizeOptions {
 /// a scale must change its output. Draws one `rand(image.shape)` (float32).
 fn validate_coarse_to_fine(model: &dyn Model, image: &Tensor) -> Result<Vec<String>> {
     let scales = model.scales().filter(|s| !s.is_empty()).ok_or_else(|| {
-        SynthError::invalid("model", format!("`{}` has no scales, so it cannot be used coarse-to-fine", model.name()))
+        SynthError::invalid(
+            "model",
+            format!(
+                "`{}` has no scales, so it cannot be used coarse-to-fine",
+                model.name()
+            ),
+        )
     })?;
     let test = Tensor::rand(image.size(), (Kind::Float, image.device())).to_kind(image.kind());
     tch::no_grad(|| {
@@ -123,7 +139,12 @@ pub struct MetamerCtf<'a> {
 
 impl<'a> MetamerCtf<'a> {
     /// Draws as Metamer, then one more `rand(image.shape)` for the coarse-to-fine check.
-    pub fn new(image: &Tensor, model: &'a dyn Model, options: MetamerOptions, coarse_to_fine: CoarseToFine) -> Result<Self> {
+    pub fn new(
+        image: &Tensor,
+        model: &'a dyn Model,
+        options: MetamerOptions,
+        coarse_to_fine: CoarseToFine,
+    ) -> Result<Self> {
         Self::build(image, model, options, None, coarse_to_fine)
     }
 
@@ -137,9 +158,21 @@ impl<'a> MetamerCtf<'a> {
         Self::build(image, model, options, Some(initial_image), coarse_to_fine)
     }
 
-    fn build(image: &Tensor, model: &'a dyn Model, options: MetamerOptions, initial: Option<&Tensor>, coarse_to_fine: CoarseToFine) -> Result<Self> {
+    fn build(
+        image: &Tensor,
+        model: &'a dyn Model,
+        options: MetamerOptions,
+        initial: Option<&Tensor>,
+        coarse_to_fine: CoarseToFine,
+    ) -> Result<Self> {
         if model.scales().is_none() {
-            return Err(SynthError::invalid("model", format!("`{}` has no scales, so it cannot be used coarse-to-fine", model.name())));
+            return Err(SynthError::invalid(
+                "model",
+                format!(
+                    "`{}` has no scales, so it cannot be used coarse-to-fine",
+                    model.name()
+                ),
+            ));
         }
         let seed = options.seed;
         let (metamer, model_scales) = with_rng(seed, || {
@@ -153,7 +186,8 @@ impl<'a> MetamerCtf<'a> {
             scales.push(model_scales[n - 1].clone());
         }
         scales.push(ALL.to_string());
-        let mut scales_timing: Vec<(String, Vec<usize>)> = scales.iter().map(|s| (s.clone(), Vec::new())).collect();
+        let mut scales_timing: Vec<(String, Vec<usize>)> =
+            scales.iter().map(|s| (s.clone(), Vec::new())).collect();
         scales_timing[0].1.push(0);
         Ok(MetamerCtf {
             metamer,
@@ -176,7 +210,11 @@ impl<'a> MetamerCtf<'a> {
     }
 
     /// As [`MetamerCtf::synthesize`], calling `callback` after every iteration.
-    pub fn synthesize_with(&mut self, opts: &CtfSynthesizeOptions, callback: &mut Callback) -> Result<Outcome> {
+    pub fn synthesize_with(
+        &mut self,
+        opts: &CtfSynthesizeOptions,
+        callback: &mut Callback,
+    ) -> Result<Outcome> {
         self.prepare(opts)?;
         run(self, &opts.common(), Some(callback))
     }
@@ -190,12 +228,20 @@ impl<'a> MetamerCtf<'a> {
     }
 
     fn timing_mut(&mut self, scale: &str) -> &mut Vec<usize> {
-        let i = self.scales_timing.iter().position(|(s, _)| s == scale).expect("every scale has a timing entry");
+        let i = self
+            .scales_timing
+            .iter()
+            .position(|(s, _)| s == scale)
+            .expect("every scale has a timing entry");
         &mut self.scales_timing[i].1
     }
 
     fn timing(&self, scale: &str) -> &[usize] {
-        self.scales_timing.iter().find(|(s, _)| s == scale).map(|(_, t)| t.as_slice()).unwrap_or(&[])
+        self.scales_timing
+            .iter()
+            .find(|(s, _)| s == scale)
+            .map(|(_, t)| t.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The scale set the loss is restricted to now (`None` once at `all`).
@@ -211,10 +257,21 @@ impl<'a> MetamerCtf<'a> {
         Some(set)
     }
 
-    /// Moves the synthesis to `device` as `kind`. Move the model yourself (`Model::to`).
-    pub fn to(&mut self, device: Device, kind: Kind) {
-        self.metamer.to(device, kind);
-        self.ctf_target = None;
+    /// Moves the synthesis to `device` as `kind`, bound to `model`, which must already be
+    /// there (see [`Metamer::to`]).
+    pub fn to<'b>(self, device: Device, kind: Kind, model: &'b dyn Model) -> MetamerCtf<'b> {
+        MetamerCtf {
+            metamer: self.metamer.to(device, kind, model),
+            coarse_to_fine: self.coarse_to_fine,
+            scales: self.scales,
+            scales_timing: self.scales_timing,
+            scales_loss: self.scales_loss,
+            scales_finished: self.scales_finished,
+            ctf_target: None,
+            pending_overall: None,
+            change_scale_criterion: self.change_scale_criterion,
+            ctf_iters_to_check: self.ctf_iters_to_check,
+        }
     }
 
     /// Saves the synthesis in progress, including the scale schedule.
@@ -233,14 +290,23 @@ impl<'a> MetamerCtf<'a> {
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let f = StateFile::read(path.as_ref(), "metamer_ctf")?;
         let mut m = Mismatches::default();
-        m.check("coarse_to_fine", f.get("coarse_to_fine"), &json!(self.coarse_to_fine));
+        m.check(
+            "coarse_to_fine",
+            f.get("coarse_to_fine"),
+            &json!(self.coarse_to_fine),
+        );
         m.into_result(&f)?;
         let scales = f.parse("scales")?;
         let scales_timing = f.parse("scales_timing")?;
         let scales_finished = f.parse("scales_finished")?;
         let scales_loss = f.series("scales_loss")?;
         self.metamer.load_from(&f)?;
-        (self.scales, self.scales_timing, self.scales_finished, self.scales_loss) = (scales, scales_timing, scales_finished, scales_loss);
+        (
+            self.scales,
+            self.scales_timing,
+            self.scales_finished,
+            self.scales_loss,
+        ) = (scales, scales_timing, scales_finished, scales_loss);
         self.ctf_target = None;
         Ok(())
     }
@@ -307,7 +373,9 @@ impl Method for MetamerCtf<'_> {
         if self.scales.len() <= 1 || sl.len() < c {
             return Ok(());
         }
-        let flat = self.change_scale_criterion.is_none_or(|crit| (sl[sl.len() - 1] - sl[sl.len() - c]).abs() < crit);
+        let flat = self
+            .change_scale_criterion
+            .is_none_or(|crit| (sl[sl.len() - 1] - sl[sl.len() - c]).abs() < crit);
         let current = self.scales[0].clone();
         if flat && n - self.timing(&current)[0] >= c {
             self.timing_mut(&current).push(n - 1);
@@ -337,7 +405,8 @@ impl Method for MetamerCtf<'_> {
             }
         };
         if self.pending_overall.is_none() {
-            let overall = tch::no_grad(|| m.objective_at(x, &m.model.forward(x), &m.target_representation));
+            let overall =
+                tch::no_grad(|| m.objective_at(x, &m.model.forward(x), &m.target_representation));
             self.pending_overall = Some(item(&overall));
         }
         Ok(m.objective_at(x, &rep, &target))
@@ -349,14 +418,20 @@ impl Method for MetamerCtf<'_> {
     }
 
     fn extra(&self) -> Vec<(&'static str, f64)> {
-        self.scales_loss.last().map(|&l| vec![("scale_loss", l)]).unwrap_or_default()
+        self.scales_loss
+            .last()
+            .map(|&l| vec![("scale_loss", l)])
+            .unwrap_or_default()
     }
 
     /// The loss rule, and only at `all`, more than `ctf_iters_to_check` iterations after it began.
     fn converged(&self, i: usize, opts: &SynthesizeOptions) -> bool {
         let start = self.timing(ALL).first().copied();
-        loss_converged(&self.metamer.core.losses, opts.stop_criterion, opts.stop_iters_to_check)
-            && self.scales[0] == ALL
+        loss_converged(
+            &self.metamer.core.losses,
+            opts.stop_criterion,
+            opts.stop_iters_to_check,
+        ) && self.scales[0] == ALL
             && start.is_some_and(|s| i as i64 - s as i64 > self.ctf_iters_to_check as i64)
     }
 }

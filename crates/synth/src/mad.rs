@@ -2,13 +2,17 @@
 //! another (reference) at its initial value (plenoptic's `MADCompetition`).
 //! Objective: `t·L1(img, x) + λ·(L2(img, x0) − L2(img, x))² + λ_r·B(x)`, `t = ±1`.
 use crate::error::{Result, SynthError};
-use crate::state::{image_record, load_core, parameters, save_core, Mismatches, StateFile, StateWriter};
-use serde_json::{json, Value};
-use std::path::Path;
 use crate::optim::{item, Optimizer};
-use crate::synthesis::{penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions};
+use crate::state::{
+    image_record, load_core, parameters, save_core, Mismatches, StateFile, StateWriter,
+};
+use crate::synthesis::{
+    penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions,
+};
 use crate::validate::{validate_image_and_range, validate_metric};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::Path;
 use synthsweep_models::Metric;
 use tch::{Device, Kind, Tensor};
 
@@ -54,7 +58,13 @@ pub struct MadOptions {
 
 impl Default for MadOptions {
     fn default() -> Self {
-        MadOptions { initial_noise: 0.1, metric_tradeoff_lambda: None, range_penalty_lambda: 0.1, allowed_range: (0.0, 1.0), seed: None }
+        MadOptions {
+            initial_noise: 0.1,
+            metric_tradeoff_lambda: None,
+            range_penalty_lambda: 0.1,
+            allowed_range: (0.0, 1.0),
+            seed: None,
+        }
     }
 }
 
@@ -95,14 +105,26 @@ impl std::fmt::Debug for MadCompetition<'_> {
 impl<'a> MadCompetition<'a> {
     /// Draws 21 uniform images per metric check, then `randn_like(image)` for the start
     /// `clamp(image + initial_noise·noise, allowed_range)`.
-    pub fn new(image: &Tensor, optimized_metric: &'a dyn Metric, reference_metric: &'a dyn Metric, minmax: MinMax, options: MadOptions) -> Result<Self> {
+    pub fn new(
+        image: &Tensor,
+        optimized_metric: &'a dyn Metric,
+        reference_metric: &'a dyn Metric,
+        minmax: MinMax,
+        options: MadOptions,
+    ) -> Result<Self> {
         validate_image_and_range(image, options.range_penalty_lambda, options.allowed_range)?;
         if !(options.initial_noise >= 0.0 && options.initial_noise.is_finite()) {
-            return Err(SynthError::invalid("initial_noise", format!("must be non-negative, got {}", options.initial_noise)));
+            return Err(SynthError::invalid(
+                "initial_noise",
+                format!("must be non-negative, got {}", options.initial_noise),
+            ));
         }
         if let Some(l) = options.metric_tradeoff_lambda {
             if !l.is_finite() {
-                return Err(SynthError::invalid("metric_tradeoff_lambda", format!("must be a finite number, got {l}")));
+                return Err(SynthError::invalid(
+                    "metric_tradeoff_lambda",
+                    format!("must be a finite number, got {l}"),
+                ));
             }
         }
         let image = image.detach();
@@ -112,8 +134,12 @@ impl<'a> MadCompetition<'a> {
             validate_metric(reference_metric, &image, "reference_metric")?;
             Ok::<_, SynthError>((&image + image.randn_like() * options.initial_noise).clamp(a, b))
         })?;
-        let (reference_metric_target, optimized0) =
-            tch::no_grad(|| (item(&reference_metric.forward(&image, &initial_image)), item(&optimized_metric.forward(&image, &initial_image))));
+        let (reference_metric_target, optimized0) = tch::no_grad(|| {
+            (
+                item(&reference_metric.forward(&image, &initial_image)),
+                item(&optimized_metric.forward(&image, &initial_image)),
+            )
+        });
         let metric_tradeoff_lambda = match options.metric_tradeoff_lambda {
             Some(l) => l,
             None => {
@@ -147,12 +173,50 @@ impl<'a> MadCompetition<'a> {
 
     /// The four competitions of a full MAD set, each seeded with its own seed: `a` min and
     /// max against `b`, then `b` min and max against `a`.
-    pub fn full_set(image: &Tensor, metric_a: &'a dyn Metric, metric_b: &'a dyn Metric, options: &MadOptions, seeds: [i64; 4]) -> Result<Vec<Self>> {
-        let plan = [(metric_a, metric_b, MinMax::Min), (metric_a, metric_b, MinMax::Max), (metric_b, metric_a, MinMax::Min), (metric_b, metric_a, MinMax::Max)];
+    pub fn full_set(
+        image: &Tensor,
+        metric_a: &'a dyn Metric,
+        metric_b: &'a dyn Metric,
+        options: &MadOptions,
+        seeds: [i64; 4],
+    ) -> Result<Vec<Self>> {
+        let plan = [
+            (metric_a, metric_b, MinMax::Min),
+            (metric_a, metric_b, MinMax::Max),
+            (metric_b, metric_a, MinMax::Min),
+            (metric_b, metric_a, MinMax::Max),
+        ];
         plan.into_iter()
             .zip(seeds)
-            .map(|((opt, reference, minmax), seed)| Self::new(image, opt, reference, minmax, MadOptions { seed: Some(seed), ..options.clone() }))
+            .map(|((opt, reference, minmax), seed)| {
+                Self::new(
+                    image,
+                    opt,
+                    reference,
+                    minmax,
+                    MadOptions {
+                        seed: Some(seed),
+                        ..options.clone()
+                    },
+                )
+            })
             .collect()
+    }
+
+    /// Builds the full set (see [`MadCompetition::full_set`]) and runs each with `opts`.
+    pub fn run_full_set(
+        image: &Tensor,
+        metric_a: &'a dyn Metric,
+        metric_b: &'a dyn Metric,
+        options: &MadOptions,
+        seeds: [i64; 4],
+        opts: &SynthesizeOptions,
+    ) -> Result<Vec<Self>> {
+        let mut set = Self::full_set(image, metric_a, metric_b, options, seeds)?;
+        for mad in &mut set {
+            mad.synthesize(opts)?;
+        }
+        Ok(set)
     }
 
     /// Runs up to `max_iter` iterations; a second call continues where the last one stopped.
@@ -162,7 +226,11 @@ impl<'a> MadCompetition<'a> {
     }
 
     /// As [`MadCompetition::synthesize`], calling `callback` after every iteration.
-    pub fn synthesize_with(&mut self, opts: &SynthesizeOptions, callback: &mut Callback) -> Result<Outcome> {
+    pub fn synthesize_with(
+        &mut self,
+        opts: &SynthesizeOptions,
+        callback: &mut Callback,
+    ) -> Result<Outcome> {
         self.core.prepare(opts)?;
         run(self, opts, Some(callback))
     }
@@ -170,7 +238,9 @@ impl<'a> MadCompetition<'a> {
     /// The objective at `x` (with gradient when `x` requires it).
     pub fn objective_at(&self, x: &Tensor) -> Tensor {
         let synthesis_loss = self.optimized_metric.forward(&self.image, x);
-        let fixed_loss = (self.reference_metric.forward(&self.image, x).neg() + self.reference_metric_target).square();
+        let fixed_loss = (self.reference_metric.forward(&self.image, x).neg()
+            + self.reference_metric_target)
+            .square();
         synthesis_loss * self.minmax.sign()
             + fixed_loss * self.metric_tradeoff_lambda
             + penalize_range(x, self.options.allowed_range) * self.options.range_penalty_lambda
@@ -186,11 +256,31 @@ impl<'a> MadCompetition<'a> {
         self.identity = Some(identity.into());
     }
 
-    /// Moves the synthesis to `device` as `kind`. Move the metrics yourself (`Metric::to`).
-    pub fn to(&mut self, device: Device, kind: Kind) {
-        self.image = self.image.to_device(device).to_kind(kind);
-        self.initial_image = self.initial_image.to_device(device).to_kind(kind);
-        self.core.to(device, kind);
+    /// Moves the synthesis to `device` as `kind` (images, MAD image, optimizer state;
+    /// snapshots stay on the CPU), bound to metrics that must already be there.
+    pub fn to<'b>(
+        self,
+        device: Device,
+        kind: Kind,
+        optimized_metric: &'b dyn Metric,
+        reference_metric: &'b dyn Metric,
+    ) -> MadCompetition<'b> {
+        let mut core = self.core;
+        core.to(device, kind);
+        MadCompetition {
+            optimized_metric,
+            reference_metric,
+            image: self.image.to_device(device).to_kind(kind),
+            initial_image: self.initial_image.to_device(device).to_kind(kind),
+            minmax: self.minmax,
+            options: self.options,
+            metric_tradeoff_lambda: self.metric_tradeoff_lambda,
+            reference_metric_target: self.reference_metric_target,
+            optimized_metric_loss: self.optimized_metric_loss,
+            reference_metric_loss: self.reference_metric_loss,
+            identity: self.identity,
+            core,
+        }
     }
 
     /// Saves the synthesis in progress (see [`crate::state`]).
@@ -213,19 +303,45 @@ impl<'a> MadCompetition<'a> {
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let f = StateFile::read(path.as_ref(), "mad")?;
         let mut m = Mismatches::default();
-        m.check("parameters", &parameters(f.get("parameters")), &self.parameters_record());
+        m.check(
+            "parameters",
+            &parameters(f.get("parameters")),
+            &self.parameters_record(),
+        );
         m.check("image", f.get("image"), &image_record(&self.image)?);
         m.check("metrics", f.get("metrics"), &self.metrics_record());
         let lambda: f64 = f.parse("metric_tradeoff_lambda")?;
         if lambda != self.metric_tradeoff_lambda {
-            m.push(format!("metric_tradeoff_lambda: saved {lambda}, now {}", self.metric_tradeoff_lambda));
+            m.push(format!(
+                "metric_tradeoff_lambda: saved {lambda}, now {}",
+                self.metric_tradeoff_lambda
+            ));
         }
-        let initial = f.tensor("initial_image")?.to_device(self.image.device()).to_kind(self.image.kind());
-        let (l1, l2) = (f.series("optimized_metric_loss")?, f.series("reference_metric_loss")?);
+        let initial = f
+            .tensor("initial_image")?
+            .to_device(self.image.device())
+            .to_kind(self.image.kind());
+        let (l1, l2) = (
+            f.series("optimized_metric_loss")?,
+            f.series("reference_metric_loss")?,
+        );
         if initial.size() == self.image.size() && !l1.is_empty() && !l2.is_empty() {
-            let (o, r) = tch::no_grad(|| (self.optimized_metric.forward(&self.image, &initial), self.reference_metric.forward(&self.image, &initial)));
-            m.check_close("optimized_metric at the initial image", &Tensor::from(l1[0]), &o.reshape(Vec::<i64>::new()));
-            m.check_close("reference_metric at the initial image", &Tensor::from(l2[0]), &r.reshape(Vec::<i64>::new()));
+            let (o, r) = tch::no_grad(|| {
+                (
+                    self.optimized_metric.forward(&self.image, &initial),
+                    self.reference_metric.forward(&self.image, &initial),
+                )
+            });
+            m.check_close(
+                "optimized_metric at the initial image",
+                &Tensor::from(l1[0]),
+                &o.reshape(Vec::<i64>::new()),
+            );
+            m.check_close(
+                "reference_metric at the initial image",
+                &Tensor::from(l2[0]),
+                &r.reshape(Vec::<i64>::new()),
+            );
         }
         m.into_result(&f)?;
         load_core(&mut self.core, &f, self.image.device(), self.image.kind())?;
@@ -320,15 +436,26 @@ impl Method for MadCompetition<'_> {
     /// Both metrics at the updated image.
     fn after_step(&mut self, step_loss: f64) -> Result<(f64, f64)> {
         let x = self.core.x.detach();
-        let (fm, sm) = tch::no_grad(|| (item(&self.reference_metric.forward(&self.image, &x)), item(&self.optimized_metric.forward(&self.image, &x))));
+        let (fm, sm) = tch::no_grad(|| {
+            (
+                item(&self.reference_metric.forward(&self.image, &x)),
+                item(&self.optimized_metric.forward(&self.image, &x)),
+            )
+        });
         self.reference_metric_loss.push(fm);
         self.optimized_metric_loss.push(sm);
         Ok((step_loss, step_loss))
     }
     fn extra(&self) -> Vec<(&'static str, f64)> {
         vec![
-            ("reference_metric", *self.reference_metric_loss.last().unwrap_or(&f64::NAN)),
-            ("optimized_metric", *self.optimized_metric_loss.last().unwrap_or(&f64::NAN)),
+            (
+                "reference_metric",
+                *self.reference_metric_loss.last().unwrap_or(&f64::NAN),
+            ),
+            (
+                "optimized_metric",
+                *self.optimized_metric_loss.last().unwrap_or(&f64::NAN),
+            ),
         ]
     }
 }

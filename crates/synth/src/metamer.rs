@@ -1,9 +1,13 @@
 //! Metamer: an image whose model representation matches a target image's
 //! (plenoptic's `Metamer`). Objective: `loss_function(model(x), model(image)) + λ_r·B(x)`.
 use crate::error::{Result, SynthError};
-use crate::state::{image_record, load_core, parameters, save_core, Mismatches, StateFile, StateWriter};
 use crate::optim::{item, Optimizer};
-use crate::synthesis::{penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions};
+use crate::state::{
+    image_record, load_core, parameters, save_core, Mismatches, StateFile, StateWriter,
+};
+use crate::synthesis::{
+    penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions,
+};
 use crate::validate::{validate_image, validate_image_and_range, validate_model};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -52,7 +56,12 @@ pub struct MetamerOptions {
 
 impl Default for MetamerOptions {
     fn default() -> Self {
-        MetamerOptions { loss_function: LossFunction::Mse, range_penalty_lambda: 0.1, allowed_range: (0.0, 1.0), seed: None }
+        MetamerOptions {
+            loss_function: LossFunction::Mse,
+            range_penalty_lambda: 0.1,
+            allowed_range: (0.0, 1.0),
+            seed: None,
+        }
     }
 }
 
@@ -62,7 +71,7 @@ pub(crate) fn rescale(x: &Tensor, (a, b): (f64, f64)) -> Tensor {
     let v = x.max() - &min;
     let mut g = x - &min;
     if item(&v) > 0.0 {
-        g = g / v;
+        g /= v;
     }
     g * (b - a) + a
 }
@@ -79,7 +88,11 @@ pub struct Metamer<'a> {
 
 impl std::fmt::Debug for Metamer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metamer").field("model", &self.model.name()).field("options", &self.options).field("iterations", &self.core.losses.len()).finish()
+        f.debug_struct("Metamer")
+            .field("model", &self.model.name())
+            .field("options", &self.options)
+            .field("iterations", &self.core.losses.len())
+            .finish()
     }
 }
 
@@ -91,23 +104,44 @@ impl<'a> Metamer<'a> {
     }
 
     /// Starts from `initial_image` (same shape as `image`).
-    pub fn with_initial_image(image: &Tensor, model: &'a dyn Model, options: MetamerOptions, initial_image: &Tensor) -> Result<Self> {
+    pub fn with_initial_image(
+        image: &Tensor,
+        model: &'a dyn Model,
+        options: MetamerOptions,
+        initial_image: &Tensor,
+    ) -> Result<Self> {
         Self::build(image, model, options, Some(initial_image))
     }
 
-    fn build(image: &Tensor, model: &'a dyn Model, options: MetamerOptions, initial: Option<&Tensor>) -> Result<Self> {
-        with_rng(options.seed, || Self::build_unlocked(image, model, options, initial))
+    fn build(
+        image: &Tensor,
+        model: &'a dyn Model,
+        options: MetamerOptions,
+        initial: Option<&Tensor>,
+    ) -> Result<Self> {
+        with_rng(options.seed, || {
+            Self::build_unlocked(image, model, options, initial)
+        })
     }
 
     /// The constructor's work; the caller holds the RNG lock (see [`with_rng`]).
-    pub(crate) fn build_unlocked(image: &Tensor, model: &'a dyn Model, options: MetamerOptions, initial: Option<&Tensor>) -> Result<Self> {
+    pub(crate) fn build_unlocked(
+        image: &Tensor,
+        model: &'a dyn Model,
+        options: MetamerOptions,
+        initial: Option<&Tensor>,
+    ) -> Result<Self> {
         validate_image_and_range(image, options.range_penalty_lambda, options.allowed_range)?;
         if let Some(init) = initial {
             validate_image(init, "initial_image")?;
             if init.size() != image.size() {
                 return Err(SynthError::invalid(
                     "initial_image",
-                    format!("must have the image's shape {:?}, got {:?}", image.size(), init.size()),
+                    format!(
+                        "must have the image's shape {:?}, got {:?}",
+                        image.size(),
+                        init.size()
+                    ),
                 ));
             }
         }
@@ -115,10 +149,20 @@ impl<'a> Metamer<'a> {
         validate_model(model, &image)?;
         let target_representation = tch::no_grad(|| model.forward(&image));
         let x0 = match initial {
-            Some(init) => init.detach().to_device(image.device()).to_kind(image.kind()),
+            Some(init) => init
+                .detach()
+                .to_device(image.device())
+                .to_kind(image.kind()),
             None => rescale(&image.rand_like(), options.allowed_range),
         };
-        Ok(Metamer { model, image, target_representation, options, identity: None, core: Core::new(&x0) })
+        Ok(Metamer {
+            model,
+            image,
+            target_representation,
+            options,
+            identity: None,
+            core: Core::new(&x0),
+        })
     }
 
     /// Runs up to `max_iter` iterations; a second call continues where the last one stopped.
@@ -128,14 +172,19 @@ impl<'a> Metamer<'a> {
     }
 
     /// As [`Metamer::synthesize`], calling `callback` after every iteration.
-    pub fn synthesize_with(&mut self, opts: &SynthesizeOptions, callback: &mut Callback) -> Result<Outcome> {
+    pub fn synthesize_with(
+        &mut self,
+        opts: &SynthesizeOptions,
+        callback: &mut Callback,
+    ) -> Result<Outcome> {
         self.core.prepare(opts)?;
         run(self, opts, Some(callback))
     }
 
     /// The objective at `x` given its representation `rep` and a target.
     pub(crate) fn objective_at(&self, x: &Tensor, rep: &Tensor, target: &Tensor) -> Tensor {
-        self.options.loss_function.apply(rep, target) + penalize_range(x, self.options.allowed_range) * self.options.range_penalty_lambda
+        self.options.loss_function.apply(rep, target)
+            + penalize_range(x, self.options.allowed_range) * self.options.range_penalty_lambda
     }
 
     /// The objective at the current metamer (no gradient).
@@ -151,11 +200,20 @@ impl<'a> Metamer<'a> {
         self.identity = Some(identity.into());
     }
 
-    /// Moves the synthesis to `device` as `kind`. Move the model yourself (`Model::to`).
-    pub fn to(&mut self, device: Device, kind: Kind) {
-        self.image = self.image.to_device(device).to_kind(kind);
-        self.target_representation = self.target_representation.to_device(device).to_kind(kind);
-        self.core.to(device, kind);
+    /// Moves the synthesis to `device` as `kind` (image, target, metamer, optimizer state;
+    /// snapshots stay on the CPU), bound to `model`, which must already be there
+    /// (`Model::to` on the same or another instance).
+    pub fn to<'b>(self, device: Device, kind: Kind, model: &'b dyn Model) -> Metamer<'b> {
+        let mut core = self.core;
+        core.to(device, kind);
+        Metamer {
+            model,
+            image: self.image.to_device(device).to_kind(kind),
+            target_representation: self.target_representation.to_device(device).to_kind(kind),
+            options: self.options,
+            identity: self.identity,
+            core,
+        }
     }
 
     /// Saves the synthesis in progress (see [`crate::state`]).
@@ -182,10 +240,18 @@ impl<'a> Metamer<'a> {
 
     pub(crate) fn load_from(&mut self, f: &StateFile) -> Result<()> {
         let mut m = Mismatches::default();
-        m.check("parameters", &parameters(f.get("parameters")), &parameters(&self.options));
+        m.check(
+            "parameters",
+            &parameters(f.get("parameters")),
+            &parameters(&self.options),
+        );
         m.check("image", f.get("image"), &image_record(&self.image)?);
         m.check("model", f.get("model"), &self.model_record());
-        m.check_close("target_representation", f.tensor("target_representation")?, &self.target_representation);
+        m.check_close(
+            "target_representation",
+            f.tensor("target_representation")?,
+            &self.target_representation,
+        );
         m.into_result(f)?;
         load_core(&mut self.core, f, self.image.device(), self.image.kind())
     }
@@ -252,5 +318,43 @@ impl Method for Metamer<'_> {
     }
     fn objective(&mut self, x: &Tensor) -> Result<Tensor> {
         Ok(self.objective_at(x, &self.model.forward(x), &self.target_representation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_functions_as_plenoptic_defines_them() {
+        let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]);
+        let b = Tensor::from_slice(&[1.0f32, 0.0, 3.0, 2.0]);
+        let v = |f: LossFunction| item(&f.apply(&a, &b));
+        assert_eq!(v(LossFunction::Mse), 2.0);
+        assert_eq!(v(LossFunction::L2Norm), 8f64.sqrt() as f32 as f64);
+        // ‖a − b‖² / ‖b‖², with b the target
+        assert!((v(LossFunction::RelativeSse) - 8.0 / 14.0).abs() < 1e-6);
+        for (name, f) in [
+            ("\"mse\"", LossFunction::Mse),
+            ("\"l2\"", LossFunction::L2Norm),
+            ("\"relative_mse\"", LossFunction::RelativeSse),
+        ] {
+            assert_eq!(serde_json::from_str::<LossFunction>(name).unwrap(), f);
+        }
+        let o: MetamerOptions =
+            serde_json::from_str(r#"{"loss_function": "relative_sse", "allowed_range": [-1, 2]}"#)
+                .unwrap();
+        assert_eq!(
+            (o.loss_function, o.allowed_range, o.range_penalty_lambda),
+            (LossFunction::RelativeSse, (-1.0, 2.0), 0.1)
+        );
+        assert!(serde_json::from_str::<MetamerOptions>(r#"{"loss": "mse"}"#).is_err());
+    }
+
+    #[test]
+    fn rescale_spans_the_allowed_range() {
+        let u = Tensor::from_slice(&[0.2f32, 0.5, 0.9]);
+        let r = rescale(&u, (-1.0, 3.0));
+        assert_eq!((item(&r.min()), item(&r.max())), (-1.0, 3.0));
     }
 }

@@ -1,6 +1,6 @@
-//! Optimizers for the synthesized image: Adam (torch's CPU arithmetic, op for op), SGD,
-//! L-BFGS (torch.optim.LBFGS, optional strong-Wolfe line search), and ReduceLROnPlateau.
-//! Each has a serde options struct holding its defaults, and exports its state for save/resume.
+//! Optimizers for the synthesized image: Adam (torch's CPU arithmetic, op for op), SGD and
+//! L-BFGS (torch.optim.LBFGS, see [`crate::lbfgs`]). Each has a serde options struct holding
+//! its defaults, and exports its state for save/resume.
 use crate::error::{Result, SynthError};
 use crate::lbfgs::{LbfgsOptions, LbfgsState};
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,13 @@ pub struct AdamOptions {
 
 impl Default for AdamOptions {
     fn default() -> Self {
-        AdamOptions { lr: 0.01, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0, amsgrad: true }
+        AdamOptions {
+            lr: 0.01,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: true,
+        }
     }
 }
 
@@ -37,7 +43,13 @@ pub struct SgdOptions {
 
 impl Default for SgdOptions {
     fn default() -> Self {
-        SgdOptions { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+        SgdOptions {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
     }
 }
 
@@ -59,7 +71,10 @@ impl Default for OptimizerConfig {
 impl OptimizerConfig {
     /// plenoptic's default optimizer with another learning rate (Geodesic uses 0.001).
     pub fn adam_with_lr(lr: f64) -> Self {
-        OptimizerConfig::Adam(AdamOptions { lr, ..AdamOptions::default() })
+        OptimizerConfig::Adam(AdamOptions {
+            lr,
+            ..AdamOptions::default()
+        })
     }
 
     /// The learning rate the optimizer starts with.
@@ -75,13 +90,22 @@ impl OptimizerConfig {
     pub fn validate(&self) -> Result<()> {
         let lr = self.lr();
         if !(lr >= 0.0 && lr.is_finite()) {
-            return Err(SynthError::invalid("optimizer.lr", format!("must be a non-negative number, got {lr}")));
+            return Err(SynthError::invalid(
+                "optimizer.lr",
+                format!("must be a non-negative number, got {lr}"),
+            ));
         }
         match self {
             OptimizerConfig::Adam(o) => {
-                for (name, b) in [("optimizer.betas[0]", o.betas.0), ("optimizer.betas[1]", o.betas.1)] {
+                for (name, b) in [
+                    ("optimizer.betas[0]", o.betas.0),
+                    ("optimizer.betas[1]", o.betas.1),
+                ] {
                     if !(0.0..1.0).contains(&b) {
-                        return Err(SynthError::invalid(name, format!("must be in [0, 1), got {b}")));
+                        return Err(SynthError::invalid(
+                            name,
+                            format!("must be in [0, 1), got {b}"),
+                        ));
                     }
                 }
                 non_negative("optimizer.eps", o.eps)?;
@@ -91,7 +115,10 @@ impl OptimizerConfig {
                 non_negative("optimizer.momentum", o.momentum)?;
                 non_negative("optimizer.weight_decay", o.weight_decay)?;
                 if o.nesterov && (o.momentum <= 0.0 || o.dampening != 0.0) {
-                    return Err(SynthError::invalid("optimizer.nesterov", "needs momentum > 0 and dampening = 0"));
+                    return Err(SynthError::invalid(
+                        "optimizer.nesterov",
+                        "needs momentum > 0 and dampening = 0",
+                    ));
                 }
                 Ok(())
             }
@@ -104,7 +131,10 @@ pub(crate) fn non_negative(name: &str, v: f64) -> Result<()> {
     if v >= 0.0 && v.is_finite() {
         Ok(())
     } else {
-        Err(SynthError::invalid(name, format!("must be a non-negative number, got {v}")))
+        Err(SynthError::invalid(
+            name,
+            format!("must be a non-negative number, got {v}"),
+        ))
     }
 }
 
@@ -121,12 +151,17 @@ impl OptimizerState {
     }
 
     pub(crate) fn tensor(&self, name: &str, device: Device, kind: Kind) -> Option<Tensor> {
-        self.tensors.get(name).map(|t| t.to_device(device).to_kind(kind))
+        self.tensors
+            .get(name)
+            .map(|t| t.to_device(device).to_kind(kind))
     }
 }
 
-fn missing(name: &str) -> SynthError {
-    SynthError::State { path: String::new(), msg: format!("optimizer state lacks `{name}`") }
+pub(crate) fn missing(name: &str) -> SynthError {
+    SynthError::State {
+        path: String::new(),
+        msg: format!("optimizer state lacks `{name}`"),
+    }
 }
 
 #[derive(Debug, Default)]
@@ -166,14 +201,23 @@ impl Optimizer {
     pub fn new(config: &OptimizerConfig, param: &Tensor) -> Result<Self> {
         config.validate()?;
         if !param.requires_grad() {
-            return Err(SynthError::invalid("optimizer", "the parameter must require grad"));
+            return Err(SynthError::invalid(
+                "optimizer",
+                "the parameter must require grad",
+            ));
         }
         let inner = match config {
             OptimizerConfig::Adam(o) => Inner::Adam(o.clone(), AdamState::default()),
             OptimizerConfig::Sgd(o) => Inner::Sgd(o.clone(), SgdState::default()),
             OptimizerConfig::Lbfgs(o) => Inner::Lbfgs(o.clone(), Box::default()),
         };
-        Ok(Optimizer { config: config.clone(), param: param.shallow_clone(), lr: config.lr(), initial_lr: config.lr(), inner })
+        Ok(Optimizer {
+            config: config.clone(),
+            param: param.shallow_clone(),
+            lr: config.lr(),
+            initial_lr: config.lr(),
+            inner,
+        })
     }
 
     pub fn config(&self) -> &OptimizerConfig {
@@ -297,7 +341,11 @@ fn adam_step(param: &mut Tensor, lr: f64, o: &AdamOptions, s: &mut AdamState) {
     if !grad.defined() {
         return;
     }
-    let grad = if o.weight_decay != 0.0 { &grad + &*param * o.weight_decay } else { grad };
+    let grad = if o.weight_decay != 0.0 {
+        &grad + &*param * o.weight_decay
+    } else {
+        grad
+    };
     let zeros = || param.zeros_like();
     let m = s.exp_avg.get_or_insert_with(zeros);
     let v = s.exp_avg_sq.get_or_insert_with(zeros);
@@ -327,7 +375,11 @@ fn sgd_step(param: &mut Tensor, lr: f64, o: &SgdOptions, s: &mut SgdState) {
     if !grad.defined() {
         return;
     }
-    let mut grad = if o.weight_decay != 0.0 { &grad + &*param * o.weight_decay } else { grad };
+    let mut grad = if o.weight_decay != 0.0 {
+        &grad + &*param * o.weight_decay
+    } else {
+        grad
+    };
     if o.momentum != 0.0 {
         let buf = match s.momentum_buffer.take() {
             None => grad.detach().copy(),
@@ -337,152 +389,14 @@ fn sgd_step(param: &mut Tensor, lr: f64, o: &SgdOptions, s: &mut SgdState) {
                 b
             }
         };
-        grad = if o.nesterov { &grad + &buf * o.momentum } else { buf.shallow_clone() };
+        grad = if o.nesterov {
+            &grad + &buf * o.momentum
+        } else {
+            buf.shallow_clone()
+        };
         s.momentum_buffer = Some(buf);
     }
     let _ = param.g_add_(&(grad * -lr));
-}
-
-/// How ReduceLROnPlateau compares metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlateauMode {
-    #[default]
-    Min,
-    Max,
-}
-
-/// Whether ReduceLROnPlateau's threshold is relative or absolute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdMode {
-    #[default]
-    Rel,
-    Abs,
-}
-
-/// torch's `ReduceLROnPlateau` options and defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReduceLrOnPlateauOptions {
-    pub mode: PlateauMode,
-    pub factor: f64,
-    pub patience: usize,
-    pub threshold: f64,
-    pub threshold_mode: ThresholdMode,
-    pub cooldown: usize,
-    pub min_lr: f64,
-    pub eps: f64,
-}
-
-impl Default for ReduceLrOnPlateauOptions {
-    fn default() -> Self {
-        ReduceLrOnPlateauOptions {
-            mode: PlateauMode::Min,
-            factor: 0.1,
-            patience: 10,
-            threshold: 1e-4,
-            threshold_mode: ThresholdMode::Rel,
-            cooldown: 0,
-            min_lr: 0.0,
-            eps: 1e-8,
-        }
-    }
-}
-
-/// A learning-rate scheduler, stepped with the loss after every iteration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
-pub enum SchedulerConfig {
-    ReduceLrOnPlateau(ReduceLrOnPlateauOptions),
-}
-
-impl SchedulerConfig {
-    pub fn validate(&self) -> Result<()> {
-        let SchedulerConfig::ReduceLrOnPlateau(o) = self;
-        if !(o.factor < 1.0 && o.factor >= 0.0) {
-            return Err(SynthError::invalid("scheduler.factor", format!("must be in [0, 1), got {}", o.factor)));
-        }
-        non_negative("scheduler.threshold", o.threshold)?;
-        non_negative("scheduler.min_lr", o.min_lr)?;
-        non_negative("scheduler.eps", o.eps)
-    }
-}
-
-/// ReduceLROnPlateau's running state.
-#[derive(Clone, Debug)]
-pub struct Scheduler {
-    config: SchedulerConfig,
-    best: f64,
-    num_bad_epochs: usize,
-    cooldown_counter: usize,
-    last_epoch: usize,
-}
-
-impl Scheduler {
-    pub fn new(config: &SchedulerConfig) -> Result<Self> {
-        config.validate()?;
-        let SchedulerConfig::ReduceLrOnPlateau(o) = config;
-        let best = if o.mode == PlateauMode::Min { f64::INFINITY } else { f64::NEG_INFINITY };
-        Ok(Scheduler { config: config.clone(), best, num_bad_epochs: 0, cooldown_counter: 0, last_epoch: 0 })
-    }
-
-    pub fn config(&self) -> &SchedulerConfig {
-        &self.config
-    }
-
-    fn is_better(&self, a: f64) -> bool {
-        let SchedulerConfig::ReduceLrOnPlateau(o) = &self.config;
-        match (o.mode, o.threshold_mode) {
-            (PlateauMode::Min, ThresholdMode::Rel) => a < self.best * (1.0 - o.threshold),
-            (PlateauMode::Min, ThresholdMode::Abs) => a < self.best - o.threshold,
-            (PlateauMode::Max, ThresholdMode::Rel) => a > self.best * (o.threshold + 1.0),
-            (PlateauMode::Max, ThresholdMode::Abs) => a > self.best + o.threshold,
-        }
-    }
-
-    /// One scheduler step with this iteration's loss.
-    pub fn step(&mut self, metric: f64, optimizer: &mut Optimizer) {
-        let SchedulerConfig::ReduceLrOnPlateau(o) = self.config.clone();
-        self.last_epoch += 1;
-        if self.is_better(metric) {
-            self.best = metric;
-            self.num_bad_epochs = 0;
-        } else {
-            self.num_bad_epochs += 1;
-        }
-        if self.cooldown_counter > 0 {
-            self.cooldown_counter -= 1;
-            self.num_bad_epochs = 0;
-        }
-        if self.num_bad_epochs > o.patience {
-            let old = optimizer.lr();
-            let new = (old * o.factor).max(o.min_lr);
-            if old - new > o.eps {
-                optimizer.set_lr(new);
-            }
-            self.cooldown_counter = o.cooldown;
-            self.num_bad_epochs = 0;
-        }
-    }
-
-    pub fn export_state(&self) -> BTreeMap<String, f64> {
-        BTreeMap::from([
-            ("best".to_string(), self.best),
-            ("num_bad_epochs".to_string(), self.num_bad_epochs as f64),
-            ("cooldown_counter".to_string(), self.cooldown_counter as f64),
-            ("last_epoch".to_string(), self.last_epoch as f64),
-        ])
-    }
-
-    pub fn import_state(&mut self, st: &BTreeMap<String, f64>) -> Result<()> {
-        let get = |k: &str| st.get(k).copied().ok_or_else(|| missing(k));
-        self.best = get("best")?;
-        self.num_bad_epochs = get("num_bad_epochs")? as usize;
-        self.cooldown_counter = get("cooldown_counter")? as usize;
-        self.last_epoch = get("last_epoch")? as usize;
-        Ok(())
-    }
 }
 
 /// The value of a one-element tensor (`.item()`), as f64.
@@ -497,29 +411,22 @@ mod tests {
     #[test]
     fn options_deserialize_with_defaults_and_reject_unknown_fields() {
         let c: OptimizerConfig = serde_json::from_str(r#"{"name": "adam", "lr": 0.1}"#).unwrap();
-        assert_eq!(c, OptimizerConfig::Adam(AdamOptions { lr: 0.1, ..Default::default() }));
-        let c: OptimizerConfig = serde_json::from_str(r#"{"name": "lbfgs", "line_search_fn": "strong_wolfe"}"#).unwrap();
+        assert_eq!(
+            c,
+            OptimizerConfig::Adam(AdamOptions {
+                lr: 0.1,
+                ..Default::default()
+            })
+        );
+        let c: OptimizerConfig =
+            serde_json::from_str(r#"{"name": "lbfgs", "line_search_fn": "strong_wolfe"}"#).unwrap();
         assert!(matches!(c, OptimizerConfig::Lbfgs(_)));
-        let e = serde_json::from_str::<OptimizerConfig>(r#"{"name": "adam", "lrr": 0.1}"#).unwrap_err();
+        let e =
+            serde_json::from_str::<OptimizerConfig>(r#"{"name": "adam", "lrr": 0.1}"#).unwrap_err();
         assert!(e.to_string().contains("lrr"), "{e}");
-        let s: SchedulerConfig = serde_json::from_str(r#"{"name": "reduce_lr_on_plateau", "patience": 3}"#).unwrap();
-        let SchedulerConfig::ReduceLrOnPlateau(o) = s;
+        let s: crate::scheduler::SchedulerConfig =
+            serde_json::from_str(r#"{"name": "reduce_lr_on_plateau", "patience": 3}"#).unwrap();
+        let crate::scheduler::SchedulerConfig::ReduceLrOnPlateau(o) = s;
         assert_eq!(o.patience, 3);
-    }
-
-    #[test]
-    fn plateau_reduces_after_patience() {
-        let x = Tensor::zeros([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let mut opt = Optimizer::new(&OptimizerConfig::Sgd(SgdOptions { lr: 1.0, ..Default::default() }), &x).unwrap();
-        let cfg = SchedulerConfig::ReduceLrOnPlateau(ReduceLrOnPlateauOptions { patience: 2, ..Default::default() });
-        let mut s = Scheduler::new(&cfg).unwrap();
-        for _ in 0..3 {
-            s.step(1.0, &mut opt);
-        }
-        assert_eq!(opt.lr(), 1.0);
-        s.step(1.0, &mut opt);
-        assert!((opt.lr() - 0.1).abs() < 1e-12);
-        opt.reset_lr();
-        assert_eq!(opt.lr(), 1.0);
     }
 }

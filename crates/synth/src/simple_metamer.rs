@@ -19,7 +19,10 @@ pub struct SimpleMetamer<'a> {
 
 impl std::fmt::Debug for SimpleMetamer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimpleMetamer").field("model", &self.model.name()).field("iterations", &self.losses.len()).finish()
+        f.debug_struct("SimpleMetamer")
+            .field("model", &self.model.name())
+            .field("iterations", &self.losses.len())
+            .finish()
     }
 }
 
@@ -33,16 +36,29 @@ impl<'a> SimpleMetamer<'a> {
             validate_model(model, &image)?;
             let metamer = image.rand_like().set_requires_grad(true);
             let target_representation = tch::no_grad(|| model.forward(&image));
-            Ok(SimpleMetamer { model, image, metamer, target_representation, optimizer: None, losses: Vec::new() })
+            Ok(SimpleMetamer {
+                model,
+                image,
+                metamer,
+                target_representation,
+                optimizer: None,
+                losses: Vec::new(),
+            })
         })
     }
 
     /// Runs `max_iter` steps. `optimizer`: `None` keeps the current one (Adam(0.01, amsgrad)
     /// the first time); a config replaces it, as plenoptic does.
-    pub fn synthesize(&mut self, max_iter: usize, optimizer: Option<&OptimizerConfig>) -> Result<&Tensor> {
+    pub fn synthesize(
+        &mut self,
+        max_iter: usize,
+        optimizer: Option<&OptimizerConfig>,
+    ) -> Result<&Tensor> {
         match (optimizer, &self.optimizer) {
             (Some(cfg), _) => self.optimizer = Some(Optimizer::new(cfg, &self.metamer)?),
-            (None, None) => self.optimizer = Some(Optimizer::new(&OptimizerConfig::default(), &self.metamer)?),
+            (None, None) => {
+                self.optimizer = Some(Optimizer::new(&OptimizerConfig::default(), &self.metamer)?)
+            }
             (None, Some(_)) => {}
         }
         let opt = self.optimizer.as_mut().expect("set above");
@@ -54,13 +70,17 @@ impl<'a> SimpleMetamer<'a> {
                 let mut g = x.shallow_clone();
                 g.zero_grad();
                 let rep = model.forward(&x);
-                let loss = (rep - target).square().mean(None::<tch::Kind>) + penalize_range(&x, (0.0, 1.0)) * 0.1;
+                let loss = (rep - target).square().mean(None::<tch::Kind>)
+                    + penalize_range(&x, (0.0, 1.0)) * 0.1;
                 losses.push(item(&loss));
                 loss.f_backward()?;
                 Ok(loss)
             })?;
             if let Some(&l) = self.losses.last().filter(|l| !l.is_finite()) {
-                return Err(SynthError::NonFinite { iteration: self.losses.len() - 1, value: l });
+                return Err(SynthError::NonFinite {
+                    iteration: self.losses.len() - 1,
+                    value: l,
+                });
             }
         }
         Ok(&self.metamer)

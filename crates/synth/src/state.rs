@@ -4,7 +4,8 @@
 //! Loading into a freshly built synthesis refuses a file made for a different image,
 //! model/metric or parameters, and says what differs; resuming then continues bit for bit.
 use crate::error::{Result, SynthError};
-use crate::optim::{Optimizer, OptimizerConfig, OptimizerState, Scheduler, SchedulerConfig};
+use crate::optim::{Optimizer, OptimizerConfig, OptimizerState};
+use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::synthesis::Core;
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use serde::Serialize;
@@ -32,7 +33,11 @@ impl Bytes {
         let dtype = Dtype::try_from(t.kind())?;
         let mut data = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
         t.f_copy_data_u8(&mut data, t.numel())?;
-        Ok(Bytes { dtype, shape: t.size().iter().map(|&s| s as usize).collect(), data })
+        Ok(Bytes {
+            dtype,
+            shape: t.size().iter().map(|&s| s as usize).collect(),
+            data,
+        })
     }
 }
 
@@ -91,7 +96,10 @@ impl StateWriter {
         meta.insert("format".into(), json!(FORMAT));
         meta.insert("version".into(), json!(VERSION));
         meta.insert("method".into(), json!(method));
-        StateWriter { meta, tensors: Vec::new() }
+        StateWriter {
+            meta,
+            tensors: Vec::new(),
+        }
     }
 
     pub fn meta<T: Serialize>(&mut self, key: &str, value: &T) {
@@ -116,15 +124,26 @@ impl StateWriter {
     }
 
     pub fn write(self, path: &Path) -> Result<()> {
-        let bytes = self.tensors.iter().map(|(n, t)| Ok((n.clone(), Bytes::of(t)?))).collect::<Result<Vec<_>>>()?;
+        let bytes = self
+            .tensors
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), Bytes::of(t)?)))
+            .collect::<Result<Vec<_>>>()?;
         let header = HashMap::from([(META_KEY.to_string(), Value::Object(self.meta).to_string())]);
-        safetensors::tensor::serialize_to_file(bytes.iter().map(|(n, b)| (n.as_str(), b)), &Some(header), path)
-            .map_err(|e| state_err(path, format!("cannot write: {e}")))
+        safetensors::tensor::serialize_to_file(
+            bytes.iter().map(|(n, b)| (n.as_str(), b)),
+            &Some(header),
+            path,
+        )
+        .map_err(|e| state_err(path, format!("cannot write: {e}")))
     }
 }
 
 fn state_err(path: &Path, msg: impl Into<String>) -> SynthError {
-    SynthError::State { path: path.display().to_string(), msg: msg.into() }
+    SynthError::State {
+        path: path.display().to_string(),
+        msg: msg.into(),
+    }
 }
 
 /// A state file read back.
@@ -139,23 +158,45 @@ impl StateFile {
     pub fn read(path: &Path, method: &str) -> Result<Self> {
         let buf = std::fs::read(path).map_err(|e| state_err(path, format!("cannot read: {e}")))?;
         let bad = |msg: String| state_err(path, msg);
-        let (_, header) = SafeTensors::read_metadata(&buf).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let text = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| bad("not a synthsweep synthesis state (no metadata)".into()))?;
-        let meta: Map<String, Value> = serde_json::from_str(text).map_err(|e| bad(format!("unreadable metadata: {e}")))?;
-        if meta.get("format") != Some(&json!(FORMAT)) || meta.get("version") != Some(&json!(VERSION)) {
+        let (_, header) = SafeTensors::read_metadata(&buf)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let text = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(META_KEY))
+            .ok_or_else(|| bad("not a synthsweep synthesis state (no metadata)".into()))?;
+        let meta: Map<String, Value> =
+            serde_json::from_str(text).map_err(|e| bad(format!("unreadable metadata: {e}")))?;
+        if meta.get("format") != Some(&json!(FORMAT))
+            || meta.get("version") != Some(&json!(VERSION))
+        {
             return Err(bad(format!("not a {FORMAT} version {VERSION} file")));
         }
         let saved_method = meta.get("method").and_then(Value::as_str).unwrap_or("?");
         if saved_method != method {
-            return Err(bad(format!("was saved by {saved_method}, cannot be loaded into {method}")));
+            return Err(bad(format!(
+                "was saved by {saved_method}, cannot be loaded into {method}"
+            )));
         }
-        let st = SafeTensors::deserialize(&buf).map_err(|e| bad(format!("unreadable tensors: {e}")))?;
-        let tensors = st.tensors().into_iter().map(|(n, v)| Ok((n, Tensor::try_from(v)?))).collect::<Result<HashMap<_, _>>>()?;
-        Ok(StateFile { path: path.display().to_string(), meta, tensors })
+        let st =
+            SafeTensors::deserialize(&buf).map_err(|e| bad(format!("unreadable tensors: {e}")))?;
+        let tensors = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| Ok((n, Tensor::try_from(v)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        Ok(StateFile {
+            path: path.display().to_string(),
+            meta,
+            tensors,
+        })
     }
 
     pub fn err(&self, msg: impl Into<String>) -> SynthError {
-        SynthError::State { path: self.path.clone(), msg: msg.into() }
+        SynthError::State {
+            path: self.path.clone(),
+            msg: msg.into(),
+        }
     }
 
     pub fn get(&self, key: &str) -> &Value {
@@ -163,11 +204,14 @@ impl StateFile {
     }
 
     pub fn parse<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
-        serde_json::from_value(self.get(key).clone()).map_err(|e| self.err(format!("metadata `{key}`: {e}")))
+        serde_json::from_value(self.get(key).clone())
+            .map_err(|e| self.err(format!("metadata `{key}`: {e}")))
     }
 
     pub fn tensor(&self, name: &str) -> Result<&Tensor> {
-        self.tensors.get(name).ok_or_else(|| self.err(format!("lacks tensor `{name}`")))
+        self.tensors
+            .get(name)
+            .ok_or_else(|| self.err(format!("lacks tensor `{name}`")))
     }
 
     pub fn series(&self, name: &str) -> Result<Vec<f64>> {
@@ -179,11 +223,15 @@ impl StateFile {
 
     fn with_prefix(&self, prefix: &str) -> impl Iterator<Item = (&str, &Tensor)> {
         let p = format!("{prefix}/");
-        self.tensors.iter().filter_map(move |(k, t)| k.strip_prefix(&p).map(|rest| (rest, t)))
+        self.tensors
+            .iter()
+            .filter_map(move |(k, t)| k.strip_prefix(&p).map(|rest| (rest, t)))
     }
 
     pub fn scalars(&self, prefix: &str) -> BTreeMap<String, f64> {
-        self.with_prefix(prefix).map(|(k, t)| (k.to_string(), t.double_value(&[]))).collect()
+        self.with_prefix(prefix)
+            .map(|(k, t)| (k.to_string(), t.double_value(&[])))
+            .collect()
     }
 }
 
@@ -197,7 +245,10 @@ impl Mismatches {
             (Value::Object(s), Value::Object(n)) => {
                 let keys: std::collections::BTreeSet<&String> = s.keys().chain(n.keys()).collect();
                 for k in keys {
-                    let (a, b) = (s.get(k).unwrap_or(&Value::Null), n.get(k).unwrap_or(&Value::Null));
+                    let (a, b) = (
+                        s.get(k).unwrap_or(&Value::Null),
+                        n.get(k).unwrap_or(&Value::Null),
+                    );
                     if a != b {
                         self.0.push(format!("{what}.{k}: saved {a}, now {b}"));
                     }
@@ -213,7 +264,11 @@ impl Mismatches {
         let now = now.detach().to_device(Device::Cpu).to_kind(Kind::Double);
         let saved = saved.to_kind(Kind::Double);
         if saved.size() != now.size() {
-            self.0.push(format!("{what}: saved shape {:?}, now {:?}", saved.size(), now.size()));
+            self.0.push(format!(
+                "{what}: saved shape {:?}, now {:?}",
+                saved.size(),
+                now.size()
+            ));
         } else if !now.allclose(&saved, 1e-5, 1e-6, false) {
             let d = (&now - &saved).abs().max().double_value(&[]);
             self.0.push(format!("{what}: differs by up to {d:e}"));
@@ -228,7 +283,10 @@ impl Mismatches {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(file.err(format!("belongs to a different synthesis: {}", self.0.join("; "))))
+            Err(file.err(format!(
+                "belongs to a different synthesis: {}",
+                self.0.join("; ")
+            )))
         }
     }
 }
@@ -237,8 +295,14 @@ impl Mismatches {
 pub(crate) fn save_core(core: &Core, w: &mut StateWriter) {
     w.meta("iterations", &core.losses.len());
     w.meta("store_progress", &core.store_progress);
-    w.meta("optimizer", &core.optimizer.as_ref().map(|o| o.config().clone()));
-    w.meta("scheduler", &core.scheduler.as_ref().map(|s| s.config().clone()));
+    w.meta(
+        "optimizer",
+        &core.optimizer.as_ref().map(|o| o.config().clone()),
+    );
+    w.meta(
+        "scheduler",
+        &core.scheduler.as_ref().map(|s| s.config().clone()),
+    );
     w.tensor("x", &core.x);
     w.series("losses", &core.losses);
     w.series("gradient_norm", &core.gradient_norm);
@@ -262,7 +326,11 @@ pub(crate) fn save_core(core: &Core, w: &mut StateWriter) {
 pub(crate) fn load_core(core: &mut Core, f: &StateFile, device: Device, kind: Kind) -> Result<()> {
     let x = f.tensor("x")?.to_device(device).to_kind(kind);
     if x.size() != core.x.size() {
-        return Err(f.err(format!("saved image has shape {:?}, this synthesis {:?}", x.size(), core.x.size())));
+        return Err(f.err(format!(
+            "saved image has shape {:?}, this synthesis {:?}",
+            x.size(),
+            core.x.size()
+        )));
     }
     let mut restored = Core::new(&x);
     restored.default_optimizer = core.default_optimizer.clone();
@@ -275,14 +343,21 @@ pub(crate) fn load_core(core: &mut Core, f: &StateFile, device: Device, kind: Ki
     }
     if let Some(cfg) = f.parse::<Option<OptimizerConfig>>("optimizer")? {
         let mut o = Optimizer::new(&cfg, &restored.x)?;
-        let mut st = OptimizerState { scalars: f.scalars("optimizer.scalar"), ..Default::default() };
-        st.tensors = f.with_prefix("optimizer").map(|(k, t)| (k.to_string(), t.shallow_clone())).collect();
+        let mut st = OptimizerState {
+            scalars: f.scalars("optimizer.scalar"),
+            ..Default::default()
+        };
+        st.tensors = f
+            .with_prefix("optimizer")
+            .map(|(k, t)| (k.to_string(), t.shallow_clone()))
+            .collect();
         o.import_state(&st).map_err(|e| f.err(e.to_string()))?;
         restored.optimizer = Some(o);
     }
     if let Some(cfg) = f.parse::<Option<SchedulerConfig>>("scheduler")? {
         let mut s = Scheduler::new(&cfg)?;
-        s.import_state(&f.scalars("scheduler.scalar")).map_err(|e| f.err(e.to_string()))?;
+        s.import_state(&f.scalars("scheduler.scalar"))
+            .map_err(|e| f.err(e.to_string()))?;
         restored.scheduler = Some(s);
     }
     *core = restored;

@@ -2,7 +2,8 @@
 //! `OptimizedSynthesis`): range penalty, loss stop rule, progress snapshots, optimizer and
 //! scheduler set-up, the per-iteration callback, and moving the state between devices.
 use crate::error::{Result, SynthError};
-use crate::optim::{item, Optimizer, OptimizerConfig, Scheduler, SchedulerConfig};
+use crate::optim::{item, Optimizer, OptimizerConfig};
+use crate::scheduler::{Scheduler, SchedulerConfig};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::sync::Mutex;
@@ -23,8 +24,14 @@ pub(crate) fn with_rng<T>(seed: Option<i64>, f: impl FnOnce() -> T) -> T {
 
 /// `Σ min(x − a, 0)² + Σ max(x − b, 0)²`: zero inside `allowed_range = (a, b)`.
 pub fn penalize_range(x: &Tensor, allowed_range: (f64, f64)) -> Tensor {
-    let below = (x - allowed_range.0).clamp_max(0.0).square().sum(None::<Kind>);
-    let above = (x - allowed_range.1).clamp_min(0.0).square().sum(None::<Kind>);
+    let below = (x - allowed_range.0)
+        .clamp_max(0.0)
+        .square()
+        .sum(None::<Kind>);
+    let above = (x - allowed_range.1)
+        .clamp_min(0.0)
+        .square()
+        .sum(None::<Kind>);
     below + above
 }
 
@@ -89,10 +96,16 @@ impl Default for SynthesizeOptions {
 impl SynthesizeOptions {
     pub fn validate(&self) -> Result<()> {
         if self.stop_criterion.is_nan() {
-            return Err(SynthError::invalid("stop_criterion", "must be a number, got NaN"));
+            return Err(SynthError::invalid(
+                "stop_criterion",
+                "must be a number, got NaN",
+            ));
         }
         if self.stop_iters_to_check == 0 {
-            return Err(SynthError::invalid("stop_iters_to_check", "must be at least 1"));
+            return Err(SynthError::invalid(
+                "stop_iters_to_check",
+                "must be at least 1",
+            ));
         }
         if let Some(o) = &self.optimizer {
             o.validate()?;
@@ -178,7 +191,9 @@ impl Core {
             }
         }
         match (&opts.optimizer, &self.optimizer) {
-            (None, None) => self.optimizer = Some(Optimizer::new(&self.default_optimizer, &self.x)?),
+            (None, None) => {
+                self.optimizer = Some(Optimizer::new(&self.default_optimizer, &self.x)?)
+            }
             (Some(cfg), None) => self.optimizer = Some(Optimizer::new(cfg, &self.x)?),
             (Some(cfg), Some(o)) if o.config() != cfg => {
                 return Err(SynthError::invalid(
@@ -208,13 +223,20 @@ impl Core {
     }
 
     pub fn lr(&self) -> f64 {
-        self.optimizer.as_ref().map_or(self.default_optimizer.lr(), |o| o.lr())
+        self.optimizer
+            .as_ref()
+            .map_or(self.default_optimizer.lr(), |o| o.lr())
     }
 
     /// Moves the image and the optimizer state to `device` as `kind`; snapshots stay on the
     /// CPU and only change kind.
     pub fn to(&mut self, device: Device, kind: Kind) {
-        self.x = self.x.detach().to_device(device).to_kind(kind).set_requires_grad(true);
+        self.x = self
+            .x
+            .detach()
+            .to_device(device)
+            .to_kind(kind)
+            .set_requires_grad(true);
         if let Some(o) = &mut self.optimizer {
             o.to(&self.x);
         }
@@ -250,7 +272,11 @@ pub(crate) trait Method {
 
     /// The stop test after iteration `i` (0-based within this call).
     fn converged(&self, _i: usize, opts: &SynthesizeOptions) -> bool {
-        loss_converged(&self.core().losses, opts.stop_criterion, opts.stop_iters_to_check)
+        loss_converged(
+            &self.core().losses,
+            opts.stop_criterion,
+            opts.stop_iters_to_check,
+        )
     }
 }
 
@@ -259,18 +285,26 @@ fn snapshot(x: &Tensor) -> Tensor {
 }
 
 /// plenoptic's synthesis loop (spec §1). Call after [`Core::prepare`].
-pub(crate) fn run<M: Method>(m: &mut M, opts: &SynthesizeOptions, mut callback: Option<&mut Callback>) -> Result<Outcome> {
+pub(crate) fn run<M: Method>(
+    m: &mut M,
+    opts: &SynthesizeOptions,
+    mut callback: Option<&mut Callback>,
+) -> Result<Outcome> {
     for i in 0..opts.max_iter {
         let core = m.core_mut();
         let every = core.store_progress.unwrap_or(0);
-        if every > 0 && core.losses.len() % every == 0 {
+        if every > 0 && core.losses.len().is_multiple_of(every) {
             let s = snapshot(&core.x);
             core.saved.push(s);
         }
         let prev = core.x.detach().copy();
         m.before_step()?;
         let x = m.core().x.shallow_clone();
-        let mut opt = m.core_mut().optimizer.take().expect("prepare() sets the optimizer");
+        let mut opt = m
+            .core_mut()
+            .optimizer
+            .take()
+            .expect("prepare() sets the optimizer");
         let stepped = opt.step(|| {
             let mut g = x.shallow_clone();
             g.zero_grad();
@@ -281,7 +315,11 @@ pub(crate) fn run<M: Method>(m: &mut M, opts: &SynthesizeOptions, mut callback: 
         m.core_mut().optimizer = Some(opt);
         let step_loss = item(&stepped?);
         let grad = x.grad();
-        let gradient_norm = if grad.defined() { item(&grad.norm()) } else { 0.0 };
+        let gradient_norm = if grad.defined() {
+            item(&grad.norm())
+        } else {
+            0.0
+        };
         let (loss, scheduler_loss) = m.after_step(step_loss)?;
         let core = m.core_mut();
         core.losses.push(loss);
@@ -293,21 +331,38 @@ pub(crate) fn run<M: Method>(m: &mut M, opts: &SynthesizeOptions, mut callback: 
         core.pixel_change_norm.push(pixel_change_norm);
         let iteration = core.losses.len() - 1;
         if !loss.is_finite() {
-            return Err(SynthError::NonFinite { iteration, value: loss });
+            return Err(SynthError::NonFinite {
+                iteration,
+                value: loss,
+            });
         }
         if let Some(cb) = callback.as_deref_mut() {
             let extra = m.extra();
             let image = m.core().x.detach();
-            let p = Progress { iteration, loss, gradient_norm, pixel_change_norm, lr: m.core().lr(), image: &image, extra: &extra };
+            let p = Progress {
+                iteration,
+                loss,
+                gradient_norm,
+                pixel_change_norm,
+                lr: m.core().lr(),
+                image: &image,
+                extra: &extra,
+            };
             if cb(&p).is_break() {
                 return Err(SynthError::Cancelled { iteration });
             }
         }
         if m.converged(i, opts) {
-            return Ok(Outcome { iterations: i + 1, converged: true });
+            return Ok(Outcome {
+                iterations: i + 1,
+                converged: true,
+            });
         }
     }
-    Ok(Outcome { iterations: opts.max_iter, converged: false })
+    Ok(Outcome {
+        iterations: opts.max_iter,
+        converged: false,
+    })
 }
 
 #[cfg(test)]
@@ -319,7 +374,10 @@ mod tests {
         let l = [5.0, 4.0, 3.0, 2.99995];
         assert!(!loss_converged(&l[..3], 1e-4, 3));
         assert!(!loss_converged(&l, 1e-4, 3));
-        assert!(loss_converged(&l, 1e-4, 1), "k = 1 compares the last loss with itself");
+        assert!(
+            loss_converged(&l, 1e-4, 1),
+            "k = 1 compares the last loss with itself"
+        );
         assert!(loss_converged(&l, 1e-4, 2));
     }
 
@@ -327,7 +385,8 @@ mod tests {
     fn store_progress_parses_bool_and_int() {
         let o: SynthesizeOptions = serde_json::from_str(r#"{"store_progress": true}"#).unwrap();
         assert_eq!(o.store_progress.every(), 1);
-        let o: SynthesizeOptions = serde_json::from_str(r#"{"store_progress": 5, "max_iter": 3}"#).unwrap();
+        let o: SynthesizeOptions =
+            serde_json::from_str(r#"{"store_progress": 5, "max_iter": 3}"#).unwrap();
         assert_eq!((o.store_progress.every(), o.max_iter), (5, 3));
         assert!(serde_json::from_str::<SynthesizeOptions>(r#"{"max_iters": 3}"#).is_err());
     }

@@ -8,19 +8,38 @@ use tch::{Kind, Tensor};
 /// A 4-D floating-point tensor.
 pub(crate) fn validate_image(image: &Tensor, name: &str) -> Result<()> {
     if image.dim() != 4 {
-        return Err(SynthError::invalid(name, format!("must be 4-D (batch, channel, height, width), got shape {:?}", image.size())));
+        return Err(SynthError::invalid(
+            name,
+            format!(
+                "must be 4-D (batch, channel, height, width), got shape {:?}",
+                image.size()
+            ),
+        ));
     }
-    if !matches!(image.kind(), Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16) {
-        return Err(SynthError::invalid(name, format!("must be a floating-point tensor, got {:?}", image.kind())));
+    if !matches!(
+        image.kind(),
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    ) {
+        return Err(SynthError::invalid(
+            name,
+            format!("must be a floating-point tensor, got {:?}", image.kind()),
+        ));
     }
     Ok(())
 }
 
 /// Shared by Metamer and MAD: a non-negative penalty weight, an increasing range, and a
 /// float NCHW image inside it.
-pub(crate) fn validate_image_and_range(image: &Tensor, range_penalty_lambda: f64, allowed_range: (f64, f64)) -> Result<()> {
+pub(crate) fn validate_image_and_range(
+    image: &Tensor,
+    range_penalty_lambda: f64,
+    allowed_range: (f64, f64),
+) -> Result<()> {
     if !(range_penalty_lambda >= 0.0 && range_penalty_lambda.is_finite()) {
-        return Err(SynthError::invalid("range_penalty_lambda", format!("must be non-negative, got {range_penalty_lambda}")));
+        return Err(SynthError::invalid(
+            "range_penalty_lambda",
+            format!("must be non-negative, got {range_penalty_lambda}"),
+        ));
     }
     validate_image(image, "image")?;
     let (a, b) = allowed_range;
@@ -32,7 +51,10 @@ pub(crate) fn validate_image_and_range(image: &Tensor, range_penalty_lambda: f64
     }
     let (lo, hi) = (item(&image.min()), item(&image.max()));
     if lo < a || hi > b {
-        return Err(SynthError::invalid("image", format!("values must lie within allowed_range ({a}, {b}), but span ({lo}, {hi})")));
+        return Err(SynthError::invalid(
+            "image",
+            format!("values must lie within allowed_range ({a}, {b}), but span ({lo}, {hi})"),
+        ));
     }
     Ok(())
 }
@@ -45,13 +67,29 @@ pub(crate) fn validate_model(model: &dyn Model, image: &Tensor) -> Result<()> {
     let out = model.forward(&test);
     let name = model.name();
     if !out.requires_grad() {
-        return Err(SynthError::invalid("model", format!("`{name}` strips the gradient from its input")));
+        return Err(SynthError::invalid(
+            "model",
+            format!("`{name}` strips the gradient from its input"),
+        ));
     }
     if !(3..=4).contains(&out.dim()) {
-        return Err(SynthError::invalid("model", format!("`{name}` must return a 3-D or 4-D output, got shape {:?}", out.size())));
+        return Err(SynthError::invalid(
+            "model",
+            format!(
+                "`{name}` must return a 3-D or 4-D output, got shape {:?}",
+                out.size()
+            ),
+        ));
     }
     if out.kind() != image.kind() {
-        return Err(SynthError::invalid("model", format!("`{name}` changes the precision of its input ({:?} -> {:?})", image.kind(), out.kind())));
+        return Err(SynthError::invalid(
+            "model",
+            format!(
+                "`{name}` changes the precision of its input ({:?} -> {:?})",
+                image.kind(),
+                out.kind()
+            ),
+        ));
     }
     Ok(())
 }
@@ -67,11 +105,16 @@ pub(crate) fn validate_metric(metric: &dyn Metric, image: &Tensor, param: &str) 
     tch::no_grad(|| {
         let same = metric.forward(&test, &test);
         if same.numel() != 1 {
-            return Err(bad(format!("must return one value for this image, got shape {:?}", same.size())));
+            return Err(bad(format!(
+                "must return one value for this image, got shape {:?}",
+                same.size()
+            )));
         }
         let same = item(&same);
-        if !(same <= 5e-7) {
-            return Err(bad(format!("must return <= 5e-7 for two identical images, got {same}")));
+        if same.is_nan() || same > 5e-7 {
+            return Err(bad(format!(
+                "must return <= 5e-7 for two identical images, got {same}"
+            )));
         }
         let n = others.len() as i64;
         let values = metric.forward(&test.repeat([n, 1, 1, 1]), &Tensor::cat(&others, 0));

@@ -15,7 +15,8 @@ fn metric(fixture_name: &str) -> Box<dyn Metric> {
         "ssim_dist" => "ssim_distance",
         other => panic!("no mapping for fixture metric {other}"),
     };
-    build_metric(&json!({ "name": name })).unwrap_or_else(|e| panic!("cannot build metric {name}: {e}"))
+    build_metric(&json!({ "name": name }))
+        .unwrap_or_else(|e| panic!("cannot build metric {name}: {e}"))
 }
 
 fn synthesize_options(case: &Value) -> SynthesizeOptions {
@@ -35,16 +36,27 @@ fn synthesize_options(case: &Value) -> SynthesizeOptions {
 #[test]
 fn mad_full_set_matches_plenoptic() {
     tch::set_num_threads(1);
-    let ids = ["mad_mse_min_ein32", "mad_mse_max_ein32", "mad_ssim_dist_min_ein32", "mad_ssim_dist_max_ein32"];
+    let ids = [
+        "mad_mse_min_ein32",
+        "mad_mse_max_ein32",
+        "mad_ssim_dist_min_ein32",
+        "mad_ssim_dist_max_ein32",
+    ];
     let cases: Vec<Value> = ids.iter().map(|id| case(id)).collect();
     let first = &cases[0];
-    let (a, b) = (metric(first["optimized_metric"]["name"].as_str().unwrap()), metric(first["reference_metric"]["name"].as_str().unwrap()));
+    let (a, b) = (
+        metric(first["optimized_metric"]["name"].as_str().unwrap()),
+        metric(first["reference_metric"]["name"].as_str().unwrap()),
+    );
     let p = &first["params"];
     let options = MadOptions {
         initial_noise: p["initial_noise"].as_f64().unwrap(),
         metric_tradeoff_lambda: p["metric_tradeoff_lambda"].as_f64(),
         range_penalty_lambda: p["range_penalty_lambda"].as_f64().unwrap(),
-        allowed_range: (p["allowed_range"][0].as_f64().unwrap(), p["allowed_range"][1].as_f64().unwrap()),
+        allowed_range: (
+            p["allowed_range"][0].as_f64().unwrap(),
+            p["allowed_range"][1].as_f64().unwrap(),
+        ),
         seed: None,
     };
     let seeds = [0, 1, 2, 3].map(|i| cases[i]["seed"].as_i64().unwrap());
@@ -53,21 +65,39 @@ fn mad_full_set_matches_plenoptic() {
     let mut failures = Vec::new();
     for (mad, case) in set.iter_mut().zip(&cases) {
         let id = case["id"].as_str().unwrap();
-        assert_eq!(mad.optimized_metric().name(), metric(case["optimized_metric"]["name"].as_str().unwrap()).name(), "{id}");
-        assert_eq!(mad.minmax(), if case["params"]["minmax"] == "min" { MinMax::Min } else { MinMax::Max }, "{id}");
+        assert_eq!(
+            mad.optimized_metric().name(),
+            metric(case["optimized_metric"]["name"].as_str().unwrap()).name(),
+            "{id}"
+        );
+        assert_eq!(
+            mad.minmax(),
+            if case["params"]["minmax"] == "min" {
+                MinMax::Min
+            } else {
+                MinMax::Max
+            },
+            "{id}"
+        );
         // The initial image is the noise draw made exact use of (atol 1e-7), so it also
         // checks the RNG replay of `initial_noise_draw`.
         let mut arrays: Vec<(&str, Tensor)> = vec![("initial_image", mad.initial_image().copy())];
         // λ is a discrete outcome: exact.
         let lambda = mad.metric_tradeoff_lambda();
         if lambda != case["metric_tradeoff_lambda"].as_f64().unwrap() {
-            failures.push(format!("{id}/metric_tradeoff_lambda: {lambda} vs {}", case["metric_tradeoff_lambda"]));
+            failures.push(format!(
+                "{id}/metric_tradeoff_lambda: {lambda} vs {}",
+                case["metric_tradeoff_lambda"]
+            ));
         }
         // reference_metric_loss[0] is this value; use that array's tolerance.
         let target = case["reference_metric_target"].as_f64().unwrap();
         let rtol = tol(case, "reference_metric_loss")["rtol"].as_f64().unwrap();
         if (mad.reference_metric_target() - target).abs() > rtol * target.abs() {
-            failures.push(format!("{id}/reference_metric_target: {} vs {target}", mad.reference_metric_target()));
+            failures.push(format!(
+                "{id}/reference_metric_target: {} vs {target}",
+                mad.reference_metric_target()
+            ));
         }
         let mut trajectory = Vec::new();
         let outcome = mad
@@ -77,7 +107,10 @@ fn mad_full_set_matches_plenoptic() {
             })
             .unwrap();
         if outcome.iterations as u64 != case["iterations_run"].as_u64().unwrap() {
-            failures.push(format!("{id}/iterations_run: {} vs {}", outcome.iterations, case["iterations_run"]));
+            failures.push(format!(
+                "{id}/iterations_run: {} vs {}",
+                outcome.iterations, case["iterations_run"]
+            ));
         }
         let series = |v: &[f64]| Tensor::from_slice(v);
         arrays.extend([
@@ -98,5 +131,10 @@ fn mad_full_set_matches_plenoptic() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

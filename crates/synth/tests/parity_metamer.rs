@@ -7,7 +7,8 @@ use serde_json::Value;
 use std::ops::ControlFlow;
 use synthsweep_models::{build_model, Model};
 use synthsweep_synth::{
-    CoarseToFine, CtfSynthesizeOptions, Metamer, MetamerCtf, MetamerOptions, SimpleMetamer, StoreProgress, SynthesizeOptions,
+    CoarseToFine, CtfSynthesizeOptions, Metamer, MetamerCtf, MetamerOptions, SimpleMetamer,
+    StoreProgress, SynthesizeOptions,
 };
 use tch::{Kind, Tensor};
 
@@ -21,7 +22,12 @@ fn run_all(cases: Vec<Value>, f: impl Fn(&Value) -> Result<(), Vec<String>>) {
             failures.extend(e);
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Collects check results instead of stopping at the first.
@@ -39,9 +45,18 @@ impl Checks {
     fn series(&mut self, case: &Value, name: &str, actual: &[f64]) {
         self.array(case, name, &Tensor::from_slice(actual));
     }
-    fn equal<T: PartialEq + std::fmt::Debug>(&mut self, case: &Value, what: &str, actual: T, expected: T) {
+    fn equal<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        case: &Value,
+        what: &str,
+        actual: T,
+        expected: T,
+    ) {
         if actual != expected {
-            self.0.push(format!("{}/{what}: {actual:?}, expected {expected:?}", case["id"]));
+            self.0.push(format!(
+                "{}/{what}: {actual:?}, expected {expected:?}",
+                case["id"]
+            ));
         }
     }
     fn done(self) -> Result<(), Vec<String>> {
@@ -85,37 +100,63 @@ fn synthesize_options(case: &Value) -> SynthesizeOptions {
 }
 
 fn model_for(case: &Value) -> Result<Box<dyn Model>, String> {
-    build_model(&model_spec(case)).map_err(|e| format!("{}: cannot build the model: {e}", case["id"]))
+    build_model(&model_spec(case))
+        .map_err(|e| format!("{}: cannot build the model: {e}", case["id"]))
 }
 
 #[test]
 fn metamer_matches_plenoptic() {
-    run_all(cases("metamer").into_iter().filter(|c| c["method"] == "metamer").collect(), |case| {
-        let model = model_for(case).map_err(|e| vec![e])?;
-        let img = image(case, "image");
-        let mut m = Metamer::new(&img, model.as_ref(), options(case)).map_err(|e| vec![e.to_string()])?;
-        let mut c = Checks::default();
-        c.array(case, "initial_image", m.metamer());
-        c.array(case, "target_representation", m.target_representation());
-        let mut trajectory = Vec::new();
-        let outcome = m
-            .synthesize_with(&synthesize_options(case), &mut |p| {
-                trajectory.push(p.image.copy());
-                ControlFlow::Continue(())
-            })
-            .map_err(|e| vec![e.to_string()])?;
-        c.equal(case, "iterations_run", outcome.iterations as u64, case["iterations_run"].as_u64().unwrap());
-        c.equal(case, "stopped_early", outcome.converged, case["stopped_early"].as_bool().unwrap());
-        c.series(case, "losses", m.losses());
-        c.series(case, "gradient_norm", m.gradient_norm());
-        c.series(case, "pixel_change_norm", m.pixel_change_norm());
-        c.array(case, "metamer", m.metamer());
-        c.array(case, "final_representation", &tch::no_grad(|| model.forward(m.metamer())));
-        c.array(case, "final_objective", &m.objective_function().to_kind(Kind::Double));
-        c.array(case, "trajectory", &Tensor::stack(&trajectory, 0));
-        c.array(case, "saved_metamer", &m.saved_metamer());
-        c.done()
-    });
+    run_all(
+        cases("metamer")
+            .into_iter()
+            .filter(|c| c["method"] == "metamer")
+            .collect(),
+        |case| {
+            let model = model_for(case).map_err(|e| vec![e])?;
+            let img = image(case, "image");
+            let mut m = Metamer::new(&img, model.as_ref(), options(case))
+                .map_err(|e| vec![e.to_string()])?;
+            let mut c = Checks::default();
+            c.array(case, "initial_image", m.metamer());
+            c.array(case, "target_representation", m.target_representation());
+            let mut trajectory = Vec::new();
+            let outcome = m
+                .synthesize_with(&synthesize_options(case), &mut |p| {
+                    trajectory.push(p.image.copy());
+                    ControlFlow::Continue(())
+                })
+                .map_err(|e| vec![e.to_string()])?;
+            c.equal(
+                case,
+                "iterations_run",
+                outcome.iterations as u64,
+                case["iterations_run"].as_u64().unwrap(),
+            );
+            c.equal(
+                case,
+                "stopped_early",
+                outcome.converged,
+                case["stopped_early"].as_bool().unwrap(),
+            );
+            c.series(case, "losses", m.losses());
+            c.series(case, "gradient_norm", m.gradient_norm());
+            c.series(case, "pixel_change_norm", m.pixel_change_norm());
+            c.array(case, "metamer", m.metamer());
+            c.array(
+                case,
+                "final_representation",
+                &tch::no_grad(|| model.forward(m.metamer())),
+            );
+            c.array(
+                case,
+                "final_objective",
+                &m.objective_function().to_kind(Kind::Double),
+            );
+            c.array(case, "trajectory", &Tensor::stack(&trajectory, 0));
+            c.array(case, "saved_metamer", &m.saved_metamer());
+            c.done()
+        },
+    );
 }
 
 #[test]
@@ -123,14 +164,17 @@ fn simple_metamer_matches_plenoptic() {
     run_all(cases("simple_metamer"), |case| {
         let model = model_for(case).map_err(|e| vec![e])?;
         let img = image(case, "image");
-        let mut m = SimpleMetamer::new(&img, model.as_ref(), case["seed"].as_i64()).map_err(|e| vec![e.to_string()])?;
+        let mut m = SimpleMetamer::new(&img, model.as_ref(), case["seed"].as_i64())
+            .map_err(|e| vec![e.to_string()])?;
         let mut c = Checks::default();
         c.array(case, "initial_image", m.metamer());
         c.array(case, "target_representation", m.target_representation());
         let max_iter = case["synthesize"]["max_iter"].as_u64().unwrap() as usize;
         // Two calls continue where the first stopped, as plenoptic's do.
-        m.synthesize(max_iter / 2, None).map_err(|e| vec![e.to_string()])?;
-        m.synthesize(max_iter - max_iter / 2, None).map_err(|e| vec![e.to_string()])?;
+        m.synthesize(max_iter / 2, None)
+            .map_err(|e| vec![e.to_string()])?;
+        m.synthesize(max_iter - max_iter / 2, None)
+            .map_err(|e| vec![e.to_string()])?;
         c.series(case, "losses", m.losses());
         c.array(case, "metamer", m.metamer());
         c.done()
@@ -152,10 +196,15 @@ fn metamer_ctf_matches_plenoptic() {
             "together" => CoarseToFine::Together,
             _ => CoarseToFine::Separate,
         };
-        let mut m = MetamerCtf::new(&img, model.as_ref(), options(case), how).map_err(|e| vec![e.to_string()])?;
+        let mut m = MetamerCtf::new(&img, model.as_ref(), options(case), how)
+            .map_err(|e| vec![e.to_string()])?;
         let mut c = Checks::default();
         c.array(case, "initial_image", m.metamer());
-        c.array(case, "target_representation", m.as_metamer().target_representation());
+        c.array(
+            case,
+            "target_representation",
+            m.as_metamer().target_representation(),
+        );
         let s = &case["synthesize"];
         let base = synthesize_options(case);
         let opts = CtfSynthesizeOptions {
@@ -168,17 +217,41 @@ fn metamer_ctf_matches_plenoptic() {
             ..Default::default()
         };
         let outcome = m.synthesize(&opts).map_err(|e| vec![e.to_string()])?;
-        c.equal(case, "iterations_run", outcome.iterations as u64, case["iterations_run"].as_u64().unwrap());
-        let str_of = |v: &Value| v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
-        let finished: Vec<String> = case["scales_finished"].as_array().unwrap().iter().map(str_of).collect();
-        c.equal(case, "scales_finished", m.scales_finished().to_vec(), finished);
+        c.equal(
+            case,
+            "iterations_run",
+            outcome.iterations as u64,
+            case["iterations_run"].as_u64().unwrap(),
+        );
+        let str_of = |v: &Value| {
+            v.as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string())
+        };
+        let finished: Vec<String> = case["scales_finished"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(str_of)
+            .collect();
+        c.equal(
+            case,
+            "scales_finished",
+            m.scales_finished().to_vec(),
+            finished,
+        );
         let timing: Vec<(String, Vec<usize>)> = case["scales_initial"]
             .as_array()
             .unwrap()
             .iter()
             .map(|s| {
                 let key = str_of(s);
-                let t = case["scales_timing"][&key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+                let t = case["scales_timing"][&key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap() as usize)
+                    .collect();
                 (key, t)
             })
             .collect();
@@ -188,8 +261,45 @@ fn metamer_ctf_matches_plenoptic() {
         c.series(case, "gradient_norm", m.gradient_norm());
         c.series(case, "pixel_change_norm", m.pixel_change_norm());
         c.array(case, "metamer", m.metamer());
-        c.array(case, "final_representation", &tch::no_grad(|| model.forward(m.metamer())));
-        c.array(case, "final_objective", &m.objective_function().to_kind(Kind::Double));
+        c.array(
+            case,
+            "final_representation",
+            &tch::no_grad(|| model.forward(m.metamer())),
+        );
+        c.array(
+            case,
+            "final_objective",
+            &m.objective_function().to_kind(Kind::Double),
+        );
         c.done()
     });
+}
+
+/// The hand-written Adam step reproduces torch's arithmetic: with a Gaussian model the
+/// whole run is bit-identical to plenoptic's (spec §1).
+#[test]
+fn gaussian_metamer_is_bit_exact() {
+    tch::set_num_threads(1);
+    for id in ["metamer_gauss_ein32", "simple_metamer_gauss_ein16"] {
+        let case = case(id);
+        let model = model_for(&case).unwrap();
+        let img = image(&case, "image");
+        let (losses, metamer) = if id.starts_with("simple") {
+            let mut m = SimpleMetamer::new(&img, model.as_ref(), case["seed"].as_i64()).unwrap();
+            m.synthesize(
+                case["synthesize"]["max_iter"].as_u64().unwrap() as usize,
+                None,
+            )
+            .unwrap();
+            (m.losses().to_vec(), m.metamer().copy())
+        } else {
+            let mut m = Metamer::new(&img, model.as_ref(), options(&case)).unwrap();
+            m.synthesize(&synthesize_options(&case)).unwrap();
+            (m.losses().to_vec(), m.metamer().copy())
+        };
+        assert_eq!(losses, series(&case, "losses"), "{id}: losses");
+        let expected = array(&case, "metamer");
+        let d = (metamer.detach() - &expected).abs().max().double_value(&[]);
+        assert_eq!(d, 0.0, "{id}: metamer differs by up to {d:e}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Test harness for the synthesis fixtures (../shared/fixtures/synth): manifest, arrays,
 //! models as the fixtures built them, and the tolerance checks their README defines.
 #![allow(dead_code)]
+pub mod toy;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
@@ -25,7 +26,8 @@ pub fn synth_fixtures() -> PathBuf {
 
 pub fn manifest() -> Value {
     let path = synth_fixtures().join("manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("manifest.json is JSON")
 }
 
@@ -54,18 +56,37 @@ pub fn cases(prefix: &str) -> Vec<Value> {
 /// Array `name` of a case (float32 or float64 as stored).
 pub fn array(case: &Value, name: &str) -> Tensor {
     let meta = &case["arrays"][name];
-    let file = meta["file"].as_str().unwrap_or_else(|| panic!("{}: no array {name}", case["id"]));
+    let file = meta["file"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no array {name}", case["id"]));
     let path = synth_fixtures().join(file);
-    let path = if path.exists() { path } else { synth_fixtures().join("cases").join(case["id"].as_str().unwrap()).join(file) };
+    let path = if path.exists() {
+        path
+    } else {
+        synth_fixtures()
+            .join("cases")
+            .join(case["id"].as_str().unwrap())
+            .join(file)
+    };
     Tensor::read_npy(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// The case's input image (1, C, H, W) from its .npy, or `image_b` with `key = "image_b"`.
 pub fn image(case: &Value, key: &str) -> Tensor {
     let img = &case[key];
-    let npy = img["npy"].as_str().or_else(|| img["file"].as_str()).map(String::from).unwrap_or_else(|| {
-        format!("images/{}.npy", img["key"].as_str().or_else(|| img.as_str()).expect("image key"))
-    });
+    let npy = img["npy"]
+        .as_str()
+        .or_else(|| img["file"].as_str())
+        .map(String::from)
+        .unwrap_or_else(|| {
+            format!(
+                "images/{}.npy",
+                img["key"]
+                    .as_str()
+                    .or_else(|| img.as_str())
+                    .expect("image key")
+            )
+        });
     let path = synth_fixtures().join(&npy);
     Tensor::read_npy(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
@@ -112,11 +133,22 @@ pub fn check(case: &Value, name: &str, actual: &Tensor) -> Result<(), String> {
     let t = tol(case, name);
     let atol = t["atol"].as_f64().unwrap_or(0.0);
     let rtol = t["rtol"].as_f64().unwrap_or(0.0);
-    let a = actual.detach().to_device(tch::Device::Cpu).to_kind(Kind::Double).contiguous().reshape([-1]);
+    let a = actual
+        .detach()
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Double)
+        .contiguous()
+        .reshape([-1]);
     let e = expected.to_kind(Kind::Double).contiguous().reshape([-1]);
     let id = case["id"].as_str().unwrap();
     if a.numel() != e.numel() {
-        return Err(format!("{id}/{name}: {} elements, expected {} ({:?} vs {:?})", a.numel(), e.numel(), actual.size(), expected.size()));
+        return Err(format!(
+            "{id}/{name}: {} elements, expected {} ({:?} vs {:?})",
+            a.numel(),
+            e.numel(),
+            actual.size(),
+            expected.size()
+        ));
     }
     let diff = (&a - &e).abs();
     let excess = &diff - (e.abs() * rtol + atol);
