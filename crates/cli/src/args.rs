@@ -13,6 +13,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Expand a sweep spec: task count, axes, exclusions, a time estimate (--json: every task).
+    Plan(PlanArgs),
+    /// Run a sweep: every task not yet committed in the output root, in parallel.
+    Run(RunArgs),
+    /// Summarize a finished or running sweep's output root.
+    Status(StatusArgs),
     /// Evaluate a model's representation or a metric on image files.
     Eval(EvalArgs),
     /// List the models with their parameters and defaults.
@@ -74,4 +80,56 @@ pub struct EvalMetricArgs {
     /// Device: auto (CUDA when present), cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The sweep spec (TOML).
+    pub spec: PathBuf,
+    /// Print one JSON object per task (id and resolved parameters) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Output root whose recorded durations inform the estimate (default ./results/<name>).
+    #[arg(long)]
+    pub out: Option<String>,
+    /// Skip the calibration run (no time estimate unless durations are recorded).
+    #[arg(long)]
+    pub no_calibrate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The sweep spec (TOML).
+    pub spec: PathBuf,
+    /// Output root: a local folder or s3://bucket/prefix (default ./results/<name>).
+    #[arg(long)]
+    pub out: Option<String>,
+    /// CPU worker threads (default: one per CUDA device when there are GPUs, else the
+    /// fastest split of this machine's cores, see the README).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// libtorch intra-op threads per process (default: cores / workers).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Devices for the workers, comma-separated: cpu, cuda, cuda:N, auto.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Run again the tasks committed as failed.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Commit a batch when this many results are buffered.
+    #[arg(long, default_value_t = 256)]
+    pub batch_tasks: usize,
+    /// Commit a batch at least this often (seconds).
+    #[arg(long, default_value_t = 30.0)]
+    pub batch_seconds: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output root: a local folder or s3://bucket/prefix.
+    pub root: String,
+    /// How many of the slowest tasks to list.
+    #[arg(long, default_value_t = 5)]
+    pub slowest: usize,
 }

@@ -3,6 +3,7 @@
 mod args;
 mod eval;
 mod list;
+mod sweep_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if e.downcast_ref::<Exit>().is_some() => {
+            ExitCode::from(e.downcast_ref::<Exit>().map_or(EXIT_INTERNAL, |x| x.0))
+        }
         Ok(Err(e)) => {
             eprintln!("error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(EXIT_BAD_INPUT)
@@ -34,12 +38,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// An outcome that is not an error message but a status: the command already reported it.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 fn run(cli: args::Cli) -> anyhow::Result<()> {
     match cli.command {
         args::Command::Eval(e) => match e.what {
             args::EvalWhat::Model(m) => eval::model(eval::ModelPlan::try_from(m)?),
             args::EvalWhat::Metric(m) => eval::metric(eval::MetricPlan::try_from(m)?),
         },
+        args::Command::Plan(a) => sweep_cmd::plan(a),
+        args::Command::Run(a) => sweep_cmd::run(a),
+        args::Command::Status(a) => sweep_cmd::status(a),
         args::Command::Models { json } => list::models(json),
         args::Command::Metrics { json } => list::metrics(json),
     }

@@ -6,8 +6,11 @@ use serde_json::{Map, Value};
 use synthsweep_models::resolve_spec;
 use synthsweep_sweep::{Resolver, SynthKind};
 use synthsweep_synth::eigendistortion::Method;
-use synthsweep_synth::{CtfSynthesizeOptions, GeodesicOptions, GeodesicSynthesizeOptions, MadOptions, MetamerOptions, SynthesizeOptions};
 use synthsweep_synth::{CoarseToFine, OptimizerConfig};
+use synthsweep_synth::{
+    CtfSynthesizeOptions, GeodesicOptions, GeodesicSynthesizeOptions, MadOptions, MetamerOptions,
+    SynthesizeOptions,
+};
 
 /// Eigendistortion's `synthesize` arguments with plenoptic's defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,7 +27,14 @@ pub struct EigenParams {
 
 impl Default for EigenParams {
     fn default() -> Self {
-        EigenParams { method: "power".into(), k: 1, p: 5, q: 2, max_iter: 1000, stop_criterion: 1e-7 }
+        EigenParams {
+            method: "power".into(),
+            k: 1,
+            p: 5,
+            q: 2,
+            max_iter: 1000,
+            stop_criterion: 1e-7,
+        }
     }
 }
 
@@ -32,9 +42,19 @@ impl EigenParams {
     pub fn method(&self) -> Result<Method, String> {
         match self.method.as_str() {
             "exact" => Ok(Method::Exact),
-            "power" => Ok(Method::Power { k: self.k, max_iter: self.max_iter, stop_criterion: self.stop_criterion }),
-            "randomized_svd" => Ok(Method::RandomizedSvd { k: self.k, p: self.p, q: self.q }),
-            other => Err(format!("method: expected exact, power or randomized_svd, got {other:?}")),
+            "power" => Ok(Method::Power {
+                k: self.k,
+                max_iter: self.max_iter,
+                stop_criterion: self.stop_criterion,
+            }),
+            "randomized_svd" => Ok(Method::RandomizedSvd {
+                k: self.k,
+                p: self.p,
+                q: self.q,
+            }),
+            other => Err(format!(
+                "method: expected exact, power or randomized_svd, got {other:?}"
+            )),
         }
     }
 }
@@ -56,7 +76,10 @@ pub struct SimpleParams {
 
 impl Default for SimpleParams {
     fn default() -> Self {
-        SimpleParams { max_iter: 100, optimizer: None }
+        SimpleParams {
+            max_iter: 100,
+            optimizer: None,
+        }
     }
 }
 
@@ -74,8 +97,14 @@ fn defaults_of<T: Default + Serialize>() -> Value {
 
 fn parts(kind: SynthKind) -> &'static [Part] {
     match kind {
-        SynthKind::Mad => &[("mad", defaults_of::<MadOptions>), ("synthesize", defaults_of::<SynthesizeOptions>)],
-        SynthKind::Metamer => &[("metamer", defaults_of::<MetamerOptions>), ("synthesize", defaults_of::<SynthesizeOptions>)],
+        SynthKind::Mad => &[
+            ("mad", defaults_of::<MadOptions>),
+            ("synthesize", defaults_of::<SynthesizeOptions>),
+        ],
+        SynthKind::Metamer => &[
+            ("metamer", defaults_of::<MetamerOptions>),
+            ("synthesize", defaults_of::<SynthesizeOptions>),
+        ],
         SynthKind::MetamerCtf => &[
             ("metamer", defaults_of::<MetamerOptions>),
             ("ctf", defaults_of::<CtfParams>),
@@ -83,7 +112,10 @@ fn parts(kind: SynthKind) -> &'static [Part] {
         ],
         SynthKind::SimpleMetamer => &[("synthesize", defaults_of::<SimpleParams>)],
         SynthKind::Eigendistortion => &[("synthesize", defaults_of::<EigenParams>)],
-        SynthKind::Geodesic => &[("geodesic", defaults_of::<GeodesicOptions>), ("synthesize", defaults_of::<GeodesicSynthesizeOptions>)],
+        SynthKind::Geodesic => &[
+            ("geodesic", defaults_of::<GeodesicOptions>),
+            ("synthesize", defaults_of::<GeodesicSynthesizeOptions>),
+        ],
         SynthKind::Score => &[],
     }
 }
@@ -92,7 +124,11 @@ fn parts(kind: SynthKind) -> &'static [Part] {
 pub fn valid_keys(kind: SynthKind) -> Vec<String> {
     let mut keys: Vec<String> = parts(kind)
         .iter()
-        .flat_map(|(_, d)| d().as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default())
+        .flat_map(|(_, d)| {
+            d().as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
         .collect();
     keys.sort();
     keys.dedup();
@@ -101,15 +137,27 @@ pub fn valid_keys(kind: SynthKind) -> Vec<String> {
 
 /// Splits `params` over the kind's parts, checks each with its struct, and returns the
 /// parameters with every default filled in.
-pub fn resolve_params(kind: SynthKind, params: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+pub fn resolve_params(
+    kind: SynthKind,
+    params: &Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
     let parts = parts(kind);
-    let defaults: Vec<(&str, Map<String, Value>)> =
-        parts.iter().map(|(n, d)| (*n, d().as_object().cloned().unwrap_or_default())).collect();
+    let defaults: Vec<(&str, Map<String, Value>)> = parts
+        .iter()
+        .map(|(n, d)| (*n, d().as_object().cloned().unwrap_or_default()))
+        .collect();
     for key in params.keys() {
         if !defaults.iter().any(|(_, d)| d.contains_key(key)) {
             let valid = valid_keys(kind);
-            let valid = if valid.is_empty() { "(none)".to_string() } else { valid.join(", ") };
-            return Err(format!("unknown parameter `{key}` for synth `{}`; valid parameters: {valid}", kind_name(kind)));
+            let valid = if valid.is_empty() {
+                "(none)".to_string()
+            } else {
+                valid.join(", ")
+            };
+            return Err(format!(
+                "unknown parameter `{key}` for synth `{}`; valid parameters: {valid}",
+                kind_name(kind)
+            ));
         }
     }
     let mut out = Map::new();
@@ -167,7 +215,9 @@ pub fn part<T: DeserializeOwned>(params: &Map<String, Value>, keys_of: Value) ->
 }
 
 /// The options struct `T` from a task's parameters (keys `T` does not have are ignored).
-pub fn options<T: DeserializeOwned + Default + Serialize>(params: &Map<String, Value>) -> Result<T, String> {
+pub fn options<T: DeserializeOwned + Default + Serialize>(
+    params: &Map<String, Value>,
+) -> Result<T, String> {
     part(params, defaults_of::<T>())
 }
 
@@ -198,7 +248,11 @@ impl Resolver for TaskResolver {
         synthsweep_models::build_metric(spec).map_err(|e| e.to_string())?;
         resolve_spec("metric", spec).map_err(|e| e.to_string())
     }
-    fn resolve_params(&self, synth: SynthKind, params: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    fn resolve_params(
+        &self,
+        synth: SynthKind,
+        params: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, String> {
         resolve_params(synth, params)
     }
 }

@@ -22,11 +22,14 @@ impl Progress {
     /// `total` tasks to run in this invocation; a bar when stderr is a terminal.
     pub fn new(total: u64) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
+            let bar =
+                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
             bar.set_style(
-                ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{bar:30.cyan/blue} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar
         });
@@ -61,17 +64,26 @@ impl Progress {
     }
 
     pub fn counts(&self) -> (u64, u64, u64) {
-        (self.done.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed), self.running.load(Ordering::Relaxed))
+        (
+            self.done.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.running.load(Ordering::Relaxed),
+        )
     }
 
     fn summary(&self) -> String {
         let (done, failed, running) = self.counts();
         let mins = self.started.elapsed().as_secs_f64() / 60.0;
-        let rate = if mins > 0.0 { (done + failed) as f64 / mins } else { 0.0 };
+        let rate = if mins > 0.0 {
+            (done + failed) as f64 / mins
+        } else {
+            0.0
+        };
         format!("done {done}, failed {failed}, running {running}, {rate:.1} tasks/min")
     }
 
     fn render(&self, force: bool) {
+        let _ = force;
         let (done, failed, _) = self.counts();
         if let Some(bar) = &self.bar {
             bar.set_position(done + failed);
@@ -84,11 +96,18 @@ impl Progress {
             let finished = done + failed;
             let eta = if finished > 0 {
                 let per = self.started.elapsed().as_secs_f64() / finished as f64;
-                format!(", ETA {:.0} s", per * (self.total.saturating_sub(finished)) as f64)
+                format!(
+                    ", ETA {:.0} s",
+                    per * (self.total.saturating_sub(finished)) as f64
+                )
             } else {
                 String::new()
             };
-            eprintln!("progress: {finished}/{} tasks; {}{eta}", self.total, self.summary());
+            eprintln!(
+                "progress: {finished}/{} tasks; {}{eta}",
+                self.total,
+                self.summary()
+            );
         }
     }
 
@@ -107,8 +126,8 @@ impl Progress {
         );
     }
 
-    /// Emits a log line now (non-terminal mode) regardless of the throttle.
-    pub fn log_now(&self) {
-        self.render(true);
+    /// Redraws (or logs, when due) without a change: keeps the rate and ETA current.
+    pub fn tick(&self) {
+        self.render(false);
     }
 }

@@ -131,14 +131,21 @@ pub(crate) fn validate_single_image(image: &Tensor, name: &str) -> Result<()> {
     if image.size()[0] != 1 {
         return Err(SynthError::invalid(
             name,
-            format!("batch dimension must be 1, got shape {:?} (synthesize one image at a time)", image.size()),
+            format!(
+                "batch dimension must be 1, got shape {:?} (synthesize one image at a time)",
+                image.size()
+            ),
         ));
     }
     Ok(())
 }
 
 /// Every value of `image` inside `allowed_range`, itself an increasing pair.
-pub(crate) fn validate_in_range(image: &Tensor, name: &str, allowed_range: (f64, f64)) -> Result<()> {
+pub(crate) fn validate_in_range(
+    image: &Tensor,
+    name: &str,
+    allowed_range: (f64, f64),
+) -> Result<()> {
     let (a, b) = allowed_range;
     if !(a.is_finite() && b.is_finite() && a < b) {
         return Err(SynthError::invalid(
@@ -148,7 +155,10 @@ pub(crate) fn validate_in_range(image: &Tensor, name: &str, allowed_range: (f64,
     }
     let (lo, hi) = (item(&image.min()), item(&image.max()));
     if lo < a || hi > b {
-        return Err(SynthError::invalid(name, format!("values must lie within allowed_range ({a}, {b}), but span ({lo}, {hi})")));
+        return Err(SynthError::invalid(
+            name,
+            format!("values must lie within allowed_range ({a}, {b}), but span ({lo}, {hi})"),
+        ));
     }
     Ok(())
 }

@@ -1,0 +1,331 @@
+//! `synthsweep plan`, `run` and `status`: a sweep spec planned, run on this machine and
+//! summarized.
+use crate::args::{PlanArgs, RunArgs, StatusArgs};
+use crate::Exit;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use synthsweep_exec::{run_workers, LocalOptions, PlanSource, TaskResolver, Worker};
+use synthsweep_models::device::{device_name, parse_device};
+use synthsweep_store::{
+    new_run_id, OutputRoot, PrepareOptions, RunInfo, Store, TaskStatus, WriterOptions,
+};
+use synthsweep_sweep::{Plan, SweepSpec, SynthKind, Task};
+use tch::Device;
+
+/// Exit code when some tasks failed (the others are committed).
+const EXIT_TASKS_FAILED: u8 = 1;
+/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn load_plan(path: &Path) -> Result<(SweepSpec, Plan)> {
+    let spec = SweepSpec::from_path(path)?;
+    let plan = spec.clone().plan(TaskResolver)?;
+    Ok((spec, plan))
+}
+
+fn default_root(spec: &SweepSpec, out: &Option<String>) -> String {
+    out.clone()
+        .unwrap_or_else(|| format!("results/{}", spec.name()))
+}
+
+/// A quick timing of one task with few iterations, extrapolated to the configured count.
+fn calibrate(task: &Task) -> Option<(f64, String)> {
+    let mut t = task.clone();
+    let max_iter = t.params.get("max_iter").and_then(|v| v.as_u64());
+    let probe = max_iter.map(|m| m.min(5));
+    if let Some(p) = probe {
+        t.params.insert("max_iter".into(), p.into());
+    }
+    if t.synth == SynthKind::Eigendistortion {
+        t.params.insert("max_iter".into(), 5u64.into());
+    }
+    let mut worker = Worker::new(Device::Cpu, "calibrate");
+    let cancel = AtomicBool::new(false);
+    let start = Instant::now();
+    let _ = worker.run(&t, &cancel);
+    let secs = start.elapsed().as_secs_f64();
+    match (max_iter, probe) {
+        (Some(m), Some(p)) if p > 0 => Some((secs * m as f64 / p as f64, format!("from a {p}-iteration calibration run of one task, an upper bound if tasks stop early"))),
+        _ => Some((secs, "from a calibration run of one task".into())),
+    }
+}
+
+pub fn plan(a: PlanArgs) -> Result<()> {
+    let (spec, plan) = load_plan(&a.spec)?;
+    if a.json {
+        for task in plan.iter() {
+            let task = task?;
+            let mut v = task.to_json();
+            v["task_id"] = task.id().into();
+            println!("{v}");
+        }
+        return Ok(());
+    }
+    print!("{}", plan.summary());
+    let root = default_root(&spec, &a.out);
+    let recorded = recorded_mean_duration(&root);
+    let estimate = match recorded {
+        Some((mean, n)) => Some((mean, format!("mean of {n} tasks recorded in {root}"))),
+        None if a.no_calibrate => None,
+        None => plan
+            .iter()
+            .next()
+            .and_then(|t| t.ok())
+            .and_then(|t| calibrate(&t)),
+    };
+    match estimate {
+        Some((per_task, how)) => {
+            let (workers, threads) = default_split(Device::Cpu);
+            let total = per_task * plan.len() as f64;
+            println!(
+                "estimate: {per_task:.2} s per task ({how}); {:.1} min on one worker, about {:.1} min with {workers} workers x {threads} threads",
+                total / 60.0,
+                total / 60.0 / workers as f64
+            );
+        }
+        None => println!("estimate: none (no recorded durations; calibration skipped)"),
+    }
+    Ok(())
+}
+
+fn recorded_mean_duration(root: &str) -> Option<(f64, usize)> {
+    let parsed = OutputRoot::parse(root).ok()?;
+    if let OutputRoot::Local(p) = &parsed {
+        if !p.join("tasks").is_dir() {
+            return None;
+        }
+    }
+    let rows = Store::open(&parsed).ok()?.read_tasks().ok()?;
+    let done: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.status == TaskStatus::Done)
+        .map(|r| r.duration_s)
+        .collect();
+    (!done.is_empty()).then(|| (done.iter().sum::<f64>() / done.len() as f64, done.len()))
+}
+
+/// Workers and intra-op threads for a device kind on this machine. On CPU the default is
+/// one worker per core with one libtorch thread each: measured on 2 cores (see README),
+/// task-level parallelism beats intra-op parallelism for the small images of a sweep.
+pub fn default_split(device: Device) -> (usize, usize) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    match device {
+        Device::Cuda(_) => (1, cores),
+        _ => (cores, 1),
+    }
+}
+
+fn devices(a: &RunArgs) -> Result<(Vec<Device>, usize)> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let named: Vec<Device> = a
+        .devices
+        .iter()
+        .map(|d| parse_device(d))
+        .collect::<Result<_, _>>()?;
+    let workers: Vec<Device> = if !named.is_empty() {
+        named
+    } else if tch::Cuda::is_available() && a.workers.is_none() {
+        (0..tch::Cuda::device_count() as usize)
+            .map(Device::Cuda)
+            .collect()
+    } else {
+        let n = a.workers.unwrap_or_else(|| default_split(Device::Cpu).0);
+        if n == 0 {
+            bail!("--workers: expected at least 1");
+        }
+        vec![Device::Cpu; n]
+    };
+    let cpu_workers = workers.iter().filter(|d| **d == Device::Cpu).count().max(1);
+    let threads = a.threads.unwrap_or((cores / cpu_workers).max(1));
+    Ok((workers, threads))
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let (spec, plan) = load_plan(&a.spec)?;
+    let (workers, threads) = devices(&a)?;
+    let root_text = default_root(&spec, &a.out);
+    let root = OutputRoot::parse(&root_text)?;
+    let store =
+        Store::open(&root).with_context(|| format!("cannot open output root {root_text}"))?;
+    let prepared = store.prepare(PrepareOptions {
+        retry_failed: a.retry_failed,
+        ..Default::default()
+    })?;
+    let ledger = &prepared.ledger;
+    let pending = plan
+        .iter()
+        .filter(|t| !matches!(t, Ok(t) if ledger.is_committed(t.id())))
+        .count() as u64;
+    let committed_here = plan.len() - pending;
+    eprintln!(
+        "sweep {}: {} tasks, {} already committed in {}, {} to run on {} worker(s) x {} thread(s) [{}]",
+        spec.name(),
+        plan.len(),
+        committed_here,
+        root_text,
+        pending,
+        workers.len(),
+        threads,
+        workers.iter().map(|d| device_name(*d)).collect::<Vec<_>>().join(", ")
+    );
+    if prepared.uncommitted_failed > 0 {
+        eprintln!("retrying {} failed task(s)", prepared.uncommitted_failed);
+    }
+    let run_id = new_run_id();
+    let mut info = RunInfo::new(
+        &run_id,
+        std::fs::read_to_string(&a.spec).unwrap_or_default(),
+    );
+    info.spec_path = Some(a.spec.display().to_string());
+    info.command = std::env::args().collect();
+    info.torch_version = Some(synthsweep_exec::worker::TORCH_VERSION.to_string());
+    info.git_commit = git_commit();
+    info.devices = workers.iter().map(|d| device_name(*d)).collect();
+    info.threads = threads;
+    info.processes = 1;
+    store.write_run(&info)?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        // First Ctrl-C: stop cleanly (finished tasks are committed, in-flight ones dropped).
+        // A second one exits at once; nothing half-written becomes visible either way.
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(EXIT_INTERRUPTED as i32);
+            }
+            eprintln!("\ninterrupted: committing finished tasks (Ctrl-C again to quit now)");
+        });
+    }
+    let mut writer = WriterOptions::new(&run_id);
+    writer.writer_tag = "p0".into();
+    writer.max_tasks = a.batch_tasks.max(1);
+    writer.max_age = Duration::from_secs_f64(a.batch_seconds.max(0.1));
+    let opts = LocalOptions {
+        devices: workers,
+        intra_op_threads: threads,
+        writer,
+        expected: pending,
+    };
+    let source = PlanSource::new(plan.iter(), ledger);
+    let report = run_workers(&source, &store, ledger, &opts, &cancel)?;
+    info.finish();
+    info.committed_done = Some(report.done as usize);
+    info.committed_failed = Some(report.failed as usize);
+    store.write_run(&info)?;
+    if let Some(e) = source.error() {
+        bail!("planning stopped the run: {e}");
+    }
+    println!(
+        "results: {root_text} ({} done, {} failed in this run)",
+        report.done, report.failed
+    );
+    if matches!(root, OutputRoot::Local(_)) {
+        println!("look at them: python -c \"import polars as pl; print(pl.scan_parquet('{root_text}/losses/**/*.parquet').collect())\"");
+    }
+    if report.interrupted {
+        return Err(Exit(EXIT_INTERRUPTED).into());
+    }
+    if report.failed > 0 {
+        eprintln!(
+            "{} task(s) failed; see `synthsweep status {root_text}`",
+            report.failed
+        );
+        return Err(Exit(EXIT_TASKS_FAILED).into());
+    }
+    Ok(())
+}
+
+/// Reads one axis's value off a tasks row.
+type AxisOf = fn(&synthsweep_store::TaskRow) -> Option<String>;
+
+pub fn status(a: StatusArgs) -> Result<()> {
+    let root = OutputRoot::parse(&a.root)?;
+    if let OutputRoot::Local(p) = &root {
+        if !p.is_dir() {
+            bail!("{}: no such output root", a.root);
+        }
+    }
+    let store = Store::open(&root)?;
+    let rows = store.read_tasks()?;
+    print!("{}", synthsweep_store::Summary::from_rows(&rows));
+    // Counts by axis: every task column that varies.
+    let axes: [(&str, AxisOf); 6] = [
+        ("image", |r| r.image.clone()),
+        ("model", |r| r.model.clone()),
+        ("optimized_metric", |r| r.optimized_metric.clone()),
+        ("reference_metric", |r| r.reference_metric.clone()),
+        ("minmax", |r| r.minmax.clone()),
+        ("seed", |r| Some(r.seed.to_string())),
+    ];
+    for (name, get) in axes {
+        let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for r in &rows {
+            if let Some(v) = get(r) {
+                let e = counts.entry(v).or_default();
+                if r.status == TaskStatus::Done {
+                    e.0 += 1
+                } else {
+                    e.1 += 1
+                }
+            }
+        }
+        if counts.len() > 1 {
+            println!("by {name}:");
+            for (v, (d, f)) in counts {
+                println!("  {v}: {d} done, {f} failed");
+            }
+        }
+    }
+    let mut slow: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == TaskStatus::Done)
+        .collect();
+    slow.sort_by(|x, y| y.duration_s.total_cmp(&x.duration_s));
+    if !slow.is_empty() {
+        println!("slowest tasks:");
+        for r in slow.iter().take(a.slowest) {
+            println!(
+                "  {:.2} s  {}  {} {} {}",
+                r.duration_s,
+                &r.task_id[..12.min(r.task_id.len())],
+                r.synth,
+                r.image.as_deref().unwrap_or(""),
+                r.minmax.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let runs = store.read_runs()?;
+    if let Some(last) = runs.iter().max_by(|x, y| x.started_at.cmp(&y.started_at)) {
+        let state = if last.finished_at.is_some() {
+            "finished"
+        } else {
+            "running or stopped"
+        };
+        println!(
+            "last run {} ({state}), started {}, on {}",
+            last.run_id,
+            last.started_at,
+            last.devices.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! One runner per synthesis kind: task parameters -> synthesis -> records. Each reads its
+//! options from the task's resolved parameters (defaults already filled in at plan time).
+use crate::params::{options, CtfParams, EigenParams, SimpleParams};
+use crate::records::{image_row, loss_rows, scalar, stack_rows};
+use crate::worker::{Records, TaskError, Worker};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use synthsweep_models::image_io::load_image;
+use synthsweep_store::{EigenRow, LossRow, ScoreRow};
+use synthsweep_sweep::{SynthKind, Task, TaskImages};
+use synthsweep_synth::eigendistortion::PowerProgress;
+use synthsweep_synth::{
+    CtfSynthesizeOptions, Eigendistortion, Geodesic, GeodesicOptions, GeodesicSynthesizeOptions,
+    MadCompetition, MadOptions, Metamer, MetamerCtf, MetamerOptions, MinMax, Progress,
+    SimpleMetamer, SynthesizeOptions,
+};
+use tch::Tensor;
+
+type Result<T> = std::result::Result<T, TaskError>;
+
+fn load(worker: &Worker, img: &synthsweep_sweep::ImageRef) -> Result<Tensor> {
+    Ok(load_image(&img.path)?.to_device(worker.device))
+}
+
+fn the_image(worker: &Worker, task: &Task) -> Result<Tensor> {
+    match &task.images {
+        TaskImages::One(a) => load(worker, a),
+        TaskImages::Pair(..) => Err(TaskError::Failed(
+            "this method takes one image, not a pair".into(),
+        )),
+    }
+}
+
+fn the_pair(worker: &Worker, task: &Task) -> Result<(Tensor, Tensor)> {
+    match &task.images {
+        TaskImages::Pair(a, b) => Ok((load(worker, a)?, load(worker, b)?)),
+        TaskImages::One(_) => Err(TaskError::Failed(
+            "this method takes a pair of images".into(),
+        )),
+    }
+}
+
+fn required<'a>(
+    v: &'a Option<std::sync::Arc<serde_json::Value>>,
+    what: &str,
+) -> Result<&'a serde_json::Value> {
+    v.as_deref()
+        .ok_or_else(|| TaskError::Failed(format!("task has no {what}")))
+}
+
+fn seed(task: &Task) -> i64 {
+    task.seed as i64
+}
+
+/// The per-iteration callback's answer: stop when `cancel` is set.
+fn go_on(cancel: &AtomicBool) -> ControlFlow<()> {
+    if cancel.load(Ordering::Relaxed) {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
+}
+
+/// Runs the task's method on `worker`.
+pub fn run(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
+    match task.synth {
+        SynthKind::Mad => mad(worker, task, cancel),
+        SynthKind::Metamer => metamer(worker, task, cancel),
+        SynthKind::MetamerCtf => metamer_ctf(worker, task, cancel),
+        SynthKind::SimpleMetamer => simple_metamer(worker, task),
+        SynthKind::Eigendistortion => eigendistortion(worker, task, cancel),
+        SynthKind::Geodesic => geodesic(worker, task, cancel),
+        SynthKind::Score => score(worker, task),
+    }
+}
+
+fn saved_rows(stack: &Tensor, every: Option<usize>) -> Vec<synthsweep_store::ImageRow> {
+    match every {
+        Some(n) if stack.numel() > 0 => stack_rows("saved", stack, |i| Some(i * n as i64), false),
+        _ => Vec::new(),
+    }
+}
+
+fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
+    let image = the_image(worker, task)?;
+    let k1 = worker.ensure_metric(required(&task.optimized_metric, "optimized_metric")?)?;
+    let k2 = worker.ensure_metric(required(&task.reference_metric, "reference_metric")?)?;
+    let (m1, m2) = (worker.metric(&k1), worker.metric(&k2));
+    m1.check_input(&image.size())?;
+    m2.check_input(&image.size())?;
+    let mut opts: MadOptions = options(&task.params)?;
+    opts.seed = Some(seed(task));
+    let run: SynthesizeOptions = options(&task.params)?;
+    let minmax = match task.minmax {
+        Some(synthsweep_sweep::MinMax::Max) => MinMax::Max,
+        Some(synthsweep_sweep::MinMax::Min) => MinMax::Min,
+        None => return Err(TaskError::Failed("MAD needs minmax".into())),
+    };
+    let mut mad = MadCompetition::new(&image, m1, m2, minmax, opts)?;
+    let outcome = mad.synthesize_with(&run, &mut |_: &Progress| go_on(cancel))?;
+    let n = mad.losses().len();
+    let (opt, reference) = (mad.optimized_metric_loss(), mad.reference_metric_loss());
+    let mut losses = loss_rows(mad.losses(), mad.gradient_norm(), mad.pixel_change_norm());
+    for (i, row) in losses.iter_mut().enumerate() {
+        row.optimized_metric_loss = opt.get(i).copied();
+        row.reference_metric_loss = reference.get(i).copied();
+    }
+    // The final image's objective and metrics: the row after the last step.
+    let final_loss = tch::no_grad(|| scalar(&mad.objective_function()));
+    losses.push(LossRow {
+        iteration: n as i64,
+        loss: final_loss,
+        optimized_metric_loss: opt.get(n).copied(),
+        reference_metric_loss: reference.get(n).copied(),
+        ..Default::default()
+    });
+    let mut images = vec![
+        image_row("initial_image", 0, Some(0), mad.initial_image(), false),
+        image_row("mad_image", 0, Some(n as i64), mad.mad_image(), false),
+    ];
+    images.extend(saved_rows(&mad.saved_mad_image(), mad.store_progress()));
+    Ok(Records {
+        iterations: outcome.iterations as i64,
+        losses,
+        images,
+        ..Default::default()
+    })
+}
+
+fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
+    let image = the_image(worker, task)?;
+    let key = worker.ensure_model(required(&task.model, "model")?)?;
+    let model = worker.model(&key);
+    model.check_input(&image.size())?;
+    let mut opts: MetamerOptions = options(&task.params)?;
+    opts.seed = Some(seed(task));
+    let run: SynthesizeOptions = options(&task.params)?;
+    let mut m = Metamer::new(&image, model, opts)?;
+    let initial = m.metamer().detach().copy();
+    let outcome = m.synthesize_with(&run, &mut |_: &Progress| go_on(cancel))?;
+    let n = m.losses().len() as i64;
+    let mut images = vec![
+        image_row("initial_image", 0, Some(0), &initial, false),
+        image_row("metamer", 0, Some(n), m.metamer(), false),
+    ];
+    images.extend(saved_rows(
+        &m.saved_metamer(),
+        Some(run.store_progress.every()).filter(|&e| e > 0),
+    ));
+    Ok(Records {
+        iterations: outcome.iterations as i64,
+        losses: loss_rows(m.losses(), m.gradient_norm(), m.pixel_change_norm()),
+        images,
+        ..Default::default()
+    })
+}
+
+fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
+    let image = the_image(worker, task)?;
+    let key = worker.ensure_model(required(&task.model, "model")?)?;
+    let model = worker.model(&key);
+    model.check_input(&image.size())?;
+    let mut opts: MetamerOptions = options(&task.params)?;
+    opts.seed = Some(seed(task));
+    let ctf: CtfParams = options(&task.params)?;
+    let run: CtfSynthesizeOptions = options(&task.params)?;
+    let mut m = MetamerCtf::new(&image, model, opts, ctf.coarse_to_fine)?;
+    let initial = m.metamer().detach().copy();
+    let outcome = m.synthesize_with(&run, &mut |_: &Progress| go_on(cancel))?;
+    let n = m.losses().len() as i64;
+    let mut images = vec![
+        image_row("initial_image", 0, Some(0), &initial, false),
+        image_row("metamer", 0, Some(n), m.metamer(), false),
+    ];
+    images.extend(saved_rows(
+        &m.saved_metamer(),
+        Some(run.store_progress.every()).filter(|&e| e > 0),
+    ));
+    Ok(Records {
+        iterations: outcome.iterations as i64,
+        losses: loss_rows(m.losses(), m.gradient_norm(), m.pixel_change_norm()),
+        images,
+        ..Default::default()
+    })
+}
+
+fn simple_metamer(worker: &mut Worker, task: &Task) -> Result<Records> {
+    let image = the_image(worker, task)?;
+    let key = worker.ensure_model(required(&task.model, "model")?)?;
+    let model = worker.model(&key);
+    model.check_input(&image.size())?;
+    let p: SimpleParams = options(&task.params)?;
+    let mut m = SimpleMetamer::new(&image, model, Some(seed(task)))?;
+    m.synthesize(p.max_iter, p.optimizer.as_ref())?;
+    let n = m.losses().len() as i64;
+    Ok(Records {
+        iterations: n,
+        losses: loss_rows(m.losses(), &[], &[]),
+        images: vec![image_row("metamer", 0, Some(n), m.metamer(), false)],
+        ..Default::default()
+    })
+}
+
+fn eigendistortion(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
+    let image = the_image(worker, task)?;
+    let key = worker.ensure_model(required(&task.model, "model")?)?;
+    let model = worker.model(&key);
+    model.check_input(&image.size())?;
+    let p: EigenParams = options(&task.params)?;
+    let method = p.method()?;
+    let mut e = Eigendistortion::with_seed(&image, model, seed(task))?;
+    e.synthesize_with(method, &mut |_: &PowerProgress| go_on(cancel))?;
+    let values = e
+        .eigenvalues()
+        .ok_or_else(|| TaskError::Failed("no eigenvalues".into()))?;
+    let index = e
+        .eigenindex()
+        .ok_or_else(|| TaskError::Failed("no eigenindex".into()))?;
+    let vectors = e
+        .eigendistortions()
+        .ok_or_else(|| TaskError::Failed("no eigendistortions".into()))?;
+    let values: Vec<f64> = Vec::try_from(values.to_kind(tch::Kind::Double).reshape([-1]))
+        .map_err(|e: tch::TchError| e.to_string())?;
+    let index: Vec<i64> = Vec::try_from(index.to_kind(tch::Kind::Int64).reshape([-1]))
+        .map_err(|e: tch::TchError| e.to_string())?;
+    let eigen = values
+        .iter()
+        .zip(&index)
+        .map(|(&v, &i)| EigenRow {
+            task_id: String::new(),
+            eigenindex: i,
+            eigenvalue: v,
+        })
+        .collect();
+    // Only the eigendistortions plenoptic returns as images (exact: all n; keep the first
+    // and last k when that would be a large table).
+    let count = vectors.size()[0];
+    let keep: Vec<i64> = if count > 16 {
+        (0..4).chain(count - 4..count).collect()
+    } else {
+        (0..count).collect()
+    };
+    let images = keep
+        .iter()
+        .map(|&j| {
+            let mut row = image_row(
+                "eigendistortion",
+                index[j as usize],
+                None,
+                &vectors.get(j),
+                true,
+            );
+            row.index = index[j as usize];
+            row
+        })
+        .collect();
+    let iterations = e
+        .iterations()
+        .map(|it| (it.top + it.bottom) as i64)
+        .unwrap_or(0);
+    Ok(Records {
+        iterations,
+        eigen,
+        images,
+        ..Default::default()
+    })
+}
+
+fn geodesic(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
+    let (a, b) = the_pair(worker, task)?;
+    let key = worker.ensure_model(required(&task.model, "model")?)?;
+    let model = worker.model(&key);
+    model.check_input(&a.size())?;
+    let mut opts: GeodesicOptions = options(&task.params)?;
+    opts.seed = Some(seed(task));
+    let run: GeodesicSynthesizeOptions = options(&task.params)?;
+    let mut g = Geodesic::new(&a, &b, model, opts)?;
+    let outcome = g.synthesize_with(&run, &mut |_: &Progress| go_on(cancel))?;
+    let frames = g.geodesic();
+    let n = g.losses().len() as i64;
+    Ok(Records {
+        iterations: outcome.iterations as i64,
+        losses: loss_rows(g.losses(), g.gradient_norm(), g.pixel_change_norm()),
+        images: stack_rows("geodesic_frame", &frames, |_| Some(n), false),
+        ..Default::default()
+    })
+}
+
+fn score(worker: &mut Worker, task: &Task) -> Result<Records> {
+    let (a, b) = the_pair(worker, task)?;
+    let spec = required(&task.metric, "metric")?;
+    let key = worker.ensure_metric(spec)?;
+    let metric = worker.metric(&key);
+    if a.size() != b.size() {
+        return Err(TaskError::Failed(format!(
+            "images differ in shape: {:?} vs {:?}",
+            a.size(),
+            b.size()
+        )));
+    }
+    metric.check_input(&a.size())?;
+    // One value per image pair: the mean over channels of the metric's (1, C) output.
+    let value = tch::no_grad(|| scalar(&metric.forward(&a, &b)));
+    let TaskImages::Pair(ia, ib) = &task.images else {
+        unreachable!("checked by the_pair")
+    };
+    Ok(Records {
+        scores: vec![ScoreRow {
+            task_id: String::new(),
+            image_a: ia.display.clone(),
+            image_b: ib.display.clone(),
+            metric: spec.to_string(),
+            value,
+        }],
+        ..Default::default()
+    })
+}

@@ -1,0 +1,160 @@
+//! The local executor: worker threads (one per device slot) pull tasks one at a time from a
+//! shared source, so long and short tasks balance; finished results go through a channel
+//! to one writer, which batches and commits them. The source and the sink are traits, so
+//! a multi-process layer can feed the same workers with tasks from elsewhere.
+use crate::progress::Progress;
+use crate::worker::{Outcome, Worker};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::Duration;
+use synthsweep_store::{Ledger, Store, TaskResult, TaskStatus, WriterOptions};
+use synthsweep_sweep::Task;
+use tch::Device;
+
+/// Where workers get their next task. `None` = no more work for this worker.
+pub trait TaskSource: Sync {
+    fn next_task(&self) -> Option<Task>;
+}
+
+/// The plan's tasks that are not committed yet, in plan order, handed out one at a time.
+/// A planning error ends the stream; [`PlanSource::error`] says what it was.
+pub struct PlanSource<'p> {
+    state: Mutex<SourceState<'p>>,
+}
+
+struct SourceState<'p> {
+    iter: Box<dyn Iterator<Item = synthsweep_sweep::Result<Task>> + Send + 'p>,
+    error: Option<String>,
+}
+
+impl<'p> PlanSource<'p> {
+    /// The tasks of `tasks` (e.g. `plan.iter()` or `plan.shard(i, n)?`) that `ledger` does
+    /// not list as committed.
+    pub fn new(
+        tasks: impl Iterator<Item = synthsweep_sweep::Result<Task>> + Send + 'p,
+        ledger: &'p Ledger,
+    ) -> Self {
+        let iter = tasks;
+        let pending = iter.filter(move |t| !matches!(t, Ok(t) if ledger.is_committed(t.id())));
+        PlanSource {
+            state: Mutex::new(SourceState {
+                iter: Box::new(pending),
+                error: None,
+            }),
+        }
+    }
+
+    /// The planning error that ended the stream early, if any.
+    pub fn error(&self) -> Option<String> {
+        self.state.lock().expect("task source lock").error.clone()
+    }
+}
+
+impl TaskSource for PlanSource<'_> {
+    fn next_task(&self) -> Option<Task> {
+        let mut s = self.state.lock().expect("task source lock");
+        if s.error.is_some() {
+            return None;
+        }
+        match s.iter.next()? {
+            Ok(t) => Some(t),
+            Err(e) => {
+                s.error = Some(e.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// How to run locally.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// One worker thread per entry.
+    pub devices: Vec<Device>,
+    /// libtorch intra-op threads (process-wide).
+    pub intra_op_threads: usize,
+    pub writer: WriterOptions,
+    /// Tasks to run in this invocation (for the progress bar), if known.
+    pub expected: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct RunReport {
+    pub done: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    /// Results committed by this run's writer.
+    pub committed: u64,
+    pub interrupted: bool,
+}
+
+/// Runs every task `source` hands out on the given devices and commits results to `store`.
+/// Stops early when `cancel` is set: in-flight tasks are abandoned, finished ones committed.
+pub fn run_workers(
+    source: &dyn TaskSource,
+    store: &Store,
+    ledger: &Ledger,
+    opts: &LocalOptions,
+    cancel: &AtomicBool,
+) -> Result<RunReport, synthsweep_store::StoreError> {
+    tch::set_num_threads(opts.intra_op_threads.max(1) as i32);
+    let progress = Progress::new(opts.expected);
+    let cancelled = AtomicU64::new(0);
+    let (tx, rx) = mpsc::channel::<TaskResult>();
+    let mut writer = store.writer(opts.writer.clone(), ledger)?;
+    let mut report = RunReport::default();
+    std::thread::scope(|scope| -> Result<(), synthsweep_store::StoreError> {
+        for (i, &device) in opts.devices.iter().enumerate() {
+            let tx = tx.clone();
+            let (progress, cancelled) = (&progress, &cancelled);
+            let tag = format!("{}-w{i}", opts.writer.writer_tag);
+            scope.spawn(move || {
+                let mut worker = Worker::new(device, tag);
+                while !cancel.load(Ordering::Relaxed) {
+                    let Some(task) = source.next_task() else {
+                        break;
+                    };
+                    progress.task_started();
+                    match worker.run(&task, cancel) {
+                        Outcome::Finished(result) => {
+                            progress.task_finished(result.task.status == TaskStatus::Done);
+                            if tx.send(*result).is_err() {
+                                break;
+                            }
+                        }
+                        Outcome::Cancelled => {
+                            progress.task_abandoned();
+                            cancelled.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(result) => {
+                    match result.task.status {
+                        TaskStatus::Done => report.done += 1,
+                        TaskStatus::Failed => report.failed += 1,
+                    }
+                    writer.push(result)?;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    writer.tick()?;
+                    progress.tick();
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(())
+    })?;
+    let stats = writer.finish()?;
+    progress.finish();
+    report.committed = stats.tasks as u64;
+    report.cancelled = cancelled.load(Ordering::Relaxed);
+    report.interrupted = cancel.load(Ordering::Relaxed);
+    Ok(report)
+}

@@ -1,0 +1,189 @@
+//! A worker: one device, models and metrics built once and reused across tasks, and the
+//! run of one task into a `TaskResult` (done or failed), or nothing if it was cancelled.
+use crate::methods;
+use crate::params::kind_name;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+use synthsweep_models::{build_metric, build_model, device::device_name, Metric, Model};
+use synthsweep_store::{TaskResult, TaskRow, TaskStatus};
+use synthsweep_sweep::{Task, TaskImages};
+use synthsweep_synth::SynthError;
+use tch::{Device, Kind};
+
+/// The libtorch version synthsweep was built against.
+pub const TORCH_VERSION: &str = env!("SYNTHSWEEP_TORCH_VERSION");
+
+/// What a task produced, before it becomes rows.
+#[derive(Default)]
+pub struct Records {
+    pub iterations: i64,
+    pub losses: Vec<synthsweep_store::LossRow>,
+    pub eigen: Vec<synthsweep_store::EigenRow>,
+    pub images: Vec<synthsweep_store::ImageRow>,
+    pub scores: Vec<synthsweep_store::ScoreRow>,
+}
+
+/// Why a task produced no records.
+#[derive(Debug)]
+pub enum TaskError {
+    /// Stopped on request (Ctrl-C, preemption): not a failure, nothing is recorded.
+    Cancelled,
+    /// The task failed; the message is recorded with status `failed`.
+    Failed(String),
+}
+
+impl From<SynthError> for TaskError {
+    fn from(e: SynthError) -> Self {
+        match e {
+            SynthError::Cancelled { .. } => TaskError::Cancelled,
+            other => TaskError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<synthsweep_models::ModelError> for TaskError {
+    fn from(e: synthsweep_models::ModelError) -> Self {
+        TaskError::Failed(e.to_string())
+    }
+}
+
+impl From<String> for TaskError {
+    fn from(e: String) -> Self {
+        TaskError::Failed(e)
+    }
+}
+
+/// The outcome of one task.
+pub enum Outcome {
+    Finished(Box<TaskResult>),
+    Cancelled,
+}
+
+/// Runs tasks on one device, caching models and metrics by their resolved spec.
+pub struct Worker {
+    pub device: Device,
+    pub tag: String,
+    host: String,
+    models: HashMap<String, Box<dyn Model>>,
+    metrics: HashMap<String, Box<dyn Metric>>,
+}
+
+impl Worker {
+    pub fn new(device: Device, tag: impl Into<String>) -> Self {
+        Worker {
+            device,
+            tag: tag.into(),
+            host: synthsweep_store::hostname(),
+            models: HashMap::new(),
+            metrics: HashMap::new(),
+        }
+    }
+
+    /// How many distinct models and metrics this worker has built.
+    pub fn cached(&self) -> (usize, usize) {
+        (self.models.len(), self.metrics.len())
+    }
+
+    pub(crate) fn ensure_model(&mut self, spec: &Value) -> Result<String, TaskError> {
+        let key = spec.to_string();
+        if !self.models.contains_key(&key) {
+            let mut m = build_model(spec)?;
+            m.to(self.device, Kind::Float);
+            self.models.insert(key.clone(), m);
+        }
+        Ok(key)
+    }
+
+    pub(crate) fn ensure_metric(&mut self, spec: &Value) -> Result<String, TaskError> {
+        let key = spec.to_string();
+        if !self.metrics.contains_key(&key) {
+            let mut m = build_metric(spec)?;
+            m.to(self.device, Kind::Float);
+            self.metrics.insert(key.clone(), m);
+        }
+        Ok(key)
+    }
+
+    pub(crate) fn model(&self, key: &str) -> &dyn Model {
+        self.models[key].as_ref()
+    }
+
+    pub(crate) fn metric(&self, key: &str) -> &dyn Metric {
+        self.metrics[key].as_ref()
+    }
+
+    /// Runs `task`; `cancel` is polled every iteration.
+    pub fn run(&mut self, task: &Task, cancel: &AtomicBool) -> Outcome {
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        let result = methods::run(self, task, cancel);
+        let duration_s = clock.elapsed().as_secs_f64();
+        let (status, error, records) = match result {
+            Ok(r) => (TaskStatus::Done, None, r),
+            Err(TaskError::Cancelled) => return Outcome::Cancelled,
+            Err(TaskError::Failed(msg))
+                if cancel.load(Ordering::Relaxed) && msg.contains("cancelled") =>
+            {
+                return Outcome::Cancelled
+            }
+            Err(TaskError::Failed(msg)) => (TaskStatus::Failed, Some(msg), Records::default()),
+        };
+        let row = self.task_row(
+            task,
+            status,
+            error,
+            records.iterations,
+            duration_s,
+            started_at,
+        );
+        Outcome::Finished(Box::new(TaskResult {
+            task: row,
+            losses: records.losses,
+            eigen: records.eigen,
+            images: records.images,
+            scores: records.scores,
+        }))
+    }
+
+    fn task_row(
+        &self,
+        task: &Task,
+        status: TaskStatus,
+        error: Option<String>,
+        iterations: i64,
+        duration_s: f64,
+        started_at: SystemTime,
+    ) -> TaskRow {
+        let spec = |v: &Option<std::sync::Arc<Value>>| v.as_ref().map(|v| v.to_string());
+        let image = match &task.images {
+            TaskImages::One(a) => a.display.clone(),
+            TaskImages::Pair(a, b) => format!("{} -> {}", a.display, b.display),
+        };
+        TaskRow {
+            task_id: task.id().to_string(),
+            sweep: task.sweep.to_string(),
+            synth: kind_name(task.synth).to_string(),
+            image: Some(image),
+            model: spec(&task.model),
+            optimized_metric: spec(&task.optimized_metric).or_else(|| spec(&task.metric)),
+            reference_metric: spec(&task.reference_metric),
+            minmax: task.minmax.map(|m| m.as_str().to_string()),
+            seed: task.seed as i64,
+            params: task.canonical_json().to_string(),
+            status,
+            error,
+            iterations,
+            duration_s,
+            device: device_name(self.device),
+            host: self.host.clone(),
+            worker: Some(self.tag.clone()),
+            started_at,
+            finished_at: SystemTime::now(),
+            synthsweep_version: env!("CARGO_PKG_VERSION").to_string(),
+            torch_version: Some(TORCH_VERSION.to_string()),
+            ..Default::default()
+        }
+    }
+}
