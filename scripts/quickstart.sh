@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Sets everything up on a fresh machine and runs the quickstart: the sample images under
-# several models and metrics (until the sweep engine lands, this is synthsweep's main job).
+# Sets everything up on a fresh machine and runs synthsweep's main job on the built-in
+# default: the quickstart sweep (sweeps/quickstart.toml, a MAD competition between MSE and
+# SSIM on three sample images, 12 tasks) on in-process workers, results on local disk.
+# Then summarizes the sweep, writes the synthesized images as PNG files and shows how to read
+# the tables. Re-running resumes: committed tasks are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,12 +11,28 @@ echo "quickstart: building synthsweep (release; the first build takes a few minu
 cargo build --release --quiet -p synthsweep
 B=target/release/synthsweep
 OUT=results/quickstart
-mkdir -p "$OUT"
-for img in sweeps/images/*.pgm; do
-  for metric in '{"name":"mse"}' '{"name":"model_distance","model":{"name":"on_off","pretrained":true}}'; do
-    printf '%-36s %-80s ' "$(basename "$img") vs einstein_64.pgm" "$metric"
-    "$B" eval metric --metric "$metric" "$img" sweeps/images/einstein_64.pgm
-  done
-done
-"$B" eval model --model '{"name":"on_off","pretrained":true}' --image sweeps/images/einstein_64.pgm --out "$OUT/on_off_einstein.npz"
-echo "quickstart: representations in $OUT/"
+
+"$B" plan sweeps/quickstart.toml --no-calibrate
+"$B" run sweeps/quickstart.toml --out "$OUT"
+echo
+"$B" status "$OUT"
+
+# The synthesized images, as PNG files named by image, optimized metric and min/max.
+.venv/bin/python - "$OUT" <<'PY'
+import json, pathlib, sys
+import polars as pl
+root = pathlib.Path(sys.argv[1])
+tasks = pl.read_parquet(root / "tasks" / "**" / "*.parquet").filter(pl.col("status") == "done")
+images = pl.read_parquet(root / "images" / "**" / "*.parquet").filter(pl.col("role") == "mad_image")
+rows = images.join(tasks.select("task_id", "image", "optimized_metric", "minmax"), on="task_id")
+out = root / "png"
+out.mkdir(exist_ok=True)
+for r in rows.iter_rows(named=True):
+    metric = json.loads(r["optimized_metric"])["name"]
+    name = f"{pathlib.Path(r['image']).stem}_{r['minmax']}_{metric}.png"
+    (out / name).write_bytes(r["png"])
+print(f"quickstart: {rows.height} MAD images as PNG in {out}/")
+PY
+echo "quickstart: results in $OUT/ (tables tasks, losses, images as Parquet datasets)"
+echo "look at them with polars:"
+echo "  .venv/bin/python -c \"import polars as pl; print(pl.scan_parquet('$OUT/losses/**/*.parquet').group_by('task_id').agg(pl.col('loss').last()).collect())\""
