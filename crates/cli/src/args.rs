@@ -19,6 +19,8 @@ pub enum Command {
     Run(RunArgs),
     /// Summarize a finished or running sweep's output root.
     Status(StatusArgs),
+    /// Submit a sweep to Slurm: one multi-node job, or a job array of shards (--array).
+    Slurm(SlurmArgs),
     /// Evaluate a model's representation or a metric on image files.
     Eval(EvalArgs),
     /// List the models with their parameters and defaults.
@@ -123,6 +125,30 @@ pub struct RunArgs {
     /// Commit a batch at least this often (seconds).
     #[arg(long, default_value_t = 30.0)]
     pub batch_seconds: f64,
+    /// Run only shard I of N (0 <= I < N) of the plan's tasks, e.g. a job array element:
+    /// --shard $SLURM_ARRAY_TASK_ID/N. Every shard computes the same split from the spec.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
+/// `--shard I/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+pub fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("expected I/N with 0 <= I < N (e.g. 3/8), got {s:?}");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (index, count) = (
+        i.trim().parse::<u64>().map_err(|_| bad())?,
+        n.trim().parse::<u64>().map_err(|_| bad())?,
+    );
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 #[derive(Debug, Args)]
@@ -132,4 +158,55 @@ pub struct StatusArgs {
     /// How many of the slowest tasks to list.
     #[arg(long, default_value_t = 5)]
     pub slowest: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The sweep spec (TOML).
+    pub spec: PathBuf,
+    /// Nodes of the job (one synthsweep process per node unless --tasks-per-node).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// synthsweep processes per node (e.g. one per GPU: the value of --gpus-per-node).
+    #[arg(long, default_value_t = 1)]
+    pub tasks_per_node: u32,
+    /// GPUs per node (0: CPU only).
+    #[arg(long, default_value_t = 0)]
+    pub gpus_per_node: u32,
+    /// CPUs per synthsweep process (default: the partition's default).
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// Time limit per job or array element: minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S.
+    #[arg(long)]
+    pub time: String,
+    /// Slurm partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Slurm account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Submit a job array whose element i runs shard i/K of the tasks; K defaults to
+    /// min(tasks, 1000) and is capped by the cluster's MaxArraySize.
+    #[arg(long, value_name = "K", num_args = 0..=1, require_equals = true)]
+    pub array: Option<Option<u64>>,
+    /// Output root (default ./results/<name>); the script and job logs go to ROOT/_slurm/.
+    #[arg(long)]
+    pub out: Option<String>,
+    /// Print the sbatch script instead of submitting it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds before the time limit at which the processes get SIGUSR1 to checkpoint
+    /// (default: 120, at most half the time limit).
+    #[arg(long, value_name = "SECONDS")]
+    pub signal_before: Option<u64>,
+    /// Job name (default: the sweep's name).
+    #[arg(long)]
+    pub job_name: Option<String>,
+    /// The synthsweep binary the job runs (default: this one; it must be reachable from
+    /// the compute nodes).
+    #[arg(long, value_name = "PATH")]
+    pub synthsweep: Option<PathBuf>,
+    /// Further arguments for `synthsweep run`, after `--` (e.g. -- --workers 4).
+    #[arg(last = true)]
+    pub run_args: Vec<String>,
 }

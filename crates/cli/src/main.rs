@@ -3,6 +3,7 @@
 mod args;
 mod eval;
 mod list;
+mod slurm_cmd;
 mod sweep_cmd;
 
 use clap::Parser;
@@ -59,6 +60,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Plan(a) => sweep_cmd::plan(a),
         args::Command::Run(a) => sweep_cmd::run(a),
         args::Command::Status(a) => sweep_cmd::status(a),
+        args::Command::Slurm(a) => slurm_cmd::slurm(a),
         args::Command::Models { json } => list::models(json),
         args::Command::Metrics { json } => list::metrics(json),
     }

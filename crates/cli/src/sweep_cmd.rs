@@ -1,6 +1,6 @@
 //! `synthsweep plan`, `run` and `status`: a sweep spec planned, run on this machine and
 //! summarized.
-use crate::args::{PlanArgs, RunArgs, StatusArgs};
+use crate::args::{PlanArgs, RunArgs, Shard, StatusArgs};
 use crate::Exit;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -8,12 +8,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use synthsweep_exec::{run_workers, LocalOptions, PlanSource, TaskResolver, Worker};
+use synthsweep_exec::{
+    install_preemption_handlers, run_workers, LocalOptions, PlanSource, TaskResolver, Worker,
+    EXIT_PREEMPTED,
+};
 use synthsweep_models::device::{device_name, parse_device};
 use synthsweep_store::{
     new_run_id, OutputRoot, PrepareOptions, RunInfo, Store, TaskStatus, WriterOptions,
 };
-use synthsweep_sweep::{Plan, SweepSpec, SynthKind, Task};
+use synthsweep_sweep::{Plan, SweepError, SweepSpec, SynthKind, Task};
 use tch::Device;
 
 /// Exit code when some tasks failed (the others are committed).
@@ -158,6 +161,16 @@ fn git_commit() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+type TaskIter<'p> = Box<dyn Iterator<Item = Result<Task, SweepError>> + Send + 'p>;
+
+/// The plan's tasks, or those of one shard.
+fn shard_tasks(plan: &Plan, shard: Option<Shard>) -> Result<TaskIter<'_>> {
+    Ok(match shard {
+        Some(s) => Box::new(plan.shard(s.index, s.count)?),
+        None => Box::new(plan.iter()),
+    })
+}
+
 pub fn run(a: RunArgs) -> Result<()> {
     let (spec, plan) = load_plan(&a.spec)?;
     let (workers, threads) = devices(&a)?;
@@ -170,15 +183,24 @@ pub fn run(a: RunArgs) -> Result<()> {
         ..Default::default()
     })?;
     let ledger = &prepared.ledger;
-    let pending = plan
-        .iter()
-        .filter(|t| !matches!(t, Ok(t) if ledger.is_committed(t.id())))
-        .count() as u64;
-    let committed_here = plan.len() - pending;
+    // The tasks of this invocation: the whole plan, or one shard of it (a job array element).
+    let tasks = || shard_tasks(&plan, a.shard);
+    let (mut total, mut pending) = (0u64, 0u64);
+    for t in tasks()? {
+        total += 1;
+        if !matches!(t, Ok(t) if ledger.is_committed(t.id())) {
+            pending += 1;
+        }
+    }
+    let committed_here = total - pending;
+    let shard_note = a
+        .shard
+        .map(|s| format!(" (shard {}/{} of {})", s.index, s.count, plan.len()))
+        .unwrap_or_default();
     eprintln!(
-        "sweep {}: {} tasks, {} already committed in {}, {} to run on {} worker(s) x {} thread(s) [{}]",
+        "sweep {}: {} tasks{shard_note}, {} already committed in {}, {} to run on {} worker(s) x {} thread(s) [{}]",
         spec.name(),
-        plan.len(),
+        total,
         committed_here,
         root_text,
         pending,
@@ -215,6 +237,8 @@ pub fn run(a: RunArgs) -> Result<()> {
             eprintln!("\ninterrupted: committing finished tasks (Ctrl-C again to quit now)");
         });
     }
+    // SIGTERM/SIGUSR1 (Slurm's time-limit warning, preemption): checkpoint and exit 75.
+    install_preemption_handlers(&cancel).context("cannot install signal handlers")?;
     let mut writer = WriterOptions::new(&run_id);
     writer.writer_tag = "p0".into();
     writer.max_tasks = a.batch_tasks.max(1);
@@ -225,7 +249,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         writer,
         expected: pending,
     };
-    let source = PlanSource::new(plan.iter(), ledger);
+    let source = PlanSource::new(tasks()?, ledger);
     let report = run_workers(&source, &store, ledger, &opts, &cancel)?;
     info.finish();
     info.committed_done = Some(report.done as usize);
@@ -240,6 +264,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     );
     if matches!(root, OutputRoot::Local(_)) {
         println!("look at them: python -c \"import polars as pl; print(pl.scan_parquet('{root_text}/losses/**/*.parquet').collect())\"");
+    }
+    if report.preempted {
+        eprintln!(
+            "preempted: finished tasks committed, {} in-flight task(s) checkpointed; run the same command again to resume (exit {EXIT_PREEMPTED})",
+            report.checkpointed
+        );
+        return Err(Exit(EXIT_PREEMPTED).into());
     }
     if report.interrupted {
         return Err(Exit(EXIT_INTERRUPTED).into());

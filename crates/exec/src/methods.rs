@@ -1,18 +1,21 @@
 //! One runner per synthesis kind: task parameters -> synthesis -> records. Each reads its
 //! options from the task's resolved parameters (defaults already filled in at plan time).
+use crate::checkpoint::preempted;
 use crate::params::{options, CtfParams, EigenParams, SimpleParams};
 use crate::records::{image_row, loss_rows, scalar, stack_rows};
 use crate::worker::{Records, TaskError, Worker};
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use synthsweep_models::image_io::load_image;
 use synthsweep_store::{EigenRow, LossRow, ScoreRow};
 use synthsweep_sweep::{SynthKind, Task, TaskImages};
 use synthsweep_synth::eigendistortion::PowerProgress;
+use synthsweep_synth::synthesis::loss_converged;
 use synthsweep_synth::{
     CtfSynthesizeOptions, Eigendistortion, Geodesic, GeodesicOptions, GeodesicSynthesizeOptions,
     MadCompetition, MadOptions, Metamer, MetamerCtf, MetamerOptions, MinMax, Progress,
-    SimpleMetamer, SynthesizeOptions,
+    SimpleMetamer, SynthError, SynthesizeOptions,
 };
 use tch::Tensor;
 
@@ -61,6 +64,89 @@ fn go_on(cancel: &AtomicBool) -> ControlFlow<()> {
     }
 }
 
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+/// Loads the task's checkpoint into `synthesis`, if the worker has one for it, and returns
+/// the iterations it had done (0 when starting fresh). A checkpoint that does not load is
+/// discarded and the synthesis rebuilt with `build`: the task starts again from scratch.
+fn resume<S>(
+    worker: &Worker,
+    task: &Task,
+    synthesis: &mut S,
+    build: impl Fn() -> Result<S>,
+    load: impl Fn(&mut S, &Path) -> synthsweep_synth::Result<()>,
+    done: impl Fn(&S) -> usize,
+) -> Result<usize> {
+    let Some((ck, path)) = worker
+        .checkpoints()
+        .and_then(|ck| ck.find(task.id()).map(|p| (ck, p)))
+    else {
+        return Ok(0);
+    };
+    match load(synthesis, &path) {
+        Ok(()) => {
+            let n = done(synthesis);
+            eprintln!(
+                "task {}: resuming from checkpoint {} at iteration {n}",
+                short(task.id()),
+                path.display()
+            );
+            ck.mark_resumed(task.id());
+            Ok(n)
+        }
+        Err(e) => {
+            eprintln!(
+                "task {}: checkpoint {} not usable, starting again: {e}",
+                short(task.id()),
+                path.display()
+            );
+            ck.discard(task.id());
+            *synthesis = build()?;
+            Ok(0)
+        }
+    }
+}
+
+/// A synthesis call's result; when it was cancelled by a preemption signal, the state is
+/// first saved as the task's checkpoint with `save`.
+fn checkpoint_on_preemption<T>(
+    worker: &Worker,
+    task: &Task,
+    result: synthsweep_synth::Result<T>,
+    save: impl FnOnce(&Path) -> synthsweep_synth::Result<()>,
+) -> Result<T> {
+    match result {
+        Err(SynthError::Cancelled { iteration }) if preempted() => {
+            if let Some(ck) = worker.checkpoints() {
+                match ck.save(task.id(), save) {
+                    Ok(p) => eprintln!(
+                        "task {}: preempted after iteration {iteration}, checkpoint saved to {}",
+                        short(task.id()),
+                        p.display()
+                    ),
+                    Err(e) => eprintln!("task {}: preempted; {e}", short(task.id())),
+                }
+            }
+            Err(TaskError::Cancelled)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// The options for the rest of a resumed run (`max_iter` minus the iterations done), or
+/// `None` when the saved state had already finished: all iterations done, or the stop rule
+/// met at the iteration the preemption interrupted.
+fn remaining(mut run: SynthesizeOptions, losses: &[f64], done: usize) -> Option<SynthesizeOptions> {
+    if done == 0 {
+        return Some(run);
+    }
+    run.max_iter = run.max_iter.saturating_sub(done);
+    let converged = loss_converged(losses, run.stop_criterion, run.stop_iters_to_check);
+    (run.max_iter > 0 && !converged).then_some(run)
+}
+
 /// Runs the task's method on `worker`.
 pub fn run(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
     match task.synth {
@@ -96,8 +182,20 @@ fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records>
         Some(synthsweep_sweep::MinMax::Min) => MinMax::Min,
         None => return Err(TaskError::Failed("MAD needs minmax".into())),
     };
-    let mut mad = MadCompetition::new(&image, m1, m2, minmax, opts)?;
-    let outcome = mad.synthesize_with(&run, &mut |_: &Progress| go_on(cancel))?;
+    let build = || Ok(MadCompetition::new(&image, m1, m2, minmax, opts.clone())?);
+    let mut mad = build()?;
+    let done = resume(
+        worker,
+        task,
+        &mut mad,
+        build,
+        |m, p| m.load(p),
+        |m| m.losses().len(),
+    )?;
+    if let Some(run) = remaining(run, mad.losses(), done) {
+        let r = mad.synthesize_with(&run, &mut |_: &Progress| go_on(cancel));
+        checkpoint_on_preemption(worker, task, r, |p| mad.save(p))?;
+    }
     let n = mad.losses().len();
     let (opt, reference) = (mad.optimized_metric_loss(), mad.reference_metric_loss());
     let mut losses = loss_rows(mad.losses(), mad.gradient_norm(), mad.pixel_change_norm());
@@ -120,7 +218,7 @@ fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records>
     ];
     images.extend(saved_rows(&mad.saved_mad_image(), mad.store_progress()));
     Ok(Records {
-        iterations: outcome.iterations as i64,
+        iterations: n as i64,
         losses,
         images,
         ..Default::default()
@@ -135,9 +233,21 @@ fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Reco
     let mut opts: MetamerOptions = options(&task.params)?;
     opts.seed = Some(seed(task));
     let run: SynthesizeOptions = options(&task.params)?;
-    let mut m = Metamer::new(&image, model, opts)?;
+    let build = || Ok(Metamer::new(&image, model, opts.clone())?);
+    let mut m = build()?;
     let initial = m.metamer().detach().copy();
-    let outcome = m.synthesize_with(&run, &mut |_: &Progress| go_on(cancel))?;
+    let done = resume(
+        worker,
+        task,
+        &mut m,
+        build,
+        |m, p| m.load(p),
+        |m| m.losses().len(),
+    )?;
+    if let Some(rest) = remaining(run.clone(), m.losses(), done) {
+        let r = m.synthesize_with(&rest, &mut |_: &Progress| go_on(cancel));
+        checkpoint_on_preemption(worker, task, r, |p| m.save(p))?;
+    }
     let n = m.losses().len() as i64;
     let mut images = vec![
         image_row("initial_image", 0, Some(0), &initial, false),
@@ -148,7 +258,7 @@ fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Reco
         Some(run.store_progress.every()).filter(|&e| e > 0),
     ));
     Ok(Records {
-        iterations: outcome.iterations as i64,
+        iterations: n,
         losses: loss_rows(m.losses(), m.gradient_norm(), m.pixel_change_norm()),
         images,
         ..Default::default()
@@ -164,9 +274,32 @@ fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<
     opts.seed = Some(seed(task));
     let ctf: CtfParams = options(&task.params)?;
     let run: CtfSynthesizeOptions = options(&task.params)?;
-    let mut m = MetamerCtf::new(&image, model, opts, ctf.coarse_to_fine)?;
+    let build = || {
+        Ok(MetamerCtf::new(
+            &image,
+            model,
+            opts.clone(),
+            ctf.coarse_to_fine,
+        )?)
+    };
+    let mut m = build()?;
     let initial = m.metamer().detach().copy();
-    let outcome = m.synthesize_with(&run, &mut |_: &Progress| go_on(cancel))?;
+    let done = resume(
+        worker,
+        task,
+        &mut m,
+        build,
+        |m, p| m.load(p),
+        |m| m.losses().len(),
+    )?;
+    // CTF's stop rule counts iterations within one `synthesize` call (as plenoptic does), so
+    // only max_iter is carried over here.
+    let mut rest = run.clone();
+    rest.max_iter = rest.max_iter.saturating_sub(done);
+    if rest.max_iter > 0 {
+        let r = m.synthesize_with(&rest, &mut |_: &Progress| go_on(cancel));
+        checkpoint_on_preemption(worker, task, r, |p| m.save(p))?;
+    }
     let n = m.losses().len() as i64;
     let mut images = vec![
         image_row("initial_image", 0, Some(0), &initial, false),
@@ -177,7 +310,7 @@ fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<
         Some(run.store_progress.every()).filter(|&e| e > 0),
     ));
     Ok(Records {
-        iterations: outcome.iterations as i64,
+        iterations: n,
         losses: loss_rows(m.losses(), m.gradient_norm(), m.pixel_change_norm()),
         images,
         ..Default::default()

@@ -2,13 +2,14 @@
 //! shared source, so long and short tasks balance; finished results go through a channel
 //! to one writer, which batches and commits them. The source and the sink are traits, so
 //! a multi-process layer can feed the same workers with tasks from elsewhere.
+use crate::checkpoint::{preempted, Checkpoints};
 use crate::progress::Progress;
 use crate::worker::{Outcome, Worker};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
-use synthsweep_store::{Ledger, Store, TaskResult, TaskStatus, WriterOptions};
+use synthsweep_store::{BatchReport, Ledger, Store, TaskResult, TaskStatus, WriterOptions};
 use synthsweep_sweep::Task;
 use tch::Device;
 
@@ -88,10 +89,33 @@ pub struct RunReport {
     /// Results committed by this run's writer.
     pub committed: u64,
     pub interrupted: bool,
+    /// Stopped by SIGTERM/SIGUSR1 (see [`crate::checkpoint`]): exit with `EXIT_PREEMPTED`.
+    pub preempted: bool,
+    /// In-flight tasks saved as checkpoints when the run was preempted.
+    pub checkpointed: u64,
+}
+
+/// After a flush committed a batch (all buffered results but the last `pending`): deletes
+/// the checkpoints of the tasks it committed.
+fn after_flush(
+    flushed: Option<BatchReport>,
+    uncommitted: &mut Vec<String>,
+    pending: usize,
+    checkpoints: Option<&Checkpoints>,
+) {
+    if flushed.is_some() {
+        let n = uncommitted.len().saturating_sub(pending);
+        let ids: Vec<String> = uncommitted.drain(..n).collect();
+        if let Some(ck) = checkpoints {
+            ck.committed(ids.iter().map(String::as_str));
+        }
+    }
 }
 
 /// Runs every task `source` hands out on the given devices and commits results to `store`.
-/// Stops early when `cancel` is set: in-flight tasks are abandoned, finished ones committed.
+/// Stops early when `cancel` is set: finished tasks are committed, in-flight ones abandoned,
+/// or saved as checkpoints (`Checkpoints::for_root`) when a preemption signal set it. A task
+/// with a checkpoint resumes from it; the checkpoint is deleted once the task is committed.
 pub fn run_workers(
     source: &dyn TaskSource,
     store: &Store,
@@ -105,13 +129,28 @@ pub fn run_workers(
     let (tx, rx) = mpsc::channel::<TaskResult>();
     let mut writer = store.writer(opts.writer.clone(), ledger)?;
     let mut report = RunReport::default();
+    let checkpoints = Checkpoints::for_root(store.root());
+    if let Some(ck) = &checkpoints {
+        let left = ck.prune(ledger);
+        if left > 0 {
+            eprintln!(
+                "{left} checkpoint(s) in {}: those tasks resume where they stopped",
+                ck.dir().display()
+            );
+        }
+    }
+    // Task ids pushed to the writer and not yet committed, in order.
+    let mut uncommitted: Vec<String> = Vec::new();
+    let ck = checkpoints.as_ref();
     std::thread::scope(|scope| -> Result<(), synthsweep_store::StoreError> {
         for (i, &device) in opts.devices.iter().enumerate() {
             let tx = tx.clone();
             let (progress, cancelled) = (&progress, &cancelled);
             let tag = format!("{}-w{i}", opts.writer.writer_tag);
+            let checkpoints = checkpoints.clone();
             scope.spawn(move || {
                 let mut worker = Worker::new(device, tag);
+                worker.set_checkpoints(checkpoints);
                 while !cancel.load(Ordering::Relaxed) {
                     let Some(task) = source.next_task() else {
                         break;
@@ -140,10 +179,13 @@ pub fn run_workers(
                         TaskStatus::Done => report.done += 1,
                         TaskStatus::Failed => report.failed += 1,
                     }
-                    writer.push(result)?;
+                    uncommitted.push(result.task.task_id.clone());
+                    let flushed = writer.push(result)?;
+                    after_flush(flushed, &mut uncommitted, writer.pending(), ck);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    writer.tick()?;
+                    let flushed = writer.tick()?;
+                    after_flush(flushed, &mut uncommitted, writer.pending(), ck);
                     progress.tick();
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -151,10 +193,14 @@ pub fn run_workers(
         }
         Ok(())
     })?;
+    let flushed = writer.flush()?;
+    after_flush(flushed, &mut uncommitted, writer.pending(), ck);
     let stats = writer.finish()?;
     progress.finish();
     report.committed = stats.tasks as u64;
     report.cancelled = cancelled.load(Ordering::Relaxed);
     report.interrupted = cancel.load(Ordering::Relaxed);
+    report.preempted = report.interrupted && preempted();
+    report.checkpointed = checkpoints.as_ref().map_or(0, |c| c.saved());
     Ok(report)
 }

@@ -1,5 +1,6 @@
 //! A worker: one device, models and metrics built once and reused across tasks, and the
 //! run of one task into a `TaskResult` (done or failed), or nothing if it was cancelled.
+use crate::checkpoint::Checkpoints;
 use crate::methods;
 use crate::params::kind_name;
 use serde_json::Value;
@@ -68,6 +69,7 @@ pub struct Worker {
     host: String,
     models: HashMap<String, Box<dyn Model>>,
     metrics: HashMap<String, Box<dyn Metric>>,
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Worker {
@@ -78,7 +80,18 @@ impl Worker {
             host: synthsweep_store::hostname(),
             models: HashMap::new(),
             metrics: HashMap::new(),
+            checkpoints: None,
         }
+    }
+
+    /// Where this worker saves in-flight syntheses on preemption and finds them again
+    /// (`None`: no checkpoints; preempted tasks start again from scratch).
+    pub fn set_checkpoints(&mut self, checkpoints: Option<Checkpoints>) {
+        self.checkpoints = checkpoints;
+    }
+
+    pub fn checkpoints(&self) -> Option<&Checkpoints> {
+        self.checkpoints.as_ref()
     }
 
     /// How many distinct models and metrics this worker has built.

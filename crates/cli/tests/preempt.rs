@@ -1,0 +1,219 @@
+//! Preemption of `synthsweep run` without Slurm: SIGUSR1 or SIGTERM mid-task makes the run
+//! commit its finished tasks, save the in-flight synthesis as a checkpoint and exit 75 (no
+//! failed rows); the next run resumes from the checkpoint, deletes it once the task is
+//! committed, and the results equal an uninterrupted run's bit for bit (CPU).
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use synthsweep_store::{Dataset, OutputRoot, Store, TaskStatus};
+
+const EXIT_PREEMPTED: i32 = 75;
+
+/// A 32x32 8-bit PGM with some structure.
+fn write_pgm(path: &Path) {
+    let mut bytes = b"P5\n32 32\n255\n".to_vec();
+    for y in 0..32u32 {
+        for x in 0..32u32 {
+            bytes.push(((x * 7 + y * 13 + (x * y) % 17) % 256) as u8);
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Two metamer tasks: seed 0 is quick, seed 1 long enough to be interrupted.
+fn write_spec(dir: &Path) -> PathBuf {
+    write_pgm(&dir.join("img.pgm"));
+    let spec = dir.join("preempt.toml");
+    std::fs::write(
+        &spec,
+        r#"name = "preempt"
+synth = "metamer"
+[params]
+image = "img.pgm"
+max_iter = 10
+stop_criterion = 0.0
+store_progress = 500
+optimizer = { name = "adam", lr = 0.01 }
+[grid]
+model = [{ name = "gaussian", kernel_size = 5 }]
+seed = [0, 1]
+[[when]]
+match = { seed = 1 }
+set = { max_iter = 6000 }
+"#,
+    )
+    .unwrap();
+    spec
+}
+
+struct Run {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs `synthsweep run SPEC --out ROOT --workers 2`; with a signal, sends it 1.5 s after the
+/// run announced its tasks (the quick task is done by then, the long one in flight).
+fn run(spec: &Path, root: &Path, signal: Option<&str>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synthsweep"))
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            root.to_str().unwrap(),
+        ])
+        .args(["--workers", "2", "--threads", "1", "--batch-seconds", "0.2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start synthsweep");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.starts_with("sweep ") {
+                let _ = tx.send(());
+            }
+            all += &line;
+            all += "\n";
+        }
+        all
+    });
+    if let Some(sig) = signal {
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("the run never announced its tasks");
+        std::thread::sleep(Duration::from_millis(1500));
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+    let status = child.wait().unwrap();
+    Run {
+        code: status.code(),
+        stderr: reader.join().unwrap(),
+    }
+}
+
+fn dataset(root: &Path) -> Dataset {
+    let store = Store::open(&OutputRoot::Local(root.to_path_buf())).unwrap();
+    let mut d = store.read_dataset().unwrap();
+    d.tasks.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+    d.losses
+        .sort_by(|a, b| (&a.task_id, a.iteration).cmp(&(&b.task_id, b.iteration)));
+    d.images.sort_by(|a, b| {
+        (&a.task_id, &a.role, a.index, a.iteration).cmp(&(
+            &b.task_id,
+            &b.role,
+            b.index,
+            b.iteration,
+        ))
+    });
+    d
+}
+
+fn checkpoints(root: &Path) -> Vec<String> {
+    match std::fs::read_dir(root.join("_checkpoints")) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn preempted_run_checkpoints_and_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path());
+    let (root, whole) = (dir.path().join("preempted"), dir.path().join("whole"));
+
+    // 1. SIGUSR1 mid-task: exit 75, the quick task committed, the long one checkpointed.
+    let r = run(&spec, &root, Some("USR1"));
+    assert_eq!(r.code, Some(EXIT_PREEMPTED), "stderr:\n{}", r.stderr);
+    assert!(r.stderr.contains("checkpoint saved to"), "{}", r.stderr);
+    let d = dataset(&root);
+    assert_eq!(d.tasks.len(), 1, "only the quick task is committed");
+    assert_eq!(d.tasks[0].status, TaskStatus::Done);
+    assert_eq!(d.tasks[0].iterations, 10);
+    let ck = checkpoints(&root);
+    assert_eq!(ck.len(), 1, "{ck:?}");
+    let long_id = ck[0].strip_suffix(".safetensors").unwrap().to_string();
+    assert_ne!(long_id, d.tasks[0].task_id);
+
+    // 2. Resumed, then SIGTERM: checkpointed again, further along.
+    let r = run(&spec, &root, Some("TERM"));
+    assert_eq!(r.code, Some(EXIT_PREEMPTED), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "task {}: resuming from checkpoint",
+            &long_id[..12]
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(checkpoints(&root), vec![format!("{long_id}.safetensors")]);
+    assert_eq!(dataset(&root).tasks.len(), 1, "no failed or partial rows");
+
+    // 3. Resumed to the end: exit 0, checkpoint gone.
+    let r = run(&spec, &root, None);
+    assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("resuming from checkpoint"),
+        "{}",
+        r.stderr
+    );
+    assert!(checkpoints(&root).is_empty(), "{:?}", checkpoints(&root));
+
+    // The same sweep uninterrupted.
+    let r = run(&spec, &whole, None);
+    assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
+    assert!(!r.stderr.contains("checkpoint"), "{}", r.stderr);
+
+    let (a, b) = (dataset(&root), dataset(&whole));
+    let ids = |d: &Dataset| {
+        d.tasks
+            .iter()
+            .map(|t| t.task_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert!(a.tasks.iter().all(|t| t.status == TaskStatus::Done));
+    let iters = |d: &Dataset| d.tasks.iter().map(|t| t.iterations).collect::<Vec<_>>();
+    assert_eq!(iters(&a), iters(&b));
+    assert!(iters(&a).contains(&6000));
+    assert_eq!(a.losses.len(), 6010);
+    assert_eq!(
+        a.losses, b.losses,
+        "losses, gradient and pixel-change norms bit for bit"
+    );
+    assert_eq!(a.images.len(), b.images.len());
+    for (x, y) in a.images.iter().zip(&b.images) {
+        assert_eq!(
+            (&x.task_id, &x.role, x.index, x.iteration),
+            (&y.task_id, &y.role, y.index, y.iteration)
+        );
+        assert_eq!(x.pixels, y.pixels, "{} {} pixels", x.task_id, x.role);
+    }
+}
+
+#[test]
+fn bad_shard_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path());
+    for (shard, needle) in [("2/2", "shard"), ("x/3", "I/N"), ("1/0", "I/N")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_synthsweep"))
+            .args(["run", spec.to_str().unwrap(), "--shard", shard])
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{shard}: {err}");
+        assert!(err.contains(needle), "{shard}: {err}");
+    }
+}
