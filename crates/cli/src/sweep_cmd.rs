@@ -170,11 +170,19 @@ pub fn run(a: RunArgs) -> Result<()> {
         ..Default::default()
     })?;
     let ledger = &prepared.ledger;
-    let pending = plan
-        .iter()
-        .filter(|t| !matches!(t, Ok(t) if ledger.is_committed(t.id())))
-        .count() as u64;
-    let committed_here = plan.len() - pending;
+    // Tasks of this plan already committed, and those of them committed as failed (left
+    // alone without --retry-failed, but the sweep is not all done).
+    let (mut committed_here, mut failed_before) = (0u64, 0u64);
+    for t in plan.iter().flatten() {
+        match ledger.status(t.id()) {
+            Some(TaskStatus::Failed) => {
+                (committed_here, failed_before) = (committed_here + 1, failed_before + 1)
+            }
+            Some(TaskStatus::Done) => committed_here += 1,
+            None => {}
+        }
+    }
+    let pending = plan.len() - committed_here;
     eprintln!(
         "sweep {}: {} tasks, {} already committed in {}, {} to run on {} worker(s) x {} thread(s) [{}]",
         spec.name(),
@@ -248,6 +256,12 @@ pub fn run(a: RunArgs) -> Result<()> {
         eprintln!(
             "{} task(s) failed; see `synthsweep status {root_text}`",
             report.failed
+        );
+        return Err(Exit(EXIT_TASKS_FAILED).into());
+    }
+    if failed_before > 0 {
+        eprintln!(
+            "{failed_before} task(s) of this sweep failed in an earlier run; see `synthsweep status {root_text}`, `--retry-failed` runs them again"
         );
         return Err(Exit(EXIT_TASKS_FAILED).into());
     }
