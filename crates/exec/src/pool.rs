@@ -105,14 +105,17 @@ pub fn run_workers(
     let (tx, rx) = mpsc::channel::<TaskResult>();
     let mut writer = store.writer(opts.writer.clone(), ledger)?;
     let mut report = RunReport::default();
+    // Set when committing fails: the workers take no new task (their results could not be
+    // committed), and the error ends the run once the in-flight tasks are done.
+    let store_failed = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<(), synthsweep_store::StoreError> {
         for (i, &device) in opts.devices.iter().enumerate() {
             let tx = tx.clone();
-            let (progress, cancelled) = (&progress, &cancelled);
+            let (progress, cancelled, store_failed) = (&progress, &cancelled, &store_failed);
             let tag = format!("{}-w{i}", opts.writer.writer_tag);
             scope.spawn(move || {
                 let mut worker = Worker::new(device, tag);
-                while !cancel.load(Ordering::Relaxed) {
+                while !cancel.load(Ordering::Relaxed) && !store_failed.load(Ordering::Relaxed) {
                     let Some(task) = source.next_task() else {
                         break;
                     };
@@ -133,7 +136,7 @@ pub fn run_workers(
             });
         }
         drop(tx);
-        loop {
+        let committed = (|| loop {
             match rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(result) => {
                     match result.task.status {
@@ -146,10 +149,13 @@ pub fn run_workers(
                     writer.tick()?;
                     progress.tick();
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             }
+        })();
+        if committed.is_err() {
+            store_failed.store(true, Ordering::Relaxed);
         }
-        Ok(())
+        committed
     })?;
     let stats = writer.finish()?;
     progress.finish();
