@@ -184,12 +184,16 @@ pub fn run(a: RunArgs) -> Result<()> {
     })?;
     let ledger = &prepared.ledger;
     // The tasks of this invocation: the whole plan, or one shard of it (a job array element).
+    // Those already committed, and those of them committed as failed (left alone without
+    // --retry-failed, but then the sweep is not all done).
     let tasks = || shard_tasks(&plan, a.shard);
-    let (mut total, mut pending) = (0u64, 0u64);
+    let (mut total, mut pending, mut failed_before) = (0u64, 0u64, 0u64);
     for t in tasks()? {
         total += 1;
-        if !matches!(t, Ok(t) if ledger.is_committed(t.id())) {
-            pending += 1;
+        match t.as_ref().ok().and_then(|t| ledger.status(t.id())) {
+            Some(TaskStatus::Failed) => failed_before += 1,
+            Some(TaskStatus::Done) => {}
+            None => pending += 1,
         }
     }
     let committed_here = total - pending;
@@ -279,6 +283,12 @@ pub fn run(a: RunArgs) -> Result<()> {
         eprintln!(
             "{} task(s) failed; see `synthsweep status {root_text}`",
             report.failed
+        );
+        return Err(Exit(EXIT_TASKS_FAILED).into());
+    }
+    if failed_before > 0 {
+        eprintln!(
+            "{failed_before} task(s) of this sweep failed in an earlier run; see `synthsweep status {root_text}`, `--retry-failed` runs them again"
         );
         return Err(Exit(EXIT_TASKS_FAILED).into());
     }

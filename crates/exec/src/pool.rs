@@ -142,16 +142,19 @@ pub fn run_workers(
     // Task ids pushed to the writer and not yet committed, in order.
     let mut uncommitted: Vec<String> = Vec::new();
     let ck = checkpoints.as_ref();
+    // Set when committing fails: the workers take no new task (their results could not be
+    // committed), and the error ends the run once the in-flight tasks are done.
+    let store_failed = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<(), synthsweep_store::StoreError> {
         for (i, &device) in opts.devices.iter().enumerate() {
             let tx = tx.clone();
-            let (progress, cancelled) = (&progress, &cancelled);
+            let (progress, cancelled, store_failed) = (&progress, &cancelled, &store_failed);
             let tag = format!("{}-w{i}", opts.writer.writer_tag);
             let checkpoints = checkpoints.clone();
             scope.spawn(move || {
                 let mut worker = Worker::new(device, tag);
                 worker.set_checkpoints(checkpoints);
-                while !cancel.load(Ordering::Relaxed) {
+                while !cancel.load(Ordering::Relaxed) && !store_failed.load(Ordering::Relaxed) {
                     let Some(task) = source.next_task() else {
                         break;
                     };
@@ -172,7 +175,7 @@ pub fn run_workers(
             });
         }
         drop(tx);
-        loop {
+        let committed = (|| loop {
             match rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(result) => {
                     match result.task.status {
@@ -188,10 +191,13 @@ pub fn run_workers(
                     after_flush(flushed, &mut uncommitted, writer.pending(), ck);
                     progress.tick();
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             }
+        })();
+        if committed.is_err() {
+            store_failed.store(true, Ordering::Relaxed);
         }
-        Ok(())
+        committed
     })?;
     let flushed = writer.flush()?;
     after_flush(flushed, &mut uncommitted, writer.pending(), ck);
