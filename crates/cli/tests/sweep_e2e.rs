@@ -707,9 +707,8 @@ model = [{{ name = "gaussian", kernel_size = 11 }}, {{ name = "torchscript", pat
     assert!(stderr(&o).contains("--retry-failed"), "{}", text(&o));
     assert_eq!(read_local(&root).tasks, d.tasks);
 
-    // The model file is fixed (same path, so the same tasks): a retry runs the 3 failed
-    // tasks, and the TorchScript ones now succeed.
-    save_torchscript(&net, true);
+    // --retry-failed runs the 3 failed tasks again (same inputs: they fail again, each still
+    // listed once); the done task is untouched.
     let o = run(&spec, &root, &["--retry-failed"]);
     assert_code(&o, 1);
     assert!(
@@ -718,29 +717,53 @@ model = [{{ name = "gaussian", kernel_size = 11 }}, {{ name = "torchscript", pat
         text(&o)
     );
     assert!(
-        stdout(&o).contains("(2 done, 1 failed in this run)"),
+        stdout(&o).contains("(0 done, 3 failed in this run)"),
+        "{}",
+        text(&o)
+    );
+    let retried = read_local(&root);
+    assert_consistent(&retried);
+    assert_eq!(retried.tasks.len(), 4, "each task once");
+    for t in &retried.tasks {
+        let old = d.tasks.iter().find(|o| o.task_id == t.task_id).unwrap();
+        if t.status == TaskStatus::Done {
+            assert_eq!(t, old, "the done task is untouched");
+        } else {
+            assert_ne!(t.run_id, old.run_id, "ran again");
+            assert_eq!(t.error, old.error);
+        }
+    }
+
+    // Fixing the model file changes its content, hence the ids of the TorchScript tasks
+    // (a task is its inputs' content, not their paths): a plain run runs those 2 new tasks,
+    // which now succeed; the rows of the old file's tasks stay as they were.
+    save_torchscript(&net, true);
+    let o = run(&spec, &root, &[]);
+    assert_code(&o, 1); // the tiny image with the 11 px kernel still fails
+    assert!(stderr(&o).contains(" 2 to run"), "{}", text(&o));
+    assert!(
+        stdout(&o).contains("(2 done, 0 failed in this run)"),
         "{}",
         text(&o)
     );
     let after = read_local(&root);
     assert_consistent(&after);
-    assert_eq!(after.tasks.len(), 4, "each task once");
-    let ids_before: BTreeSet<_> = d.tasks.iter().map(|t| &t.task_id).collect();
-    let ids_after: BTreeSet<_> = after.tasks.iter().map(|t| &t.task_id).collect();
-    assert_eq!(ids_before, ids_after);
-    for t in &after.tasks {
-        let fails = is_tiny(t) && !is_ts(t);
-        assert_eq!(t.status == TaskStatus::Failed, fails, "{t:?}");
-        let old = d.tasks.iter().find(|o| o.task_id == t.task_id).unwrap();
-        if !is_tiny(old) && !is_ts(old) {
-            assert_eq!(t, old, "the done task is untouched");
-        } else {
-            assert_ne!(t.run_id, old.run_id, "ran again");
-        }
-        if t.status == TaskStatus::Done {
-            assert_loss_iterations(&after, &t.task_id, t.iterations);
-            assert_eq!(images_of(&after, &t.task_id, "metamer").len(), 1);
-        }
+    assert_eq!(after.tasks.len(), 6);
+    let ids_before: BTreeSet<_> = retried.tasks.iter().map(|t| &t.task_id).collect();
+    let new: Vec<_> = after
+        .tasks
+        .iter()
+        .filter(|t| !ids_before.contains(&t.task_id))
+        .collect();
+    assert_eq!(new.len(), 2);
+    for t in new {
+        assert!(is_ts(t), "{t:?}");
+        assert_eq!(t.status, TaskStatus::Done, "{t:?}");
+        assert_loss_iterations(&after, &t.task_id, t.iterations);
+        assert_eq!(images_of(&after, &t.task_id, "metamer").len(), 1);
+    }
+    for t in &retried.tasks {
+        assert!(after.tasks.contains(t), "old rows unchanged: {t:?}");
     }
     let py = python_check(&[(root.clone(), expectations(&after))], &[], sb.dir.path());
     assert!(py.contains(" 0 failed"), "{py}");

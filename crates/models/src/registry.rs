@@ -123,6 +123,15 @@ pub fn resolve_spec(kind: &str, spec: &Value) -> Result<Value> {
             params.insert(d.name.to_string(), v);
         }
     }
+    if kind == "model" && name == "torchscript" && params.get("sha256").is_none_or(|v| v.is_null())
+    {
+        // A user model's identity is its content, not its path.
+        if let Some(path) = params.get("path").and_then(|v| v.as_str()) {
+            let digest = torchscript::file_sha256(path.as_ref())
+                .map_err(|e| ModelError::invalid("torchscript", "path", format!("{path}: {e}")))?;
+            params.insert("sha256".into(), digest.into());
+        }
+    }
     if kind == "metric" {
         if let Some(m) = params.get("model").cloned() {
             if !m.is_null() {

@@ -5,13 +5,27 @@ use crate::params::{ParamDoc, Params};
 use std::path::PathBuf;
 use tch::{CModule, Device, Kind, Tensor};
 
-pub const TORCHSCRIPT_PARAMS: &[ParamDoc] = &[ParamDoc {
-    name: "path",
-    ty: "string",
-    default: "null",
-    help:
-        "required: a TorchScript file (torch.jit.save) whose forward maps (N, C, H, W) to a tensor",
-}];
+pub const TORCHSCRIPT_PARAMS: &[ParamDoc] = &[
+    ParamDoc {
+        name: "path",
+        ty: "string",
+        default: "null",
+        help: "required: a TorchScript file (torch.jit.save) whose forward maps (N, C, H, W) to a tensor",
+    },
+    ParamDoc {
+        name: "sha256",
+        ty: "string (64 hex digits)",
+        default: "null",
+        help: "the file's SHA-256; filled in when a spec is resolved (so a sweep task's id changes with the file's content) and checked when the model is built",
+    },
+];
+
+/// The SHA-256 of a file's bytes, as lowercase hex.
+pub fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(std::fs::read(path)?);
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
 
 /// A TorchScript module used as a model. Its parameters are frozen (no gradient);
 /// gradients flow to the input only.
@@ -50,7 +64,23 @@ impl TorchScriptModel {
                 format!("is required: a file path string, got {v}"),
             ));
         };
-        Self::load(PathBuf::from(s))
+        let path = PathBuf::from(s);
+        if let Some(expected) = p.raw("sha256").as_str() {
+            let actual = file_sha256(&path).map_err(|e| {
+                ModelError::invalid(p.owner(), "path", format!("{}: {e}", path.display()))
+            })?;
+            if actual != expected.to_ascii_lowercase() {
+                return Err(ModelError::invalid(
+                    p.owner(),
+                    "sha256",
+                    format!(
+                        "{} has changed: its SHA-256 is {actual}, the spec expects {expected} (plan the sweep again to use the new file)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Self::load(path)
     }
 
     pub fn path(&self) -> &PathBuf {

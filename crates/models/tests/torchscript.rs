@@ -66,6 +66,21 @@ fn torchscript_model_matches_pytorch_forward_and_gradient() {
     // A shape the module cannot take is reported up front.
     let e = model.check_input(&[1, 2, 20, 24]).unwrap_err().to_string();
     assert!(e.contains("[1, 2, 20, 24]"), "{e}");
+
+    // Resolving the spec records the file's content; building checks it.
+    let resolved =
+        synthsweep_models::resolve_spec("model", &json!({"name": "torchscript", "path": module}))
+            .unwrap();
+    let sha = resolved["sha256"].as_str().unwrap().to_string();
+    assert_eq!(sha.len(), 64, "{resolved}");
+    build_model(&resolved).unwrap();
+    let mut wrong = resolved.clone();
+    wrong["sha256"] = "0".repeat(64).into();
+    let e = build_model(&wrong).err().unwrap().to_string();
+    assert!(e.contains("sha256") && e.contains("has changed"), "{e}");
+    std::fs::write(&module, b"not the same file").unwrap();
+    let e = build_model(&resolved).err().unwrap().to_string();
+    assert!(e.contains("has changed") && e.contains(&sha), "{e}");
 }
 
 #[test]
