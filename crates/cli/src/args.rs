@@ -123,6 +123,21 @@ pub struct RunArgs {
     /// Commit a batch at least this often (seconds).
     #[arg(long, default_value_t = 30.0)]
     pub batch_seconds: f64,
+    /// Run over N processes (timely over TCP; process 0 hands out the tasks), with
+    /// --process. Inside a Slurm step of several tasks, read from Slurm.
+    #[arg(long, value_name = "N")]
+    pub processes: Option<usize>,
+    /// This process's index, 0 (the coordinator) to N-1, with --processes.
+    #[arg(long, value_name = "I")]
+    pub process: Option<usize>,
+    /// Host file of a multi-process run: one host:port per process, in process order
+    /// (default: localhost:BASE+i).
+    #[arg(long, value_name = "HOSTFILE")]
+    pub hosts: Option<PathBuf>,
+    /// First port of a multi-process run without --hosts (default 2101; under Slurm,
+    /// derived from the job id).
+    #[arg(long, value_name = "BASE")]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Args)]
