@@ -129,6 +129,21 @@ pub struct RunArgs {
     /// --shard $SLURM_ARRAY_TASK_ID/N. Every shard computes the same split from the spec.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<Shard>,
+    /// Run over N processes (timely over TCP; process 0 hands out the tasks), with
+    /// --process. Inside a Slurm step of several tasks, read from Slurm.
+    #[arg(long, value_name = "N")]
+    pub processes: Option<usize>,
+    /// This process's index, 0 (the coordinator) to N-1, with --processes.
+    #[arg(long, value_name = "I")]
+    pub process: Option<usize>,
+    /// Host file of a multi-process run: one host:port per process, in process order
+    /// (default: localhost:BASE+i).
+    #[arg(long, value_name = "HOSTFILE")]
+    pub hosts: Option<PathBuf>,
+    /// First port of a multi-process run without --hosts (default 2101; under Slurm,
+    /// derived from the job id).
+    #[arg(long, value_name = "BASE")]
+    pub port: Option<u16>,
 }
 
 /// `--shard I/N`.

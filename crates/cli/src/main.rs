@@ -1,6 +1,7 @@
 //! The `synthsweep` binary: parse arguments, validate them into a plan, call the libraries,
 //! and turn every error into one line on stderr and an exit code.
 mod args;
+mod dist_cmd;
 mod eval;
 mod list;
 mod slurm_cmd;

@@ -20,17 +20,17 @@ use synthsweep_sweep::{Plan, SweepError, SweepSpec, SynthKind, Task};
 use tch::Device;
 
 /// Exit code when some tasks failed (the others are committed).
-const EXIT_TASKS_FAILED: u8 = 1;
+pub(crate) const EXIT_TASKS_FAILED: u8 = 1;
 /// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
-const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
-fn load_plan(path: &Path) -> Result<(SweepSpec, Plan)> {
+pub(crate) fn load_plan(path: &Path) -> Result<(SweepSpec, Plan)> {
     let spec = SweepSpec::from_path(path)?;
     let plan = spec.clone().plan(TaskResolver)?;
     Ok((spec, plan))
 }
 
-fn default_root(spec: &SweepSpec, out: &Option<String>) -> String {
+pub(crate) fn default_root(spec: &SweepSpec, out: &Option<String>) -> String {
     out.clone()
         .unwrap_or_else(|| format!("results/{}", spec.name()))
 }
@@ -151,7 +151,7 @@ fn devices(a: &RunArgs) -> Result<(Vec<Device>, usize)> {
     Ok((workers, threads))
 }
 
-fn git_commit() -> Option<String> {
+pub(crate) fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()
@@ -172,6 +172,9 @@ fn shard_tasks(plan: &Plan, shard: Option<Shard>) -> Result<TaskIter<'_>> {
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
+    if let Some(cluster) = crate::dist_cmd::cluster(&a)? {
+        return crate::dist_cmd::run(a, cluster);
+    }
     let (spec, plan) = load_plan(&a.spec)?;
     let (workers, threads) = devices(&a)?;
     let root_text = default_root(&spec, &a.out);

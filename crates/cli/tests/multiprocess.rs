@@ -1,0 +1,520 @@
+//! `synthsweep run --processes N --process I`: real `synthsweep` processes on loopback, started
+//! and stopped here. A sweep run over 2 or 3 processes writes exactly the dataset of a local
+//! run (same task ids, bit-identical losses and images on CPU), each task once, with files
+//! from more than one process; a process killed with SIGKILL (a worker or the coordinator)
+//! makes the others exit non-zero without hanging, and a re-run finishes exactly the rest.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use synthsweep_store::{Dataset, ImageRow, LossRow, OutputRoot, Store, TaskStatus};
+
+/// Generous: only a hang (a bug) gets near it.
+const HANG: Duration = Duration::from_secs(120);
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_synthsweep"))
+}
+
+/// A 32x32 PGM with a deterministic pattern.
+fn write_pgm(path: &Path, seed: u32) {
+    let mut data = b"P5\n32 32\n255\n".to_vec();
+    for y in 0..32u32 {
+        for x in 0..32u32 {
+            data.push(((x * 7 + y * 13 + seed * 31 + (x * y) % 17) % 256) as u8);
+        }
+    }
+    std::fs::write(path, data).unwrap();
+}
+
+/// The test sweep: MAD, MSE vs SSIM both ways, min and max, on 3 tiny images: 12 tasks.
+/// `max_iter` differs per image so tasks have unequal lengths.
+fn write_spec(dir: &Path, name: &str, max_iter: u32) -> PathBuf {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for s in 0..3 {
+        write_pgm(&images.join(format!("img{s}.pgm")), s);
+    }
+    let spec = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &spec,
+        format!(
+            r#"name = "{name}"
+synth = "mad"
+[params]
+max_iter = {max_iter}
+initial_noise = 0.1
+seed = 0
+[grid]
+image = "images/*.pgm"
+optimized_metric = [{{ name = "mse" }}, {{ name = "ssim_distance" }}]
+reference_metric = [{{ name = "mse" }}, {{ name = "ssim_distance" }}]
+minmax = ["min", "max"]
+[[exclude]]
+same = ["optimized_metric", "reference_metric"]
+"#
+        ),
+    )
+    .unwrap();
+    spec
+}
+
+const TASKS: usize = 12;
+
+/// A running `synthsweep run`, its output going to files (read when it ends).
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+fn start(spec: &Path, out: &Path, extra: &[String], log: PathBuf) -> Proc {
+    let child = bin()
+        .arg("run")
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .args(["--workers", "1", "--threads", "1", "--batch-tasks", "1"])
+        .args(extra)
+        .stdout(Stdio::from(
+            std::fs::File::create(log.with_extension("out")).unwrap(),
+        ))
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .expect("start synthsweep");
+    Proc { child, log }
+}
+
+impl Proc {
+    /// Waits for the exit (the test fails on a hang instead of hanging itself).
+    fn wait(mut self) -> (ExitStatus, String) {
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let mut text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                text +=
+                    &std::fs::read_to_string(self.log.with_extension("out")).unwrap_or_default();
+                return (st, text);
+            }
+            if t.elapsed() > HANG {
+                let _ = self.child.kill();
+                panic!(
+                    "synthsweep hung; its log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `n` ports free on 127.0.0.1 right now.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A host file naming `n` free loopback ports.
+fn hostfile(dir: &Path, n: usize) -> PathBuf {
+    let path = dir.join(format!("hosts{n}"));
+    let text: String = free_ports(n)
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}\n"))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A base port with `n` consecutive free ports after it (for `--port`).
+fn free_base(n: usize) -> u16 {
+    let mut base = 30000 + (std::process::id() % 2000) as u16 * 10;
+    loop {
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i as u16)).is_ok()) {
+            return base;
+        }
+        base += n as u16 + 1;
+    }
+}
+
+/// Starts processes 0..n of one run; `args(i)` gives process i's cluster arguments.
+fn start_all(
+    spec: &Path,
+    out: &Path,
+    n: usize,
+    args: impl Fn(usize) -> Vec<String>,
+    tag: &str,
+) -> Vec<Proc> {
+    (0..n)
+        .map(|i| {
+            let mut a = vec![
+                "--processes".to_string(),
+                n.to_string(),
+                "--process".to_string(),
+                i.to_string(),
+            ];
+            a.extend(args(i));
+            start(spec, out, &a, out.with_extension(format!("{tag}.p{i}.log")))
+        })
+        .collect()
+}
+
+fn with_hosts(h: &Path) -> impl Fn(usize) -> Vec<String> + '_ {
+    move |_| vec!["--hosts".to_string(), h.display().to_string()]
+}
+
+fn read(root: &Path) -> Dataset {
+    Store::open(&OutputRoot::parse(root.to_str().unwrap()).unwrap())
+        .unwrap()
+        .read_dataset()
+        .unwrap()
+}
+
+/// What must be equal between two runs of one task: everything but where, when and by whom.
+type TaskKey = (String, i64, String, Option<String>);
+
+/// Per task: its row's outcome, its losses and its images, ordered.
+fn by_task(d: &Dataset) -> BTreeMap<String, (TaskKey, Vec<LossRow>, Vec<ImageRow>)> {
+    let mut m = BTreeMap::new();
+    for t in &d.tasks {
+        let key = (
+            t.status.to_string(),
+            t.iterations,
+            t.params.clone(),
+            t.error.clone(),
+        );
+        let prev = m.insert(t.task_id.clone(), (key, Vec::new(), Vec::new()));
+        assert!(prev.is_none(), "task {} committed twice", t.task_id);
+    }
+    for l in &d.losses {
+        m.get_mut(&l.task_id)
+            .expect("loss row of a committed task")
+            .1
+            .push(l.clone());
+    }
+    for i in &d.images {
+        m.get_mut(&i.task_id)
+            .expect("image row of a committed task")
+            .2
+            .push(i.clone());
+    }
+    for (_, losses, images) in m.values_mut() {
+        losses.sort_by_key(|l| l.iteration);
+        images.sort_by(|a, b| (&a.role, a.index).cmp(&(&b.role, b.index)));
+    }
+    m
+}
+
+/// Every committed task of `got` equals the reference's, bit for bit; with `complete`, all
+/// of the reference's tasks are there.
+fn assert_same(got: &Dataset, reference: &Dataset, complete: bool) {
+    let (g, r) = (by_task(got), by_task(reference));
+    for (id, task) in &g {
+        let want = r.get(id).unwrap_or_else(|| panic!("unexpected task {id}"));
+        assert_eq!(task.0, want.0, "task row of {id}");
+        assert_eq!(task.1, want.1, "losses of {id}");
+        assert_eq!(task.2, want.2, "images of {id}");
+        assert!(!task.1.is_empty() && !task.2.is_empty(), "{id} has no rows");
+    }
+    if complete {
+        assert_eq!(
+            g.keys().collect::<Vec<_>>(),
+            r.keys().collect::<Vec<_>>(),
+            "not the same tasks"
+        );
+    }
+}
+
+/// The processes (`p0`, `p1`, ...) whose writers committed batches.
+fn writers(d: &Dataset) -> BTreeSet<String> {
+    d.tasks
+        .iter()
+        .map(|t| {
+            t.worker
+                .clone()
+                .unwrap_or_default()
+                .split('-')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    spec: PathBuf,
+    reference: Dataset,
+}
+
+/// The spec and its local run's dataset (one worker, one thread), made once.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = write_spec(dir.path(), "mp", 40);
+        let out = dir.path().join("local");
+        let (st, log) = start(&spec, &out, &[], dir.path().join("local.log")).wait();
+        assert!(st.success(), "local run failed: {log}");
+        let reference = read(&out);
+        assert_eq!(reference.tasks.len(), TASKS);
+        assert!(reference.tasks.iter().all(|t| t.status == TaskStatus::Done));
+        Fixture {
+            dir,
+            spec,
+            reference,
+        }
+    })
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    fixture().dir.path().join(name)
+}
+
+fn wait_all(ps: Vec<Proc>) -> Vec<(ExitStatus, String)> {
+    ps.into_iter().map(Proc::wait).collect()
+}
+
+#[test]
+fn two_processes_with_a_host_file_write_the_local_dataset() {
+    let f = fixture();
+    let out = out_dir("two");
+    let hosts = hostfile(f.dir.path(), 2);
+    let results = wait_all(start_all(&f.spec, &out, 2, with_hosts(&hosts), "two"));
+    for (i, (st, log)) in results.iter().enumerate() {
+        assert!(st.success(), "process {i}: {st}\n{log}");
+    }
+    let p0 = &results[0].1;
+    assert!(p0.contains("to run on 2 processes"), "{p0}");
+    assert!(
+        p0.contains("results:") && p0.contains("12 done, 0 failed"),
+        "{p0}"
+    );
+    assert!(
+        results[1].1.contains("process 1 of 2: joined run"),
+        "{}",
+        results[1].1
+    );
+    let d = read(&out);
+    assert_same(&d, &f.reference, true);
+    assert_eq!(
+        writers(&d).len(),
+        2,
+        "both processes should have committed tasks"
+    );
+    // One run, recorded by process 0 with the process count.
+    let runs = Store::open(&OutputRoot::parse(out.to_str().unwrap()).unwrap())
+        .unwrap()
+        .read_runs()
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].processes, 2);
+    assert_eq!(runs[0].committed_done, Some(TASKS));
+    assert!(d.tasks.iter().all(|t| t.run_id == runs[0].run_id));
+}
+
+#[test]
+fn three_processes_on_localhost_ports_write_the_local_dataset() {
+    let f = fixture();
+    let out = out_dir("three");
+    let base = free_base(3).to_string();
+    let results = wait_all(start_all(
+        &f.spec,
+        &out,
+        3,
+        |_| vec!["--port".to_string(), base.clone()],
+        "three",
+    ));
+    for (i, (st, log)) in results.iter().enumerate() {
+        assert!(st.success(), "process {i}: {st}\n{log}");
+    }
+    let d = read(&out);
+    assert_same(&d, &f.reference, true);
+    assert!(writers(&d).len() >= 2, "{:?}", writers(&d));
+    // A second run finds nothing left to do.
+    let hosts = hostfile(f.dir.path(), 2);
+    let again = wait_all(start_all(
+        &f.spec,
+        &out,
+        2,
+        with_hosts(&hosts),
+        "three-again",
+    ));
+    assert!(again.iter().all(|(st, _)| st.success()), "{again:?}");
+    assert!(
+        again[0].1.contains("12 already committed"),
+        "{}",
+        again[0].1
+    );
+    assert_eq!(read(&out).tasks.len(), TASKS);
+}
+
+/// Waits until at least `n` tasks are committed in `out` (each batch is one task here).
+fn wait_for_commits(out: &Path, n: usize, procs: &mut [Proc]) {
+    let t = Instant::now();
+    loop {
+        let count = std::fs::read_dir(out.join("tasks"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if count >= n {
+            return;
+        }
+        for p in procs.iter_mut() {
+            if let Some(st) = p.child.try_wait().unwrap() {
+                panic!(
+                    "a process ended before the kill ({st}):\n{}",
+                    std::fs::read_to_string(&p.log).unwrap_or_default()
+                );
+            }
+        }
+        assert!(t.elapsed() < HANG, "no commit in {HANG:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills process `victim` of a running `n`-process run after its first commits, checks the
+/// others exit non-zero with the lost-connection message and that what is committed is
+/// consistent, then finishes the sweep with `rerun` processes (1: a local run) and compares
+/// with the local run.
+fn kill_and_resume(name: &str, n: usize, victim: usize, rerun: usize) {
+    let f = fixture();
+    let out = out_dir(name);
+    let hosts = hostfile(f.dir.path(), n);
+    let mut procs = start_all(&f.spec, &out, n, with_hosts(&hosts), name);
+    wait_for_commits(&out, 2, &mut procs);
+    let mut v = procs.remove(victim);
+    v.child.kill().unwrap(); // SIGKILL
+    let (st, _) = v.wait();
+    assert_eq!(st.code(), None, "killed by a signal");
+    for (i, (st, log)) in wait_all(procs).into_iter().enumerate() {
+        assert!(
+            !st.success(),
+            "survivor {i} exited 0 after a peer was killed:\n{log}"
+        );
+        assert!(
+            log.contains("lost the connection to another process"),
+            "{log}"
+        );
+        // Aborted on purpose (SIGABRT): see synthsweep_dist::abort.
+        use std::os::unix::process::ExitStatusExt;
+        assert!(st.signal() == Some(6), "survivor {i}: {st}\n{log}");
+    }
+    // Whatever got committed is whole and correct; the rest is simply missing.
+    let partial = read(&out);
+    assert!(partial.tasks.len() >= 2 && partial.tasks.len() <= TASKS);
+    assert_same(&partial, &f.reference, false);
+    // The re-run runs exactly the tasks not committed and ends with the full dataset.
+    let left = TASKS - partial.tasks.len();
+    let results = if rerun == 1 {
+        vec![start(&f.spec, &out, &[], out.with_extension("rerun.log")).wait()]
+    } else {
+        let hosts = hostfile(f.dir.path(), rerun);
+        let tag = format!("{name}-rerun");
+        wait_all(start_all(&f.spec, &out, rerun, with_hosts(&hosts), &tag))
+    };
+    for (st, log) in &results {
+        assert!(st.success(), "re-run: {st}\n{log}");
+    }
+    let done_line = format!("{left} done, 0 failed");
+    assert!(
+        results[0].1.contains(&done_line),
+        "`{done_line}` not in:\n{}",
+        results[0].1
+    );
+    assert_same(&read(&out), &f.reference, true);
+}
+
+#[test]
+fn a_killed_worker_process_stops_the_others_and_a_rerun_finishes_the_sweep() {
+    kill_and_resume("kill-worker", 3, 1, 2);
+}
+
+#[test]
+fn a_killed_coordinator_stops_the_others_and_a_local_rerun_finishes_the_sweep() {
+    kill_and_resume("kill-coordinator", 2, 0, 1);
+}
+
+fn run_cli(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run synthsweep")
+}
+
+/// Exit code 2 and one `error:` line containing `needle`.
+fn assert_bad_input(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(
+        err.starts_with("error: ") && err.contains(needle),
+        "`{needle}` not in: {err}"
+    );
+}
+
+#[test]
+fn bad_process_arguments_are_one_line_errors() {
+    let f = fixture();
+    let spec = f.spec.to_str().unwrap();
+    let out = out_dir("bad");
+    let out = out.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", spec, "--out", out];
+        a.extend_from_slice(extra);
+        run_cli(&a)
+    };
+    assert_bad_input(&run(&["--processes", "2", "--process", "2"]), "--process 2");
+    assert_bad_input(&run(&["--processes", "2"]), "--processes needs --process");
+    assert_bad_input(&run(&["--process", "1"]), "--process needs --processes");
+    assert_bad_input(&run(&["--port", "5000"]), "multi-process");
+    let hosts = f.dir.path().join("bad-hosts");
+    std::fs::write(&hosts, "127.0.0.1:1\n").unwrap();
+    let h = hosts.to_str().unwrap();
+    assert_bad_input(
+        &run(&["--processes", "2", "--process", "0", "--hosts", h]),
+        "1 address(es) for --processes 2",
+    );
+    std::fs::write(&hosts, "127.0.0.1:1\nnode7\n").unwrap();
+    assert_bad_input(
+        &run(&["--processes", "2", "--process", "0", "--hosts", h]),
+        "bad-hosts:2",
+    );
+    assert!(!Path::new(out).exists(), "nothing written on bad input");
+}
+
+#[test]
+fn processes_that_planned_different_sweeps_refuse_to_run() {
+    let f = fixture();
+    let other_dir = f.dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other = write_spec(&other_dir, "mp", 41);
+    let out = out_dir("mismatch");
+    let hosts = hostfile(f.dir.path(), 2);
+    let h = vec!["--hosts".to_string(), hosts.display().to_string()];
+    let a = |i: usize| {
+        let mut v = vec![
+            "--processes".to_string(),
+            "2".to_string(),
+            "--process".to_string(),
+            i.to_string(),
+        ];
+        v.extend(h.clone());
+        v
+    };
+    let p0 = start(&f.spec, &out, &a(0), out.with_extension("p0.log"));
+    let p1 = start(&other, &out, &a(1), out.with_extension("p1.log"));
+    for (i, (st, log)) in [p0.wait(), p1.wait()].into_iter().enumerate() {
+        assert_eq!(st.code(), Some(2), "process {i}: {log}");
+        assert!(
+            log.contains("planned another sweep than process 0"),
+            "{log}"
+        );
+    }
+    assert!(read(&out).tasks.is_empty(), "no task may run");
+}

@@ -1,0 +1,95 @@
+//! What a process does when the run cannot go on: a peer that dies (killed, out of memory,
+//! its node gone) or peers that never show up.
+//!
+//! timely has no recovery: when a connection closes, its receive thread panics with
+//! "timely communication error". That panic is turned into one clear line on stderr and an
+//! immediate abort (SIGABRT, shell status 134) in every surviving process: `exit()` would run
+//! libtorch's static destructors under the feet of threads still computing and can crash
+//! (SIGSEGV) instead; an abort ends the process at once, the same way every time. Nothing is left half
+//! visible: a batch becomes visible only when its `tasks` file appears (see the store's
+//! PROTOCOL.md), so a process that exits in the middle of a commit leaves orphan data files,
+//! which the next run's recovery deletes. Committed tasks stay committed; tasks in flight
+//! (and results buffered but not committed yet) are lost and run again when the sweep is
+//! re-run, with any number of processes.
+use crate::cluster::Cluster;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+/// Shell status of a process whose run lost one of its processes (128 + SIGABRT).
+pub const EXIT_PEER_LOST: i32 = 134;
+/// Exit code when the processes could not all connect (a wrong host list, one not started).
+pub const EXIT_NOT_CONNECTED: i32 = 2;
+
+/// Installs the panic hook that ends the process on a lost connection (once per process;
+/// other panics go to the hook installed before).
+pub fn install() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            if is_peer_lost(&msg) {
+                static REPORTED: AtomicBool = AtomicBool::new(false);
+                if REPORTED.swap(true, Ordering::SeqCst) {
+                    // Another thread is already exiting the process.
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                eprintln!(
+                    "error: lost the connection to another process of the run ({msg}); \
+                     committed tasks are kept, tasks in flight are lost: run the sweep again to finish it"
+                );
+                std::process::abort();
+            }
+            previous(info)
+        }));
+    });
+}
+
+/// Whether a panic message is timely's report of a broken connection.
+pub fn is_peer_lost(msg: &str) -> bool {
+    msg.contains("timely communication error") || msg.contains("MergeQueue poisoned")
+}
+
+/// Ends the process with a clear message if `connected` is not set within `timeout`
+/// (timely retries connecting forever).
+pub fn watch_connection(connected: Arc<AtomicBool>, timeout: Duration, cluster: Cluster) {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if connected.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!(
+            "error: process {} could not connect to all {} processes within {} s ({}: {}); \
+             is every process started with the same process count and host list? \
+             Inside a Slurm job, start one synthsweep per task with srun",
+            cluster.index,
+            cluster.processes(),
+            timeout.as_secs(),
+            cluster.origin,
+            cluster.addresses.join(" ")
+        );
+        std::process::exit(EXIT_NOT_CONNECTED);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timely_connection_panics_are_recognised() {
+        assert!(super::is_peer_lost(
+            "timely communication error: reading data: socket closed"
+        ));
+        assert!(!super::is_peer_lost("index out of bounds"));
+    }
+}

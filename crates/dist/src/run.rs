@@ -1,0 +1,562 @@
+//! One process of a multi-process run. Every process plans the spec itself, connects to the
+//! others through timely (TCP), and runs one timely worker thread whose dataflow carries
+//! requests to process 0 and answers back:
+//!
+//! ```text
+//! slots --Want/Finished/Stop--> input --exchange(0)--> Coordinator (process 0)
+//!   ^                                                        |
+//!   +---- Task/NoMore/Stop/Hello <-- inbox <-- exchange(process) <-+
+//! ```
+//!
+//! Process 0 recovers the output root first and only then broadcasts the `Hello` (the run
+//! id), so no process writes before recovery is over. Every process commits its own
+//! results with its own writer (tag `p<I>`).
+use crate::cluster::Cluster;
+use crate::coordinator::{fingerprint, Dispatcher, PendingTasks, Totals};
+use crate::error::{DistError, Result};
+use crate::local::{slot_loop, write_loop, DispatchStats, Event, Reply, SlotCtx};
+use crate::protocol::{Hello, StopReason, TaskEnd, ToCoordinator, ToProcess};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use synthsweep_exec::progress::Progress;
+use synthsweep_exec::Checkpoints;
+use synthsweep_exec::Worker;
+use synthsweep_models::device::device_name;
+use synthsweep_store::{Ledger, PrepareOptions, RunInfo, Store, TaskStatus, WriterOptions};
+use synthsweep_sweep::Plan;
+use tch::Device;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange as Pact;
+use timely::dataflow::operators::{Exchange, Input, Inspect, Operator, Probe};
+use timely::dataflow::{InputHandleVec, ProbeHandle};
+
+/// How to run one process of a multi-process run.
+#[derive(Debug, Clone)]
+pub struct DistOptions {
+    pub cluster: Cluster,
+    /// One worker slot (thread) per entry.
+    pub devices: Vec<Device>,
+    /// libtorch intra-op threads of this process.
+    pub intra_op_threads: usize,
+    /// Batch limits; the run id and writer tag are set here.
+    pub writer: WriterOptions,
+    /// What process 0 does to the root first (recovery, `--retry-failed`).
+    pub prepare: PrepareOptions,
+    /// The run's provenance; process 0 writes it (its run id becomes the run's).
+    pub run: RunInfo,
+    /// The output root as the user wrote it, for messages.
+    pub root_text: String,
+    /// Give up if the processes are not all connected by then.
+    pub connect_timeout: Duration,
+}
+
+/// What one process did.
+#[derive(Debug, Clone)]
+pub struct DistReport {
+    pub process: usize,
+    pub processes: usize,
+    pub run_id: String,
+    /// Tasks this process ran.
+    pub done: u64,
+    pub failed: u64,
+    /// Tasks committed by this process's writer, and in how many batches.
+    pub committed: u64,
+    pub batches: usize,
+    /// Process 0: the whole run as the coordinator counted it.
+    pub totals: Option<Totals>,
+    /// Process 0: tasks committed by this run in the root at the end (done, failed).
+    pub committed_by_run: Option<(usize, usize)>,
+    /// Set when the run stopped early (Ctrl-C somewhere, a mismatch, a planning error).
+    pub stop: Option<StopReason>,
+    /// How long this process's idle slots waited for a task.
+    pub dispatch: DispatchStats,
+}
+
+struct Ctx {
+    plan: Arc<Plan>,
+    store: Store,
+    opts: DistOptions,
+    cancel: Arc<AtomicBool>,
+    fingerprint: String,
+    connected: Arc<AtomicBool>,
+}
+
+/// Runs this process's part of the run; returns when every process is done (or stopped).
+/// A process that dies takes the others down: see [`crate::abort`].
+pub fn run(
+    plan: Arc<Plan>,
+    store: Store,
+    opts: DistOptions,
+    cancel: Arc<AtomicBool>,
+) -> Result<DistReport> {
+    let cluster = opts.cluster.clone();
+    crate::abort::install();
+    let connected = Arc::new(AtomicBool::new(false));
+    crate::abort::watch_connection(connected.clone(), opts.connect_timeout, cluster.clone());
+    let ctx = Arc::new(Ctx {
+        fingerprint: fingerprint(&plan),
+        plan,
+        store,
+        opts,
+        cancel,
+        connected,
+    });
+    let config = timely::Config {
+        communication: timely::CommunicationConfig::Cluster {
+            threads: 1,
+            process: cluster.index,
+            addresses: cluster.addresses.clone(),
+            report: false,
+            zerocopy: false,
+        },
+        worker: timely::WorkerConfig::default(),
+    };
+    let guards =
+        timely::execute(config, move |worker| process_main(worker, &ctx)).map_err(|msg| {
+            DistError::Connect {
+                processes: cluster.processes(),
+                msg,
+            }
+        })?;
+    let mut results = guards.join();
+    match results.pop() {
+        Some(Ok(r)) => r,
+        Some(Err(panic)) => Err(DistError::Stopped(format!("internal failure: {panic}"))),
+        None => Err(DistError::Stopped("no timely worker ran".into())),
+    }
+}
+
+/// The timely worker of this process: the dataflow, then the loop that moves messages
+/// between it and the local slots until every process is done.
+fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistReport> {
+    ctx.connected.store(true, Ordering::SeqCst);
+    let me = worker.index();
+    let n = worker.peers();
+    let opts = &ctx.opts;
+    let inbox: Rc<RefCell<Vec<ToProcess>>> = Rc::default();
+    let dispatcher = Rc::new(RefCell::new(Dispatcher::idle(n)));
+    let mut input: InputHandleVec<u64, ToCoordinator> = InputHandleVec::new();
+    let probe = ProbeHandle::new();
+    {
+        let (d, inbox) = (dispatcher.clone(), inbox.clone());
+        worker.dataflow::<u64, _, _>(|scope| {
+            scope
+                .input_from(&mut input)
+                .unary::<CapacityContainerBuilder<Vec<ToProcess>>, _, _, _>(
+                    Pact::new(|_: &ToCoordinator| 0u64),
+                    "Coordinator",
+                    move |_, _| {
+                        move |input, output| {
+                            input.for_each(|cap, msgs| {
+                                let mut out = Vec::new();
+                                let mut d = d.borrow_mut();
+                                for m in msgs.drain(..) {
+                                    d.handle(m, &mut out);
+                                }
+                                let mut session = output.session(&cap);
+                                for m in out {
+                                    session.give(m);
+                                }
+                            });
+                        }
+                    },
+                )
+                .exchange(|m: &ToProcess| m.process() as u64)
+                .inspect(move |m: &ToProcess| inbox.borrow_mut().push(m.clone()))
+                .probe_with(&probe);
+        });
+    }
+    let mut report = DistReport {
+        process: me,
+        processes: n,
+        run_id: opts.run.run_id.clone(),
+        done: 0,
+        failed: 0,
+        committed: 0,
+        batches: 0,
+        totals: None,
+        committed_by_run: None,
+        stop: None,
+        dispatch: DispatchStats::default(),
+    };
+    let mut own_error: Option<DistError> = None;
+    let mut input = Some(input);
+    let send = |input: &mut Option<InputHandleVec<u64, ToCoordinator>>, m: ToCoordinator| {
+        if let Some(i) = input.as_mut() {
+            // Advancing the epoch flushes the exchange buffers, so the message leaves now.
+            i.send(m);
+            let next = *i.time() + 1;
+            i.advance_to(next);
+        }
+    };
+
+    // Process 0: recover the root, then tell everyone the run id (the start signal).
+    let mut ledger0: Option<Arc<Ledger>> = None;
+    let mut info = opts.run.clone();
+    if me == 0 {
+        match prepare(ctx, &mut info, n) {
+            Ok((ledger, hello)) => {
+                let progress = Progress::new(hello.pending);
+                dispatcher.borrow_mut().start(
+                    PendingTasks::new(ctx.plan.clone(), ledger.clone()),
+                    Some(progress),
+                );
+                ledger0 = Some(ledger);
+                send(&mut input, ToCoordinator::Start(hello));
+            }
+            Err(e) => {
+                send(&mut input, ToCoordinator::Stop(error_stop(0, &e)));
+                own_error = Some(e);
+            }
+        }
+    }
+
+    tch::set_num_threads(opts.intra_op_threads.max(1) as i32);
+    let wake = std::thread::current();
+    let (ev_tx, ev_rx) = mpsc::channel::<Event>();
+    let (mut reply_tx, mut reply_rx) = (Vec::new(), Vec::new());
+    for _ in &opts.devices {
+        let (tx, rx) = mpsc::channel::<Reply>();
+        reply_tx.push(tx);
+        reply_rx.push(Some(rx));
+    }
+    let stats = Mutex::new(DispatchStats::default());
+    let mut ledger_here: Option<Arc<Ledger>> = None;
+    let mut hello_here: Option<Hello> = None;
+    let mut stop_received: Option<StopReason> = None;
+    let mut stop_sent = false;
+    let mut local_done = false;
+    let mut writer_result = None;
+
+    std::thread::scope(|s| {
+        let mut slots = Vec::new();
+        let mut writer = None;
+        loop {
+            // Messages from the coordinator.
+            let msgs: Vec<ToProcess> = inbox.borrow_mut().drain(..).collect();
+            for m in msgs {
+                match m {
+                    ToProcess::Hello { hello, .. } => {
+                        report.run_id = hello.run_id.clone();
+                        if own_error.is_some() || stop_received.is_some() {
+                            continue;
+                        }
+                        match joined(ctx, me, &hello, ledger0.clone()) {
+                            Ok(ledger) => {
+                                ledger_here = Some(ledger);
+                                send(&mut input, ToCoordinator::Joined { process: me as u32 });
+                            }
+                            Err(e) => {
+                                send(&mut input, ToCoordinator::Stop(error_stop(me, &e)));
+                                stop_sent = true;
+                                own_error = Some(e);
+                            }
+                        }
+                        hello_here = Some(hello);
+                    }
+                    ToProcess::Go { .. } => {
+                        let (Some(hello), Some(ledger)) = (&hello_here, ledger_here.clone()) else {
+                            continue;
+                        };
+                        if stop_received.is_some() {
+                            continue;
+                        }
+                        let (rtx, rrx) = mpsc::channel();
+                        let mut wopts = opts.writer.clone();
+                        wopts.run_id = hello.run_id.clone();
+                        wopts.writer_tag = format!("p{me}");
+                        let (store, wake2) = (&ctx.store, wake.clone());
+                        writer =
+                            Some(s.spawn(move || write_loop(store, wopts, &ledger, rrx, wake2)));
+                        for (k, &device) in opts.devices.iter().enumerate() {
+                            let cx = SlotCtx {
+                                process: me as u32,
+                                slot: k as u32,
+                                plan: &ctx.plan,
+                                events: ev_tx.clone(),
+                                replies: reply_rx[k].take().expect("one start"),
+                                results: rtx.clone(),
+                                cancel: &ctx.cancel,
+                                wake: wake.clone(),
+                                stats: &stats,
+                            };
+                            let mut w = Worker::new(device, format!("p{me}-w{k}"));
+                            // Preemption (SIGTERM/SIGUSR1 on every process of the step)
+                            // saves in-flight syntheses; a later run resumes them.
+                            w.set_checkpoints(Checkpoints::for_root(ctx.store.root()));
+                            slots.push(s.spawn(move || slot_loop(cx, w)));
+                        }
+                        if me != 0 {
+                            eprintln!(
+                                "process {me} of {n}: joined run {} ({} tasks to run in all) with {} worker(s) x {} thread(s) [{}]",
+                                hello.run_id,
+                                hello.pending,
+                                opts.devices.len(),
+                                opts.intra_op_threads,
+                                devices_text(&opts.devices)
+                            );
+                        }
+                    }
+                    ToProcess::Task {
+                        slot,
+                        index,
+                        task_id,
+                        ..
+                    } => {
+                        // A slot that has stopped waiting (the run is stopping) drops it;
+                        // the task stays uncommitted and runs next time.
+                        let _ = reply_tx[slot as usize].send(Reply::Task(index, task_id));
+                    }
+                    ToProcess::NoMore { slot, .. } => {
+                        let _ = reply_tx[slot as usize].send(Reply::NoMore);
+                    }
+                    ToProcess::Stop { reason, .. } => {
+                        ctx.cancel.store(true, Ordering::SeqCst);
+                        stop_received.get_or_insert(reason);
+                    }
+                }
+            }
+            // Ctrl-C here stops the whole run.
+            if ctx.cancel.load(Ordering::SeqCst) && !stop_sent && stop_received.is_none() {
+                stop_sent = true;
+                send(
+                    &mut input,
+                    ToCoordinator::Stop(StopReason {
+                        process: me as u32,
+                        interrupted: true,
+                        message: format!("interrupted (Ctrl-C) on process {me}"),
+                    }),
+                );
+            }
+            // Whether this process's threads are all done, looked at before draining their
+            // events, so that every event they sent is forwarded before the input closes.
+            let started = writer.is_some() || writer_result.is_some();
+            let threads_done = started
+                && slots.iter().all(|h| h.is_finished())
+                && writer.as_ref().is_none_or(|w| w.is_finished());
+            // Events of the local slots.
+            while let Ok(e) = ev_rx.try_recv() {
+                let m = match e {
+                    Event::Want(slot) => ToCoordinator::Want {
+                        process: me as u32,
+                        slot,
+                    },
+                    Event::Finished(index, end) => {
+                        match end {
+                            TaskEnd::Done => report.done += 1,
+                            TaskEnd::Failed => report.failed += 1,
+                            TaskEnd::Abandoned => {}
+                        }
+                        ToCoordinator::Finished {
+                            process: me as u32,
+                            index,
+                            end,
+                        }
+                    }
+                    Event::Stop(reason) => {
+                        stop_sent = true;
+                        if own_error.is_none() {
+                            own_error = Some(DistError::Mismatch(reason.message.clone()));
+                        }
+                        ToCoordinator::Stop(reason)
+                    }
+                };
+                send(&mut input, m);
+            }
+            // The writer ends before the slots only on a commit error: that stops the run
+            // (the results it held are not committed; they run again next time).
+            if writer.as_ref().is_some_and(|w| w.is_finished()) {
+                let r = writer
+                    .take()
+                    .expect("writer")
+                    .join()
+                    .expect("writer thread");
+                if let Err(e) = &r {
+                    if !stop_sent {
+                        let reason = StopReason {
+                            process: me as u32,
+                            interrupted: false,
+                            message: format!("process {me}: cannot commit results: {e}"),
+                        };
+                        send(&mut input, ToCoordinator::Stop(reason));
+                        stop_sent = true;
+                    }
+                    ctx.cancel.store(true, Ordering::SeqCst);
+                }
+                writer_result = Some(r);
+            }
+            // This process is done once its slots and writer are; then it closes its input
+            // and keeps the dataflow going until every process has closed theirs.
+            if !local_done
+                && (threads_done || (!started && (own_error.is_some() || stop_received.is_some())))
+            {
+                for h in slots.drain(..) {
+                    let _ = h.join();
+                }
+                match writer_result.take() {
+                    Some(Ok(stats)) => {
+                        report.committed = stats.tasks as u64;
+                        report.batches = stats.batches;
+                    }
+                    Some(Err(e)) => {
+                        own_error.get_or_insert(DistError::Store(e));
+                    }
+                    None => {}
+                }
+                input = None;
+                local_done = true;
+            }
+            if local_done && probe.done() {
+                break;
+            }
+            if let Some(p) = dispatcher.borrow().progress() {
+                p.tick();
+            }
+            worker.step_or_park(Some(Duration::from_millis(100)));
+        }
+    });
+    report.dispatch = stats.into_inner().unwrap();
+    report.stop = stop_received;
+    if me == 0 {
+        let d = dispatcher.borrow();
+        if let Some(p) = d.progress() {
+            p.finish();
+        }
+        report.totals = Some(d.totals().clone());
+        if report.stop.is_none() {
+            report.stop = d.stop_reason().cloned();
+        }
+        if ledger0.is_some() {
+            report.committed_by_run = finish_run(ctx, &mut info);
+        }
+    }
+    match own_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+fn devices_text(devices: &[Device]) -> String {
+    devices
+        .iter()
+        .map(|d| device_name(*d))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn error_stop(process: usize, e: &DistError) -> StopReason {
+    StopReason {
+        process: process as u32,
+        interrupted: false,
+        message: format!("process {process}: {e}"),
+    }
+}
+
+/// Process 0, before anyone writes: recovery (and `--retry-failed`), the count of tasks to
+/// run, the run record.
+fn prepare(ctx: &Ctx, info: &mut RunInfo, n: usize) -> Result<(Arc<Ledger>, Hello)> {
+    let opts = &ctx.opts;
+    let prepared = ctx.store.prepare(opts.prepare)?;
+    let ledger = Arc::new(prepared.ledger);
+    // Checkpoints of tasks committed since they were saved are stale.
+    if let Some(ck) = Checkpoints::for_root(ctx.store.root()) {
+        let left = ck.prune(&ledger);
+        if left > 0 {
+            eprintln!(
+                "{left} checkpoint(s) in {}: those tasks resume where they stopped",
+                ck.dir().display()
+            );
+        }
+    }
+    let pending = PendingTasks::new(ctx.plan.clone(), ledger.clone())
+        .filter(|t| t.is_ok())
+        .count() as u64;
+    let plan = &ctx.plan;
+    eprintln!(
+        "sweep {}: {} tasks, {} already committed in {}, {} to run on {n} processes ({}); process 0: {} worker(s) x {} thread(s) [{}]",
+        plan.spec().name(),
+        plan.len(),
+        plan.len().saturating_sub(pending),
+        opts.root_text,
+        pending,
+        opts.cluster.origin,
+        opts.devices.len(),
+        opts.intra_op_threads,
+        devices_text(&opts.devices)
+    );
+    if prepared.uncommitted_failed > 0 {
+        eprintln!("retrying {} failed task(s)", prepared.uncommitted_failed);
+    }
+    info.processes = n;
+    let mut hosts: Vec<String> = opts
+        .cluster
+        .addresses
+        .iter()
+        .map(|a| {
+            a.rsplit_once(':')
+                .map_or(a.as_str(), |(h, _)| h)
+                .to_string()
+        })
+        .collect();
+    hosts.dedup();
+    info.hosts = hosts;
+    info.devices = opts.devices.iter().map(|d| device_name(*d)).collect();
+    info.threads = opts.intra_op_threads;
+    info.extra = serde_json::json!({
+        "cluster": opts.cluster.origin,
+        "addresses": opts.cluster.addresses,
+    });
+    ctx.store.write_run(info)?;
+    let hello = Hello {
+        run_id: info.run_id.clone(),
+        fingerprint: ctx.fingerprint.clone(),
+        pending,
+    };
+    Ok((ledger, hello))
+}
+
+/// Every process on the hello: check it planned the same sweep, get the ledger (process 0
+/// has it already; the others read it now that recovery is over).
+fn joined(
+    ctx: &Ctx,
+    me: usize,
+    hello: &Hello,
+    ledger0: Option<Arc<Ledger>>,
+) -> Result<Arc<Ledger>> {
+    if hello.fingerprint != ctx.fingerprint {
+        return Err(DistError::Mismatch(format!(
+            "process {me} planned another sweep than process 0: here {}; on process 0 {}. \
+             Run every process with the same spec and the same images",
+            ctx.fingerprint, hello.fingerprint
+        )));
+    }
+    match ledger0 {
+        Some(l) => Ok(l),
+        None => Ok(Arc::new(ctx.store.ledger()?)),
+    }
+}
+
+/// Process 0 at the end: the run record, finished, with what this run committed.
+fn finish_run(ctx: &Ctx, info: &mut RunInfo) -> Option<(usize, usize)> {
+    let ledger = ctx.store.ledger().ok()?;
+    let (mut done, mut failed) = (0, 0);
+    for (_, c) in ledger.iter() {
+        if c.run_id == info.run_id {
+            match c.status {
+                TaskStatus::Done => done += 1,
+                TaskStatus::Failed => failed += 1,
+            }
+        }
+    }
+    info.finish();
+    info.committed_done = Some(done);
+    info.committed_failed = Some(failed);
+    if let Err(e) = ctx.store.write_run(info) {
+        eprintln!("warning: cannot write the run record: {e}");
+    }
+    Some((done, failed))
+}
