@@ -22,7 +22,7 @@ BIN="$SYNTHSWEEP_BIN"
 
 source tests/slurm/cluster.sh
 W="$(mktemp -d /tmp/synthsweep-slurm-test.XXXXXX)"
-cleanup() { cluster_down || true; rm -rf "$W"; }
+cleanup() { cluster_down || true; [ -n "${KEEP_SLURM_TEST:-}" ] && echo "kept $W" || rm -rf "$W"; }
 trap cleanup EXIT
 cluster_up
 
@@ -110,7 +110,7 @@ name = "slurm-preempt"
 synth = "mad"
 [params]
 image = "images/a.pgm"
-max_iter = 300
+max_iter = 3000
 stop_criterion = 0.0
 store_progress = 500
 optimizer = { name = "adam", lr = 0.005 }
@@ -125,7 +125,7 @@ log="$W/preempt/_slurm/slurm-preempt-$id.out"
 echo "submitted job $id (log $log)"
 for _ in $(seq 600); do grep -q '^sweep' "$log" 2>/dev/null && break; sleep 0.2; done
 sleep 1.5
-scancel --signal=USR1 "$id"
+scancel --signal=USR1 "$id" || { fail "USR1 not delivered (job $id: $(job_state "$id"))"; sed 's/^/  | /' "$log"; }
 echo "sent USR1 to the steps of job $id"
 for _ in $(seq 1200); do
   st="$(job_state "$id")"
