@@ -60,7 +60,14 @@ def run_plenoptic(images: list[Path], max_iter: int) -> tuple[float, int, int]:
 
     ssim_distance = lambda a, b: 1 - po.metric.ssim(a, b)  # noqa: E731
     metrics = {"mse": po.metric.mse, "ssim_distance": ssim_distance}
+    import contextlib
+    import io
+    import warnings
+
+    warnings.filterwarnings("ignore")  # plenoptic's "image range outside [0, 1]" per iteration
     loaded = [read_pgm(p) for p in images]
+    quiet = contextlib.redirect_stderr(io.StringIO())  # its tqdm bar
+    quiet.__enter__()
     start = time.perf_counter()
     tasks = iterations = 0
     for img in loaded:
@@ -73,7 +80,9 @@ def run_plenoptic(images: list[Path], max_iter: int) -> tuple[float, int, int]:
                     mad.synthesize(max_iter=max_iter)
                     tasks += 1
                     iterations += len(mad.losses)
-    return time.perf_counter() - start, tasks, iterations
+    wall = time.perf_counter() - start
+    quiet.__exit__(None, None, None)
+    return wall, tasks, iterations
 
 
 def run_synthsweep(binary: Path, images: list[Path], max_iter: int, args) -> tuple[float, int, int]:
