@@ -2,10 +2,16 @@
 //! start, `mse + 0.1·B(x; 0, 1)`, no stop rule, the loss logged inside the closure.
 use crate::error::{Result, SynthError};
 use crate::optim::{item, Optimizer, OptimizerConfig};
+use crate::state::{
+    image_record, load_optimizer, model_record, save_optimizer, Mismatches, StateFile, StateWriter,
+};
 use crate::synthesis::{penalize_range, with_rng};
 use crate::validate::{validate_image, validate_model};
+use std::path::Path;
 use synthsweep_models::Model;
 use tch::Tensor;
+
+const METHOD: &str = "simple_metamer";
 
 /// A SimpleMetamer synthesis in progress.
 pub struct SimpleMetamer<'a> {
@@ -15,6 +21,7 @@ pub struct SimpleMetamer<'a> {
     target_representation: Tensor,
     optimizer: Option<Optimizer>,
     losses: Vec<f64>,
+    identity: Option<String>,
 }
 
 impl std::fmt::Debug for SimpleMetamer<'_> {
@@ -43,6 +50,7 @@ impl<'a> SimpleMetamer<'a> {
                 target_representation,
                 optimizer: None,
                 losses: Vec::new(),
+                identity: None,
             })
         })
     }
@@ -84,6 +92,61 @@ impl<'a> SimpleMetamer<'a> {
             }
         }
         Ok(&self.metamer)
+    }
+
+    /// A caller-chosen identity of the model (e.g. its resolved spec), checked on load.
+    pub fn set_identity(&mut self, identity: impl Into<String>) {
+        self.identity = Some(identity.into());
+    }
+
+    /// Saves the synthesis in progress (see [`crate::state`]): the metamer, the optimizer
+    /// with its state, and the losses.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut w = StateWriter::new(METHOD);
+        w.meta("image", &image_record(&self.image)?);
+        w.meta("model", &model_record(self.model, &self.identity));
+        w.tensor("target_representation", &self.target_representation);
+        w.tensor("x", &self.metamer);
+        w.series("losses", &self.losses);
+        save_optimizer(self.optimizer.as_ref(), &mut w);
+        w.write(path.as_ref())
+    }
+
+    /// Loads a state saved from a SimpleMetamer built with the same image and model (the
+    /// seed aside: the loaded metamer replaces the starting point), then continues from it
+    /// with `synthesize(n, None)`.
+    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let f = StateFile::read(path.as_ref(), METHOD)?;
+        let mut m = Mismatches::default();
+        m.check("image", f.get("image"), &image_record(&self.image)?);
+        m.check(
+            "model",
+            f.get("model"),
+            &model_record(self.model, &self.identity),
+        );
+        m.check_close(
+            "target_representation",
+            f.tensor("target_representation")?,
+            &self.target_representation,
+        );
+        m.into_result(&f)?;
+        let x = f.tensor("x")?;
+        if x.size() != self.image.size() {
+            return Err(f.err(format!(
+                "saved metamer has shape {:?}, this synthesis {:?}",
+                x.size(),
+                self.image.size()
+            )));
+        }
+        let metamer = x
+            .to_device(self.image.device())
+            .to_kind(self.image.kind())
+            .copy()
+            .set_requires_grad(true);
+        self.optimizer = load_optimizer(&f, &metamer)?;
+        self.losses = f.series("losses")?;
+        self.metamer = metamer;
+        Ok(())
     }
 
     pub fn model(&self) -> &dyn Model {

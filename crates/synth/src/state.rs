@@ -116,6 +116,13 @@ impl StateWriter {
         }
     }
 
+    /// Same-shaped tensors (records of a series), stacked; nothing when there are none.
+    pub fn stacked(&mut self, name: &str, items: &[Tensor]) {
+        if !items.is_empty() {
+            self.tensor(name, &Tensor::stack(items, 0));
+        }
+    }
+
     /// Scalars as 0-dim f64 tensors (exact, and infinities survive, unlike in JSON).
     pub fn scalars(&mut self, prefix: &str, s: &BTreeMap<String, f64>) {
         for (k, v) in s {
@@ -214,6 +221,18 @@ impl StateFile {
             .ok_or_else(|| self.err(format!("lacks tensor `{name}`")))
     }
 
+    /// A tensor the file may lack (an optional result, a cache).
+    pub fn maybe_tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    /// What [`StateWriter::stacked`] wrote, unstacked (none when absent).
+    pub fn unstacked(&self, name: &str) -> Vec<Tensor> {
+        self.tensors
+            .get(name)
+            .map_or_else(Vec::new, |t| t.unbind(0))
+    }
+
     pub fn series(&self, name: &str) -> Result<Vec<f64>> {
         match self.tensors.get(name) {
             Some(t) => Ok(Vec::<f64>::try_from(t.to_kind(Kind::Double))?),
@@ -296,10 +315,6 @@ pub(crate) fn save_core(core: &Core, w: &mut StateWriter) {
     w.meta("iterations", &core.losses.len());
     w.meta("store_progress", &core.store_progress);
     w.meta(
-        "optimizer",
-        &core.optimizer.as_ref().map(|o| o.config().clone()),
-    );
-    w.meta(
         "scheduler",
         &core.scheduler.as_ref().map(|s| s.config().clone()),
     );
@@ -310,13 +325,7 @@ pub(crate) fn save_core(core: &Core, w: &mut StateWriter) {
     if !core.saved.is_empty() {
         w.tensor("saved", &core.saved_stack());
     }
-    if let Some(o) = &core.optimizer {
-        let st = o.export_state();
-        w.scalars("optimizer.scalar", &st.scalars);
-        for (k, t) in &st.tensors {
-            w.tensor(&format!("optimizer/{k}"), t);
-        }
-    }
+    save_optimizer(core.optimizer.as_ref(), w);
     if let Some(s) = &core.scheduler {
         w.scalars("scheduler.scalar", &s.export_state());
     }
@@ -341,19 +350,7 @@ pub(crate) fn load_core(core: &mut Core, f: &StateFile, device: Device, kind: Ki
     if let Ok(s) = f.tensor("saved") {
         restored.saved = s.to_kind(kind).unbind(0);
     }
-    if let Some(cfg) = f.parse::<Option<OptimizerConfig>>("optimizer")? {
-        let mut o = Optimizer::new(&cfg, &restored.x)?;
-        let mut st = OptimizerState {
-            scalars: f.scalars("optimizer.scalar"),
-            ..Default::default()
-        };
-        st.tensors = f
-            .with_prefix("optimizer")
-            .map(|(k, t)| (k.to_string(), t.shallow_clone()))
-            .collect();
-        o.import_state(&st).map_err(|e| f.err(e.to_string()))?;
-        restored.optimizer = Some(o);
-    }
+    restored.optimizer = load_optimizer(f, &restored.x)?;
     if let Some(cfg) = f.parse::<Option<SchedulerConfig>>("scheduler")? {
         let mut s = Scheduler::new(&cfg)?;
         s.import_state(&f.scalars("scheduler.scalar"))
@@ -362,4 +359,43 @@ pub(crate) fn load_core(core: &mut Core, f: &StateFile, device: Device, kind: Ki
     }
     *core = restored;
     Ok(())
+}
+
+/// Writes an optimizer's configuration (metadata `optimizer`, `null` when there is none yet)
+/// and its state (moments, history, learning rates).
+pub(crate) fn save_optimizer(optimizer: Option<&Optimizer>, w: &mut StateWriter) {
+    w.meta("optimizer", &optimizer.map(|o| o.config().clone()));
+    if let Some(o) = optimizer {
+        let st = o.export_state();
+        w.scalars("optimizer.scalar", &st.scalars);
+        for (k, t) in &st.tensors {
+            w.tensor(&format!("optimizer/{k}"), t);
+        }
+    }
+}
+
+/// Rebuilds the optimizer [`save_optimizer`] wrote, bound to `param` (already on its device
+/// and kind, requiring grad), with its state restored.
+pub(crate) fn load_optimizer(f: &StateFile, param: &Tensor) -> Result<Option<Optimizer>> {
+    let Some(cfg) = f.parse::<Option<OptimizerConfig>>("optimizer")? else {
+        return Ok(None);
+    };
+    let mut o = Optimizer::new(&cfg, param)?;
+    let st = OptimizerState {
+        scalars: f.scalars("optimizer.scalar"),
+        tensors: f
+            .with_prefix("optimizer")
+            .map(|(k, t)| (k.to_string(), t.shallow_clone()))
+            .collect(),
+    };
+    o.import_state(&st).map_err(|e| f.err(e.to_string()))?;
+    Ok(Some(o))
+}
+
+/// What identifies a model: its registry name and the caller's identity (e.g. its spec).
+pub(crate) fn model_record(
+    model: &dyn synthsweep_models::Model,
+    identity: &Option<String>,
+) -> Value {
+    json!({"name": model.name(), "identity": identity})
 }

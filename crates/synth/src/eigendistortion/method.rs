@@ -1,5 +1,6 @@
 //! How `Eigendistortion::synthesize` runs: the method with its parameters and plenoptic's
 //! defaults, and what the power method reports as it goes.
+use serde::{Deserialize, Serialize};
 
 /// plenoptic's defaults for `Eigendistortion.synthesize`, and the size limit of `exact`.
 pub mod defaults {
@@ -20,8 +21,9 @@ pub mod defaults {
     pub const EXACT_MAX_ELEMENTS: i64 = 1 << 24;
 }
 
-/// How to find the eigendistortions.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How to find the eigendistortions (as JSON: `{"name": "power", "k": 1, ...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
 pub enum Method {
     /// Full Jacobian, `F = JᵀJ`, dense symmetric eigendecomposition: all n eigenpairs.
     Exact,
@@ -92,7 +94,7 @@ pub struct PowerProgress {
 }
 
 /// Iterations the power method ran in each phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PowerIterations {
     pub top: usize,
     pub bottom: usize,

@@ -5,6 +5,7 @@
 //! additive white Gaussian noise is `F = JᵀJ`. Its top eigenvectors are the distortions the
 //! model is most sensitive to, its bottom ones those it is least sensitive to.
 mod method;
+mod saving;
 mod solvers;
 
 pub use method::{defaults, Method, PowerIterations, PowerPhase, PowerProgress};
@@ -31,7 +32,10 @@ pub struct Eigendistortion<'m> {
     eigenindex: Option<Tensor>,
     iterations: Option<PowerIterations>,
     error_approx: Option<f64>,
+    /// The method of the last `synthesize` call.
+    method: Option<Method>,
     seed: Option<i64>,
+    identity: Option<String>,
 }
 
 impl<'m> Eigendistortion<'m> {
@@ -73,7 +77,9 @@ impl<'m> Eigendistortion<'m> {
             eigenindex: None,
             iterations: None,
             error_approx: None,
+            method: None,
             seed,
+            identity: None,
         })
     }
 
@@ -197,6 +203,7 @@ impl<'m> Eigendistortion<'m> {
         self.eigendistortions = Some(vectors.detach().tr().reshape(image));
         self.eigenvalues = Some(values.detach().abs());
         self.eigenindex = Some(index);
+        self.method = Some(method);
         Ok(())
     }
 
@@ -302,6 +309,11 @@ impl<'m> Eigendistortion<'m> {
     /// The index in the full (descending) spectrum of each eigendistortion (int64).
     pub fn eigenindex(&self) -> Option<&Tensor> {
         self.eigenindex.as_ref()
+    }
+
+    /// The method (with its parameters) of the last `synthesize` call, or of the loaded one.
+    pub fn method(&self) -> Option<Method> {
+        self.method
     }
 
     /// Iterations per phase of the last `power` run.

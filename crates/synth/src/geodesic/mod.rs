@@ -3,6 +3,7 @@
 //! sequence from `image_a` to `image_b` are optimised to minimise the mean squared step length
 //! of the sequence's representation, plus the range penalty.
 mod options;
+mod saving;
 mod straightness;
 
 pub use options::{
@@ -41,6 +42,7 @@ pub struct Geodesic<'a> {
     dev_from_line: Vec<Tensor>,
     /// Representation and step energies from the most recent objective evaluation.
     cache: Option<(Tensor, Tensor)>,
+    identity: Option<String>,
 }
 
 impl std::fmt::Debug for Geodesic<'_> {
@@ -128,6 +130,7 @@ impl<'a> Geodesic<'a> {
             step_energy: Vec::new(),
             dev_from_line: Vec::new(),
             cache: None,
+            identity: None,
         })
     }
 
