@@ -7,9 +7,11 @@
 //! synthesis crate's save format: tensors, optimizer state and JSON metadata in one file),
 //! written to a temporary name and renamed. Local roots only: for an S3 root, set
 //! `SYNTHSWEEP_CHECKPOINT_DIR` to a folder every process can reach, or in-flight tasks of a
-//! preempted run start again from scratch. Methods that keep optimizer state (metamer,
-//! metamer_ctf, mad) checkpoint; the others (eigendistortion, geodesic, simple_metamer,
-//! score) start again from scratch after a preemption.
+//! preempted run start again from scratch. The optimised syntheses (metamer, metamer_ctf,
+//! mad, geodesic) checkpoint; the others start again from scratch after a preemption:
+//! eigendistortion (a cancelled analysis keeps no partial results; `Eigendistortion::save`
+//! saves a finished one), simple_metamer (its `synthesize` takes no per-iteration callback,
+//! so a preemption cannot stop it mid-run) and score (one step).
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

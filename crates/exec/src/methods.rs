@@ -11,6 +11,7 @@ use synthsweep_models::image_io::load_image;
 use synthsweep_store::{EigenRow, LossRow, ScoreRow};
 use synthsweep_sweep::{SynthKind, Task, TaskImages};
 use synthsweep_synth::eigendistortion::PowerProgress;
+use synthsweep_synth::geodesic::pixel_change_converged;
 use synthsweep_synth::synthesis::loss_converged;
 use synthsweep_synth::{
     CtfSynthesizeOptions, Eigendistortion, Geodesic, GeodesicOptions, GeodesicSynthesizeOptions,
@@ -317,6 +318,8 @@ fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<
     })
 }
 
+/// No checkpoint: SimpleMetamer's `synthesize` takes no per-iteration callback, so a
+/// preemption cannot stop it mid-run; an interrupted task starts again from scratch.
 fn simple_metamer(worker: &mut Worker, task: &Task) -> Result<Records> {
     let image = the_image(worker, task)?;
     let key = worker.ensure_model(required(&task.model, "model")?)?;
@@ -407,16 +410,46 @@ fn geodesic(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Rec
     let mut opts: GeodesicOptions = options(&task.params)?;
     opts.seed = Some(seed(task));
     let run: GeodesicSynthesizeOptions = options(&task.params)?;
-    let mut g = Geodesic::new(&a, &b, model, opts)?;
-    let outcome = g.synthesize_with(&run, &mut |_: &Progress| go_on(cancel))?;
+    let build = || Ok(Geodesic::new(&a, &b, model, opts.clone())?);
+    let mut g = build()?;
+    let done = resume(
+        worker,
+        task,
+        &mut g,
+        build,
+        |g, p| g.load(p),
+        |g| g.losses().len(),
+    )?;
+    if let Some(rest) = remaining_geodesic(run, &g, done) {
+        let r = g.synthesize_with(&rest, &mut |_: &Progress| go_on(cancel));
+        checkpoint_on_preemption(worker, task, r, |p| g.save(p))?;
+    }
     let frames = g.geodesic();
     let n = g.losses().len() as i64;
     Ok(Records {
-        iterations: outcome.iterations as i64,
+        iterations: n,
         losses: loss_rows(g.losses(), g.gradient_norm(), g.pixel_change_norm()),
         images: stack_rows("geodesic_frame", &frames, |_| Some(n), false),
         ..Default::default()
     })
+}
+
+/// As [`remaining`], with Geodesic's stop rule (pixel change, over the whole run).
+fn remaining_geodesic(
+    mut run: GeodesicSynthesizeOptions,
+    g: &Geodesic,
+    done: usize,
+) -> Option<GeodesicSynthesizeOptions> {
+    if done == 0 {
+        return Some(run);
+    }
+    run.max_iter = run.max_iter.saturating_sub(done);
+    let criterion = run
+        .stop_criterion
+        .unwrap_or_else(|| g.default_stop_criterion());
+    let converged =
+        pixel_change_converged(g.pixel_change_norm(), criterion, run.stop_iters_to_check);
+    (run.max_iter > 0 && !converged).then_some(run)
 }
 
 fn score(worker: &mut Worker, task: &Task) -> Result<Records> {
