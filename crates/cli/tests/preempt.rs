@@ -1,7 +1,8 @@
 //! Preemption of `synthsweep run` without Slurm: SIGUSR1 or SIGTERM mid-task makes the run
 //! commit its finished tasks, save the in-flight synthesis as a checkpoint and exit 75 (no
 //! failed rows); the next run resumes from the checkpoint, deletes it once the task is
-//! committed, and the results equal an uninterrupted run's bit for bit (CPU).
+//! committed, and the results equal an uninterrupted run's bit for bit (CPU). Checked for
+//! metamer and for geodesic (image pairs, its own stop rule and records).
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,12 +12,13 @@ use synthsweep_store::{Dataset, OutputRoot, Store, TaskStatus};
 
 const EXIT_PREEMPTED: i32 = 75;
 
-/// A 32x32 8-bit PGM with some structure.
-fn write_pgm(path: &Path) {
+/// A 32x32 8-bit PGM with some structure (its negative when `negative`).
+fn write_pgm(path: &Path, negative: bool) {
     let mut bytes = b"P5\n32 32\n255\n".to_vec();
     for y in 0..32u32 {
         for x in 0..32u32 {
-            bytes.push(((x * 7 + y * 13 + (x * y) % 17) % 256) as u8);
+            let v = ((x * 7 + y * 13 + (x * y) % 17) % 256) as u8;
+            bytes.push(if negative { 255 - v } else { v });
         }
     }
     std::fs::write(path, bytes).unwrap();
@@ -24,7 +26,7 @@ fn write_pgm(path: &Path) {
 
 /// Two metamer tasks: seed 0 is quick, seed 1 long enough to be interrupted.
 fn write_spec(dir: &Path) -> PathBuf {
-    write_pgm(&dir.join("img.pgm"));
+    write_pgm(&dir.join("img.pgm"), false);
     let spec = dir.join("preempt.toml");
     std::fs::write(
         &spec,
@@ -38,6 +40,35 @@ store_progress = 500
 optimizer = { name = "adam", lr = 0.01 }
 [grid]
 model = [{ name = "gaussian", kernel_size = 5 }]
+seed = [0, 1]
+[[when]]
+match = { seed = 1 }
+set = { max_iter = 6000 }
+"#,
+    )
+    .unwrap();
+    spec
+}
+
+/// Two geodesic tasks between an image and its negative, as [`write_spec`]'s.
+fn write_geodesic_spec(dir: &Path) -> PathBuf {
+    write_pgm(&dir.join("img.pgm"), false);
+    write_pgm(&dir.join("neg.pgm"), true);
+    let spec = dir.join("preempt_geodesic.toml");
+    std::fs::write(
+        &spec,
+        r#"name = "preempt-geodesic"
+synth = "geodesic"
+[params]
+model = { name = "gaussian", kernel_size = 5 }
+n_steps = 4
+initial_sequence = "bridge"
+max_iter = 10
+stop_criterion = 0.0
+store_progress = 7
+optimizer = { name = "adam", lr = 0.01 }
+[grid]
+pairs = [["img.pgm", "neg.pgm"]]
 seed = [0, 1]
 [[when]]
 match = { seed = 1 }
@@ -130,7 +161,21 @@ fn checkpoints(root: &Path) -> Vec<String> {
 fn preempted_run_checkpoints_and_resumes_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path());
-    let (root, whole) = (dir.path().join("preempted"), dir.path().join("whole"));
+    preempt_resume_and_compare(dir.path(), &spec);
+}
+
+#[test]
+fn preempted_geodesic_checkpoints_and_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_geodesic_spec(dir.path());
+    preempt_resume_and_compare(dir.path(), &spec);
+}
+
+/// SIGUSR1, resume, SIGTERM, resume to the end; then the same sweep uninterrupted, and the
+/// two datasets compared. The spec has a quick task (10 iterations) and a long one (6000).
+fn preempt_resume_and_compare(dir: &Path, spec: &Path) {
+    let spec = spec.to_path_buf();
+    let (root, whole) = (dir.join("preempted"), dir.join("whole"));
 
     // 1. SIGUSR1 mid-task: exit 75, the quick task committed, the long one checkpointed.
     let r = run(&spec, &root, Some("USR1"));
