@@ -111,13 +111,7 @@ impl Proc {
 
 /// `n` ports free on 127.0.0.1 right now.
 fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    (0..n).map(|_| free_base(1)).collect()
 }
 
 /// A host file naming `n` free loopback ports.
@@ -131,14 +125,24 @@ fn hostfile(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-/// A base port with `n` consecutive free ports after it (for `--port`).
+/// A base port with `n` consecutive free ports after it (for `--port`). Ports come from
+/// 20000-31999, below Linux's ephemeral range (32768+), so that the outgoing connections of
+/// concurrently running tests cannot take them between this check and the bind; a
+/// process-wide counter keeps the tests of this binary from picking the same ones.
 fn free_base(n: usize) -> u16 {
-    let mut base = 30000 + (std::process::id() % 2000) as u16 * 10;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 400) * 30;
     loop {
+        let k = NEXT.fetch_add(n as u32, Ordering::SeqCst);
+        let base = 20000 + (offset + k) % 12000;
+        if base as usize + n > 32000 {
+            continue;
+        }
+        let base = base as u16;
         if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i as u16)).is_ok()) {
             return base;
         }
-        base += n as u16 + 1;
     }
 }
 
