@@ -2,10 +2,11 @@
 //! process of a Slurm step): the validated cluster, this process's devices and CPU share,
 //! and the exit code from the run's outcome. The run itself is `synthsweep_dist::run`.
 use crate::args::RunArgs;
-use crate::sweep_cmd::{default_root, git_commit, load_plan, EXIT_INTERRUPTED, EXIT_TASKS_FAILED};
+use crate::sweep_cmd::{
+    default_root, git_commit, load_plan, stop_handlers, EXIT_INTERRUPTED, EXIT_TASKS_FAILED,
+};
 use crate::Exit;
 use anyhow::{bail, Context, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use synthsweep_dist::{slurm, Cluster, DistOptions, DistReport, SlurmStep};
@@ -110,22 +111,11 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
     let mut writer = WriterOptions::new(&run_id);
     writer.max_tasks = a.batch_tasks.max(1);
     writer.max_age = Duration::from_secs_f64(a.batch_seconds.max(0.1));
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        // First Ctrl-C: the whole run stops cleanly. A second one quits at once (the other
-        // processes then stop as after a lost process); nothing half-written is visible.
-        let _ = ctrlc::set_handler(move || {
-            if cancel.swap(true, Ordering::SeqCst) {
-                std::process::exit(EXIT_INTERRUPTED as i32);
-            }
-            eprintln!("\ninterrupted: stopping the run, committing finished tasks (Ctrl-C again to quit now)");
-        });
-    }
-    // SIGTERM/SIGUSR1 (Slurm's time-limit warning or preemption, sent to every process of
-    // the step): the run stops, in-flight syntheses are checkpointed, every process exits 75.
-    synthsweep_exec::install_preemption_handlers(&cancel)
-        .context("cannot install signal handlers")?;
+    // Ctrl-C stops the whole run (a second one quits at once; the other processes then stop
+    // as after a lost process). SIGTERM/SIGUSR1 (Slurm's time-limit warning or preemption,
+    // sent to every process of the step): in-flight syntheses are checkpointed, every
+    // process exits 75.
+    let cancel = stop_handlers("stopping the run, committing finished tasks")?;
     let me = cluster.index;
     let opts = DistOptions {
         cluster,

@@ -171,6 +171,27 @@ fn shard_tasks(plan: &Plan, shard: Option<Shard>) -> Result<TaskIter<'_>> {
     })
 }
 
+/// The flag that stops a run, set by the signal handlers installed here. First Ctrl-C: stop
+/// cleanly (finished tasks are committed, in-flight ones dropped; `what` says what happens);
+/// a second one exits at once; nothing half-written becomes visible either way.
+/// SIGTERM/SIGUSR1 (Slurm's time-limit warning, preemption): in-flight syntheses are
+/// checkpointed and the run exits 75.
+pub(crate) fn stop_handlers(what: &str) -> Result<Arc<AtomicBool>> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        let what = what.to_string();
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(EXIT_INTERRUPTED as i32);
+            }
+            eprintln!("\ninterrupted: {what} (Ctrl-C again to quit now)");
+        });
+    }
+    install_preemption_handlers(&cancel).context("cannot install signal handlers")?;
+    Ok(cancel)
+}
+
 pub fn run(a: RunArgs) -> Result<()> {
     if let Some(cluster) = crate::dist_cmd::cluster(&a)? {
         return crate::dist_cmd::run(a, cluster);
@@ -232,20 +253,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     info.processes = 1;
     store.write_run(&info)?;
 
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        // First Ctrl-C: stop cleanly (finished tasks are committed, in-flight ones dropped).
-        // A second one exits at once; nothing half-written becomes visible either way.
-        let _ = ctrlc::set_handler(move || {
-            if cancel.swap(true, Ordering::SeqCst) {
-                std::process::exit(EXIT_INTERRUPTED as i32);
-            }
-            eprintln!("\ninterrupted: committing finished tasks (Ctrl-C again to quit now)");
-        });
-    }
-    // SIGTERM/SIGUSR1 (Slurm's time-limit warning, preemption): checkpoint and exit 75.
-    install_preemption_handlers(&cancel).context("cannot install signal handlers")?;
+    let cancel = stop_handlers("committing finished tasks")?;
     let mut writer = WriterOptions::new(&run_id);
     writer.writer_tag = "p0".into();
     writer.max_tasks = a.batch_tasks.max(1);
