@@ -4,6 +4,7 @@ mod args;
 mod dist_cmd;
 mod eval;
 mod list;
+mod logging;
 mod slurm_cmd;
 mod sweep_cmd;
 
@@ -17,6 +18,7 @@ const EXIT_INTERNAL: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
     // A panic inside libtorch or our code becomes one line, not a backtrace.
     std::panic::set_hook(Box::new(|_| {}));
     match std::panic::catch_unwind(|| run(cli)) {

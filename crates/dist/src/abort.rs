@@ -42,8 +42,8 @@ pub fn install() {
                         std::thread::park();
                     }
                 }
-                eprintln!(
-                    "error: lost the connection to another process of the run ({msg}); \
+                tracing::error!(
+                    "lost the connection to another process of the run ({msg}); \
                      committed tasks are kept, tasks in flight are lost: run the sweep again to finish it"
                 );
                 std::process::abort();
@@ -69,8 +69,8 @@ pub fn watch_connection(connected: Arc<AtomicBool>, timeout: Duration, cluster: 
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        eprintln!(
-            "error: process {} could not connect to all {} processes within {} s ({}: {}); \
+        tracing::error!(
+            "process {} could not connect to all {} processes within {} s ({}: {}); \
              is every process started with the same process count and host list? \
              Inside a Slurm job, start one synthsweep per task with srun",
             cluster.index,

@@ -208,7 +208,9 @@ impl Dispatcher {
             } => {
                 if self.in_flight.remove(&index).is_none() {
                     // Only a bug could do this; the writer would refuse a second commit.
-                    eprintln!("warning: process {process} reported task #{index}, which was not handed out");
+                    tracing::warn!(
+                        "process {process} reported task #{index}, which was not handed out"
+                    );
                     return;
                 }
                 match end {

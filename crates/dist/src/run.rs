@@ -291,7 +291,7 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                             slots.push(s.spawn(move || slot_loop(cx, w)));
                         }
                         if me != 0 {
-                            eprintln!(
+                            tracing::info!(
                                 "process {me} of {n}: joined run {} ({} tasks to run in all) with {} worker(s) x {} thread(s) [{}]",
                                 hello.run_id,
                                 hello.pending,
@@ -466,7 +466,7 @@ fn prepare(ctx: &Ctx, info: &mut RunInfo, n: usize) -> Result<(Arc<Ledger>, Hell
     if let Some(ck) = Checkpoints::for_root(ctx.store.root()) {
         let left = ck.prune(&ledger);
         if left > 0 {
-            eprintln!(
+            tracing::info!(
                 "{left} checkpoint(s) in {}: those tasks resume where they stopped",
                 ck.dir().display()
             );
@@ -476,7 +476,7 @@ fn prepare(ctx: &Ctx, info: &mut RunInfo, n: usize) -> Result<(Arc<Ledger>, Hell
         .filter(|t| t.is_ok())
         .count() as u64;
     let plan = &ctx.plan;
-    eprintln!(
+    tracing::info!(
         "sweep {}: {} tasks, {} already committed in {}, {} to run on {n} processes ({}); process 0: {} worker(s) x {} thread(s) [{}]",
         plan.spec().name(),
         plan.len(),
@@ -489,7 +489,7 @@ fn prepare(ctx: &Ctx, info: &mut RunInfo, n: usize) -> Result<(Arc<Ledger>, Hell
         devices_text(&opts.devices)
     );
     if prepared.uncommitted_failed > 0 {
-        eprintln!("retrying {} failed task(s)", prepared.uncommitted_failed);
+        tracing::info!("retrying {} failed task(s)", prepared.uncommitted_failed);
     }
     info.processes = n;
     let mut hosts: Vec<String> = opts
@@ -556,7 +556,7 @@ fn finish_run(ctx: &Ctx, info: &mut RunInfo) -> Option<(usize, usize)> {
     info.committed_done = Some(done);
     info.committed_failed = Some(failed);
     if let Err(e) = ctx.store.write_run(info) {
-        eprintln!("warning: cannot write the run record: {e}");
+        tracing::warn!("cannot write the run record: {e}");
     }
     Some((done, failed))
 }

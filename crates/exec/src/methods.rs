@@ -89,7 +89,7 @@ fn resume<S>(
     match load(synthesis, &path) {
         Ok(()) => {
             let n = done(synthesis);
-            eprintln!(
+            tracing::info!(
                 "task {}: resuming from checkpoint {} at iteration {n}",
                 short(task.id()),
                 path.display()
@@ -98,7 +98,7 @@ fn resume<S>(
             Ok(n)
         }
         Err(e) => {
-            eprintln!(
+            tracing::warn!(
                 "task {}: checkpoint {} not usable, starting again: {e}",
                 short(task.id()),
                 path.display()
@@ -122,12 +122,12 @@ fn checkpoint_on_preemption<T>(
         Err(SynthError::Cancelled { iteration }) if preempted() => {
             if let Some(ck) = worker.checkpoints() {
                 match ck.save(task.id(), save) {
-                    Ok(p) => eprintln!(
+                    Ok(p) => tracing::info!(
                         "task {}: preempted after iteration {iteration}, checkpoint saved to {}",
                         short(task.id()),
                         p.display()
                     ),
-                    Err(e) => eprintln!("task {}: preempted; {e}", short(task.id())),
+                    Err(e) => tracing::warn!("task {}: preempted; {e}", short(task.id())),
                 }
             }
             Err(TaskError::Cancelled)

@@ -133,7 +133,7 @@ pub fn run_workers(
     if let Some(ck) = &checkpoints {
         let left = ck.prune(ledger);
         if left > 0 {
-            eprintln!(
+            tracing::info!(
                 "{left} checkpoint(s) in {}: those tasks resume where they stopped",
                 ck.dir().display()
             );

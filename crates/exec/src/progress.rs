@@ -1,10 +1,25 @@
 //! Progress of a sweep: a live bar on a terminal (done / failed / running, tasks per
-//! minute, ETA), plain periodic log lines otherwise.
+//! minute, ETA), plain periodic log lines otherwise. Log output goes through [`suspend`],
+//! so a log line never lands in the middle of the bar.
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The bar on screen, if any: the one that [`suspend`] hides while a log line is written.
+static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Runs `f` (typically: write one log line to stderr) with the live progress bar, if any,
+/// cleared from the screen, and redraws the bar afterwards. The binary's log writer calls
+/// this for every line.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    let bar = ACTIVE_BAR.lock().map(|b| b.clone()).unwrap_or(None);
+    match bar {
+        Some(bar) => bar.suspend(f),
+        None => f(),
+    }
+}
 
 /// Counters shared by the workers and the writer; rendering is throttled.
 pub struct Progress {
@@ -33,6 +48,9 @@ impl Progress {
             );
             bar
         });
+        if let (Some(bar), Ok(mut active)) = (&bar, ACTIVE_BAR.lock()) {
+            *active = Some(bar.clone());
+        }
         Progress {
             total,
             done: AtomicU64::new(0),
@@ -103,7 +121,7 @@ impl Progress {
             } else {
                 String::new()
             };
-            eprintln!(
+            tracing::info!(
                 "progress: {finished}/{} tasks; {}{eta}",
                 self.total,
                 self.summary()
@@ -115,9 +133,12 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+            if let Ok(mut active) = ACTIVE_BAR.lock() {
+                *active = None;
+            }
         }
         let (done, failed, _) = self.counts();
-        eprintln!(
+        tracing::info!(
             "finished {} of {} tasks in {:.1} s: {}",
             done + failed,
             self.total,
