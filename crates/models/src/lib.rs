@@ -14,6 +14,7 @@ pub mod pyramid;
 pub mod registry;
 pub mod signal;
 pub mod torchscript;
+mod warn;
 
 pub use error::{ModelError, Result};
 pub use model::{Metric, Model};

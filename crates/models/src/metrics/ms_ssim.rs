@@ -1,10 +1,12 @@
 //! MS-SSIM (Wang, Simoncelli & Bovik 2003) as plenoptic computes it: the contrast-structure
 //! mean at every scale but the coarsest and the SSIM mean at the coarsest, each through a
 //! ReLU and raised to its power factor, multiplied. Scales come from 2x2 average pooling
-//! (replicate-padded when odd). `ms_ssim_distance` is `1 - ms_ssim`.
+//! (replicate-padded when odd). A scale smaller than 11 px gets a `min(11, h, w)` window,
+//! as in plenoptic, which then warns (logged once per metric and size).
+//! `ms_ssim_distance` is `1 - ms_ssim`.
 use crate::error::{ModelError, Result};
-use crate::metrics::ssim::{ssim_parts, SsimWindow};
-use crate::model::{check_min_size, Metric};
+use crate::metrics::ssim::{ssim_parts, warn_small_image, SsimWindows};
+use crate::model::{check_4d, Metric};
 use crate::params::{ParamDoc, Params};
 use tch::{Device, Kind, Tensor};
 
@@ -22,7 +24,7 @@ pub const MS_SSIM_PARAMS: &[ParamDoc] = &[ParamDoc {
 #[derive(Debug)]
 pub struct MsSsim {
     power_factors: Vec<f64>,
-    window: SsimWindow,
+    windows: SsimWindows,
     distance: bool,
 }
 
@@ -35,7 +37,7 @@ impl MsSsim {
         );
         MsSsim {
             power_factors: power_factors.to_vec(),
-            window: SsimWindow::full(),
+            windows: SsimWindows::cpu(),
             distance,
         }
     }
@@ -52,24 +54,35 @@ impl MsSsim {
         Ok(Self::new(&factors, distance))
     }
 
-    /// The smallest height and width for which the coarsest scale still fits the 11x11
-    /// window: `ceil(h / 2^(n - 1)) >= 11`.
-    pub fn min_size(n_scales: usize) -> i64 {
-        let factor = 2i64.saturating_pow(n_scales.saturating_sub(1) as u32);
-        (SsimWindow::SIZE - 1)
-            .saturating_mul(factor)
-            .saturating_add(1)
+    /// The height and width of the coarsest of `n_scales` scales of an `h` x `w` image
+    /// (each scale halves, rounding up).
+    pub fn coarsest_size(h: i64, w: i64, n_scales: usize) -> (i64, i64) {
+        (1..n_scales).fold((h, w), |(h, w), _| ((h + 1) / 2, (w + 1) / 2))
     }
 
-    /// MS-SSIM, (N, C).
+    fn tag(&self) -> &'static str {
+        if self.distance {
+            "ms_ssim_distance"
+        } else {
+            "ms_ssim"
+        }
+    }
+
+    /// MS-SSIM, (N, C), in [0, 1]. Any size of image is taken: a scale under 11 px uses a
+    /// `min(11, h, w)` window, as in plenoptic, which warns (logged once per metric and size).
     pub fn similarity(&self, x: &Tensor, y: &Tensor) -> Tensor {
+        let size = x.size();
+        let (ch, cw) = Self::coarsest_size(size[2], size[3], self.power_factors.len());
+        if ch.min(cw) < SsimWindows::SIZE {
+            warn_small_image(self.tag(), size[2], size[3], SMALL_SCALE_WARNING);
+        }
         let dims = [-1i64, -2].as_slice();
         let (last, finer) = self.power_factors.split_last().expect("non-empty");
         let mut x = x.shallow_clone();
         let mut y = y.shallow_clone();
         let mut terms = Vec::with_capacity(self.power_factors.len());
         for &factor in finer {
-            let cs = ssim_parts(&x, &y, &self.window, None).contrast_structure;
+            let cs = ssim_parts(&x, &y, &self.windows, None, self.tag()).contrast_structure;
             terms.push(
                 cs.mean_dim(dims, false, None::<Kind>)
                     .relu()
@@ -78,7 +91,7 @@ impl MsSsim {
             x = downsample(&x);
             y = downsample(&y);
         }
-        let map = ssim_parts(&x, &y, &self.window, None).map;
+        let map = ssim_parts(&x, &y, &self.windows, None, self.tag()).map;
         terms.push(
             map.mean_dim(dims, false, None::<Kind>)
                 .relu()
@@ -90,6 +103,9 @@ impl MsSsim {
             .expect("at least one scale")
     }
 }
+
+/// plenoptic's warning when a coarse scale is smaller than the 11x11 window.
+const SMALL_SCALE_WARNING: &str = "SSIM uses 11x11 convolutional kernel, but for some scales of the input image, the height and/or the width is smaller than 11, so the kernel size in SSIM is set to be the minimum of these two numbers for these scales.";
 
 /// 2x2 average pooling; an odd height or width first repeats its last row or column.
 fn downsample(x: &Tensor) -> Tensor {
@@ -105,11 +121,7 @@ fn downsample(x: &Tensor) -> Tensor {
 
 impl Metric for MsSsim {
     fn name(&self) -> &str {
-        if self.distance {
-            "ms_ssim_distance"
-        } else {
-            "ms_ssim"
-        }
+        self.tag()
     }
     fn forward(&self, a: &Tensor, b: &Tensor) -> Tensor {
         let s = self.similarity(a, b);
@@ -119,19 +131,11 @@ impl Metric for MsSsim {
             s
         }
     }
+    /// Any 4-D batch: plenoptic takes every size (smaller windows at small scales).
     fn check_input(&self, shape: &[i64]) -> Result<()> {
-        let n = self.power_factors.len();
-        let min = Self::min_size(n);
-        check_min_size(
-            self.name(),
-            shape,
-            (min, min),
-            &format!(
-                "the 11x11 SSIM window at the coarsest of {n} scales; plenoptic would shrink it with a warning"
-            ),
-        )
+        check_4d(self.name(), shape)
     }
     fn to(&mut self, device: Device, kind: Kind) {
-        self.window.set_device(device, kind)
+        self.windows.set_device(device, kind)
     }
 }

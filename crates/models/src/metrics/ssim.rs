@@ -1,9 +1,10 @@
 //! SSIM (Wang et al. 2004) as plenoptic computes it: an 11x11 Gaussian window (std 1.5),
-//! C1 = 0.01², C2 = 0.03², optionally the weighted mean of Wang & Simoncelli (2008).
-//! `ssim` is the similarity (1 for identical images), `ssim_distance` is `1 - ssim`.
+//! shrunk to `min(11, H, W)` for smaller images (with plenoptic's warning), C1 = 0.01²,
+//! C2 = 0.03², optionally the weighted mean of Wang & Simoncelli (2008). `ssim` is the
+//! similarity (1 for identical images), `ssim_distance` is `1 - ssim`.
 use crate::error::{ModelError, Result};
 use crate::filters::{same_padding, PAD_MODES};
-use crate::model::{check_min_size, Metric};
+use crate::model::{check_4d, Metric};
 use crate::params::{ParamDoc, Params};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
@@ -26,22 +27,27 @@ pub const SSIM_PARAMS: &[ParamDoc] = &[
 const C1: f64 = 0.01 * 0.01;
 const C2: f64 = 0.03 * 0.03;
 
-/// The normalized Gaussian window as two 1-D passes. The 2-D window plenoptic uses is
-/// exactly their outer product, so this is the same average at 22 instead of 121 products
-/// per pixel.
+/// plenoptic's warning when `ssim` or `ssim_map` shrinks the window (images under 11 px).
+pub(crate) const SMALL_IMAGE_WARNING: &str = "SSIM uses 11x11 convolutional kernel, but the height and/or the width of the input image is smaller than 11, so the kernel size is set to be the minimum of these two numbers.";
+
+/// plenoptic's warning for images of more than one channel.
+const CHANNELS_WARNING: &str = "SSIM was designed for grayscale images and here it will be computed separately for each channel (so channels are treated in the same way as batches).";
+
+/// One normalized Gaussian window (std 1.5) as two 1-D passes. The 2-D window plenoptic
+/// uses is exactly their outer product, so this is the same average at 2k instead of k²
+/// products per pixel.
 #[derive(Debug)]
 pub(crate) struct SsimWindow {
-    size: i64,
     row: Tensor,
     col: Tensor,
 }
 
 impl SsimWindow {
-    /// The full window size; smaller images get a window of min(11, H, W), as in plenoptic.
-    pub(crate) const SIZE: i64 = 11;
     const STD: f64 = 1.5;
 
-    pub(crate) fn new(size: i64, device: Device, kind: Kind) -> Self {
+    fn new(size: i64, device: Device, kind: Kind) -> Self {
+        // plenoptic's circular_gaussian2d: centred at (size + 1) / 2 on 1..=size, so an even
+        // window is centred between two pixels.
         let centre = (size as f64 + 1.0) / 2.0;
         let g: Vec<f64> = (1..=size)
             .map(|i| (-(i as f64 - centre).powi(2) / (2.0 * Self::STD * Self::STD)).exp())
@@ -50,25 +56,60 @@ impl SsimWindow {
         let g: Vec<f64> = g.iter().map(|v| v / sum).collect();
         let g = Tensor::from_slice(&g).to_kind(kind).to_device(device);
         SsimWindow {
-            size,
             row: g.view([1, 1, 1, size]),
             col: g.view([1, 1, size, 1]),
         }
-    }
-
-    /// The full-size window on the CPU in float32.
-    pub(crate) fn full() -> Self {
-        Self::new(Self::SIZE, Device::Cpu, Kind::Float)
-    }
-
-    pub(crate) fn set_device(&mut self, device: Device, kind: Kind) {
-        *self = Self::new(self.size, device, kind);
     }
 
     /// Valid windowed average of (N, 1, H, W).
     fn average(&self, x: &Tensor) -> Tensor {
         let conv = |x: &Tensor, w: &Tensor| x.conv2d(w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
         conv(&conv(x, &self.row), &self.col)
+    }
+}
+
+/// SSIM's windows for every size plenoptic may use: 11x11, and `min(11, H, W)` for smaller
+/// images (or coarse MS-SSIM scales), all with std 1.5. Built once, so a small image costs
+/// no host-to-device copy per call.
+#[derive(Debug)]
+pub(crate) struct SsimWindows {
+    by_size: Vec<SsimWindow>,
+}
+
+impl SsimWindows {
+    /// The full window size.
+    pub(crate) const SIZE: i64 = 11;
+
+    pub(crate) fn new(device: Device, kind: Kind) -> Self {
+        SsimWindows {
+            by_size: (1..=Self::SIZE)
+                .map(|k| SsimWindow::new(k, device, kind))
+                .collect(),
+        }
+    }
+
+    /// On the CPU in float32.
+    pub(crate) fn cpu() -> Self {
+        Self::new(Device::Cpu, Kind::Float)
+    }
+
+    /// The window plenoptic uses for an `h` x `w` image: `min(11, h, w)` wide.
+    fn for_image(&self, h: i64, w: i64) -> (i64, &SsimWindow) {
+        let size = Self::SIZE.min(h).min(w).max(1);
+        (size, &self.by_size[(size - 1) as usize])
+    }
+
+    pub(crate) fn set_device(&mut self, device: Device, kind: Kind) {
+        *self = Self::new(device, kind);
+    }
+}
+
+/// Logs plenoptic's small-image warning, once per metric and image size.
+pub(crate) fn warn_small_image(metric: &'static str, h: i64, w: i64, message: &str) {
+    if crate::warn::first_time((metric, "small image", h, w)) {
+        tracing::warn!(
+            "{metric} on {h}x{w} images: {message} (plenoptic warns the same; logged once per metric and size)"
+        );
     }
 }
 
@@ -87,23 +128,22 @@ impl SsimParts {
     }
 }
 
-/// SSIM's local statistics of two batches whose batch and channel sizes are equal or 1.
-/// Uses `window` when the image is at least its size, else (as plenoptic) a smaller one.
+/// SSIM's local statistics of two batches whose batch and channel sizes are equal or 1,
+/// as plenoptic's `_ssim_parts`: with the 11x11 window, or `min(11, H, W)` for a smaller
+/// image. `metric` names the caller in the (once-only) multi-channel warning.
 pub(crate) fn ssim_parts(
     x: &Tensor,
     y: &Tensor,
-    window: &SsimWindow,
+    windows: &SsimWindows,
     pad: Option<&str>,
+    metric: &'static str,
 ) -> SsimParts {
     let size = x.size();
-    let real = SsimWindow::SIZE.min(size[2]).min(size[3]);
-    let shrunk;
-    let window = if real == window.size {
-        window
-    } else {
-        shrunk = SsimWindow::new(real, x.device(), x.kind());
-        &shrunk
-    };
+    let (real, window) = windows.for_image(size[2], size[3]);
+    let channels = size[1].max(y.size()[1]);
+    if channels > 1 && crate::warn::first_time((metric, "channels", channels, 0)) {
+        tracing::warn!("{metric} on {channels}-channel images: {CHANNELS_WARNING} (plenoptic warns the same; logged once)");
+    }
     let (x, y) = match pad {
         Some(mode) => (
             same_padding(x, (real, real), mode),
@@ -137,12 +177,16 @@ pub(crate) fn ssim_parts(
     }
 }
 
-/// plenoptic's `ssim_map(x, y)`: the SSIM map without padding, (N, C, H-10, W-10).
-/// Builds its window on each call; [`Ssim::map`] reuses a stored one.
+/// plenoptic's `ssim_map(x, y)`: the SSIM map without padding, (N, C, H-k+1, W-k+1) with
+/// `k = min(11, H, W)` (a smaller image gets a smaller window, with plenoptic's warning,
+/// logged once per size). Builds its windows on each call; [`Ssim::map`] reuses stored ones.
 pub fn ssim_map(x: &Tensor, y: &Tensor) -> Tensor {
     let size = x.size();
-    let real = SsimWindow::SIZE.min(size[2]).min(size[3]);
-    ssim_parts(x, y, &SsimWindow::new(real, x.device(), x.kind()), None).map
+    if size[2].min(size[3]) < SsimWindows::SIZE {
+        warn_small_image("ssim_map", size[2], size[3], SMALL_IMAGE_WARNING);
+    }
+    let windows = SsimWindows::new(x.device(), x.kind());
+    ssim_parts(x, y, &windows, None, "ssim_map").map
 }
 
 /// Reads `pad`: `false` or one of the padding modes.
@@ -166,7 +210,7 @@ pub(crate) fn pad_param(p: &Params) -> Result<Option<String>> {
 pub struct Ssim {
     weighted: bool,
     pad: Option<String>,
-    window: SsimWindow,
+    windows: SsimWindows,
     distance: bool,
 }
 
@@ -176,7 +220,7 @@ impl Ssim {
         Ssim {
             weighted,
             pad: pad.map(str::to_string),
-            window: SsimWindow::full(),
+            windows: SsimWindows::cpu(),
             distance,
         }
     }
@@ -189,14 +233,33 @@ impl Ssim {
         ))
     }
 
-    /// The SSIM map with this metric's padding.
-    pub fn map(&self, x: &Tensor, y: &Tensor) -> Tensor {
-        ssim_parts(x, y, &self.window, self.pad.as_deref()).map
+    fn tag(&self) -> &'static str {
+        if self.distance {
+            "ssim_distance"
+        } else {
+            "ssim"
+        }
     }
 
-    /// Mean (or weighted mean) SSIM, (N, C).
+    fn parts(&self, x: &Tensor, y: &Tensor) -> SsimParts {
+        let size = x.size();
+        if size.len() == 4 && size[2].min(size[3]) < SsimWindows::SIZE {
+            warn_small_image(self.tag(), size[2], size[3], SMALL_IMAGE_WARNING);
+        }
+        ssim_parts(x, y, &self.windows, self.pad.as_deref(), self.tag())
+    }
+
+    /// The SSIM map with this metric's padding: (N, C, H, W) when padded, else
+    /// (N, C, H-k+1, W-k+1) with `k = min(11, H, W)`.
+    pub fn map(&self, x: &Tensor, y: &Tensor) -> Tensor {
+        self.parts(x, y).map
+    }
+
+    /// Mean (or weighted mean) SSIM, (N, C), in [-1, 1]. Any size of image is taken: below
+    /// 11 px the window shrinks to `min(11, H, W)` as in plenoptic, which warns (logged once
+    /// per metric and size). The weighted mean of a 1x1 image is NaN (0/0), as in plenoptic.
     pub fn similarity(&self, x: &Tensor, y: &Tensor) -> Tensor {
-        let parts = ssim_parts(x, y, &self.window, self.pad.as_deref());
+        let parts = self.parts(x, y);
         let dims = [-1i64, -2].as_slice();
         if self.weighted {
             let weight = parts.weight();
@@ -210,11 +273,7 @@ impl Ssim {
 
 impl Metric for Ssim {
     fn name(&self) -> &str {
-        if self.distance {
-            "ssim_distance"
-        } else {
-            "ssim"
-        }
+        self.tag()
     }
     fn forward(&self, a: &Tensor, b: &Tensor) -> Tensor {
         let s = self.similarity(a, b);
@@ -224,16 +283,11 @@ impl Metric for Ssim {
             s
         }
     }
+    /// Any 4-D batch: plenoptic takes every size (smaller windows below 11 px).
     fn check_input(&self, shape: &[i64]) -> Result<()> {
-        let min = SsimWindow::SIZE;
-        check_min_size(
-            self.name(),
-            shape,
-            (min, min),
-            "the 11x11 SSIM window; plenoptic would shrink it with a warning",
-        )
+        check_4d(self.name(), shape)
     }
     fn to(&mut self, device: Device, kind: Kind) {
-        self.window.set_device(device, kind)
+        self.windows.set_device(device, kind)
     }
 }

@@ -1,0 +1,19 @@
+//! Warnings that plenoptic emits on every call (SSIM's shrunken window, Portilla-Simoncelli's
+//! odd-sized autocorrelation), logged through `tracing` once per process and key instead, so
+//! a synthesis does not repeat them at every iteration.
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+/// What a warning is about: the owner (metric or model name) and the input's height and
+/// width, or another number that tells two situations apart.
+pub(crate) type WarnKey = (&'static str, &'static str, i64, i64);
+
+fn seen() -> &'static Mutex<HashSet<WarnKey>> {
+    static SEEN: OnceLock<Mutex<HashSet<WarnKey>>> = OnceLock::new();
+    SEEN.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// True the first time `key` is seen in this process, false after.
+pub(crate) fn first_time(key: WarnKey) -> bool {
+    seen().lock().map(|mut s| s.insert(key)).unwrap_or(false)
+}
