@@ -6,6 +6,7 @@ use crate::filters::{vec_tensor, PAD_MODES};
 use crate::model::Model;
 use crate::naive::{check_padded, CenterSurround, Gaussian};
 use crate::params::{ParamDoc, Params};
+use serde_json::Value;
 use std::cell::RefCell;
 use tch::{Device, Kind, Tensor};
 
@@ -99,6 +100,12 @@ pub fn params(kind: FrontendKind) -> &'static [ParamDoc] {
     };
     const ON: ParamDoc = ParamDoc {
         name: "on_center",
+        ty: "bool or list of bools",
+        default: "true",
+        help: "on-centre (true) or off-centre filter; a list (not pretrained) gives one output channel per entry, as plenoptic's CenterSurround",
+    };
+    const ON_ONE: ParamDoc = ParamDoc {
+        name: "on_center",
         ty: "bool",
         default: "true",
         help: "on-centre (true) or off-centre filter",
@@ -148,7 +155,7 @@ pub fn params(kind: FrontendKind) -> &'static [ParamDoc] {
     match kind {
         FrontendKind::LinearNonlinear => &[KS, ON, AR, PAD, PRE, ACT],
         FrontendKind::LuminanceGainControl => &[KS, ON, AR, PAD, PRE, ACT, LS],
-        FrontendKind::LuminanceContrastGainControl => &[KS, ON, AR, PAD, PRE, ACT, LS, CS],
+        FrontendKind::LuminanceContrastGainControl => &[KS, ON_ONE, AR, PAD, PRE, ACT, LS, CS],
         FrontendKind::OnOff => &[KS, AR, PAD, PRE, ACT, LS, CS, MASK],
     }
 }
@@ -195,10 +202,17 @@ impl Frontend {
             ));
         }
         let n = kind.channels();
-        let on_center: Vec<bool> = if kind == FrontendKind::OnOff {
-            vec![true, false]
-        } else {
-            vec![p.bool("on_center")?]
+        let on_center: Vec<bool> = match kind {
+            FrontendKind::OnOff => vec![true, false],
+            FrontendKind::LuminanceContrastGainControl if p.raw("on_center").is_array() => {
+                return Err(ModelError::invalid(
+                    p.owner(),
+                    "on_center",
+                    "takes one bool here: a list gives one output channel per entry, which the 1-channel contrast filter cannot take (plenoptic fails the same way)",
+                ));
+            }
+            FrontendKind::LuminanceContrastGainControl => vec![p.bool("on_center")?],
+            _ => on_center_list(p, is_pretrained)?,
         };
         // plenoptic draws the scalars with torch.rand(n)*10 at construction, pretrained or
         // not; we do the same so that the global RNG advances as it does there.
@@ -212,7 +226,7 @@ impl Frontend {
         let (center_std, surround_std) = if is_pretrained {
             (pre.center_std.to_vec(), pre.surround_std.to_vec())
         } else {
-            (vec![1.0; n], vec![4.0; n])
+            (vec![1.0; on_center.len()], vec![4.0; on_center.len()])
         };
         let center_surround = CenterSurround::new(
             kernel,
@@ -304,6 +318,40 @@ impl Frontend {
         *disk = Some(d.shallow_clone());
         d
     }
+}
+
+/// `on_center` of `linear_nonlinear` and `luminance_gain_control`: one bool, or (as current
+/// plenoptic's CenterSurround takes it) a list giving one output channel per entry. The
+/// pretrained models have one channel; plenoptic cannot load them into more.
+fn on_center_list(p: &Params, is_pretrained: bool) -> Result<Vec<bool>> {
+    let on = match p.raw("on_center") {
+        Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_boolean) => {
+            a.iter().map(|v| v.as_bool() == Some(true)).collect()
+        }
+        Value::Array(_) => {
+            return Err(ModelError::invalid(
+                p.owner(),
+                "on_center",
+                format!(
+                    "expected true, false or a non-empty list of them, got {}",
+                    p.raw("on_center")
+                ),
+            ))
+        }
+        _ => vec![p.bool("on_center")?],
+    };
+    if is_pretrained && on.len() > 1 {
+        return Err(ModelError::invalid(
+            p.owner(),
+            "on_center",
+            format!(
+                "has {} values, but the pretrained model has one channel (plenoptic cannot load it into {})",
+                on.len(),
+                on.len()
+            ),
+        ));
+    }
+    Ok(on)
 }
 
 /// plenoptic's `make_disk`: 1 inside half the radius, a raised-cosine fall-off, 0 outside.

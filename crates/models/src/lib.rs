@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod model;
 pub mod naive;
 pub mod params;
+mod per_channel;
 pub mod portilla_simoncelli;
 pub mod pyramid;
 pub mod registry;

@@ -133,7 +133,7 @@ pub const GAUSSIAN_PARAMS: &[ParamDoc] = &[
         name: "std",
         ty: "number or list",
         default: "3.0",
-        help: "standard deviation(s), one per out channel",
+        help: "standard deviation, or one per output channel (a list sets out_channels)",
     },
     ParamDoc {
         name: "pad_mode",
@@ -143,9 +143,9 @@ pub const GAUSSIAN_PARAMS: &[ParamDoc] = &[
     },
     ParamDoc {
         name: "out_channels",
-        ty: "int",
-        default: "1",
-        help: "number of filters",
+        ty: "int or null",
+        default: "null",
+        help: "number of filters; null = inferred: len(std) for a list, else 1 (resolved specs record the number)",
     },
 ];
 
@@ -161,9 +161,7 @@ impl Gaussian {
 
     pub fn from_params(p: &Params) -> Result<Self> {
         let kernel = required_kernel(p)?;
-        let n = p.positive_usize("out_channels")?;
-        let stds = p.opt_f64_list("std", n)?.unwrap_or(vec![3.0; n]);
-        positive_all(p, "std", &stds)?;
+        let stds = crate::per_channel::gaussian_stds(p)?;
         Ok(Self::new(kernel, &stds, &p.choice("pad_mode", PAD_MODES)?))
     }
 
@@ -220,7 +218,7 @@ pub const CENTER_SURROUND_PARAMS: &[ParamDoc] = &[
         name: "on_center",
         ty: "bool or list of bools",
         default: "true",
-        help: "on-centre/off-surround (true) or the reverse, per out channel",
+        help: "on-centre/off-surround (true) or the reverse; a list (one per output channel) sets out_channels",
     },
     ParamDoc {
         name: "amplitude_ratio",
@@ -232,19 +230,19 @@ pub const CENTER_SURROUND_PARAMS: &[ParamDoc] = &[
         name: "center_std",
         ty: "number or list",
         default: "1.0",
-        help: "centre Gaussian std, per out channel",
+        help: "centre Gaussian std, or one per output channel (a list sets out_channels unless on_center does)",
     },
     ParamDoc {
         name: "surround_std",
         ty: "number or list",
         default: "4.0",
-        help: "surround Gaussian std, per out channel",
+        help: "surround Gaussian std, or one per output channel (a list must match the others)",
     },
     ParamDoc {
         name: "out_channels",
-        ty: "int",
-        default: "1",
-        help: "number of filters",
+        ty: "int or null",
+        default: "null",
+        help: "number of filters; null = inferred: len(on_center), else len(center_std), else 1 (resolved specs record the number)",
     },
     ParamDoc {
         name: "pad_mode",
@@ -283,7 +281,6 @@ impl CenterSurround {
 
     pub fn from_params(p: &Params) -> Result<Self> {
         let kernel = required_kernel(p)?;
-        let n = p.positive_usize("out_channels")?;
         let ratio = p.f64("amplitude_ratio")?;
         if ratio < 1.0 {
             return Err(crate::ModelError::invalid(
@@ -292,25 +289,13 @@ impl CenterSurround {
                 format!("must be at least 1, got {ratio}"),
             ));
         }
-        let center = p.opt_f64_list("center_std", n)?.unwrap_or(vec![1.0; n]);
-        let surround = p.opt_f64_list("surround_std", n)?.unwrap_or(vec![4.0; n]);
-        positive_all(p, "center_std", &center)?;
-        positive_all(p, "surround_std", &surround)?;
-        let on = match p.raw("on_center") {
-            serde_json::Value::Array(a) if a.len() == n && a.iter().all(|v| v.is_boolean()) => {
-                a.iter().map(|v| v.as_bool().unwrap_or(true)).collect()
-            }
-            serde_json::Value::Array(a) => {
-                return Err(crate::ModelError::invalid(p.owner(), "on_center", format!("expected a bool or a list of {n} bools (one per out channel), got {} entries", a.len())));
-            }
-            _ => vec![p.bool("on_center")?; n],
-        };
+        let channels = crate::per_channel::center_surround_channels(p)?;
         Ok(Self::new(
             kernel,
-            &on,
+            &channels.on_center,
             ratio,
-            &center,
-            &surround,
+            &channels.center_std,
+            &channels.surround_std,
             &p.choice("pad_mode", PAD_MODES)?,
         ))
     }
@@ -350,15 +335,4 @@ pub(crate) fn required_kernel(p: &Params) -> Result<(i64, i64)> {
         ));
     }
     p.kernel_size("kernel_size")
-}
-
-pub(crate) fn positive_all(p: &Params, name: &str, values: &[f64]) -> Result<()> {
-    match values.iter().find(|v| !(**v > 0.0 && v.is_finite())) {
-        Some(v) => Err(crate::ModelError::invalid(
-            p.owner(),
-            name,
-            format!("must be positive, got {v}"),
-        )),
-        None => Ok(()),
-    }
 }

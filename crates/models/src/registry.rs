@@ -116,7 +116,14 @@ pub fn resolve_spec(kind: &str, spec: &Value) -> Result<Value> {
         }
         .unwrap_or_else(|| ModelError::Spec(format!("unknown {kind} {name}"))));
     };
-    Params::new(&name, docs, params.clone())?;
+    let given = Params::new(&name, docs, params.clone())?;
+    if kind == "model" {
+        // "inferred" resolves to the number it infers (equal filters, equal specs); lists
+        // that disagree with each other or with out_channels are refused here already.
+        if let Some(n) = crate::per_channel::inferred_out_channels(&name, &given)? {
+            params.insert("out_channels".into(), n.into());
+        }
+    }
     for d in docs {
         if !params.contains_key(d.name) {
             let v: Value = serde_json::from_str(d.default).expect("valid default");
