@@ -12,6 +12,7 @@ pub mod params;
 pub mod portilla_simoncelli;
 pub mod pyramid;
 pub mod registry;
+pub mod rng;
 pub mod signal;
 pub mod torchscript;
 
