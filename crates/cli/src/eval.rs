@@ -3,6 +3,7 @@ use crate::args::{EvalMetricArgs, EvalModelArgs};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use synthsweep_models::rng::{with_rng, MODEL_SEED};
 use synthsweep_models::{
     build_metric, build_model, device, image_io, params::parse_spec_text, resolve_spec,
 };
@@ -58,7 +59,9 @@ impl TryFrom<EvalModelArgs> for ModelPlan {
 
 pub fn model(plan: ModelPlan) -> Result<()> {
     let x = image_io::load_batch(&plan.images)?;
-    let mut model = build_model(&plan.spec)?;
+    // Built as a sweep's workers build it, so a model that draws at construction is the one
+    // a sweep used.
+    let mut model = with_rng(Some(MODEL_SEED), || build_model(&plan.spec))?;
     model.check_input(&x.size())?;
     model.to(plan.device, Kind::Float);
     let parts = tch::no_grad(|| model.parts(&x.to_device(plan.device)));
@@ -123,7 +126,7 @@ pub fn metric(plan: MetricPlan) -> Result<()> {
             b.size()
         );
     }
-    let mut metric = build_metric(&plan.spec)?;
+    let mut metric = with_rng(Some(MODEL_SEED), || build_metric(&plan.spec))?;
     metric.check_input(&a.size())?;
     metric.to(plan.device, Kind::Float);
     let v = tch::no_grad(|| metric.forward(&a.to_device(plan.device), &b.to_device(plan.device)));

@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
+use synthsweep_models::rng::{with_rng, MODEL_SEED};
 use synthsweep_models::{build_metric, build_model, device::device_name, Metric, Model};
 use synthsweep_store::{TaskResult, TaskRow, TaskStatus};
 use synthsweep_sweep::{Task, TaskImages};
@@ -99,10 +100,13 @@ impl Worker {
         (self.models.len(), self.metrics.len())
     }
 
+    // Models and metrics are built from MODEL_SEED, not from the task's seed or whatever the
+    // generator holds: a built model serves every later task that names it, so what it
+    // drew at construction must not depend on which task had it built (see `rng`).
     pub(crate) fn ensure_model(&mut self, spec: &Value) -> Result<String, TaskError> {
         let key = spec.to_string();
         if !self.models.contains_key(&key) {
-            let mut m = build_model(spec)?;
+            let mut m = with_rng(Some(MODEL_SEED), || build_model(spec))?;
             m.to(self.device, Kind::Float);
             self.models.insert(key.clone(), m);
         }
@@ -112,7 +116,7 @@ impl Worker {
     pub(crate) fn ensure_metric(&mut self, spec: &Value) -> Result<String, TaskError> {
         let key = spec.to_string();
         if !self.metrics.contains_key(&key) {
-            let mut m = build_metric(spec)?;
+            let mut m = with_rng(Some(MODEL_SEED), || build_metric(spec))?;
             m.to(self.device, Kind::Float);
             self.metrics.insert(key.clone(), m);
         }

@@ -13,6 +13,7 @@ mod per_channel;
 pub mod portilla_simoncelli;
 pub mod pyramid;
 pub mod registry;
+pub mod rng;
 pub mod signal;
 pub mod torchscript;
 mod warn;

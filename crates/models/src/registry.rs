@@ -69,7 +69,20 @@ fn names<T>(items: &[T], name: fn(&T) -> &'static str) -> String {
 }
 
 /// Builds a model from a spec such as `{"name": "gaussian", "kernel_size": 31}`.
+///
+/// Construction draws from libtorch's generator where plenoptic's does (gain-control
+/// scalars, random `Linear` weights), holding the RNG lock ([`crate::rng::with_rng`]) and
+/// continuing the generator's stream; wrap the call in `with_rng(Some(seed), ..)` to build
+/// it from a known state, as a sweep's workers do with [`crate::rng::MODEL_SEED`].
+///
+/// # Errors
+/// [`ModelError`] naming the spec's name or parameter when it is unknown, of the wrong type
+/// or out of range, or when a file it names (a TorchScript model) cannot be loaded.
 pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
+    crate::rng::with_rng(None, || build_model_unlocked(spec))
+}
+
+fn build_model_unlocked(spec: &Value) -> Result<Box<dyn Model>> {
     let (name, params) = split_spec("model", spec)?;
     let entry = MODELS
         .iter()
@@ -83,8 +96,16 @@ pub fn build_model(spec: &Value) -> Result<Box<dyn Model>> {
     (entry.build)(&p)
 }
 
-/// Builds a metric from a spec such as `{"name": "ssim_distance"}`.
+/// Builds a metric from a spec such as `{"name": "ssim_distance"}`; draws as
+/// [`build_model`] does (`model_distance` builds its model).
+///
+/// # Errors
+/// As [`build_model`].
 pub fn build_metric(spec: &Value) -> Result<Box<dyn Metric>> {
+    crate::rng::with_rng(None, || build_metric_unlocked(spec))
+}
+
+fn build_metric_unlocked(spec: &Value) -> Result<Box<dyn Metric>> {
     let (name, params) = split_spec("metric", spec)?;
     let entry = METRICS
         .iter()

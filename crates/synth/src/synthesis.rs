@@ -6,21 +6,12 @@ use crate::optim::{item, Optimizer, OptimizerConfig};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
-use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
-/// Serialises seeding and drawing, so two constructors in one process cannot interleave
-/// their draws from libtorch's global generator.
-pub(crate) static RNG_LOCK: Mutex<()> = Mutex::new(());
-
-/// Runs `f` holding the RNG lock, after `tch::manual_seed(seed)` when a seed is given.
-pub(crate) fn with_rng<T>(seed: Option<i64>, f: impl FnOnce() -> T) -> T {
-    let _guard = RNG_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = seed {
-        tch::manual_seed(s);
-    }
-    f()
-}
+/// Every constructor seeds and draws through the process-wide RNG lock (see
+/// `synthsweep_models::rng`), so two threads cannot interleave their draws from libtorch's
+/// generator: a seeded constructor's draws are its own stream.
+pub(crate) use synthsweep_models::rng::with_rng;
 
 /// `Σ min(x − a, 0)² + Σ max(x − b, 0)²`: zero inside `allowed_range = (a, b)`.
 pub fn penalize_range(x: &Tensor, allowed_range: (f64, f64)) -> Tensor {
