@@ -1,0 +1,228 @@
+//! The synthesis methods a sweep can run, MAD's direction, and the inputs ("roles") each
+//! method takes: the parameters that become typed fields of a task instead of method
+//! parameters.
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which synthesis a sweep runs (the spec's `synth = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynthKind {
+    /// plenoptic's `MADCompetition`.
+    Mad,
+    /// plenoptic's `Eigendistortion`.
+    Eigendistortion,
+    /// plenoptic's `Metamer`.
+    Metamer,
+    /// plenoptic's `MetamerCTF` (coarse-to-fine).
+    MetamerCtf,
+    /// plenoptic's `SimpleMetamer`.
+    SimpleMetamer,
+    /// plenoptic's `Geodesic` between two images.
+    Geodesic,
+    /// A metric evaluated on a pair of images (no optimisation).
+    Score,
+}
+
+impl SynthKind {
+    /// Every kind, in the order messages list them.
+    pub const ALL: [SynthKind; 7] = [
+        SynthKind::Mad,
+        SynthKind::Eigendistortion,
+        SynthKind::Metamer,
+        SynthKind::MetamerCtf,
+        SynthKind::SimpleMetamer,
+        SynthKind::Geodesic,
+        SynthKind::Score,
+    ];
+
+    /// The spelling used in specs and outputs, e.g. `metamer_ctf`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SynthKind::Mad => "mad",
+            SynthKind::Eigendistortion => "eigendistortion",
+            SynthKind::Metamer => "metamer",
+            SynthKind::MetamerCtf => "metamer_ctf",
+            SynthKind::SimpleMetamer => "simple_metamer",
+            SynthKind::Geodesic => "geodesic",
+            SynthKind::Score => "score",
+        }
+    }
+
+    /// Whether the method works on a pair of images (`image_a`, `image_b`) instead of one.
+    pub fn takes_pair(self) -> bool {
+        matches!(self, SynthKind::Geodesic | SynthKind::Score)
+    }
+
+    /// The inputs this method takes; all are required except `seed` (default 0).
+    pub fn roles(self) -> &'static [Role] {
+        use Role::*;
+        match self {
+            SynthKind::Mad => &[Image, OptimizedMetric, ReferenceMetric, Minmax, Seed],
+            SynthKind::Eigendistortion
+            | SynthKind::Metamer
+            | SynthKind::MetamerCtf
+            | SynthKind::SimpleMetamer => &[Image, Model, Seed],
+            SynthKind::Geodesic => &[ImageA, ImageB, Model, Seed],
+            SynthKind::Score => &[ImageA, ImageB, Metric, Seed],
+        }
+    }
+
+    /// `mad, eigendistortion, ...`: the valid spellings, for messages.
+    pub fn names() -> String {
+        SynthKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for SynthKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SynthKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SynthKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown synth `{s}`; expected one of {}",
+                    SynthKind::names()
+                )
+            })
+    }
+}
+
+/// MAD's direction: minimise or maximise the optimized metric (plenoptic's `minmax`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MinMax {
+    /// Push the optimized metric down.
+    Min,
+    /// Push the optimized metric up.
+    Max,
+}
+
+impl MinMax {
+    /// The sign of the optimized metric in MAD's objective: +1 for `min`, −1 for `max`.
+    pub fn sign(self) -> f64 {
+        match self {
+            MinMax::Min => 1.0,
+            MinMax::Max => -1.0,
+        }
+    }
+
+    /// `min` or `max`, as specs and outputs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MinMax::Min => "min",
+            MinMax::Max => "max",
+        }
+    }
+}
+
+impl FromStr for MinMax {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "min" => Ok(MinMax::Min),
+            "max" => Ok(MinMax::Max),
+            other => Err(format!("expected \"min\" or \"max\", got {other:?}")),
+        }
+    }
+}
+
+impl fmt::Display for MinMax {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parameter that is an input of the method rather than a setting: it becomes a typed
+/// field of a task instead of a method parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The image of MAD, eigendistortion and the metamers.
+    Image,
+    /// The first image of a pair (geodesic, score).
+    ImageA,
+    /// The second image of a pair (geodesic, score).
+    ImageB,
+    /// The model of eigendistortion, the metamers and geodesic.
+    Model,
+    /// The metric of score.
+    Metric,
+    /// MAD's metric pushed to its minimum or maximum.
+    OptimizedMetric,
+    /// MAD's metric held at its initial value.
+    ReferenceMetric,
+    /// MAD's direction.
+    Minmax,
+    /// The task's random seed.
+    Seed,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 9] = [
+        Role::Image,
+        Role::ImageA,
+        Role::ImageB,
+        Role::Model,
+        Role::Metric,
+        Role::OptimizedMetric,
+        Role::ReferenceMetric,
+        Role::Minmax,
+        Role::Seed,
+    ];
+
+    /// The parameter name, e.g. `optimized_metric`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Image => "image",
+            Role::ImageA => "image_a",
+            Role::ImageB => "image_b",
+            Role::Model => "model",
+            Role::Metric => "metric",
+            Role::OptimizedMetric => "optimized_metric",
+            Role::ReferenceMetric => "reference_metric",
+            Role::Minmax => "minmax",
+            Role::Seed => "seed",
+        }
+    }
+
+    /// The role a parameter name denotes, if any.
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
+    /// `image`, `image_a` or `image_b`.
+    pub fn is_image(self) -> bool {
+        matches!(self, Role::Image | Role::ImageA | Role::ImageB)
+    }
+
+    /// Model and metric specs: tables like `{name = "gaussian", kernel_size = 31}`.
+    pub fn is_spec(self) -> bool {
+        matches!(
+            self,
+            Role::Model | Role::Metric | Role::OptimizedMetric | Role::ReferenceMetric
+        )
+    }
+
+    /// "model" or "metric", as the resolver and messages call the spec kind.
+    pub fn spec_kind(self) -> &'static str {
+        if self == Role::Model {
+            "model"
+        } else {
+            "metric"
+        }
+    }
+}
