@@ -137,14 +137,15 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
 
 /// Prints what the run did and turns it into the exit code.
 fn outcome(r: &DistReport, root_text: &str, root: &OutputRoot) -> Result<()> {
-    let d = &r.dispatch;
+    let e = &r.engine;
+    let d = &e.dispatch;
     eprintln!(
         "process {}: {} done, {} failed, {} committed in {} batch(es); dispatch: {} task(s), {:.2} ms mean and {:.2} ms max from request to task",
         r.process,
-        r.done,
-        r.failed,
-        r.committed,
-        r.batches,
+        e.done,
+        e.failed,
+        e.committed,
+        e.batches,
         d.tasks,
         d.mean().as_secs_f64() * 1e3,
         d.max.as_secs_f64() * 1e3
@@ -183,7 +184,7 @@ fn outcome(r: &DistReport, root_text: &str, root: &OutputRoot) -> Result<()> {
             }
             t.failed
         }
-        None => r.failed,
+        None => e.failed,
     };
     if failed > 0 {
         eprintln!("{failed} task(s) failed; see `synthsweep status {root_text}`");

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synthsweep_exec::{
-    install_preemption_handlers, run_workers, LocalOptions, PlanSource, TaskResolver, Worker,
-    EXIT_PREEMPTED,
+    engine, install_preemption_handlers, prepare_root, EngineOptions, PlanSource, TaskResolver,
+    Worker, EXIT_PREEMPTED,
 };
 use synthsweep_models::device::{device_name, parse_device};
 use synthsweep_store::{
@@ -202,10 +202,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     let root = OutputRoot::parse(&root_text)?;
     let store =
         Store::open(&root).with_context(|| format!("cannot open output root {root_text}"))?;
-    let prepared = store.prepare(PrepareOptions {
-        retry_failed: a.retry_failed,
-        ..Default::default()
-    })?;
+    let prepared = prepare_root(
+        &store,
+        PrepareOptions {
+            retry_failed: a.retry_failed,
+            ..Default::default()
+        },
+    )?;
     let ledger = &prepared.ledger;
     // The tasks of this invocation: the whole plan, or one shard of it (a job array element).
     // Those already committed, and those of them committed as failed (left alone without
@@ -258,14 +261,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     writer.writer_tag = "p0".into();
     writer.max_tasks = a.batch_tasks.max(1);
     writer.max_age = Duration::from_secs_f64(a.batch_seconds.max(0.1));
-    let opts = LocalOptions {
+    let opts = EngineOptions {
         devices: workers,
         intra_op_threads: threads,
         writer,
-        expected: pending,
+        progress: Some(pending),
     };
     let source = PlanSource::new(tasks()?, ledger);
-    let report = run_workers(&source, &store, ledger, &opts, &cancel)?;
+    let report = engine::run(&source, &store, ledger, &opts, &cancel)?;
     info.finish();
     info.committed_done = Some(report.done as usize);
     info.committed_failed = Some(report.failed as usize);

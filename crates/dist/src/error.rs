@@ -21,6 +21,9 @@ pub enum DistError {
     /// An error of the output root.
     #[error(transparent)]
     Store(#[from] synthsweep_store::StoreError),
+    /// This process's engine could not go on (a commit failed).
+    #[error(transparent)]
+    Exec(#[from] synthsweep_exec::ExecError),
 }
 
 impl DistError {

@@ -1,23 +1,27 @@
 //! Multi-process sweeps on timely dataflow: `synthsweep run SPEC --processes N --process I`
 //! (or one task per process of a Slurm step) runs one sweep over several processes and
-//! machines.
+//! machines. This crate holds only what is particular to several processes: who takes part
+//! ([`Cluster`], [`SlurmStep`]), the coordinator on process 0, the timely dataflow between
+//! them, and the engine's task source that asks the coordinator. Running tasks, the writer,
+//! checkpoints and preemption are the exec engine's, the same as in a local run.
 //!
 //! # How tasks are dispatched
 //!
 //! Every process plans the spec itself (planning is deterministic and fast) and connects to
 //! the others with timely (one TCP connection per pair, [`Cluster`] says where). Process 0
-//! is the coordinator: it recovers the output root, writes the run record and broadcasts
-//! the run id; only then do the others start. Each process runs one thread per device slot
-//! (an exec `Worker`, models built once); an idle slot sends one request to process 0,
-//! which answers with the next task not committed yet (its position in the plan and its id,
-//! which the slot checks against its own plan) or "no more". A finished task is reported
-//! and the slot asks again, so a process with fast tasks or fast devices simply asks more
-//! often: tasks of 10 and of 1000 iterations balance. The requests and answers travel in a
-//! timely dataflow (input -> exchange to process 0 -> coordinator -> exchange to the
-//! asking process); synthesis runs on the slot threads, never on the timely thread, so the
-//! coordinator keeps answering while its own process computes.
+//! is the coordinator: it prepares the output root (recovery, stale checkpoints), writes the
+//! run record and broadcasts the run id; only then do the others start. Each process runs
+//! the exec engine (one slot per device, models built once, one writer) with a remote
+//! source: an idle slot sends one request to process 0, which answers with the next task
+//! not committed yet (its position in the plan and its id, which the process checks
+//! against its own plan) or "no more". A finished task is reported and the slot asks again,
+//! so a process with fast tasks or fast devices simply asks more often: tasks of 10 and of
+//! 1000 iterations balance. The requests and answers travel in a timely dataflow (input ->
+//! exchange to process 0 -> coordinator -> exchange to the asking process); synthesis runs
+//! on the engine's slot threads, never on the timely thread, so the coordinator keeps
+//! answering while its own process computes.
 //!
-//! Each process commits its own results with the store's writer (tag `p<I>`) under the
+//! Each process commits its own results with its engine's writer (tag `p<I>`) under the
 //! exactly-once protocol, so the dataset is the one a local run would write: same task
 //! ids, same values on CPU.
 //!
@@ -36,14 +40,14 @@ pub mod abort;
 pub mod cluster;
 pub mod coordinator;
 mod error;
-mod local;
 pub mod protocol;
+mod remote;
 mod run;
 pub mod slurm;
 
 pub use cluster::Cluster;
 pub use coordinator::Totals;
 pub use error::{DistError, Result};
-pub use local::DispatchStats;
 pub use run::{run, DistOptions, DistReport};
 pub use slurm::SlurmStep;
+pub use synthsweep_exec::DispatchStats;

@@ -16,14 +16,8 @@ pub struct Hello {
     pub pending: u64,
 }
 
-/// How a handed-out task ended on its process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TaskEnd {
-    Done,
-    Failed,
-    /// Abandoned without a result (the run is stopping); not committed.
-    Abandoned,
-}
+/// How a handed-out task ended on its process: the engine's own outcome type.
+pub use synthsweep_exec::TaskEnd;
 
 /// Why the run stops early.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

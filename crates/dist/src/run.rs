@@ -3,28 +3,28 @@
 //! requests to process 0 and answers back:
 //!
 //! ```text
-//! slots --Want/Finished/Stop--> input --exchange(0)--> Coordinator (process 0)
-//!   ^                                                        |
+//! engine slots --Want/Finished/Stop--> input --exchange(0)--> Coordinator (process 0)
+//!   ^  (RemoteSource)                                              |
 //!   +---- Task/NoMore/Stop/Hello <-- inbox <-- exchange(process) <-+
 //! ```
 //!
 //! Process 0 recovers the output root first and only then broadcasts the `Hello` (the run
-//! id), so no process writes before recovery is over. Every process commits its own
-//! results with its own writer (tag `p<I>`).
+//! id), so no process writes before recovery is over. Once every process has joined, each
+//! runs the exec engine (slots, writer tagged `p<I>`, checkpoints) with a
+//! [`RemoteSource`] on a thread of its own, while this thread keeps the dataflow moving.
 use crate::cluster::Cluster;
 use crate::coordinator::{fingerprint, Dispatcher, PendingTasks, Totals};
 use crate::error::{DistError, Result};
-use crate::local::{slot_loop, write_loop, DispatchStats, Event, Reply, SlotCtx};
-use crate::protocol::{Hello, StopReason, TaskEnd, ToCoordinator, ToProcess};
+use crate::protocol::{Hello, StopReason, ToCoordinator, ToProcess};
+use crate::remote::{Event, RemoteSource, Reply};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use synthsweep_exec::progress::Progress;
-use synthsweep_exec::Checkpoints;
-use synthsweep_exec::Worker;
+use synthsweep_exec::{engine, prepare_root, EngineOptions, ExecError, RunReport};
 use synthsweep_models::device::device_name;
 use synthsweep_store::{Ledger, PrepareOptions, RunInfo, Store, TaskStatus, WriterOptions};
 use synthsweep_sweep::Plan;
@@ -60,20 +60,15 @@ pub struct DistReport {
     pub process: usize,
     pub processes: usize,
     pub run_id: String,
-    /// Tasks this process ran.
-    pub done: u64,
-    pub failed: u64,
-    /// Tasks committed by this process's writer, and in how many batches.
-    pub committed: u64,
-    pub batches: usize,
+    /// What this process's engine did: tasks run, committed, batches, dispatch waits
+    /// (all zero when it never started).
+    pub engine: RunReport,
     /// Process 0: the whole run as the coordinator counted it.
     pub totals: Option<Totals>,
     /// Process 0: tasks committed by this run in the root at the end (done, failed).
     pub committed_by_run: Option<(usize, usize)>,
     /// Set when the run stopped early (Ctrl-C somewhere, a mismatch, a planning error).
     pub stop: Option<StopReason>,
-    /// How long this process's idle slots waited for a task.
-    pub dispatch: DispatchStats,
 }
 
 struct Ctx {
@@ -87,6 +82,10 @@ struct Ctx {
 
 /// Runs this process's part of the run; returns when every process is done (or stopped).
 /// A process that dies takes the others down: see [`crate::abort`].
+///
+/// # Errors
+/// [`DistError`]: the processes could not connect, planned different sweeps, the root
+/// could not be prepared or committed to, or another process stopped the run.
 pub fn run(
     plan: Arc<Plan>,
     store: Store,
@@ -130,8 +129,58 @@ pub fn run(
     }
 }
 
+type Requests = InputHandleVec<u64, ToCoordinator>;
+
+/// Sends one message into the dataflow (nothing once the input is closed).
+fn send(input: &mut Option<Requests>, m: ToCoordinator) {
+    if let Some(i) = input.as_mut() {
+        // Advancing the epoch flushes the exchange buffers, so the message leaves now.
+        i.send(m);
+        let next = *i.time() + 1;
+        i.advance_to(next);
+    }
+}
+
+/// The dataflow: requests to the coordinator on process 0, answers back to the asking
+/// process's `inbox`.
+fn build_dataflow(
+    worker: &mut timely::worker::Worker,
+    dispatcher: Rc<RefCell<Dispatcher>>,
+    inbox: Rc<RefCell<Vec<ToProcess>>>,
+) -> (Requests, ProbeHandle<u64>) {
+    let mut input: Requests = InputHandleVec::new();
+    let probe = ProbeHandle::new();
+    worker.dataflow::<u64, _, _>(|scope| {
+        scope
+            .input_from(&mut input)
+            .unary::<CapacityContainerBuilder<Vec<ToProcess>>, _, _, _>(
+                Pact::new(|_: &ToCoordinator| 0u64),
+                "Coordinator",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each(|cap, msgs| {
+                            let mut out = Vec::new();
+                            let mut d = dispatcher.borrow_mut();
+                            for m in msgs.drain(..) {
+                                d.handle(m, &mut out);
+                            }
+                            let mut session = output.session(&cap);
+                            for m in out {
+                                session.give(m);
+                            }
+                        });
+                    }
+                },
+            )
+            .exchange(|m: &ToProcess| m.process() as u64)
+            .inspect(move |m: &ToProcess| inbox.borrow_mut().push(m.clone()))
+            .probe_with(&probe);
+    });
+    (input, probe)
+}
+
 /// The timely worker of this process: the dataflow, then the loop that moves messages
-/// between it and the local slots until every process is done.
+/// between it and this process's engine until every process is done.
 fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistReport> {
     ctx.connected.store(true, Ordering::SeqCst);
     let me = worker.index();
@@ -139,60 +188,18 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
     let opts = &ctx.opts;
     let inbox: Rc<RefCell<Vec<ToProcess>>> = Rc::default();
     let dispatcher = Rc::new(RefCell::new(Dispatcher::idle(n)));
-    let mut input: InputHandleVec<u64, ToCoordinator> = InputHandleVec::new();
-    let probe = ProbeHandle::new();
-    {
-        let (d, inbox) = (dispatcher.clone(), inbox.clone());
-        worker.dataflow::<u64, _, _>(|scope| {
-            scope
-                .input_from(&mut input)
-                .unary::<CapacityContainerBuilder<Vec<ToProcess>>, _, _, _>(
-                    Pact::new(|_: &ToCoordinator| 0u64),
-                    "Coordinator",
-                    move |_, _| {
-                        move |input, output| {
-                            input.for_each(|cap, msgs| {
-                                let mut out = Vec::new();
-                                let mut d = d.borrow_mut();
-                                for m in msgs.drain(..) {
-                                    d.handle(m, &mut out);
-                                }
-                                let mut session = output.session(&cap);
-                                for m in out {
-                                    session.give(m);
-                                }
-                            });
-                        }
-                    },
-                )
-                .exchange(|m: &ToProcess| m.process() as u64)
-                .inspect(move |m: &ToProcess| inbox.borrow_mut().push(m.clone()))
-                .probe_with(&probe);
-        });
-    }
+    let (input, probe) = build_dataflow(worker, dispatcher.clone(), inbox.clone());
+    let mut input = Some(input);
     let mut report = DistReport {
         process: me,
         processes: n,
         run_id: opts.run.run_id.clone(),
-        done: 0,
-        failed: 0,
-        committed: 0,
-        batches: 0,
+        engine: RunReport::default(),
         totals: None,
         committed_by_run: None,
         stop: None,
-        dispatch: DispatchStats::default(),
     };
     let mut own_error: Option<DistError> = None;
-    let mut input = Some(input);
-    let send = |input: &mut Option<InputHandleVec<u64, ToCoordinator>>, m: ToCoordinator| {
-        if let Some(i) = input.as_mut() {
-            // Advancing the epoch flushes the exchange buffers, so the message leaves now.
-            i.send(m);
-            let next = *i.time() + 1;
-            i.advance_to(next);
-        }
-    };
 
     // Process 0: recover the root, then tell everyone the run id (the start signal).
     let mut ledger0: Option<Arc<Ledger>> = None;
@@ -215,26 +222,25 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
         }
     }
 
-    tch::set_num_threads(opts.intra_op_threads.max(1) as i32);
     let wake = std::thread::current();
     let (ev_tx, ev_rx) = mpsc::channel::<Event>();
-    let (mut reply_tx, mut reply_rx) = (Vec::new(), Vec::new());
-    for _ in &opts.devices {
-        let (tx, rx) = mpsc::channel::<Reply>();
-        reply_tx.push(tx);
-        reply_rx.push(Some(rx));
-    }
-    let stats = Mutex::new(DispatchStats::default());
+    let (source, reply_tx) = RemoteSource::new(
+        me as u32,
+        &ctx.plan,
+        opts.devices.len(),
+        ev_tx,
+        &ctx.cancel,
+        wake.clone(),
+    );
     let mut ledger_here: Option<Arc<Ledger>> = None;
     let mut hello_here: Option<Hello> = None;
     let mut stop_received: Option<StopReason> = None;
     let mut stop_sent = false;
     let mut local_done = false;
-    let mut writer_result = None;
+    let mut engine_result: Option<std::result::Result<RunReport, ExecError>> = None;
 
     std::thread::scope(|s| {
-        let mut slots = Vec::new();
-        let mut writer = None;
+        let mut engine_thread = None;
         loop {
             // Messages from the coordinator.
             let msgs: Vec<ToProcess> = inbox.borrow_mut().drain(..).collect();
@@ -262,34 +268,25 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                         let (Some(hello), Some(ledger)) = (&hello_here, ledger_here.clone()) else {
                             continue;
                         };
-                        if stop_received.is_some() {
+                        if stop_received.is_some() || engine_thread.is_some() {
                             continue;
                         }
-                        let (rtx, rrx) = mpsc::channel();
-                        let mut wopts = opts.writer.clone();
-                        wopts.run_id = hello.run_id.clone();
-                        wopts.writer_tag = format!("p{me}");
-                        let (store, wake2) = (&ctx.store, wake.clone());
-                        writer =
-                            Some(s.spawn(move || write_loop(store, wopts, &ledger, rrx, wake2)));
-                        for (k, &device) in opts.devices.iter().enumerate() {
-                            let cx = SlotCtx {
-                                process: me as u32,
-                                slot: k as u32,
-                                plan: &ctx.plan,
-                                events: ev_tx.clone(),
-                                replies: reply_rx[k].take().expect("one start"),
-                                results: rtx.clone(),
-                                cancel: &ctx.cancel,
-                                wake: wake.clone(),
-                                stats: &stats,
-                            };
-                            let mut w = Worker::new(device, format!("p{me}-w{k}"));
-                            // Preemption (SIGTERM/SIGUSR1 on every process of the step)
-                            // saves in-flight syntheses; a later run resumes them.
-                            w.set_checkpoints(Checkpoints::for_root(ctx.store.root()));
-                            slots.push(s.spawn(move || slot_loop(cx, w)));
-                        }
+                        let mut writer = opts.writer.clone();
+                        writer.run_id = hello.run_id.clone();
+                        writer.writer_tag = format!("p{me}");
+                        let eopts = EngineOptions {
+                            devices: opts.devices.clone(),
+                            intra_op_threads: opts.intra_op_threads,
+                            writer,
+                            // Process 0's coordinator shows the whole run's progress.
+                            progress: None,
+                        };
+                        let (source, wake) = (&source, wake.clone());
+                        engine_thread = Some(s.spawn(move || {
+                            let r = engine::run(source, &ctx.store, &ledger, &eopts, &ctx.cancel);
+                            wake.unpark();
+                            r
+                        }));
                         if me != 0 {
                             tracing::info!(
                                 "process {me} of {n}: joined run {} ({} tasks to run in all) with {} worker(s) x {} thread(s) [{}]",
@@ -307,8 +304,8 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                         task_id,
                         ..
                     } => {
-                        // A slot that has stopped waiting (the run is stopping) drops it;
-                        // the task stays uncommitted and runs next time.
+                        // A slot gone (stopping) leaves the task unreported to nobody: it
+                        // stays uncommitted and runs next time.
                         let _ = reply_tx[slot as usize].send(Reply::Task(index, task_id));
                     }
                     ToProcess::NoMore { slot, .. } => {
@@ -332,80 +329,55 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                     }),
                 );
             }
-            // Whether this process's threads are all done, looked at before draining their
-            // events, so that every event they sent is forwarded before the input closes.
-            let started = writer.is_some() || writer_result.is_some();
-            let threads_done = started
-                && slots.iter().all(|h| h.is_finished())
-                && writer.as_ref().is_none_or(|w| w.is_finished());
-            // Events of the local slots.
+            // Whether the engine is done, looked at before draining its events, so that
+            // every event it sent is forwarded before the input closes.
+            let engine_done = engine_thread.as_ref().is_some_and(|h| h.is_finished());
             while let Ok(e) = ev_rx.try_recv() {
                 let m = match e {
                     Event::Want(slot) => ToCoordinator::Want {
                         process: me as u32,
                         slot,
                     },
-                    Event::Finished(index, end) => {
-                        match end {
-                            TaskEnd::Done => report.done += 1,
-                            TaskEnd::Failed => report.failed += 1,
-                            TaskEnd::Abandoned => {}
-                        }
-                        ToCoordinator::Finished {
-                            process: me as u32,
-                            index,
-                            end,
-                        }
-                    }
+                    Event::Finished(index, end) => ToCoordinator::Finished {
+                        process: me as u32,
+                        index,
+                        end,
+                    },
                     Event::Stop(reason) => {
                         stop_sent = true;
-                        if own_error.is_none() {
-                            own_error = Some(DistError::Mismatch(reason.message.clone()));
-                        }
                         ToCoordinator::Stop(reason)
                     }
                 };
                 send(&mut input, m);
             }
-            // The writer ends before the slots only on a commit error: that stops the run
-            // (the results it held are not committed; they run again next time).
-            if writer.as_ref().is_some_and(|w| w.is_finished()) {
-                let r = writer
+            if engine_done {
+                let r = engine_thread
                     .take()
-                    .expect("writer")
+                    .expect("engine")
                     .join()
-                    .expect("writer thread");
-                if let Err(e) = &r {
-                    if !stop_sent {
-                        let reason = StopReason {
-                            process: me as u32,
-                            interrupted: false,
-                            message: format!("process {me}: cannot commit results: {e}"),
-                        };
-                        send(&mut input, ToCoordinator::Stop(reason));
-                        stop_sent = true;
-                    }
+                    .expect("engine thread");
+                if r.is_err() {
+                    // Its results cannot be committed: the source has told the coordinator.
                     ctx.cancel.store(true, Ordering::SeqCst);
                 }
-                writer_result = Some(r);
+                engine_result = Some(r);
             }
-            // This process is done once its slots and writer are; then it closes its input
-            // and keeps the dataflow going until every process has closed theirs.
-            if !local_done
-                && (threads_done || (!started && (own_error.is_some() || stop_received.is_some())))
-            {
-                for h in slots.drain(..) {
-                    let _ = h.join();
-                }
-                match writer_result.take() {
-                    Some(Ok(stats)) => {
-                        report.committed = stats.tasks as u64;
-                        report.batches = stats.batches;
-                    }
+            // This process is done once its engine is (or it never started one); then it
+            // closes its input and keeps the dataflow going until every process has closed
+            // theirs.
+            let never_started = engine_thread.is_none()
+                && engine_result.is_none()
+                && (own_error.is_some() || stop_received.is_some());
+            if !local_done && (engine_result.is_some() || never_started) {
+                match engine_result.take() {
+                    Some(Ok(r)) => report.engine = r,
                     Some(Err(e)) => {
-                        own_error.get_or_insert(DistError::Store(e));
+                        own_error.get_or_insert(DistError::Exec(e));
                     }
                     None => {}
+                }
+                if let Some(m) = source.mismatch() {
+                    own_error.get_or_insert(DistError::Mismatch(m));
                 }
                 input = None;
                 local_done = true;
@@ -419,7 +391,6 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
             worker.step_or_park(Some(Duration::from_millis(100)));
         }
     });
-    report.dispatch = stats.into_inner().unwrap();
     report.stop = stop_received;
     if me == 0 {
         let d = dispatcher.borrow();
@@ -460,18 +431,8 @@ fn error_stop(process: usize, e: &DistError) -> StopReason {
 /// run, the run record.
 fn prepare(ctx: &Ctx, info: &mut RunInfo, n: usize) -> Result<(Arc<Ledger>, Hello)> {
     let opts = &ctx.opts;
-    let prepared = ctx.store.prepare(opts.prepare)?;
+    let prepared = prepare_root(&ctx.store, opts.prepare)?;
     let ledger = Arc::new(prepared.ledger);
-    // Checkpoints of tasks committed since they were saved are stale.
-    if let Some(ck) = Checkpoints::for_root(ctx.store.root()) {
-        let left = ck.prune(&ledger);
-        if left > 0 {
-            tracing::info!(
-                "{left} checkpoint(s) in {}: those tasks resume where they stopped",
-                ck.dir().display()
-            );
-        }
-    }
     let pending = PendingTasks::new(ctx.plan.clone(), ledger.clone())
         .filter(|t| t.is_ok())
         .count() as u64;

@@ -1,0 +1,141 @@
+//! The engine's task source in a multi-process run: an idle slot's request goes to the
+//! timely thread (and on to the coordinator on process 0), the answer comes back as a plan
+//! position and a task id, which this process checks against its own plan; how each task
+//! ended goes back the same way. Synthesis, the writer and checkpoints are the exec
+//! engine's, exactly as in a local run.
+use crate::protocol::StopReason;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Mutex;
+use std::thread::Thread;
+use std::time::Duration;
+use synthsweep_exec::{Assignment, TaskEnd, TaskSource};
+use synthsweep_sweep::Plan;
+
+/// From the source (on a slot thread) to the timely thread.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Slot `0` is idle and wants a task.
+    Want(u32),
+    /// The task at this plan position ended.
+    Finished(u64, TaskEnd),
+    /// Stop the whole run (a task that does not match the coordinator's plan, a commit
+    /// that failed).
+    Stop(StopReason),
+}
+
+/// From the timely thread to a slot waiting in [`RemoteSource::next`].
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Task(u64, String),
+    NoMore,
+}
+
+/// Tasks handed out by the coordinator on process 0.
+pub(crate) struct RemoteSource<'a> {
+    process: u32,
+    plan: &'a Plan,
+    events: Sender<Event>,
+    /// One answer channel per slot (a slot has at most one request out).
+    replies: Vec<Mutex<Receiver<Reply>>>,
+    cancel: &'a AtomicBool,
+    /// The timely thread, woken when there is an event for it.
+    wake: Thread,
+    /// Set when the coordinator handed out a task this process planned differently.
+    mismatch: Mutex<Option<String>>,
+}
+
+impl<'a> RemoteSource<'a> {
+    /// A source for `slots` slots, and the senders the timely thread answers each slot on.
+    pub fn new(
+        process: u32,
+        plan: &'a Plan,
+        slots: usize,
+        events: Sender<Event>,
+        cancel: &'a AtomicBool,
+        wake: Thread,
+    ) -> (Self, Vec<Sender<Reply>>) {
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..slots).map(|_| mpsc::channel()).unzip();
+        let source = RemoteSource {
+            process,
+            plan,
+            events,
+            replies: rx.into_iter().map(Mutex::new).collect(),
+            cancel,
+            wake,
+            mismatch: Mutex::new(None),
+        };
+        (source, tx)
+    }
+
+    fn send(&self, e: Event) {
+        let _ = self.events.send(e);
+        self.wake.unpark();
+    }
+
+    /// Waits for the answer to slot `slot`'s request; `None` when the run is stopping.
+    fn answer(&self, slot: usize) -> Option<Reply> {
+        let replies = self.replies[slot].lock().expect("reply channel");
+        loop {
+            match replies.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => return Some(r),
+                Err(RecvTimeoutError::Timeout) if !self.cancel.load(Ordering::Relaxed) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Why this process refused a task (it planned another sweep), if it did.
+    pub fn mismatch(&self) -> Option<String> {
+        self.mismatch.lock().expect("mismatch").clone()
+    }
+}
+
+impl TaskSource for RemoteSource<'_> {
+    /// One task per request: the coordinator answers each request with one task.
+    fn next(&self, slot: usize, _max: usize) -> Vec<Assignment> {
+        self.send(Event::Want(slot as u32));
+        let Some(Reply::Task(index, task_id)) = self.answer(slot) else {
+            return Vec::new();
+        };
+        match self.plan.task_by_index(index) {
+            Ok(Some(task)) if task.id() == task_id => vec![Assignment {
+                task,
+                ticket: index,
+            }],
+            other => {
+                let here = match other {
+                    Ok(Some(t)) => format!("task {}", t.short_id()),
+                    Ok(None) => "no task (excluded)".to_string(),
+                    Err(e) => format!("an error ({e})"),
+                };
+                let message = format!(
+                    "process {} planned {here} at plan position {index} where process 0 has task {}: \
+                     run every process with the same spec and the same images",
+                    self.process,
+                    &task_id[..12.min(task_id.len())]
+                );
+                *self.mismatch.lock().expect("mismatch") = Some(message.clone());
+                self.send(Event::Stop(StopReason {
+                    process: self.process,
+                    interrupted: false,
+                    message,
+                }));
+                self.send(Event::Finished(index, TaskEnd::Abandoned));
+                Vec::new()
+            }
+        }
+    }
+
+    fn finished(&self, _slot: usize, task: &Assignment, end: TaskEnd) {
+        self.send(Event::Finished(task.ticket, end));
+    }
+
+    fn abort(&self, why: &str) {
+        self.send(Event::Stop(StopReason {
+            process: self.process,
+            interrupted: false,
+            message: format!("process {}: cannot commit results: {why}", self.process),
+        }));
+    }
+}
