@@ -4,12 +4,14 @@
 //! from more than one process; a process killed with SIGKILL (a worker or the coordinator)
 //! makes the others exit non-zero without hanging, and a re-run finishes exactly the rest.
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use synthsweep_store::{Dataset, ImageRow, LossRow, OutputRoot, Store, TaskStatus};
+
+mod common;
+use common::free_base;
 
 /// Generous: only a hang (a bug) gets near it.
 const HANG: Duration = Duration::from_secs(120);
@@ -123,27 +125,6 @@ fn hostfile(dir: &Path, n: usize) -> PathBuf {
         .collect();
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// A base port with `n` consecutive free ports after it (for `--port`). Ports come from
-/// 20000-31999, below Linux's ephemeral range (32768+), so that the outgoing connections of
-/// concurrently running tests cannot take them between this check and the bind; a
-/// process-wide counter keeps the tests of this binary from picking the same ones.
-fn free_base(n: usize) -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let offset = (std::process::id() % 400) * 30;
-    loop {
-        let k = NEXT.fetch_add(n as u32, Ordering::SeqCst);
-        let base = 20000 + (offset + k) % 12000;
-        if base as usize + n > 32000 {
-            continue;
-        }
-        let base = base as u16;
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i as u16)).is_ok()) {
-            return base;
-        }
-    }
 }
 
 /// Starts processes 0..n of one run; `args(i)` gives process i's cluster arguments.

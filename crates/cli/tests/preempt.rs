@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 use synthsweep_store::{Dataset, OutputRoot, Store, TaskStatus};
 
+mod common;
+
 const EXIT_PREEMPTED: i32 = 75;
 
 /// A 32x32 8-bit PGM with some structure (its negative when `negative`).
@@ -79,6 +81,7 @@ set = { max_iter = 6000 }
     spec
 }
 
+#[derive(Debug)]
 struct Run {
     code: Option<i32>,
     stderr: String,
@@ -87,48 +90,76 @@ struct Run {
 /// Runs `synthsweep run SPEC --out ROOT --workers 2`; with a signal, sends it 1.5 s after the
 /// run announced its tasks (the quick task is done by then, the long one in flight).
 fn run(spec: &Path, root: &Path, signal: Option<&str>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_synthsweep"))
-        .args([
-            "run",
-            spec.to_str().unwrap(),
-            "--out",
-            root.to_str().unwrap(),
-        ])
-        .args(["--workers", "2", "--threads", "1", "--batch-seconds", "0.2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start synthsweep");
-    let stderr = child.stderr.take().unwrap();
+    run_processes(spec, root, signal, 1).pop().unwrap()
+}
+
+/// As [`run`], on `n` processes of one run (1 worker each when n > 1); the signal goes to
+/// every process, as Slurm sends it to every task of a step.
+fn run_processes(spec: &Path, root: &Path, signal: Option<&str>, n: usize) -> Vec<Run> {
+    let port = common::free_base(n).to_string();
     let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if line.starts_with("sweep ") {
-                let _ = tx.send(());
+    let procs: Vec<_> = (0..n)
+        .map(|i| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_synthsweep"));
+            cmd.args([
+                "run",
+                spec.to_str().unwrap(),
+                "--out",
+                root.to_str().unwrap(),
+            ])
+            .args(["--threads", "1", "--batch-seconds", "0.2"]);
+            if n == 1 {
+                cmd.args(["--workers", "2"]);
+            } else {
+                cmd.args(["--workers", "1", "--processes", &n.to_string()])
+                    .args(["--process", &i.to_string(), "--port", &port]);
             }
-            all += &line;
-            all += "\n";
-        }
-        all
-    });
+            let mut child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start synthsweep");
+            let stderr = child.stderr.take().unwrap();
+            let tx = tx.clone();
+            let reader = std::thread::spawn(move || {
+                let mut all = String::new();
+                for line in BufReader::new(stderr).lines() {
+                    let line = line.unwrap_or_default();
+                    // Process 0 (or a local run) announces the sweep once the root is ready.
+                    if line.contains("sweep ") && line.contains(" to run on ") {
+                        let _ = tx.send(());
+                    }
+                    all += &line;
+                    all += "\n";
+                }
+                all
+            });
+            (child, reader)
+        })
+        .collect();
     if let Some(sig) = signal {
         rx.recv_timeout(Duration::from_secs(120))
             .expect("the run never announced its tasks");
         std::thread::sleep(Duration::from_millis(1500));
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
+        for (child, _) in &procs {
+            let ok = Command::new("kill")
+                .args([&format!("-{sig}"), &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill -{sig} failed");
+        }
     }
-    let status = child.wait().unwrap();
-    Run {
-        code: status.code(),
-        stderr: reader.join().unwrap(),
-    }
+    procs
+        .into_iter()
+        .map(|(mut child, reader)| {
+            let status = child.wait().unwrap();
+            Run {
+                code: status.code(),
+                stderr: reader.join().unwrap(),
+            }
+        })
+        .collect()
 }
 
 fn dataset(root: &Path) -> Dataset {
@@ -244,6 +275,41 @@ fn preempt_resume_and_compare(dir: &Path, spec: &Path) {
         );
         assert_eq!(x.pixels, y.pixels, "{} {} pixels", x.task_id, x.role);
     }
+}
+
+/// A multi-process run preempted on every process checkpoints the in-flight task; a
+/// multi-process re-run resumes it and deletes the checkpoint once the task is committed
+/// (the multi-process layer used to keep it: it had its own commit loop).
+#[test]
+fn preempted_multiprocess_run_resumes_and_deletes_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path());
+    let root = dir.path().join("preempted");
+    let runs = run_processes(&spec, &root, Some("USR1"), 2);
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r.code, Some(EXIT_PREEMPTED), "process {i}:\n{}", r.stderr);
+    }
+    assert_eq!(
+        dataset(&root).tasks.len(),
+        1,
+        "only the quick task is committed"
+    );
+    let ck = checkpoints(&root);
+    assert_eq!(ck.len(), 1, "{ck:?}");
+    let runs = run_processes(&spec, &root, None, 2);
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r.code, Some(0), "process {i}:\n{}", r.stderr);
+    }
+    assert!(
+        runs.iter()
+            .any(|r| r.stderr.contains("resuming from checkpoint")),
+        "{runs:?}"
+    );
+    assert!(checkpoints(&root).is_empty(), "{:?}", checkpoints(&root));
+    let d = dataset(&root);
+    assert!(d.tasks.iter().all(|t| t.status == TaskStatus::Done));
+    let iters: Vec<i64> = d.tasks.iter().map(|t| t.iterations).collect();
+    assert!(iters.contains(&6000) && iters.contains(&10), "{iters:?}");
 }
 
 #[test]

@@ -385,3 +385,24 @@ pub fn python_check(roots: &[(String, Value)], env: &[(&str, String)], scratch: 
 pub fn moto_options() -> StoreOptions {
     shared_moto().options()
 }
+
+/// A base port with `n` consecutive free ports after it (for `--port`). Ports come from
+/// 20000-31999, below Linux's ephemeral range (32768+), so that the outgoing connections of
+/// concurrently running tests cannot take them between this check and the bind; a
+/// process-wide counter keeps the tests of this binary from picking the same ones.
+pub fn free_base(n: usize) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 400) * 30;
+    loop {
+        let k = NEXT.fetch_add(n as u32, Ordering::SeqCst);
+        let base = 20000 + (offset + k) % 12000;
+        if base as usize + n > 32000 {
+            continue;
+        }
+        let base = base as u16;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i as u16)).is_ok()) {
+            return base;
+        }
+    }
+}
