@@ -116,9 +116,14 @@ fn free_ports(n: usize) -> Vec<u16> {
     (0..n).map(|_| free_base(1)).collect()
 }
 
-/// A host file naming `n` free loopback ports.
+/// A host file naming `n` free loopback ports; a new file each call, since the tests of this
+/// binary share one fixture folder and run at once (a shared `hosts2` let one test's
+/// processes read another's ports).
 fn hostfile(dir: &Path, n: usize) -> PathBuf {
-    let path = dir.join(format!("hosts{n}"));
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let k = NEXT.fetch_add(1, Ordering::SeqCst);
+    let path = dir.join(format!("hosts{n}-{k}"));
     let text: String = free_ports(n)
         .iter()
         .map(|p| format!("127.0.0.1:{p}\n"))
