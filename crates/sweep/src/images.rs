@@ -32,6 +32,10 @@ pub struct ImageRef {
     pub name: String,
     /// Lower-case hex SHA-256 of the file's bytes.
     pub sha256: String,
+    /// Channels stored in the file (from its header): 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
+    /// A plain gray file (1) loads the same whatever `as_gray` says, except that
+    /// `as_gray = false` repeats it into three channels.
+    pub channels: u8,
 }
 
 fn is_image(path: &Path) -> bool {
@@ -170,7 +174,24 @@ pub(crate) fn digest(file: &ImageFile) -> Result<ImageRef, std::io::Error> {
         display: file.display.clone(),
         name: file.name.clone(),
         sha256: sha256_hex(&bytes),
+        channels: header_channels(&bytes)?,
     })
+}
+
+/// The number of channels the file stores, read from its header only.
+fn header_channels(bytes: &[u8]) -> Result<u8, std::io::Error> {
+    use image::ImageDecoder;
+    let bad = |e: image::ImageError| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("cannot read its header: {e}"),
+        )
+    };
+    let decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()?
+        .into_decoder()
+        .map_err(bad)?;
+    Ok(decoder.color_type().channel_count())
 }
 
 #[cfg(test)]
