@@ -287,6 +287,11 @@ impl Model for PortillaSimoncelli {
         parts
     }
 
+    /// [`PortillaSimoncelli::convert_to_dict`] of a full representation.
+    fn statistics(&self, rep: &Tensor) -> Option<Vec<(String, Tensor)>> {
+        self.convert_to_dict(rep).ok()
+    }
+
     fn check_input(&self, shape: &[i64]) -> Result<()> {
         check_4d(OWNER, shape)?;
         let (h, w) = (shape[2], shape[3]);
