@@ -68,6 +68,11 @@ pub struct EvalModelArgs {
     /// Output .npz file.
     #[arg(long)]
     pub out: PathBuf,
+    /// Load the images as one gray channel (plenoptic's load_images as_gray, its default):
+    /// colour by skimage's rgb2gray weights, alpha composited onto white first. `false`
+    /// keeps colour (a gray file becomes 3 channels, RGBA keeps alpha), as plenoptic does.
+    #[arg(long = "as-gray", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub as_gray: bool,
     /// Device: auto (CUDA when present), cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -85,6 +90,11 @@ pub struct EvalMetricArgs {
     /// Print one JSON object with the resolved metric spec and "values" (batch x channel).
     #[arg(long)]
     pub json: bool,
+    /// Load the images as one gray channel (plenoptic's load_images as_gray, its default):
+    /// colour by skimage's rgb2gray weights, alpha composited onto white first. `false`
+    /// keeps colour (a gray file becomes 3 channels, RGBA keeps alpha), as plenoptic does.
+    #[arg(long = "as-gray", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub as_gray: bool,
     /// Device: auto (CUDA when present), cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,

@@ -22,6 +22,7 @@ fn spec_arg(kind: &str, text: &str) -> Result<Value> {
 pub struct ModelPlan {
     spec: Value,
     images: Vec<PathBuf>,
+    as_gray: bool,
     out: PathBuf,
     device: Device,
 }
@@ -51,6 +52,7 @@ impl TryFrom<EvalModelArgs> for ModelPlan {
         Ok(ModelPlan {
             spec,
             images: a.images,
+            as_gray: a.as_gray,
             out: a.out,
             device: device::parse_device(&a.device)?,
         })
@@ -58,7 +60,7 @@ impl TryFrom<EvalModelArgs> for ModelPlan {
 }
 
 pub fn model(plan: ModelPlan) -> Result<()> {
-    let x = image_io::load_batch(&plan.images)?;
+    let x = image_io::load_batch(&plan.images, plan.as_gray)?;
     // Built as a sweep's workers build it, so a model that draws at construction is the one
     // a sweep used.
     let mut model = with_rng(Some(MODEL_SEED), || build_model(&plan.spec))?;
@@ -96,6 +98,7 @@ pub struct MetricPlan {
     spec: Value,
     a: PathBuf,
     b: PathBuf,
+    as_gray: bool,
     json: bool,
     device: Device,
 }
@@ -108,6 +111,7 @@ impl TryFrom<EvalMetricArgs> for MetricPlan {
             spec,
             a: a.a,
             b: a.b,
+            as_gray: a.as_gray,
             json: a.json,
             device: device::parse_device(&a.device)?,
         })
@@ -115,8 +119,8 @@ impl TryFrom<EvalMetricArgs> for MetricPlan {
 }
 
 pub fn metric(plan: MetricPlan) -> Result<()> {
-    let a = image_io::load_image(&plan.a)?;
-    let b = image_io::load_image(&plan.b)?;
+    let a = image_io::load_image_with(&plan.a, plan.as_gray)?;
+    let b = image_io::load_image_with(&plan.b, plan.as_gray)?;
     if a.size() != b.size() {
         bail!(
             "{} has shape {:?} but {} has {:?}; a metric compares images of one size and channel count",
@@ -139,7 +143,7 @@ pub fn metric(plan: MetricPlan) -> Result<()> {
     if plan.json {
         println!(
             "{}",
-            json!({"metric": plan.spec, "a": plan.a, "b": plan.b, "values": rows})
+            json!({"metric": plan.spec, "a": plan.a, "b": plan.b, "as_gray": plan.as_gray, "values": rows})
         );
     } else {
         for row in rows {

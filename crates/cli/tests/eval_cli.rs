@@ -368,3 +368,60 @@ fn bad_input_gives_one_line_and_exit_2() {
     assert_bad_input(&o, "height >= 16");
     assert!(!Path::new(out).exists(), "nothing half-written");
 }
+
+#[test]
+fn as_gray_loads_images_as_plenoptic_does() {
+    // An RGBA file with a half-transparent pixel (tests/data of the models crate, values
+    // from plenoptic's load_images).
+    let rgba = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tests/data/load_images/rgba8.png")
+        .display()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.npz");
+    let identity = r#"{"name":"identity"}"#;
+    for (flag, channels) in [(None, 1), (Some("true"), 1), (Some("false"), 4)] {
+        let mut args = vec!["eval", "model", "--model", identity, "--image", &rgba];
+        args.extend(["--out", out.to_str().unwrap()]);
+        if let Some(f) = flag {
+            args.extend(["--as-gray", f]);
+        }
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let x = get(&npz(&out), "out").shallow_clone();
+        assert_eq!(x.size(), [1, channels, 4, 5], "--as-gray {flag:?}");
+        if channels == 1 {
+            // (200, 100, 50) at alpha 128: plenoptic's 0.7296.
+            assert!((x.double_value(&[0, 0, 0, 2]) - 0.7296203).abs() < 1e-6);
+        }
+        let mut args = vec![
+            "eval",
+            "metric",
+            "--metric",
+            r#"{"name":"mse"}"#,
+            &rgba,
+            &rgba,
+            "--json",
+        ];
+        if let Some(f) = flag {
+            args.extend(["--as-gray", f]);
+        }
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["values"][0].as_array().unwrap().len(), channels as usize);
+        assert_eq!(v["as_gray"], flag != Some("false"));
+    }
+    let o = run(&[
+        "eval",
+        "metric",
+        "--metric",
+        r#"{"name":"mse"}"#,
+        &rgba,
+        &rgba,
+        "--as-gray",
+        "maybe",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--as-gray"));
+}

@@ -505,6 +505,86 @@ fn plan_counts_axes_and_exclusions_and_lists_tasks_with_stable_ids() {
     assert_eq!(before.iter().filter(|t| uses_b(t)).count(), 2);
 }
 
+/// 16x16 8-bit PGM whose pixels are `f(0), f(1), ..., f(255)` row by row.
+fn pgm_16(f: impl Fn(u8) -> u8) -> Vec<u8> {
+    let mut b = b"P5\n16 16\n255\n".to_vec();
+    b.extend((0..=255u8).map(f));
+    b
+}
+
+#[test]
+fn literal_paths_and_as_gray_reach_the_computation() {
+    let sb = Sandbox::new();
+    // A file whose name is also a glob (`[1]` would match `a1.pgm`): it is that file.
+    sb.write("imgs/a[1].pgm", pgm_16(|k| k));
+    sb.write("imgs/a1.pgm", pgm_16(|k| k / 2));
+    sb.write("imgs/b.pgm", pgm_16(|k| 255 - k));
+    let literal = sb.write(
+        "literal.toml",
+        "name = \"lit\"\nsynth = \"score\"\n[params]\nimage_a = \"imgs/a[1].pgm\"\nimage_b = \"imgs/b.pgm\"\nmetric = \"mse\"\n",
+    );
+    assert_eq!(plan_json(&literal).len(), 1);
+    // Colour files loaded both ways (tests/data of the models crate, plenoptic's values).
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/data/load_images");
+    for f in ["rgb8.png", "rgb16.png"] {
+        sb.write(&format!("color/{f}"), std::fs::read(data.join(f)).unwrap());
+    }
+    let gray = sb.write(
+        "gray.toml",
+        "name = \"gray\"\nsynth = \"score\"\n[params]\nimage_a = \"color/rgb8.png\"\nimage_b = \"color/rgb16.png\"\nmetric = \"mse\"\n[grid]\nas_gray = [true, false]\n",
+    );
+    let (lit_root, gray_root) = (sb.root("out-literal"), sb.root("out-gray"));
+    let (o1, o2) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(&literal, &lit_root, &["--workers", "1"]));
+        let b = s.spawn(|| run(&gray, &gray_root, &["--workers", "1"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_code(&o1, 0);
+    assert_code(&o2, 0);
+    let d = read_local(&lit_root);
+    assert_eq!(d.scores.len(), 1);
+    assert_eq!(d.scores[0].image_a, "imgs/a[1].pgm");
+    // mean(((k - (255 - k)) / 255)^2) over k = 0..255, plenoptic's mse.
+    assert!(
+        (d.scores[0].value - 0.33594775).abs() < 1e-7,
+        "{}",
+        d.scores[0].value
+    );
+
+    let expected: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_npz(data.join("expected.npz"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    let d = read_local(&gray_root);
+    assert_eq!(d.tasks.len(), 2);
+    for t in &d.tasks {
+        let as_gray = t.params.contains(r#""as_gray":true"#);
+        assert!(
+            as_gray || t.params.contains(r#""as_gray":false"#),
+            "{}",
+            t.params
+        );
+        let suffix = if as_gray { "gray" } else { "color" };
+        let (a, b) = (
+            &expected[&format!("rgb8_png__{suffix}")],
+            &expected[&format!("rgb16_png__{suffix}")],
+        );
+        // plenoptic's mse per channel, averaged over channels (equal sizes: over all values).
+        let want = (a - b).square().mean(tch::Kind::Double).double_value(&[]);
+        let got = d
+            .scores
+            .iter()
+            .find(|s| s.task_id == t.task_id)
+            .unwrap()
+            .value;
+        assert!(
+            (got - want).abs() < 1e-6 * want,
+            "as_gray {as_gray}: {got} vs plenoptic's {want}"
+        );
+    }
+}
+
 #[test]
 fn bad_specs_exit_2_naming_the_file_and_key() {
     let sb = Sandbox::new().with_images(16);

@@ -2,11 +2,13 @@
 //! synthesis will see it.
 use std::fmt;
 
-/// An image's shape as loaded for a task: channels (1 gray, 3 colour), height and width in
+/// An image's shape as loaded for a task (plenoptic's `load_images(paths, as_gray)`):
+/// channels (1 gray or `as_gray`; otherwise 3 colour, 4 with alpha), height and width in
 /// pixels. A task's input tensor is `(1, channels, height, width)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageShape {
-    /// 1 for gray, 3 for colour.
+    /// 1 for gray (every file loaded `as_gray`); otherwise 3 for colour (a gray file is
+    /// repeated into 3), 2 for gray+alpha, 4 for RGBA.
     pub channels: i64,
     /// Rows.
     pub height: i64,

@@ -55,17 +55,25 @@ impl SynthKind {
         matches!(self, SynthKind::Geodesic | SynthKind::Score)
     }
 
-    /// The inputs this method takes; all are required except `seed` (default 0).
+    /// The inputs this method takes; all are required except `seed` (default 0) and
+    /// `as_gray` (default true, plenoptic's).
     pub fn roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            SynthKind::Mad => &[Image, OptimizedMetric, ReferenceMetric, Minmax, Seed],
+            SynthKind::Mad => &[
+                Image,
+                OptimizedMetric,
+                ReferenceMetric,
+                Minmax,
+                Seed,
+                AsGray,
+            ],
             SynthKind::Eigendistortion
             | SynthKind::Metamer
             | SynthKind::MetamerCtf
-            | SynthKind::SimpleMetamer => &[Image, Model, Seed],
-            SynthKind::Geodesic => &[ImageA, ImageB, Model, Seed],
-            SynthKind::Score => &[ImageA, ImageB, Metric, Seed],
+            | SynthKind::SimpleMetamer => &[Image, Model, Seed, AsGray],
+            SynthKind::Geodesic => &[ImageA, ImageB, Model, Seed, AsGray],
+            SynthKind::Score => &[ImageA, ImageB, Metric, Seed, AsGray],
         }
     }
 
@@ -168,11 +176,13 @@ pub enum Role {
     Minmax,
     /// The task's random seed.
     Seed,
+    /// How the task's images are loaded: plenoptic's `load_images(paths, as_gray)`.
+    AsGray,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Image,
         Role::ImageA,
         Role::ImageB,
@@ -182,6 +192,7 @@ impl Role {
         Role::ReferenceMetric,
         Role::Minmax,
         Role::Seed,
+        Role::AsGray,
     ];
 
     /// The parameter name, e.g. `optimized_metric`.
@@ -196,12 +207,23 @@ impl Role {
             Role::ReferenceMetric => "reference_metric",
             Role::Minmax => "minmax",
             Role::Seed => "seed",
+            Role::AsGray => "as_gray",
         }
     }
 
     /// The role a parameter name denotes, if any.
     pub fn from_name(name: &str) -> Option<Role> {
         Role::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
+    /// Inputs with a default: a task need not be given them (`seed`: 0, `as_gray`: true).
+    pub fn is_optional(self) -> bool {
+        matches!(self, Role::Seed | Role::AsGray)
+    }
+
+    /// Inputs that are plain values (no fields to set with `base.field`).
+    pub fn is_scalar(self) -> bool {
+        matches!(self, Role::Seed | Role::Minmax | Role::AsGray)
     }
 
     /// `image`, `image_a` or `image_b`.

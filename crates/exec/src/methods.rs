@@ -7,7 +7,7 @@ use crate::worker::{Records, TaskError, Worker};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use synthsweep_models::image_io::load_image;
+use synthsweep_models::image_io::load_image_with;
 use synthsweep_store::{EigenRow, LossRow, ScoreRow};
 use synthsweep_sweep::{SynthKind, Task, TaskImages};
 use synthsweep_synth::eigendistortion::PowerProgress;
@@ -22,13 +22,14 @@ use tch::Tensor;
 
 type Result<T> = std::result::Result<T, TaskError>;
 
-fn load(worker: &Worker, img: &synthsweep_sweep::ImageRef) -> Result<Tensor> {
-    Ok(load_image(&img.path)?.to_device(worker.device))
+/// One image of the task, loaded as plenoptic's `load_images(path, as_gray)`.
+fn load(worker: &Worker, task: &Task, img: &synthsweep_sweep::ImageRef) -> Result<Tensor> {
+    Ok(load_image_with(&img.path, task.as_gray)?.to_device(worker.device))
 }
 
 fn the_image(worker: &Worker, task: &Task) -> Result<Tensor> {
     match &task.images {
-        TaskImages::One(a) => load(worker, a),
+        TaskImages::One(a) => load(worker, task, a),
         TaskImages::Pair(..) => Err(TaskError::Failed(
             "this method takes one image, not a pair".into(),
         )),
@@ -37,7 +38,7 @@ fn the_image(worker: &Worker, task: &Task) -> Result<Tensor> {
 
 fn the_pair(worker: &Worker, task: &Task) -> Result<(Tensor, Tensor)> {
     match &task.images {
-        TaskImages::Pair(a, b) => Ok((load(worker, a)?, load(worker, b)?)),
+        TaskImages::Pair(a, b) => Ok((load(worker, task, a)?, load(worker, task, b)?)),
         TaskImages::One(_) => Err(TaskError::Failed(
             "this method takes a pair of images".into(),
         )),

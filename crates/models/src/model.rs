@@ -17,6 +17,14 @@ pub trait Model: Send {
         vec![("out".to_string(), self.forward(x))]
     }
 
+    /// Splits a tensor shaped like the model's output into its named statistics, for models
+    /// whose output is a list of statistics (plenoptic's `convert_to_dict`); `None` for the
+    /// others. Positions the output leaves out (redundant statistics) are NaN in the parts.
+    /// Used to say which statistics hold NaN.
+    fn statistics(&self, _rep: &Tensor) -> Option<Vec<(String, Tensor)>> {
+        None
+    }
+
     /// Rejects an input shape the model cannot take, saying what it needs.
     fn check_input(&self, shape: &[i64]) -> Result<()> {
         check_4d(self.name(), shape)

@@ -1,9 +1,10 @@
 //! Image I/O: PGM, PNG and JPEG, grayscale and RGB, 8 and 16 bit, to NCHW floats in [0, 1];
-//! PNG output clamped and rounded.
+//! PNG output clamped and rounded. (Colour, alpha and `as_gray` against plenoptic's values:
+//! load_images.rs.)
 mod common;
 
 use image::{ImageBuffer, Luma, Rgb};
-use synthsweep_models::image_io::{load_batch, load_image, png_bytes, save_png};
+use synthsweep_models::image_io::{load_batch, load_image, load_image_with, png_bytes, save_png};
 use tch::{Kind, Tensor};
 
 #[test]
@@ -39,7 +40,12 @@ fn rgb_and_16_bit_and_jpeg() {
         ImageBuffer::from_fn(5, 3, |x, y| Rgb([x as u8 * 50, y as u8 * 100, 255]));
     let p = dir.path().join("rgb.png");
     rgb.save(&p).unwrap();
-    let t = load_image(&p).unwrap();
+    assert_eq!(
+        load_image(&p).unwrap().size(),
+        [1, 1, 3, 5],
+        "as_gray by default"
+    );
+    let t = load_image_with(&p, false).unwrap();
     assert_eq!(t.size(), [1, 3, 3, 5]);
     assert_eq!(t.double_value(&[0, 0, 2, 4]), (200.0f32 / 255.0) as f64);
     assert_eq!(t.double_value(&[0, 1, 2, 4]), (200.0f32 / 255.0) as f64);
@@ -55,7 +61,8 @@ fn rgb_and_16_bit_and_jpeg() {
 
     let j = dir.path().join("x.jpg");
     rgb.save(&j).unwrap();
-    assert_eq!(load_image(&j).unwrap().size(), [1, 3, 3, 5]);
+    assert_eq!(load_image_with(&j, false).unwrap().size(), [1, 3, 3, 5]);
+    assert_eq!(load_image(&j).unwrap().size(), [1, 1, 3, 5]);
     let pgm = dir.path().join("x.pgm");
     g16.save(&pgm).unwrap();
     assert_eq!(load_image(&pgm).unwrap().size(), [1, 1, 4, 4]);
@@ -72,8 +79,8 @@ fn png_output_is_clamped_and_rounded_and_round_trips() {
     let k: Vec<f32> = Vec::try_from((back * 255.0).round().reshape([-1])).unwrap();
     assert_eq!(k, vec![0.0, 0.0, 1.0, 1.0, 128.0, 255.0, 255.0]);
     assert!(
-        png_bytes(&Tensor::zeros([2, 4, 4], (Kind::Float, tch::Device::Cpu))).is_err(),
-        "2 channels is not an image"
+        png_bytes(&Tensor::zeros([5, 4, 4], (Kind::Float, tch::Device::Cpu))).is_err(),
+        "5 channels is not an image"
     );
 }
 
@@ -92,6 +99,6 @@ fn unreadable_and_mismatched_files_are_named() {
     ImageBuffer::<Luma<u8>, Vec<u8>>::new(4, 5)
         .save(&b)
         .unwrap();
-    let e = load_batch(&[a, b]).unwrap_err().to_string();
+    let e = load_batch(&[a, b], true).unwrap_err().to_string();
     assert!(e.contains("b.png") && e.contains("one size"), "{e}");
 }

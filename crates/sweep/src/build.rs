@@ -112,8 +112,10 @@ impl Plan {
         let mut specs: Vec<(Role, Arc<Resolved>)> = Vec::new();
         let (mut image, mut image_a, mut image_b) = (None, None, None);
         let mut parts: Vec<(&'static str, &str)> = Vec::with_capacity(6);
+        let mut image_canons: Vec<(Role, &[String; 2])> = Vec::with_capacity(2);
         let mut minmax = None;
         let mut seed = 0u64;
+        let mut as_gray = true;
         for (name, item) in &merged {
             if name.contains('.') {
                 continue;
@@ -130,7 +132,7 @@ impl Plan {
                     let (img, canon) = self.image_slots[item.slot]
                         .as_ref()
                         .expect("image items are digested while planning");
-                    parts.push((r.as_str(), canon));
+                    image_canons.push((r, canon));
                     let img = img.clone();
                     match r {
                         Role::Image => image = Some(img),
@@ -147,6 +149,7 @@ impl Plan {
                     })
                 }
                 Some(Role::Seed) => seed = item.value.as_u64().unwrap_or(0),
+                Some(Role::AsGray) => as_gray = item.value.as_bool().unwrap_or(true),
                 _ => {
                     let v = if overrides.is_empty() {
                         item.value.clone()
@@ -170,6 +173,11 @@ impl Plan {
             (None, Some(a), Some(b)) => TaskImages::Pair(a, b),
             _ => unreachable!("the spec check guarantees the method's images"),
         };
+        parts.extend(
+            image_canons
+                .iter()
+                .map(|(r, canon)| (r.as_str(), canon[as_gray as usize].as_str())),
+        );
         parts.extend(specs.iter().map(|(r, s)| (r.as_str(), s.canon.as_str())));
         let (canonical, id) = Description {
             synth,
@@ -196,6 +204,7 @@ impl Plan {
             images,
             minmax,
             seed,
+            as_gray,
             params,
             coords: self
                 .spec

@@ -1,5 +1,6 @@
-//! Image entries of a spec: a file, a glob or a directory, relative to the spec file,
-//! expanded to a sorted list of PGM/PNG/JPEG files; and the content digest of each file.
+//! Image entries of a spec: a file, a glob or a directory, relative to the spec file (a
+//! path naming an existing file or directory is literal, glob characters or not), expanded
+//! to a sorted list of PGM/PNG/JPEG files; and the content digest of each file.
 use crate::canonical::sha256_hex;
 use serde::Serialize;
 use std::path::{Component, Path, PathBuf};
@@ -32,6 +33,10 @@ pub struct ImageRef {
     pub name: String,
     /// Lower-case hex SHA-256 of the file's bytes.
     pub sha256: String,
+    /// Channels stored in the file (from its header): 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
+    /// A plain gray file (1) loads the same whatever `as_gray` says, except that
+    /// `as_gray = false` repeats it into three channels.
+    pub channels: u8,
 }
 
 fn is_image(path: &Path) -> bool {
@@ -74,13 +79,15 @@ fn image_file(base: &Path, path: &Path) -> Result<ImageFile, String> {
 const KINDS: &str = "PGM, PNG or JPEG (.pgm, .png, .jpg, .jpeg)";
 
 /// Expands one entry (file, glob or directory, relative to `base`) into image files, sorted
-/// by path. An entry that yields no image is an error.
+/// by path. An entry naming an existing file or directory is that file or directory, even
+/// when its name holds glob characters (`a[1].pgm`); otherwise `*`, `?` and `[...]` make it
+/// a glob. An entry that yields no image is an error.
 pub(crate) fn expand(base: &Path, entry: &str) -> Result<Vec<ImageFile>, String> {
     if entry.trim().is_empty() {
         return Err("expected an image file, glob or directory, got an empty string".into());
     }
     let joined = base.join(entry);
-    if has_glob_chars(entry) {
+    if has_glob_chars(entry) && !joined.exists() {
         let pattern = if Path::new(entry).is_absolute() {
             entry.to_string()
         } else {
@@ -109,7 +116,8 @@ pub(crate) fn expand(base: &Path, entry: &str) -> Result<Vec<ImageFile>, String>
                 String::new()
             };
             return Err(format!(
-                "the glob `{entry}` matches no image in {}{why}",
+                "the glob `{entry}` matches no image in {}{why}, and no file or directory \
+                 has that name",
                 base.display()
             ));
         }
@@ -170,7 +178,24 @@ pub(crate) fn digest(file: &ImageFile) -> Result<ImageRef, std::io::Error> {
         display: file.display.clone(),
         name: file.name.clone(),
         sha256: sha256_hex(&bytes),
+        channels: header_channels(&bytes)?,
     })
+}
+
+/// The number of channels the file stores, read from its header only.
+fn header_channels(bytes: &[u8]) -> Result<u8, std::io::Error> {
+    use image::ImageDecoder;
+    let bad = |e: image::ImageError| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("cannot read its header: {e}"),
+        )
+    };
+    let decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()?
+        .into_decoder()
+        .map_err(bad)?;
+    Ok(decoder.color_type().channel_count())
 }
 
 #[cfg(test)]

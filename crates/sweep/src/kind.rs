@@ -53,17 +53,25 @@ impl SynthKind {
         matches!(self, SynthKind::Geodesic | SynthKind::Score)
     }
 
-    /// The inputs this method takes; all are required except `seed` (default 0).
+    /// The inputs this method takes; all are required except `seed` (default 0) and
+    /// `as_gray` (default true, plenoptic's).
     pub fn roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            SynthKind::Mad => &[Image, OptimizedMetric, ReferenceMetric, Minmax, Seed],
+            SynthKind::Mad => &[
+                Image,
+                OptimizedMetric,
+                ReferenceMetric,
+                Minmax,
+                Seed,
+                AsGray,
+            ],
             SynthKind::Eigendistortion
             | SynthKind::Metamer
             | SynthKind::MetamerCtf
-            | SynthKind::SimpleMetamer => &[Image, Model, Seed],
-            SynthKind::Geodesic => &[ImageA, ImageB, Model, Seed],
-            SynthKind::Score => &[ImageA, ImageB, Metric, Seed],
+            | SynthKind::SimpleMetamer => &[Image, Model, Seed, AsGray],
+            SynthKind::Geodesic => &[ImageA, ImageB, Model, Seed, AsGray],
+            SynthKind::Score => &[ImageA, ImageB, Metric, Seed, AsGray],
         }
     }
 
@@ -134,10 +142,12 @@ pub enum Role {
     ReferenceMetric,
     Minmax,
     Seed,
+    /// How the task's images are loaded: plenoptic's `load_images(paths, as_gray)`.
+    AsGray,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Image,
         Role::ImageA,
         Role::ImageB,
@@ -147,6 +157,7 @@ impl Role {
         Role::ReferenceMetric,
         Role::Minmax,
         Role::Seed,
+        Role::AsGray,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -160,11 +171,22 @@ impl Role {
             Role::ReferenceMetric => "reference_metric",
             Role::Minmax => "minmax",
             Role::Seed => "seed",
+            Role::AsGray => "as_gray",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Role> {
         Role::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
+    /// Inputs with a default: a task need not be given them (`seed`: 0, `as_gray`: true).
+    pub fn is_optional(self) -> bool {
+        matches!(self, Role::Seed | Role::AsGray)
+    }
+
+    /// Inputs that are plain values (no fields to set with `base.field`).
+    pub fn is_scalar(self) -> bool {
+        matches!(self, Role::Seed | Role::Minmax | Role::AsGray)
     }
 
     pub fn is_image(self) -> bool {

@@ -38,8 +38,9 @@ pub struct Plan {
     /// Tasks dropped by each `[[exclude]]`; a task two rules drop counts for the first.
     pub(crate) excluded: Vec<u64>,
     pub(crate) images: HashMap<PathBuf, Arc<ImageRef>>,
-    /// Per item (by `Item::slot`): its image and the image's canonical text.
-    pub(crate) image_slots: Vec<Option<(Arc<ImageRef>, String)>>,
+    /// Per item (by `Item::slot`): its image and the image's canonical text, loaded with
+    /// `as_gray` false (`[0]`) and true (`[1]`).
+    pub(crate) image_slots: ImageSlots,
     /// Per item: its resolved spec, when used without `base.field` overrides.
     pub(crate) spec_slots: Vec<OnceLock<Result<Arc<Resolved>, String>>>,
     /// Resolved specs by kind and canonical text: each distinct spec is resolved once.
@@ -281,14 +282,14 @@ fn assign_slots(spec: &mut SweepSpec) -> usize {
     n
 }
 
-type ImageSlots = Vec<Option<(Arc<ImageRef>, String)>>;
+pub(crate) type ImageSlots = Vec<Option<(Arc<ImageRef>, [String; 2])>>;
 
 /// Reads and digests every image once.
 fn digest_images(
     spec: &SweepSpec,
     slots: usize,
 ) -> Result<(HashMap<PathBuf, Arc<ImageRef>>, ImageSlots), SweepError> {
-    let mut by_path: HashMap<PathBuf, (Arc<ImageRef>, String)> = HashMap::new();
+    let mut by_path: HashMap<PathBuf, (Arc<ImageRef>, [String; 2])> = HashMap::new();
     let mut by_slot: ImageSlots = vec![None; slots];
     let items = spec
         .fixed
@@ -303,7 +304,7 @@ fn digest_images(
                 path: file.abs.clone(),
                 source,
             })?;
-            let canon = image_canonical(&img);
+            let canon = [image_canonical(&img, false), image_canonical(&img, true)];
             by_path.insert(file.abs.clone(), (Arc::new(img), canon));
         }
         by_slot[item.slot] = by_path.get(&file.abs).cloned();

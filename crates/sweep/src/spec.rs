@@ -419,8 +419,7 @@ impl Parser<'_> {
                 }
             }
             if let Some(base) = dotted_base(name) {
-                let bad_base = Role::from_name(base)
-                    .is_some_and(|r| r.is_image() || matches!(r, Role::Seed | Role::Minmax));
+                let bad_base = Role::from_name(base).is_some_and(|r| r.is_image() || r.is_scalar());
                 if bad_base {
                     return Err(SweepError::Spec {
                         at: (*at).clone(),
@@ -439,7 +438,7 @@ impl Parser<'_> {
             }
         }
         for role in allowed {
-            if *role != Role::Seed && !defined.contains_key(role.as_str()) {
+            if !role.is_optional() && !defined.contains_key(role.as_str()) {
                 let how = if role.is_image() && synth.takes_pair() {
                     "image_a and image_b as axes (zipped for pairs), or grid.pairs"
                 } else {

@@ -2,8 +2,8 @@
 //!
 //! Identity: `id` is the hex SHA-256 of [`Task::canonical_json`], a description of what is
 //! computed and nothing else: the schema tag, the method, each image's file name and content
-//! digest, the resolved model/metric specs, `minmax`, the seed and the resolved method
-//! parameters. Left out on purpose: the sweep's name, the task's index, the image's folder,
+//! digest (and `as_gray`, unless a gray file is loaded as gray), the resolved model/metric
+//! specs, `minmax`, the seed and the resolved method parameters. Left out on purpose: the sweep's name, the task's index, the image's folder,
 //! and how the spec was written (axis vs fixed, key order, `1` vs `1.0`, defaults given or
 //! left out). So the same task has the same id on every run and machine, in any sweep, after
 //! the image folder moves; changing an image's bytes or name, a parameter, a model or
@@ -57,6 +57,8 @@ pub struct Task {
     pub minmax: Option<MinMax>,
     /// 0 unless the spec gives `seed` or `repeats`.
     pub seed: u64,
+    /// How to load the images: plenoptic's `load_images(paths, as_gray)` (default true).
+    pub as_gray: bool,
     /// The method's parameters as the resolver returned them (defaults filled in).
     pub params: Map<String, Value>,
     /// The value of every axis column for this task, as written in the spec (images as
@@ -139,9 +141,19 @@ pub(crate) struct Description<'a> {
     pub params: &'a Map<String, Value>,
 }
 
-/// `{"name":...,"sha256":...}`: how an image enters a description.
-pub(crate) fn image_canonical(img: &ImageRef) -> String {
-    let mut out = String::from("{\"name\":");
+/// `{"name":...,"sha256":...}`: how an image enters a description, with `"as_gray"` added
+/// unless the file is plain gray and loaded as gray (what synthsweep always did: such tasks
+/// keep their ids, while a colour file or `as_gray = false` gets an id of its own).
+pub(crate) fn image_canonical(img: &ImageRef, as_gray: bool) -> String {
+    let mut out = String::from("{");
+    if !(as_gray && img.channels == 1) {
+        out.push_str(if as_gray {
+            "\"as_gray\":true,"
+        } else {
+            "\"as_gray\":false,"
+        });
+    }
+    out.push_str("\"name\":");
     write_string(&mut out, &img.name);
     out.push_str(",\"sha256\":");
     write_string(&mut out, &img.sha256);

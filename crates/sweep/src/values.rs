@@ -1,7 +1,7 @@
 //! One value of one parameter, checked by what the parameter is: image entries expand to
 //! files, model and metric specs must be tables with a `name` (a bare string is shorthand
-//! for `{name = "..."}`), `minmax` is "min" or "max", `seed` a non-negative integer; any
-//! other parameter is passed on as JSON for the resolver to judge.
+//! for `{name = "..."}`), `minmax` is "min" or "max", `seed` a non-negative integer,
+//! `as_gray` a boolean; any other parameter is passed on as JSON for the resolver to judge.
 use crate::canonical::canonical_json;
 use crate::error::{Location, SweepError};
 use crate::images::{self, ImageFile};
@@ -168,6 +168,14 @@ pub(crate) fn parse_value(
             Some("min" | "max") => Ok(vec![Item::new(to_json(src, key, node)?, at)]),
             _ => Err(err(format!(
                 "expected \"min\" or \"max\", got {}",
+                describe(src, key, node)
+            ))),
+        },
+        Some(Role::AsGray) => match &node.kind {
+            NodeKind::Bool(b) => Ok(vec![Item::new(Value::Bool(*b), at)]),
+            _ => Err(err(format!(
+                "expected true or false (load the images as one gray channel, as plenoptic's \
+                 load_images(as_gray=True) does; false keeps their colour), got {}",
                 describe(src, key, node)
             ))),
         },

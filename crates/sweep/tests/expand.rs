@@ -427,3 +427,44 @@ fn a_combination_the_resolver_rejects_is_a_task_error() {
     let e = results[3].as_ref().unwrap_err().to_string();
     assert!(e.contains("spec.toml: task 3 (max_iter=2, stop_iters_to_check=5): metamer parameters: stop_iters_to_check must not exceed max_iter"), "{e}");
 }
+
+#[test]
+fn a_path_naming_an_existing_file_is_that_file_glob_characters_or_not() {
+    let d = Dir::new();
+    d.write("imgs/a[1].pgm", &common::pgm(1));
+    d.write("imgs/a1.pgm", &common::pgm(2));
+    d.write("imgs/a2.pgm", &common::pgm(3));
+    d.write("imgs/b*.pgm", &common::pgm(4));
+    d.write("imgs/bz.pgm", &common::pgm(5));
+    d.write("lit[x]/c?.pgm", &common::pgm(6));
+    let names = |entry: &str| -> Vec<String> {
+        let text = format!(
+            "name = \"l\"\nsynth = \"metamer\"\n[params]\nmodel = \"gaussian\"\n[grid]\nimage = {entry:?}\n"
+        );
+        tasks(&d.plan(&text).unwrap())
+            .iter()
+            .map(|t| t.image().display.clone())
+            .collect()
+    };
+    // Existing files: only that file, although `[1]` and `*` would match others as globs.
+    assert_eq!(names("imgs/a[1].pgm"), ["imgs/a[1].pgm"]);
+    assert_eq!(names("imgs/b*.pgm"), ["imgs/b*.pgm"]);
+    // An existing directory with glob characters in its name is that directory.
+    assert_eq!(names("lit[x]"), ["lit[x]/c?.pgm"]);
+    assert_eq!(names("lit[x]/c?.pgm"), ["lit[x]/c?.pgm"]);
+    // No file of that name: glob syntax applies.
+    assert_eq!(names("imgs/a[12].pgm"), ["imgs/a1.pgm", "imgs/a2.pgm"]);
+    assert_eq!(names("imgs/a[[]1].pgm"), ["imgs/a[1].pgm"]);
+    assert_eq!(names("imgs/b?.pgm"), ["imgs/b*.pgm", "imgs/bz.pgm"]);
+    let msg = d.error(
+        "name = \"l\"\nsynth = \"metamer\"\n[params]\nmodel = \"gaussian\"\n[grid]\nimage = \"imgs/a[3].pgm\"\n",
+    );
+    common::assert_mentions(
+        &msg,
+        &[
+            "grid.image",
+            "the glob `imgs/a[3].pgm` matches no image",
+            "no file or directory has that name",
+        ],
+    );
+}

@@ -10,6 +10,20 @@ pub enum SynthError {
     /// The objective became NaN or infinite.
     #[error("loss is {value} at iteration {iteration}: the synthesis diverged (try a smaller learning rate)")]
     NonFinite { iteration: usize, value: f64 },
+    /// The model's representation of a target image (or a metric at the initial image) is
+    /// already NaN or infinite before any iteration: the image and the model are at fault,
+    /// not the optimization.
+    #[error("{what} contains {kind} before any iteration ({detail}): the image itself has no finite value under this {by}, so no learning rate or other synthesis setting helps")]
+    NonFiniteTarget {
+        /// What holds the values: "`portilla_simoncelli`'s representation of the target image".
+        what: String,
+        /// "NaN", "infinite values" or both.
+        kind: &'static str,
+        /// Which statistics, or how many values.
+        detail: String,
+        /// "model" or "metric".
+        by: &'static str,
+    },
     /// The per-iteration callback asked to stop.
     #[error("cancelled at iteration {iteration}")]
     Cancelled { iteration: usize },

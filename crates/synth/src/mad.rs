@@ -9,7 +9,7 @@ use crate::state::{
 use crate::synthesis::{
     penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions,
 };
-use crate::validate::{validate_image_and_range, validate_metric};
+use crate::validate::{validate_image_and_range, validate_initial_metric, validate_metric};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -140,6 +140,12 @@ impl<'a> MadCompetition<'a> {
                 item(&optimized_metric.forward(&image, &initial_image)),
             )
         });
+        validate_initial_metric(optimized_metric, optimized0, "optimized_metric")?;
+        validate_initial_metric(
+            reference_metric,
+            reference_metric_target,
+            "reference_metric",
+        )?;
         let metric_tradeoff_lambda = match options.metric_tradeoff_lambda {
             Some(l) => l,
             None => {

@@ -8,7 +8,9 @@ use crate::state::{
 use crate::synthesis::{
     penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions,
 };
-use crate::validate::{validate_image, validate_image_and_range, validate_model};
+use crate::validate::{
+    validate_image, validate_image_and_range, validate_model, validate_representation,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -148,6 +150,7 @@ impl<'a> Metamer<'a> {
         let image = image.detach();
         validate_model(model, &image)?;
         let target_representation = tch::no_grad(|| model.forward(&image));
+        validate_representation(model, &target_representation, "the target image")?;
         let x0 = match initial {
             Some(init) => init
                 .detach()

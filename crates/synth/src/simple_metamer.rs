@@ -6,7 +6,7 @@ use crate::state::{
     image_record, load_optimizer, model_record, save_optimizer, Mismatches, StateFile, StateWriter,
 };
 use crate::synthesis::{penalize_range, with_rng};
-use crate::validate::{validate_image, validate_model};
+use crate::validate::{validate_image, validate_model, validate_representation};
 use std::path::Path;
 use synthsweep_models::Model;
 use tch::Tensor;
@@ -43,6 +43,7 @@ impl<'a> SimpleMetamer<'a> {
             validate_model(model, &image)?;
             let metamer = image.rand_like().set_requires_grad(true);
             let target_representation = tch::no_grad(|| model.forward(&image));
+            validate_representation(model, &target_representation, "the target image")?;
             Ok(SimpleMetamer {
                 model,
                 image,

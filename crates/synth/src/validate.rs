@@ -162,3 +162,75 @@ pub(crate) fn validate_in_range(
     }
     Ok(())
 }
+
+/// "NaN", "infinite values" or both, for `n_bad` non-finite values of which `n_nan` are NaN.
+fn non_finite_kind(n_bad: i64, n_nan: i64) -> &'static str {
+    match (n_nan, n_bad - n_nan) {
+        (_, 0) => "NaN",
+        (0, _) => "infinite values",
+        _ => "NaN and infinite values",
+    }
+}
+
+/// The model's representation `rep` of a target image (`what`: "the target image",
+/// "image_a", ...) must be finite: checked before any iteration, since NaN there (e.g.
+/// Portilla-Simoncelli on a pattern whose bands have zero variance) comes from the image and
+/// the model, and the synthesis could only fail later as if it had diverged.
+///
+/// # Errors
+/// [`SynthError::NonFiniteTarget`] naming the statistics that hold NaN (models with
+/// [`Model::statistics`]) or how many of the output's values do.
+pub(crate) fn validate_representation(model: &dyn Model, rep: &Tensor, what: &str) -> Result<()> {
+    let bad = tch::no_grad(|| rep.isfinite().logical_not());
+    let n_bad = bad.sum(Kind::Int64).int64_value(&[]);
+    if n_bad == 0 {
+        return Ok(());
+    }
+    let n_nan = rep.isnan().sum(Kind::Int64).int64_value(&[]);
+    let name = model.name();
+    let stats = tch::no_grad(|| model.statistics(&bad.to_kind(Kind::Float)));
+    let detail = match stats {
+        Some(parts) => {
+            // Redundant positions are NaN in the parts; the bad ones are exactly 1.
+            let named: Vec<String> = parts
+                .iter()
+                .filter_map(|(stat, part)| {
+                    let k = part.eq(1.0).sum(Kind::Int64).int64_value(&[]);
+                    (k > 0).then(|| format!("{stat} ({k} of {})", part.numel()))
+                })
+                .collect();
+            format!("in the statistics {}", named.join(", "))
+        }
+        None => format!(
+            "{n_bad} of its {} values, output shape {:?}",
+            rep.numel(),
+            rep.size()
+        ),
+    };
+    Err(SynthError::NonFiniteTarget {
+        what: format!("`{name}`'s representation of {what}"),
+        kind: non_finite_kind(n_bad, n_nan),
+        detail,
+        by: "model",
+    })
+}
+
+/// A metric's value at the start (MAD's `metric(image, initial_image)`) must be finite; the
+/// error names the metric's role and value.
+///
+/// # Errors
+/// [`SynthError::NonFiniteTarget`].
+pub(crate) fn validate_initial_metric(metric: &dyn Metric, value: f64, param: &str) -> Result<()> {
+    if value.is_finite() {
+        return Ok(());
+    }
+    Err(SynthError::NonFiniteTarget {
+        what: format!(
+            "{param} `{}` between the image and the initial image",
+            metric.name()
+        ),
+        kind: non_finite_kind(1, i64::from(value.is_nan())),
+        detail: format!("it is {value}"),
+        by: "metric",
+    })
+}

@@ -130,6 +130,31 @@ impl PortillaSimoncelli {
         Ok(())
     }
 
+    /// Where the coarsest reconstructed lowpass (H / 2^n_scales by W / 2^n_scales) is odd in
+    /// width, plenoptic's autocorrelation (`irfft2` without the output size) comes back one
+    /// column short, while this one is the true circular autocorrelation: the coarsest
+    /// scale's `auto_correlation_reconstructed`, `std_reconstructed`, `skew_reconstructed` and
+    /// `kurtosis_reconstructed` differ from plenoptic's. Says so, once per image size
+    /// (README, parity).
+    fn warn_odd_coarsest_width(&self, x: &Tensor) {
+        let s = x.size();
+        let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+        let n = self.n_scales;
+        let coarsest = (h >> n, w >> n);
+        if coarsest.1 % 2 == 1 && crate::warn::first_time((OWNER, "odd coarsest width", h, w)) {
+            tracing::warn!(
+                "{OWNER} on {h}x{w} images with n_scales {n}: the coarsest reconstructed lowpass \
+                 is {}x{}, odd in width, where plenoptic's autocorrelation (irfft2 without the \
+                 output size) drops a column; synthsweep computes the true autocorrelation, so \
+                 the coarsest scale's auto_correlation_reconstructed, std_reconstructed, \
+                 skew_reconstructed and kurtosis_reconstructed differ from plenoptic's \
+                 (README, parity; logged once per size)",
+                coarsest.0,
+                coarsest.1
+            );
+        }
+    }
+
     /// The reconstructed lowpass image at each scale, fine to coarse (n_scales + 1 of
     /// them), each at the size of its scale's bands and scaled by 4 per octave.
     fn reconstructed_lowpasses(&self, coeffs: &PyramidCoeffs) -> Result<Vec<Tensor>> {
@@ -213,6 +238,7 @@ impl PortillaSimoncelli {
     /// The representation (B, C, n_stats), redundant statistics removed.
     pub fn representation(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(&x.size())?;
+        self.warn_odd_coarsest_width(x);
         Ok(self
             .full_statistics(x)?
             .index_select(-1, &self.kept_on(x.device())))
@@ -285,6 +311,11 @@ impl Model for PortillaSimoncelli {
         let mut parts = vec![("out".to_string(), out)];
         parts.extend(stats.into_iter().map(|(k, v)| (format!("stat_{k}"), v)));
         parts
+    }
+
+    /// [`PortillaSimoncelli::convert_to_dict`] of a full representation.
+    fn statistics(&self, rep: &Tensor) -> Option<Vec<(String, Tensor)>> {
+        self.convert_to_dict(rep).ok()
     }
 
     fn check_input(&self, shape: &[i64]) -> Result<()> {

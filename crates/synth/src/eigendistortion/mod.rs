@@ -13,7 +13,7 @@ pub use method::{defaults, Method, PowerIterations, PowerPhase, PowerProgress};
 use crate::autodiff::{self, FisherProduct};
 use crate::error::{Result, SynthError};
 use crate::synthesis::with_rng;
-use crate::validate::{validate_model, validate_single_image};
+use crate::validate::{validate_model, validate_representation, validate_single_image};
 use std::ops::ControlFlow;
 use synthsweep_models::Model;
 use tch::{Kind, Tensor};
@@ -65,6 +65,7 @@ impl<'m> Eigendistortion<'m> {
             .copy()
             .set_requires_grad(true);
         let representation = model.forward(&image_flat.view(image_shape.as_slice()));
+        validate_representation(model, &representation, "the image")?;
         let representation_flat = representation.squeeze().reshape([-1, 1]);
         Ok(Eigendistortion {
             model,

@@ -17,7 +17,9 @@ use crate::synthesis::{
     penalize_range, run, with_rng, Callback, Core, Method, Outcome, StoreProgress,
     SynthesizeOptions,
 };
-use crate::validate::{validate_in_range, validate_model, validate_single_image};
+use crate::validate::{
+    validate_in_range, validate_model, validate_representation, validate_single_image,
+};
 use synthsweep_models::Model;
 use tch::{Kind, Tensor};
 
@@ -111,6 +113,9 @@ impl<'a> Geodesic<'a> {
             .to_device(image_a.device())
             .to_kind(image_a.kind());
         validate_model(model, &image_a)?;
+        for (end, name) in [(&image_a, "image_a"), (&image_b, "image_b")] {
+            validate_representation(model, &tch::no_grad(|| model.forward(end)), name)?;
+        }
         let n = options.n_steps;
         let pixelfade = make_straight_line(&image_a, &image_b, n)?;
         let initial = match options.initial_sequence {
