@@ -167,7 +167,7 @@ impl TryFrom<SlurmArgs> for SlurmPlan {
         let spec = SweepSpec::from_path(&a.spec)?;
         let spec_name = spec.name().to_string();
         let name = a.job_name.clone().unwrap_or_else(|| spec_name.clone());
-        let plan = spec.plan(TaskResolver)?;
+        let plan = spec.plan(TaskResolver::new())?;
         let tasks = plan.len();
         if tasks == 0 {
             bail!("{}: the sweep has no tasks", a.spec.display());

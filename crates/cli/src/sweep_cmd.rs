@@ -16,7 +16,7 @@ use synthsweep_models::device::{device_name, parse_device};
 use synthsweep_store::{
     new_run_id, OutputRoot, PrepareOptions, RunInfo, Store, TaskStatus, WriterOptions,
 };
-use synthsweep_sweep::{Plan, SweepError, SweepSpec, SynthKind, Task};
+use synthsweep_sweep::{Plan, SweepError, SweepSpec, Task};
 use tch::Device;
 
 /// Exit code when some tasks failed (the others are committed).
@@ -26,7 +26,7 @@ pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 pub(crate) fn load_plan(path: &Path) -> Result<(SweepSpec, Plan)> {
     let spec = SweepSpec::from_path(path)?;
-    let plan = spec.clone().plan(TaskResolver)?;
+    let plan = spec.clone().plan(TaskResolver::new())?;
     Ok((spec, plan))
 }
 
@@ -38,13 +38,10 @@ pub(crate) fn default_root(spec: &SweepSpec, out: &Option<String>) -> String {
 /// A quick timing of one task with few iterations, extrapolated to the configured count.
 fn calibrate(task: &Task) -> Option<(f64, String)> {
     let mut t = task.clone();
-    let max_iter = t.params.get("max_iter").and_then(|v| v.as_u64());
+    let max_iter = t.params.max_iter();
     let probe = max_iter.map(|m| m.min(5));
     if let Some(p) = probe {
-        t.params.insert("max_iter".into(), p.into());
-    }
-    if t.synth == SynthKind::Eigendistortion {
-        t.params.insert("max_iter".into(), 5u64.into());
+        t.params = Arc::new(t.params.with_max_iter(p));
     }
     let mut worker = Worker::new(Device::Cpu, "calibrate");
     let cancel = AtomicBool::new(false);

@@ -694,15 +694,16 @@ fn a_rerun_runs_nothing_and_a_new_grid_value_runs_only_its_tasks() {
     }
 }
 
-/// Saves a TorchScript module at `path`: a working one (x -> 2x), or a broken one that only
-/// takes 8x8 images (it reshapes to 64 values), as a user's model file may be.
+/// Saves a TorchScript module at `path`: a working one (x -> 2x), or a broken one whose
+/// output is NaN (x -> x·NaN): it takes every shape, so planning accepts it, and only
+/// running shows the failure (the loss is NaN), as a user's model file may do.
 fn save_torchscript(path: &Path, working: bool) {
     let x = tch::Tensor::zeros([1, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
     let m = tch::CModule::create_by_tracing("Net", "forward", &[x], &mut |xs| {
         if working {
             vec![&xs[0] * 2.0]
         } else {
-            vec![xs[0].view([1, 64]) * 2.0]
+            vec![&xs[0] * f64::NAN]
         }
     })
     .unwrap();
@@ -712,7 +713,6 @@ fn save_torchscript(path: &Path, working: bool) {
 #[test]
 fn a_failing_task_is_recorded_failed_and_retry_failed_runs_it_again() {
     let sb = Sandbox::new().with_images(16);
-    sb.write("images/tiny.pgm", crop_pgm("einstein_64.pgm", 30, 30, 4));
     let net = sb.path("net.pt");
     save_torchscript(&net, false);
     let spec = sb.write(
@@ -724,26 +724,26 @@ synth = "metamer"
 [params]
 max_iter = 3
 [grid]
-image = ["images/a.pgm", "images/tiny.pgm"]
+image = ["images/a.pgm", "images/b.pgm"]
 model = [{{ name = "gaussian", kernel_size = 11 }}, {{ name = "torchscript", path = "{}" }}]
 "#,
             net.display()
         ),
     );
     let root = sb.root("out");
-    let is_tiny = |t: &TaskRow| t.image.as_deref() == Some("images/tiny.pgm");
     let is_ts = |t: &TaskRow| t.model.as_deref().unwrap().contains("torchscript");
 
-    // The 4 px image is too small for an 11 px kernel, and the TorchScript module takes
-    // 8x8 images only.
+    // The TorchScript module's output is NaN: its 2 tasks fail at their first iteration.
+    // (What planning can see, such as an image too small for a kernel, never runs: see
+    // tests/plan_checks.rs.)
     let o = run(&spec, &root, &[]);
     assert_code(&o, 1);
-    assert!(stderr(&o).contains("3 task(s) failed"), "{}", text(&o));
+    assert!(stderr(&o).contains("2 task(s) failed"), "{}", text(&o));
     let d = read_local(&root);
     assert_consistent(&d);
     assert_eq!(d.tasks.len(), 4);
     for t in &d.tasks {
-        let fails = is_tiny(t) || is_ts(t);
+        let fails = is_ts(t);
         assert_eq!(t.status == TaskStatus::Failed, fails, "{t:?}");
         if !fails {
             assert!(t.error.is_none());
@@ -751,17 +751,7 @@ model = [{{ name = "gaussian", kernel_size = 11 }}, {{ name = "torchscript", pat
             continue;
         }
         let err = t.error.as_deref().unwrap();
-        if is_ts(t) {
-            assert!(
-                err.contains("net.pt") && err.contains("failed on this shape"),
-                "{err}"
-            );
-        } else {
-            assert!(
-                err.contains("[1, 1, 4, 4]") && err.contains("11x11"),
-                "{err}"
-            );
-        }
+        assert!(err.contains("NaN"), "{err}");
         // A failed task has no data rows.
         assert!(losses_of(&d, &t.task_id).is_empty());
         assert!(d.images.iter().all(|i| i.task_id != t.task_id));
@@ -769,35 +759,32 @@ model = [{{ name = "gaussian", kernel_size = 11 }}, {{ name = "torchscript", pat
     let status = synthsweep(&["status", &root]);
     assert_code(&status, 0);
     let st = stdout(&status);
-    assert!(st.contains("4 tasks committed: 1 done, 3 failed"), "{st}");
-    assert!(
-        st.contains("failed on this shape") && st.contains("11x11"),
-        "{st}"
-    );
+    assert!(st.contains("4 tasks committed: 2 done, 2 failed"), "{st}");
+    assert!(st.contains("NaN"), "{st}");
 
     // A plain re-run leaves failed tasks alone, and says so.
     let o = run(&spec, &root, &[]);
     assert_code(&o, 1);
     assert!(stderr(&o).contains(" 0 to run"), "{}", text(&o));
     assert!(
-        stderr(&o).contains("3 task(s) of this sweep failed"),
+        stderr(&o).contains("2 task(s) of this sweep failed"),
         "{}",
         text(&o)
     );
     assert!(stderr(&o).contains("--retry-failed"), "{}", text(&o));
     assert_eq!(read_local(&root).tasks, d.tasks);
 
-    // --retry-failed runs the 3 failed tasks again (same inputs: they fail again, each still
-    // listed once); the done task is untouched.
+    // --retry-failed runs the 2 failed tasks again (same inputs: they fail again, each still
+    // listed once); the done tasks are untouched.
     let o = run(&spec, &root, &["--retry-failed"]);
     assert_code(&o, 1);
     assert!(
-        stderr(&o).contains("retrying 3 failed task(s)"),
+        stderr(&o).contains("retrying 2 failed task(s)"),
         "{}",
         text(&o)
     );
     assert!(
-        stdout(&o).contains("(0 done, 3 failed in this run)"),
+        stdout(&o).contains("(0 done, 2 failed in this run)"),
         "{}",
         text(&o)
     );
@@ -807,7 +794,7 @@ model = [{{ name = "gaussian", kernel_size = 11 }}, {{ name = "torchscript", pat
     for t in &retried.tasks {
         let old = d.tasks.iter().find(|o| o.task_id == t.task_id).unwrap();
         if t.status == TaskStatus::Done {
-            assert_eq!(t, old, "the done task is untouched");
+            assert_eq!(t, old, "the done tasks are untouched");
         } else {
             assert_ne!(t.run_id, old.run_id, "ran again");
             assert_eq!(t.error, old.error);
@@ -819,7 +806,7 @@ model = [{{ name = "gaussian", kernel_size = 11 }}, {{ name = "torchscript", pat
     // which now succeed; the rows of the old file's tasks stay as they were.
     save_torchscript(&net, true);
     let o = run(&spec, &root, &[]);
-    assert_code(&o, 1); // the tiny image with the 11 px kernel still fails
+    assert_code(&o, 0);
     assert!(stderr(&o).contains(" 2 to run"), "{}", text(&o));
     assert!(
         stdout(&o).contains("(2 done, 0 failed in this run)"),

@@ -1,12 +1,16 @@
-//! One runner per synthesis kind: task parameters -> synthesis -> records. Each reads its
-//! options from the task's resolved parameters (defaults already filled in at plan time).
+//! One runner per synthesis kind: task parameters -> synthesis -> records. Each takes its
+//! options from the task's typed parameters (`synthsweep_core::params`, defaults filled in
+//! and checked at plan time), as the synthesis's own option structs.
 use crate::checkpoint::preempted;
-use crate::params::{options, CtfParams, EigenParams, SimpleParams};
 use crate::records::{image_row, loss_rows, scalar, stack_rows};
 use crate::worker::{Records, TaskError, Worker};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use synthsweep_core::params::{
+    EigendistortionParams, GeodesicParams, MadParams, MetamerCtfParams, MetamerParams,
+    MethodParams, SimpleMetamerParams,
+};
 use synthsweep_models::image_io::load_image_with;
 use synthsweep_store::{EigenRow, LossRow, ScoreRow};
 use synthsweep_sweep::{SynthKind, Task, TaskImages};
@@ -14,9 +18,8 @@ use synthsweep_synth::eigendistortion::PowerProgress;
 use synthsweep_synth::geodesic::pixel_change_converged;
 use synthsweep_synth::synthesis::loss_converged;
 use synthsweep_synth::{
-    CtfSynthesizeOptions, Eigendistortion, Geodesic, GeodesicOptions, GeodesicSynthesizeOptions,
-    MadCompetition, MadOptions, Metamer, MetamerCtf, MetamerOptions, MinMax, Progress,
-    SimpleMetamer, SynthError, SynthesizeOptions,
+    Eigendistortion, Geodesic, GeodesicSynthesizeOptions, MadCompetition, Metamer, MetamerCtf,
+    Progress, SimpleMetamer, SynthError, SynthesizeOptions,
 };
 use tch::Tensor;
 
@@ -55,6 +58,20 @@ fn required<'a>(
 
 fn seed(task: &Task) -> i64 {
     task.seed as i64
+}
+
+/// The task's parameters as `kind`'s (the planner built them for the task's kind).
+fn params_of<'t, T>(
+    task: &'t Task,
+    pick: impl FnOnce(&'t MethodParams) -> Option<&'t T>,
+) -> Result<&'t T> {
+    pick(&task.params).ok_or_else(|| {
+        TaskError::Failed(format!(
+            "task of kind {} carries parameters of kind {}",
+            task.synth,
+            task.params.kind()
+        ))
+    })
 }
 
 /// The per-iteration callback's answer: stop when `cancel` is set.
@@ -176,14 +193,16 @@ fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records>
     let (m1, m2) = (worker.metric(&k1), worker.metric(&k2));
     m1.check_input(&image.size())?;
     m2.check_input(&image.size())?;
-    let mut opts: MadOptions = options(&task.params)?;
+    let p: &MadParams = params_of(task, |p| match p {
+        MethodParams::Mad(p) => Some(p),
+        _ => None,
+    })?;
+    let mut opts = p.options.clone();
     opts.seed = Some(seed(task));
-    let run: SynthesizeOptions = options(&task.params)?;
-    let minmax = match task.minmax {
-        Some(synthsweep_sweep::MinMax::Max) => MinMax::Max,
-        Some(synthsweep_sweep::MinMax::Min) => MinMax::Min,
-        None => return Err(TaskError::Failed("MAD needs minmax".into())),
-    };
+    let run = p.synthesize.clone();
+    let minmax = task
+        .minmax
+        .ok_or_else(|| TaskError::Failed("MAD needs minmax".into()))?;
     let build = || Ok(MadCompetition::new(&image, m1, m2, minmax, opts.clone())?);
     let mut mad = build()?;
     let done = resume(
@@ -232,9 +251,13 @@ fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Reco
     let key = worker.ensure_model(required(&task.model, "model")?)?;
     let model = worker.model(&key);
     model.check_input(&image.size())?;
-    let mut opts: MetamerOptions = options(&task.params)?;
+    let p: &MetamerParams = params_of(task, |p| match p {
+        MethodParams::Metamer(p) => Some(p),
+        _ => None,
+    })?;
+    let mut opts = p.options.clone();
     opts.seed = Some(seed(task));
-    let run: SynthesizeOptions = options(&task.params)?;
+    let run = p.synthesize.clone();
     let build = || Ok(Metamer::new(&image, model, opts.clone())?);
     let mut m = build()?;
     let initial = m.metamer().detach().copy();
@@ -272,16 +295,19 @@ fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<
     let key = worker.ensure_model(required(&task.model, "model")?)?;
     let model = worker.model(&key);
     model.check_input(&image.size())?;
-    let mut opts: MetamerOptions = options(&task.params)?;
+    let p: &MetamerCtfParams = params_of(task, |p| match p {
+        MethodParams::MetamerCtf(p) => Some(p),
+        _ => None,
+    })?;
+    let mut opts = p.options.clone();
     opts.seed = Some(seed(task));
-    let ctf: CtfParams = options(&task.params)?;
-    let run: CtfSynthesizeOptions = options(&task.params)?;
+    let run = p.synthesize.clone();
     let build = || {
         Ok(MetamerCtf::new(
             &image,
             model,
             opts.clone(),
-            ctf.coarse_to_fine,
+            p.coarse_to_fine,
         )?)
     };
     let mut m = build()?;
@@ -326,9 +352,12 @@ fn simple_metamer(worker: &mut Worker, task: &Task) -> Result<Records> {
     let key = worker.ensure_model(required(&task.model, "model")?)?;
     let model = worker.model(&key);
     model.check_input(&image.size())?;
-    let p: SimpleParams = options(&task.params)?;
+    let p: &SimpleMetamerParams = params_of(task, |p| match p {
+        MethodParams::SimpleMetamer(p) => Some(p),
+        _ => None,
+    })?;
     let mut m = SimpleMetamer::new(&image, model, Some(seed(task)))?;
-    m.synthesize(p.max_iter, p.optimizer.as_ref())?;
+    m.synthesize(p.max_iter, Some(&p.optimizer))?;
     let n = m.losses().len() as i64;
     Ok(Records {
         iterations: n,
@@ -343,8 +372,11 @@ fn eigendistortion(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Res
     let key = worker.ensure_model(required(&task.model, "model")?)?;
     let model = worker.model(&key);
     model.check_input(&image.size())?;
-    let p: EigenParams = options(&task.params)?;
-    let method = p.method()?;
+    let p: &EigendistortionParams = params_of(task, |p| match p {
+        MethodParams::Eigendistortion(p) => Some(p),
+        _ => None,
+    })?;
+    let method = p.method;
     let mut e = Eigendistortion::with_seed(&image, model, seed(task))?;
     e.synthesize_with(method, &mut |_: &PowerProgress| go_on(cancel))?;
     let values = e
@@ -408,9 +440,13 @@ fn geodesic(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Rec
     let key = worker.ensure_model(required(&task.model, "model")?)?;
     let model = worker.model(&key);
     model.check_input(&a.size())?;
-    let mut opts: GeodesicOptions = options(&task.params)?;
+    let p: &GeodesicParams = params_of(task, |p| match p {
+        MethodParams::Geodesic(p) => Some(p),
+        _ => None,
+    })?;
+    let mut opts = p.options.clone();
     opts.seed = Some(seed(task));
-    let run: GeodesicSynthesizeOptions = options(&task.params)?;
+    let run = p.synthesize.clone();
     let build = || Ok(Geodesic::new(&a, &b, model, opts.clone())?);
     let mut g = build()?;
     let done = resume(

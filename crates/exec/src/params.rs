@@ -1,258 +1,143 @@
-//! Each synthesis kind's task parameters: which keys exist (from the synth crate's option
-//! structs and their defaults, the one source of truth), validation, and defaults filled in.
-//! This is the `Resolver` the sweep crate calls while it plans.
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use serde_json::{Map, Value};
-use synthsweep_models::resolve_spec;
-use synthsweep_sweep::{Resolver, SynthKind};
-use synthsweep_synth::eigendistortion::Method;
-use synthsweep_synth::{CoarseToFine, OptimizerConfig};
-use synthsweep_synth::{
-    CtfSynthesizeOptions, GeodesicOptions, GeodesicSynthesizeOptions, MadOptions, MetamerOptions,
-    SynthesizeOptions,
-};
+//! The planner's questions answered by the libtorch layer: model and metric specs resolved
+//! against the registry (each built once, which checks values as well as names), whether a
+//! built model or metric takes a task's image shape in the task's use, and an image's pixel
+//! range as loaded. Method parameters need no answer here: they are typed and checked in
+//! `synthsweep_core::params`, and tasks carry them typed.
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use synthsweep_models::image_io::load_image_with;
+use synthsweep_models::rng::{with_rng, MODEL_SEED};
+use synthsweep_models::{build_metric, build_model, resolve_spec, Metric, Model};
+use synthsweep_sweep::canonical::canonical_json;
+use synthsweep_sweep::{ImageRef, ImageShape, Resolver, Role, SynthKind};
+use tch::{Device, Kind, Tensor};
 
-/// Eigendistortion's `synthesize` arguments with plenoptic's defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EigenParams {
-    /// `exact`, `power` or `randomized_svd`.
-    pub method: String,
-    pub k: usize,
-    pub p: usize,
-    pub q: usize,
-    pub max_iter: usize,
-    pub stop_criterion: f64,
+/// A model or metric built on the CPU while planning, kept to answer shape questions.
+enum Built {
+    Model(Box<dyn Model>),
+    Metric(Box<dyn Metric>),
 }
 
-impl Default for EigenParams {
-    fn default() -> Self {
-        EigenParams {
-            method: "power".into(),
-            k: 1,
-            p: 5,
-            q: 2,
-            max_iter: 1000,
-            stop_criterion: 1e-7,
+/// Resolves models, metrics and image questions against the registries of the libtorch
+/// layer. Builds each distinct spec once (on the CPU) and keeps it for the plan's lifetime.
+#[derive(Default)]
+pub struct TaskResolver {
+    built: Mutex<HashMap<String, Built>>,
+}
+
+impl std::fmt::Debug for TaskResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.built.lock().map(|b| b.len()).unwrap_or(0);
+        f.debug_struct("TaskResolver").field("built", &n).finish()
+    }
+}
+
+impl TaskResolver {
+    /// A resolver with nothing built yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key(kind: &str, resolved: &Value) -> String {
+        format!("{kind}\u{1}{}", canonical_json(resolved))
+    }
+
+    /// Runs `f` on the built model or metric of a resolved spec, building it if needed.
+    fn with_built<T>(
+        &self,
+        kind: &str,
+        spec: &Value,
+        f: impl FnOnce(&Built) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let key = Self::key(kind, spec);
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if !built.contains_key(&key) {
+            // Built as the workers build it (under the RNG lock, from MODEL_SEED), so that
+            // planning draws nothing from another thread's seeded stream.
+            let b = with_rng(Some(MODEL_SEED), || {
+                if kind == "model" {
+                    build_model(spec).map(Built::Model)
+                } else {
+                    build_metric(spec).map(Built::Metric)
+                }
+            })
+            .map_err(|e| e.to_string())?;
+            built.insert(key.clone(), b);
         }
+        f(&built[&key])
+    }
+
+    fn resolve(&self, kind: &str, spec: &Value) -> Result<Value, String> {
+        let resolved = resolve_spec(kind, spec).map_err(|e| e.to_string())?;
+        // Building checks values too (ranges, files), not only names.
+        self.with_built(kind, &resolved, |_| Ok(()))?;
+        Ok(resolved)
     }
 }
 
-impl EigenParams {
-    pub fn method(&self) -> Result<Method, String> {
-        match self.method.as_str() {
-            "exact" => Ok(Method::Exact),
-            "power" => Ok(Method::Power {
-                k: self.k,
-                max_iter: self.max_iter,
-                stop_criterion: self.stop_criterion,
-            }),
-            "randomized_svd" => Ok(Method::RandomizedSvd {
-                k: self.k,
-                p: self.p,
-                q: self.q,
-            }),
-            other => Err(format!(
-                "method: expected exact, power or randomized_svd, got {other:?}"
-            )),
-        }
+/// `model.check_input`, and for coarse-to-fine a model with scales.
+fn check_model(synth: SynthKind, m: &dyn Model, shape: ImageShape) -> Result<(), String> {
+    m.check_input(&shape.nchw()).map_err(|e| e.to_string())?;
+    if synth == SynthKind::MetamerCtf && m.scales().is_none_or(|s| s.is_empty()) {
+        return Err(format!(
+            "`{}` has no scales, so it cannot be used coarse-to-fine (metamer_ctf needs a model with scales, e.g. portilla_simoncelli)",
+            m.name()
+        ));
     }
+    Ok(())
 }
 
-/// MetamerCTF's constructor-only argument.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CtfParams {
-    pub coarse_to_fine: CoarseToFine,
-}
-
-/// SimpleMetamer's `synthesize` arguments.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SimpleParams {
-    pub max_iter: usize,
-    pub optimizer: Option<OptimizerConfig>,
-}
-
-impl Default for SimpleParams {
-    fn default() -> Self {
-        SimpleParams {
-            max_iter: 100,
-            optimizer: None,
-        }
-    }
-}
-
-/// A kind's parameters: named parts, each a serde struct with defaults.
-type Part = (&'static str, fn() -> Value);
-
-fn defaults_of<T: Default + Serialize>() -> Value {
-    let mut v = serde_json::to_value(T::default()).expect("options serialize");
-    // The seed is an input of every task, not a method parameter.
-    if let Value::Object(m) = &mut v {
-        m.remove("seed");
-    }
-    v
-}
-
-fn parts(kind: SynthKind) -> &'static [Part] {
-    match kind {
-        SynthKind::Mad => &[
-            ("mad", defaults_of::<MadOptions>),
-            ("synthesize", defaults_of::<SynthesizeOptions>),
-        ],
-        SynthKind::Metamer => &[
-            ("metamer", defaults_of::<MetamerOptions>),
-            ("synthesize", defaults_of::<SynthesizeOptions>),
-        ],
-        SynthKind::MetamerCtf => &[
-            ("metamer", defaults_of::<MetamerOptions>),
-            ("ctf", defaults_of::<CtfParams>),
-            ("synthesize", defaults_of::<CtfSynthesizeOptions>),
-        ],
-        SynthKind::SimpleMetamer => &[("synthesize", defaults_of::<SimpleParams>)],
-        SynthKind::Eigendistortion => &[("synthesize", defaults_of::<EigenParams>)],
-        SynthKind::Geodesic => &[
-            ("geodesic", defaults_of::<GeodesicOptions>),
-            ("synthesize", defaults_of::<GeodesicSynthesizeOptions>),
-        ],
-        SynthKind::Score => &[],
-    }
-}
-
-/// Every parameter name a kind accepts, sorted.
-pub fn valid_keys(kind: SynthKind) -> Vec<String> {
-    let mut keys: Vec<String> = parts(kind)
-        .iter()
-        .flat_map(|(_, d)| {
-            d().as_object()
-                .map(|m| m.keys().cloned().collect::<Vec<_>>())
-                .unwrap_or_default()
-        })
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
-/// Splits `params` over the kind's parts, checks each with its struct, and returns the
-/// parameters with every default filled in.
-pub fn resolve_params(
-    kind: SynthKind,
-    params: &Map<String, Value>,
-) -> Result<Map<String, Value>, String> {
-    let parts = parts(kind);
-    let defaults: Vec<(&str, Map<String, Value>)> = parts
-        .iter()
-        .map(|(n, d)| (*n, d().as_object().cloned().unwrap_or_default()))
-        .collect();
-    for key in params.keys() {
-        if !defaults.iter().any(|(_, d)| d.contains_key(key)) {
-            let valid = valid_keys(kind);
-            let valid = if valid.is_empty() {
-                "(none)".to_string()
-            } else {
-                valid.join(", ")
-            };
+/// `metric.check_input`, and for MAD one value per image (plenoptic's `validate_metric`):
+/// a per-channel metric on a colour image gives three.
+fn check_metric(synth: SynthKind, m: &dyn Metric, shape: ImageShape) -> Result<(), String> {
+    m.check_input(&shape.nchw()).map_err(|e| e.to_string())?;
+    if synth == SynthKind::Mad && shape.channels > 1 {
+        let x = Tensor::zeros(shape.nchw(), (Kind::Float, Device::Cpu));
+        let n = tch::no_grad(|| m.forward(&x, &x)).numel();
+        if n != 1 {
             return Err(format!(
-                "unknown parameter `{key}` for synth `{}`; valid parameters: {valid}",
-                kind_name(kind)
+                "`{}` gives {n} values for a {}-channel image; MAD needs one value per image \
+                 (use gray images or a metric that gives one value, e.g. model_distance)",
+                m.name(),
+                shape.channels
             ));
         }
     }
-    let mut out = Map::new();
-    for (part, d) in &defaults {
-        let mut given = Map::new();
-        for key in d.keys() {
-            if let Some(v) = params.get(key) {
-                given.insert(key.clone(), v.clone());
-            }
-        }
-        let checked = check_part(kind, part, Value::Object(given))?;
-        out.extend(checked);
-    }
-    Ok(out)
+    Ok(())
 }
-
-fn check_part(kind: SynthKind, part: &str, given: Value) -> Result<Map<String, Value>, String> {
-    fn round<T: DeserializeOwned + Serialize>(v: Value) -> Result<Value, String> {
-        let t: T = serde_json::from_value(v).map_err(|e| e.to_string())?;
-        Ok(serde_json::to_value(t).expect("options serialize"))
-    }
-    let v = match (kind, part) {
-        (SynthKind::Mad, "mad") => round::<MadOptions>(given),
-        (SynthKind::Metamer | SynthKind::MetamerCtf, "metamer") => round::<MetamerOptions>(given),
-        (SynthKind::MetamerCtf, "ctf") => round::<CtfParams>(given),
-        (SynthKind::MetamerCtf, "synthesize") => round::<CtfSynthesizeOptions>(given),
-        (SynthKind::Mad | SynthKind::Metamer, "synthesize") => round::<SynthesizeOptions>(given),
-        (SynthKind::SimpleMetamer, _) => round::<SimpleParams>(given),
-        (SynthKind::Eigendistortion, _) => {
-            let p: EigenParams = serde_json::from_value(given).map_err(|e| e.to_string())?;
-            p.method()?;
-            Ok(serde_json::to_value(p).expect("serialize"))
-        }
-        (SynthKind::Geodesic, "geodesic") => round::<GeodesicOptions>(given),
-        (SynthKind::Geodesic, _) => round::<GeodesicSynthesizeOptions>(given),
-        _ => unreachable!("no part {part} for {kind:?}"),
-    }
-    .map_err(|e| format!("synth `{}` parameters: {e}", kind_name(kind)))?;
-    let mut m = v.as_object().cloned().unwrap_or_default();
-    m.remove("seed");
-    Ok(m)
-}
-
-/// Deserializes one part of a task's resolved parameters.
-pub fn part<T: DeserializeOwned>(params: &Map<String, Value>, keys_of: Value) -> Result<T, String> {
-    let mut sub = Map::new();
-    if let Value::Object(d) = keys_of {
-        for k in d.keys() {
-            if let Some(v) = params.get(k) {
-                sub.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    serde_json::from_value(Value::Object(sub)).map_err(|e| e.to_string())
-}
-
-/// The options struct `T` from a task's parameters (keys `T` does not have are ignored).
-pub fn options<T: DeserializeOwned + Default + Serialize>(
-    params: &Map<String, Value>,
-) -> Result<T, String> {
-    part(params, defaults_of::<T>())
-}
-
-pub fn kind_name(kind: SynthKind) -> &'static str {
-    match kind {
-        SynthKind::Mad => "mad",
-        SynthKind::Eigendistortion => "eigendistortion",
-        SynthKind::Metamer => "metamer",
-        SynthKind::MetamerCtf => "metamer_ctf",
-        SynthKind::SimpleMetamer => "simple_metamer",
-        SynthKind::Geodesic => "geodesic",
-        SynthKind::Score => "score",
-    }
-}
-
-/// Resolves models, metrics and parameters against the registries of the libtorch layer.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct TaskResolver;
 
 impl Resolver for TaskResolver {
-    // Building once checks values too (ranges, files), not only names; the sweep crate
-    // resolves each distinct spec once.
     fn resolve_model(&self, spec: &Value) -> Result<Value, String> {
-        synthsweep_models::build_model(spec).map_err(|e| e.to_string())?;
-        resolve_spec("model", spec).map_err(|e| e.to_string())
+        self.resolve("model", spec)
     }
+
     fn resolve_metric(&self, spec: &Value) -> Result<Value, String> {
-        synthsweep_models::build_metric(spec).map_err(|e| e.to_string())?;
-        resolve_spec("metric", spec).map_err(|e| e.to_string())
+        self.resolve("metric", spec)
     }
-    fn resolve_params(
+
+    fn check_input(
         &self,
         synth: SynthKind,
-        params: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, String> {
-        resolve_params(synth, params)
+        role: Role,
+        spec: &Value,
+        shape: ImageShape,
+    ) -> Result<(), String> {
+        let kind = role.spec_kind();
+        self.with_built(kind, spec, |b| match b {
+            Built::Model(m) => check_model(synth, m.as_ref(), shape),
+            Built::Metric(m) => check_metric(synth, m.as_ref(), shape),
+        })
+    }
+
+    fn image_value_range(
+        &self,
+        image: &ImageRef,
+        as_gray: bool,
+    ) -> Result<Option<(f64, f64)>, String> {
+        let t = load_image_with(&image.path, as_gray).map_err(|e| e.to_string())?;
+        let lo = t.min().double_value(&[]);
+        let hi = t.max().double_value(&[]);
+        Ok(Some((lo, hi)))
     }
 }

@@ -2,7 +2,6 @@
 //! run of one task into a `TaskResult` (done or failed), or nothing if it was cancelled.
 use crate::checkpoint::Checkpoints;
 use crate::methods;
-use crate::params::kind_name;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,7 +180,7 @@ impl Worker {
         TaskRow {
             task_id: task.id().to_string(),
             sweep: task.sweep.to_string(),
-            synth: kind_name(task.synth).to_string(),
+            synth: task.synth.as_str().to_string(),
             image: Some(image),
             model: spec(&task.model),
             optimized_metric: spec(&task.optimized_metric).or_else(|| spec(&task.metric)),

@@ -2,12 +2,12 @@
 //! advance together: one axis with several columns), `grid.pairs` (a two-column axis of
 //! image pairs) and `repeats` (a seed axis 0..n).
 use crate::error::{Location, SweepError};
-use crate::kind::Role;
 use crate::source::{child_key, index_key, Node, NodeKind, Source};
 use crate::values::{check_name, parse_value, Item};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
+use synthsweep_core::Role;
 
 /// One axis of the grid: a list of rows, each giving a value to every column.
 #[derive(Debug, Clone)]

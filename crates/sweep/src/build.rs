@@ -1,18 +1,34 @@
 //! Building one task from its rows: gather every parameter's value (`[params]`, the axes,
 //! the `[[when]]` rules that hold), apply `base.field` overrides, resolve model/metric specs
-//! (cached per item and per distinct spec) and method parameters, and render the canonical
-//! description whose hash is the task id.
+//! (cached per item and per distinct spec), type the method parameters (cached per distinct
+//! combination), check everything the task's values and images decide, and render the
+//! canonical description whose hash is the task id.
 use crate::axes::Group;
 use crate::canonical::canonical_json;
 use crate::error::Location;
-use crate::kind::{MinMax, Role};
-use crate::plan::{Fail, Plan, Resolved};
+use crate::images::ImageRef;
+use crate::plan::{Fail, Plan, Resolved, Typed};
 use crate::rules::holds;
 use crate::task::{Description, Task, TaskImages};
 use crate::values::{short_value, Item};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use synthsweep_core::params::MethodParams;
+use synthsweep_core::{MinMax, ParamError, Role};
+
+/// A task before its id: every value resolved, typed and checked.
+pub(crate) struct Parts {
+    pub params: Arc<Typed>,
+    pub specs: Vec<(Role, Arc<Resolved>)>,
+    /// `(role, image, canonical text)`, in role order.
+    pub images: Vec<(Role, Arc<ImageRef>, String)>,
+    pub minmax: Option<MinMax>,
+    pub seed: u64,
+    /// How the images are loaded (plenoptic's `as_gray`).
+    pub as_gray: bool,
+}
 
 impl Plan {
     /// Every parameter's item for these rows: `[params]`, then the axes, then the
@@ -100,19 +116,67 @@ impl Plan {
             .clone()
     }
 
-    /// The task at grid position `index` and these rows (exclusions are the caller's job).
-    pub(crate) fn build(&self, index: u64, rows: &[usize]) -> Result<Task, Fail> {
+    /// The method parameters of these rows, typed and checked; one parse per distinct
+    /// combination of the rows and rules that set parameters.
+    fn typed_params(
+        &self,
+        rows: &[usize],
+        merged: &BTreeMap<&str, &Item>,
+        dotted: &[(&str, &Item)],
+    ) -> Result<Arc<Typed>, Fail> {
+        let key: Vec<u32> = self
+            .param_groups
+            .iter()
+            .map(|&g| rows[g] as u32)
+            .chain(
+                self.param_whens
+                    .iter()
+                    .map(|&w| u32::from(holds(&self.spec.whens[w].conds, rows))),
+            )
+            .collect();
+        if let Some(hit) = self.params_cache.lock().expect("cache lock").get(&key) {
+            return hit.clone();
+        }
+        let mut values: Vec<(&str, Cow<'_, Value>)> = Vec::new();
+        for (name, item) in merged {
+            if name.contains('.') || Role::from_name(name).is_some() {
+                continue;
+            }
+            let overrides = overrides_of(name, dotted);
+            let v = if overrides.is_empty() {
+                Cow::Borrowed(&item.value)
+            } else {
+                Cow::Owned(apply_overrides(name, item, &overrides)?)
+            };
+            values.push((name, v));
+        }
+        let synth = self.spec.synth;
+        let out = MethodParams::from_values(synth, values.iter().map(|(k, v)| (*k, v.as_ref())))
+            .map(|params| {
+                Arc::new(Typed {
+                    canon: params.canonical_json(),
+                    params: Arc::new(params),
+                })
+            })
+            .map_err(|e| param_fail(synth, &e, merged, dotted));
+        let mut cache = self.params_cache.lock().expect("cache lock");
+        if cache.len() >= PARAMS_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, out.clone());
+        out
+    }
+
+    /// Resolves, types and checks the task at these rows.
+    pub(crate) fn parts(&self, rows: &[usize]) -> Result<Parts, Fail> {
         let merged = self.assemble(rows);
         let dotted: Vec<(&str, &Item)> = merged
             .iter()
             .filter(|(k, _)| k.contains('.'))
             .map(|(k, v)| (*k, *v))
             .collect();
-        let mut params = Map::new();
         let mut specs: Vec<(Role, Arc<Resolved>)> = Vec::new();
-        let (mut image, mut image_a, mut image_b) = (None, None, None);
-        let mut parts: Vec<(&'static str, &str)> = Vec::with_capacity(6);
-        let mut image_canons: Vec<(Role, &[String; 2])> = Vec::with_capacity(2);
+        let mut images: Vec<(Role, Arc<ImageRef>, &[String; 2])> = Vec::with_capacity(2);
         let mut minmax = None;
         let mut seed = 0u64;
         let mut as_gray = true;
@@ -120,27 +184,17 @@ impl Plan {
             if name.contains('.') {
                 continue;
             }
-            let overrides: Vec<(&str, &Item)> = dotted
-                .iter()
-                .filter(|(k, _)| {
-                    k.len() > name.len() && k.starts_with(name) && k.as_bytes()[name.len()] == b'.'
-                })
-                .copied()
-                .collect();
             match Role::from_name(name) {
                 Some(r) if r.is_image() => {
                     let (img, canon) = self.image_slots[item.slot]
                         .as_ref()
                         .expect("image items are digested while planning");
-                    image_canons.push((r, canon));
-                    let img = img.clone();
-                    match r {
-                        Role::Image => image = Some(img),
-                        Role::ImageA => image_a = Some(img),
-                        _ => image_b = Some(img),
-                    }
+                    images.push((r, img.clone(), canon));
                 }
-                Some(r) if r.is_spec() => specs.push((r, self.resolve_spec(r, item, &overrides)?)),
+                Some(r) if r.is_spec() => {
+                    let overrides = overrides_of(name, &dotted);
+                    specs.push((r, self.resolve_spec(r, item, &overrides)?));
+                }
                 Some(Role::Minmax) => {
                     minmax = Some(if item.value == "max" {
                         MinMax::Max
@@ -150,45 +204,117 @@ impl Plan {
                 }
                 Some(Role::Seed) => seed = item.value.as_u64().unwrap_or(0),
                 Some(Role::AsGray) => as_gray = item.value.as_bool().unwrap_or(true),
-                _ => {
-                    let v = if overrides.is_empty() {
-                        item.value.clone()
-                    } else {
-                        apply_overrides(name, item, &overrides)?
-                    };
-                    params.insert(name.to_string(), v);
+                _ => {}
+            }
+        }
+        images.sort_by_key(|(r, _, _)| *r);
+        let images = images
+            .into_iter()
+            .map(|(r, img, canon)| (r, img, canon[usize::from(as_gray)].clone()))
+            .collect();
+        let params = self.typed_params(rows, &merged, &dotted)?;
+        let parts = Parts {
+            params,
+            specs,
+            images,
+            minmax,
+            seed,
+            as_gray,
+        };
+        self.check_images(&parts, &merged, &dotted)?;
+        Ok(parts)
+    }
+
+    /// What the images decide: each model/metric takes each image's shape, the method's
+    /// rules on the shapes hold (pairs of one shape, eigendistortion sizes), and the
+    /// images lie in the method's `allowed_range`.
+    fn check_images(
+        &self,
+        parts: &Parts,
+        merged: &BTreeMap<&str, &Item>,
+        dotted: &[(&str, &Item)],
+    ) -> Result<(), Fail> {
+        let synth = self.spec.synth;
+        let shapes: Vec<_> = parts
+            .images
+            .iter()
+            .map(|(_, img, _)| img.loaded_shape(parts.as_gray))
+            .collect();
+        let blame = |names: &[&str]| blame_among(merged, dotted, names.iter().copied());
+        if let Err(e) = parts.params.params.check_images(&shapes) {
+            let names: Vec<&str> = e.params().chain(["image", "image_a"]).collect();
+            return Err(Fail {
+                message: format!("{synth} parameters: {e}"),
+                at: blame(&names),
+            });
+        }
+        for ((role, img, _), shape) in parts.images.iter().zip(&shapes) {
+            for (spec_role, spec) in &parts.specs {
+                self.shape_check(synth, *spec_role, spec, *shape)
+                    .map_err(|why| Fail {
+                        message: format!(
+                            "{} {} ({shape}, C×H×W) does not fit {} {}: {why}",
+                            role.as_str(),
+                            img.display,
+                            spec_role.as_str(),
+                            short_value(&spec.value)
+                        ),
+                        at: blame(&[role.as_str(), spec_role.as_str()]),
+                    })?;
+            }
+        }
+        if let Some((a, b)) = parts.params.params.allowed_range() {
+            if a > 0.0 || b < 1.0 {
+                for (role, img, _) in &parts.images {
+                    if let Some((lo, hi)) = self.value_range(img, parts.as_gray)? {
+                        if lo < a || hi > b {
+                            return Err(Fail {
+                                message: format!(
+                                    "{} {} has values in [{lo}, {hi}], outside allowed_range [{a}, {b}] (plenoptic requires the image inside it)",
+                                    role.as_str(),
+                                    img.display
+                                ),
+                                at: blame(&["allowed_range", role.as_str()]),
+                            });
+                        }
+                    }
                 }
             }
         }
-        let synth = self.spec.synth;
-        let params = self
-            .resolver
-            .resolve_params(synth, &params)
-            .map_err(|e| Fail {
-                message: format!("{synth} parameters: {e}"),
-                at: None,
-            })?;
-        let images = match (image, image_a, image_b) {
-            (Some(a), _, _) => TaskImages::One(a),
-            (None, Some(a), Some(b)) => TaskImages::Pair(a, b),
-            _ => unreachable!("the spec check guarantees the method's images"),
-        };
-        parts.extend(
-            image_canons
+        Ok(())
+    }
+
+    /// The task at grid position `index` and these rows (exclusions are the caller's job).
+    pub(crate) fn build(&self, index: u64, rows: &[usize]) -> Result<Task, Fail> {
+        let parts = self.parts(rows)?;
+        let mut described: Vec<(&'static str, &str)> = parts
+            .images
+            .iter()
+            .map(|(r, _, canon)| (r.as_str(), canon.as_str()))
+            .collect();
+        described.extend(
+            parts
+                .specs
                 .iter()
-                .map(|(r, canon)| (r.as_str(), canon[as_gray as usize].as_str())),
+                .map(|(r, s)| (r.as_str(), s.canon.as_str())),
         );
-        parts.extend(specs.iter().map(|(r, s)| (r.as_str(), s.canon.as_str())));
+        let synth = self.spec.synth;
         let (canonical, id) = Description {
             synth,
-            parts,
-            minmax,
-            seed,
-            params: &params,
+            parts: described,
+            minmax: parts.minmax,
+            seed: parts.seed,
+            params: &parts.params.canon,
         }
         .render();
+        let images = match parts.images.as_slice() {
+            [(_, a, _)] => TaskImages::One(a.clone()),
+            [(_, a, _), (_, b, _)] => TaskImages::Pair(a.clone(), b.clone()),
+            _ => unreachable!("the spec check guarantees the method's images"),
+        };
         let spec_of = |role: Role| {
-            specs
+            parts
+                .specs
                 .iter()
                 .find(|(r, _)| *r == role)
                 .map(|(_, s)| s.value.clone())
@@ -202,10 +328,10 @@ impl Plan {
             optimized_metric: spec_of(Role::OptimizedMetric),
             reference_metric: spec_of(Role::ReferenceMetric),
             images,
-            minmax,
-            seed,
-            as_gray,
-            params,
+            minmax: parts.minmax,
+            seed: parts.seed,
+            params: parts.params.params.clone(),
+            as_gray: parts.as_gray,
             coords: self
                 .spec
                 .groups
@@ -224,6 +350,71 @@ impl Plan {
             id,
         })
     }
+}
+
+/// Distinct parameter combinations kept typed at once; past this the cache starts over, so
+/// memory stays bounded whatever the number of tasks.
+const PARAMS_CACHE_LIMIT: usize = 1 << 16;
+
+/// The `name.field` overrides of `name` among the dotted items.
+fn overrides_of<'a>(name: &str, dotted: &[(&'a str, &'a Item)]) -> Vec<(&'a str, &'a Item)> {
+    dotted
+        .iter()
+        .filter(|(k, _)| {
+            k.len() > name.len() && k.starts_with(name) && k.as_bytes()[name.len()] == b'.'
+        })
+        .copied()
+        .collect()
+}
+
+/// A parameter error, blamed on the spec value that set the parameter.
+fn param_fail(
+    synth: synthsweep_core::SynthKind,
+    e: &ParamError,
+    merged: &BTreeMap<&str, &Item>,
+    dotted: &[(&str, &Item)],
+) -> Fail {
+    Fail {
+        message: format!("{synth} parameters: {e}"),
+        at: blame_among(merged, dotted, e.params()),
+    }
+}
+
+/// Where the value of each parameter path (`optimizer.lr`, `allowed_range[1]`, `image`)
+/// was written: a `base.field` override when one sets it, else the base. Among several, a
+/// value that varies (an axis or a `[[when]]`) is blamed before one fixed in `[params]`,
+/// since the rule broke for the value that changed.
+fn blame_among<'p>(
+    merged: &BTreeMap<&str, &Item>,
+    dotted: &[(&str, &Item)],
+    paths: impl IntoIterator<Item = &'p str>,
+) -> Option<Location> {
+    let mut found: Vec<&Location> = Vec::new();
+    for path in paths {
+        let over = dotted
+            .iter()
+            .filter(|(k, _)| {
+                path == *k
+                    || path.starts_with(&format!("{k}."))
+                    || path.starts_with(&format!("{k}["))
+            })
+            .max_by_key(|(k, _)| k.len());
+        let item = match over {
+            Some((_, i)) => Some(*i),
+            None => {
+                let key = path.split(['.', '[']).next().unwrap_or(path);
+                merged.get(key).copied()
+            }
+        };
+        if let Some(i) = item {
+            found.push(&i.at);
+        }
+    }
+    found
+        .iter()
+        .find(|at| !at.key.starts_with("params."))
+        .or(found.first())
+        .map(|at| (*at).clone())
 }
 
 fn coords_of(groups: &[Group], rows: &[usize]) -> Vec<(String, Value)> {

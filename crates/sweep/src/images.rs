@@ -1,9 +1,12 @@
 //! Image entries of a spec: a file, a glob or a directory, relative to the spec file (a
 //! path naming an existing file or directory is literal, glob characters or not), expanded
-//! to a sorted list of PGM/PNG/JPEG files; and the content digest of each file.
+//! to a sorted list of PGM/PNG/JPEG files; and for each file the content digest and the
+//! header's size and channels, read from the bytes already read for the digest.
 use crate::canonical::sha256_hex;
 use serde::Serialize;
+use std::io::Cursor;
 use std::path::{Component, Path, PathBuf};
+use synthsweep_core::ImageShape;
 
 /// The file extensions read as images (compared without case).
 pub const IMAGE_EXTENSIONS: [&str; 4] = ["pgm", "png", "jpg", "jpeg"];
@@ -37,6 +40,28 @@ pub struct ImageRef {
     /// A plain gray file (1) loads the same whatever `as_gray` says, except that
     /// `as_gray = false` repeats it into three channels.
     pub channels: u8,
+    /// Height in pixels, from the file's header.
+    pub height: i64,
+    /// Width in pixels, from the file's header.
+    pub width: i64,
+}
+
+impl ImageRef {
+    /// The shape a task sees, as the model layer loads the file
+    /// (`image_io::load_image_with`): one channel with `as_gray`; otherwise three for a
+    /// gray file (repeated), the file's own channels for any other.
+    pub fn loaded_shape(&self, as_gray: bool) -> ImageShape {
+        let channels = match (as_gray, self.channels) {
+            (true, _) => 1,
+            (false, 1) => 3,
+            (false, c) => i64::from(c),
+        };
+        ImageShape {
+            channels,
+            height: self.height,
+            width: self.width,
+        }
+    }
 }
 
 fn is_image(path: &Path) -> bool {
@@ -152,8 +177,9 @@ pub(crate) fn expand(base: &Path, entry: &str) -> Result<Vec<ImageFile>, String>
     Ok(vec![image_file(base, &joined)?])
 }
 
-/// Reads a file, checks that its bytes look like the image type its extension says, and
-/// returns their SHA-256. The error is a message (the caller knows the key path).
+/// Reads a file, checks that its bytes look like the image type its extension says, reads
+/// its header (size, colour type), and returns their SHA-256. The error is a message (the
+/// caller knows the key path).
 pub(crate) fn digest(file: &ImageFile) -> Result<ImageRef, std::io::Error> {
     let bytes = std::fs::read(&file.abs)?;
     let ext = file
@@ -167,35 +193,44 @@ pub(crate) fn digest(file: &ImageFile) -> Result<ImageRef, std::io::Error> {
         "png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
         _ => bytes.starts_with(b"\xff\xd8"),
     };
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
     if !ok {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("its bytes are not a {} image", ext.to_ascii_uppercase()),
-        ));
+        return Err(invalid(format!(
+            "its bytes are not a {} image",
+            ext.to_ascii_uppercase()
+        )));
+    }
+    let format = match ext.as_str() {
+        "pgm" => image::ImageFormat::Pnm,
+        "png" => image::ImageFormat::Png,
+        _ => image::ImageFormat::Jpeg,
+    };
+    let (width, height, channels) = header(&bytes, format).map_err(|e| {
+        invalid(format!(
+            "its {} header cannot be read: {e}",
+            ext.to_ascii_uppercase()
+        ))
+    })?;
+    if width == 0 || height == 0 {
+        return Err(invalid(format!("it is empty ({width}x{height} pixels)")));
     }
     Ok(ImageRef {
         path: file.abs.clone(),
         display: file.display.clone(),
         name: file.name.clone(),
         sha256: sha256_hex(&bytes),
-        channels: header_channels(&bytes)?,
+        channels,
+        height: i64::from(height),
+        width: i64::from(width),
     })
 }
 
-/// The number of channels the file stores, read from its header only.
-fn header_channels(bytes: &[u8]) -> Result<u8, std::io::Error> {
+/// Width, height and the number of channels stored, from the header only (nothing decoded).
+fn header(bytes: &[u8], format: image::ImageFormat) -> image::ImageResult<(u32, u32, u8)> {
     use image::ImageDecoder;
-    let bad = |e: image::ImageError| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("cannot read its header: {e}"),
-        )
-    };
-    let decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()?
-        .into_decoder()
-        .map_err(bad)?;
-    Ok(decoder.color_type().channel_count())
+    let decoder = image::ImageReader::with_format(Cursor::new(bytes), format).into_decoder()?;
+    let (w, h) = decoder.dimensions();
+    Ok((w, h, decoder.color_type().channel_count()))
 }
 
 #[cfg(test)]

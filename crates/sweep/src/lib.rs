@@ -16,15 +16,15 @@
 //! ```
 //!
 //! The spec syntax is documented in `SPEC.md` beside this crate. This crate does not link
-//! libtorch: the caller supplies a [`Resolver`] that fills in defaults of models, metrics
-//! and method parameters.
+//! libtorch: method parameters are typed by `synthsweep_core::params`, and the caller
+//! supplies a [`Resolver`] that fills in defaults of models and metrics and says which
+//! image shapes they take. Planning checks every task before anything runs.
 mod axes;
 mod build;
-pub mod canonical;
+mod check;
 mod error;
 mod expand;
 mod images;
-mod kind;
 mod plan;
 mod probe;
 mod resolve;
@@ -38,9 +38,12 @@ mod values;
 pub use error::{Location, Result, SweepError};
 pub use expand::{Indices, ShardScheme};
 pub use images::{ImageRef, IMAGE_EXTENSIONS};
-pub use kind::{MinMax, Role, SynthKind};
-pub use plan::Plan;
+pub use plan::{CheckScope, Plan, PlanOptions};
 pub use resolve::{NoopResolver, Resolver};
 pub use spec::{AxisInfo, SweepSpec};
 pub use summary::{Exclusion, PlanSummary};
+/// Canonical JSON and SHA-256, from `synthsweep_core`.
+pub use synthsweep_core::canonical;
+pub use synthsweep_core::params::MethodParams;
+pub use synthsweep_core::{ImageShape, MinMax, Role, SynthKind};
 pub use task::{Task, TaskImages, TASK_SCHEMA};

@@ -1,8 +1,9 @@
-//! `Plan`: a spec with its resolver, its images digested and every value checked, from which
-//! tasks are computed one at a time by index arithmetic. Nothing proportional to the number
-//! of tasks is held: a task's rows are its index in mixed radix (the last axis fastest),
-//! exclusions and `[[when]]` rules are per-row tables, and resolved model/metric specs and
-//! image digests are computed once and shared.
+//! `Plan`: a spec with its resolver, its images digested and every task checked, from
+//! which tasks are computed one at a time by index arithmetic. Nothing proportional to the
+//! number of tasks is held: a task's rows are its index in mixed radix (the last axis
+//! fastest), exclusions and `[[when]]` rules are per-row tables, and resolved model/metric
+//! specs, typed parameters, shape checks and image digests are computed once per distinct
+//! value and shared (the typed-parameter cache is bounded).
 use crate::error::{Location, SweepError};
 use crate::images::{self, ImageRef};
 use crate::resolve::Resolver;
@@ -12,6 +13,8 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
+use synthsweep_core::params::MethodParams;
+use synthsweep_core::{ImageShape, Role, SynthKind};
 
 /// A resolved model or metric spec and its canonical text.
 #[derive(Debug)]
@@ -20,11 +23,45 @@ pub(crate) struct Resolved {
     pub canon: String,
 }
 
+/// A task's method parameters, typed, with their canonical text.
+#[derive(Debug)]
+pub(crate) struct Typed {
+    pub params: Arc<MethodParams>,
+    pub canon: String,
+}
+
 /// Why a task could not be built, and the spec value to blame when one can be named.
+#[derive(Debug, Clone)]
 pub(crate) struct Fail {
     pub message: String,
     pub at: Option<Location>,
 }
+
+/// Which tasks planning checks one by one (every value is checked in any case, in the first
+/// task that has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckScope {
+    /// Every task: what `plan` and a whole `run` do, so that nothing runs before every task
+    /// is known to be valid.
+    #[default]
+    All,
+    /// The tasks of shard `index` of `count` (strided, as [`Plan::shard`]): what one element
+    /// of a job array checks before it runs its share.
+    Shard { index: u64, count: u64 },
+    /// None beyond the values: for tools that only look at a plan's structure.
+    Values,
+}
+
+/// How to plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Which tasks to check before the plan is returned.
+    pub check: CheckScope,
+}
+
+type ShapeKey = (usize, Role, ImageShape);
+type ParamsCache = HashMap<Vec<u32>, Result<Arc<Typed>, Fail>>;
+type RangeCache = HashMap<(PathBuf, bool), Result<Option<(f64, f64)>, String>>;
 
 /// A planned sweep. Share it across threads freely (`Plan: Send + Sync`).
 pub struct Plan {
@@ -46,6 +83,17 @@ pub struct Plan {
     /// Resolved specs by kind and canonical text: each distinct spec is resolved once.
     pub(crate) cache: Mutex<HashMap<String, Result<Arc<Resolved>, String>>>,
     pub(crate) col_names: Vec<Vec<Arc<str>>>,
+    /// Groups with a method-parameter column, and `[[when]]`s that set one: a task's
+    /// parameters depend on these rows and rules only.
+    pub(crate) param_groups: Vec<usize>,
+    pub(crate) param_whens: Vec<usize>,
+    /// Typed parameters by the rows of `param_groups` and the `param_whens` that hold.
+    pub(crate) params_cache: Mutex<ParamsCache>,
+    /// Shape checks by resolved spec (its address: specs live as long as the plan), role
+    /// and image shape.
+    pub(crate) shape_cache: Mutex<HashMap<ShapeKey, Result<(), String>>>,
+    /// Pixel value ranges of images, asked only for a narrow `allowed_range`.
+    pub(crate) range_cache: Mutex<RangeCache>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -60,16 +108,30 @@ impl std::fmt::Debug for Plan {
 }
 
 impl SweepSpec {
-    /// Plans the sweep: digests every image, resolves every model/metric spec and checks
-    /// every value (and every `[[when]]` rule) in at least one task through `resolver`,
-    /// and counts what the exclusions drop. Errors name the spec value to blame.
+    /// Plans the sweep: digests every image (and reads its size from its header), resolves
+    /// every model/metric spec, checks every value (and every `[[when]]` rule) in at least
+    /// one task through `resolver`, counts what the exclusions drop, then checks every task
+    /// (typed parameters and the rules relating them, each model/metric against each
+    /// image's shape, pairs of one shape, `allowed_range` against the images). Errors name
+    /// the spec value to blame and, for a task, its coordinates.
     pub fn plan(self, resolver: impl Resolver + 'static) -> Result<Plan, SweepError> {
         self.plan_shared(Arc::new(resolver))
     }
 
     /// [`SweepSpec::plan`] with a resolver that is already shared.
     pub fn plan_shared(self, resolver: Arc<dyn Resolver>) -> Result<Plan, SweepError> {
-        Plan::new(self, resolver)
+        self.plan_with(resolver, PlanOptions::default())
+    }
+
+    /// [`SweepSpec::plan`], checking the tasks `options.check` names.
+    pub fn plan_with(
+        self,
+        resolver: Arc<dyn Resolver>,
+        options: PlanOptions,
+    ) -> Result<Plan, SweepError> {
+        let plan = Plan::new(self, resolver)?;
+        plan.check(options.check)?;
+        Ok(plan)
     }
 }
 
@@ -94,6 +156,16 @@ impl Plan {
             .iter()
             .map(|g| g.columns.iter().map(|c| Arc::from(c.as_str())).collect())
             .collect();
+        let is_param = |name: &str| {
+            let base = name.split('.').next().unwrap_or(name);
+            Role::from_name(base).is_none()
+        };
+        let param_groups = (0..spec.groups.len())
+            .filter(|&g| spec.groups[g].columns.iter().any(|c| is_param(c)))
+            .collect();
+        let param_whens = (0..spec.whens.len())
+            .filter(|&w| spec.whens[w].set.iter().any(|(n, _)| is_param(n)))
+            .collect();
         let mut plan = Plan {
             sweep: Arc::from(spec.name.as_str()),
             spec,
@@ -108,6 +180,11 @@ impl Plan {
             spec_slots: (0..slots).map(|_| OnceLock::new()).collect(),
             cache: Mutex::new(HashMap::new()),
             col_names,
+            param_groups,
+            param_whens,
+            params_cache: Mutex::new(HashMap::new()),
+            shape_cache: Mutex::new(HashMap::new()),
+            range_cache: Mutex::new(HashMap::new()),
         };
         plan.excluded = plan.count_excluded();
         plan.len = grid_size - plan.excluded.iter().sum::<u64>();
@@ -123,6 +200,58 @@ impl Plan {
         }
         plan.probe()?;
         Ok(plan)
+    }
+
+    /// Whether `spec` (resolved) takes `shape` as `role`: asked of the resolver once per
+    /// distinct (spec, role, shape).
+    pub(crate) fn shape_check(
+        &self,
+        synth: SynthKind,
+        role: Role,
+        spec: &Arc<Resolved>,
+        shape: ImageShape,
+    ) -> Result<(), String> {
+        let key = (Arc::as_ptr(spec) as usize, role, shape);
+        if let Some(hit) = self.shape_cache.lock().expect("cache lock").get(&key) {
+            return hit.clone();
+        }
+        let out = self.resolver.check_input(synth, role, &spec.value, shape);
+        self.shape_cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, out.clone());
+        out
+    }
+
+    /// The pixel value range of `img` as loaded (with `as_gray`), asked of the resolver once
+    /// per image and loading.
+    pub(crate) fn value_range(
+        &self,
+        img: &ImageRef,
+        as_gray: bool,
+    ) -> Result<Option<(f64, f64)>, Fail> {
+        let key = (img.path.clone(), as_gray);
+        let hit = self
+            .range_cache
+            .lock()
+            .expect("cache lock")
+            .get(&key)
+            .cloned();
+        let out = match hit {
+            Some(r) => r,
+            None => {
+                let r = self.resolver.image_value_range(img, as_gray);
+                self.range_cache
+                    .lock()
+                    .expect("cache lock")
+                    .insert(key, r.clone());
+                r
+            }
+        };
+        out.map_err(|e| Fail {
+            message: format!("image {}: {e}", img.display),
+            at: None,
+        })
     }
 
     /// The spec this plan was made from.

@@ -1,11 +1,10 @@
 //! Checking a plan without walking it: one task is built for every value of every axis and
 //! for every `[[when]]` rule, each in the first task (in index order) that has it and is not
-//! excluded. That sends every value through the resolver once, blames the value it rejects,
-//! and finds two grid positions that describe the same task.
+//! excluded. That sends every value through the resolver and the parameter checks once,
+//! blames the value they reject, and finds two grid positions that describe the same task.
+//! (`check` then visits every task.)
 use crate::error::{Location, SweepError};
-use crate::kind::Role;
 use crate::plan::Plan;
-use serde_json::Map;
 use std::collections::HashMap;
 
 /// What a search for a task with given rows found.
@@ -67,10 +66,7 @@ impl Plan {
             let task = match self.build(self.index_of(&rows), &rows) {
                 Ok(t) => t,
                 Err(fail) => {
-                    let at = fail
-                        .at
-                        .or_else(|| self.blame_params(&rows))
-                        .unwrap_or_else(|| blame.clone());
+                    let at = fail.at.unwrap_or_else(|| blame.clone());
                     return Err(SweepError::Spec {
                         at,
                         message: fail.message,
@@ -133,21 +129,5 @@ impl Plan {
             }
         }
         Ok(())
-    }
-
-    /// Which parameter the resolver objects to, tried one at a time.
-    fn blame_params(&self, rows: &[usize]) -> Option<Location> {
-        let merged = self.assemble(rows);
-        for (name, item) in &merged {
-            if name.contains('.') || Role::from_name(name).is_some() {
-                continue;
-            }
-            let mut one = Map::new();
-            one.insert(name.to_string(), item.value.clone());
-            if self.resolver.resolve_params(self.spec.synth, &one).is_err() {
-                return Some(item.at.clone());
-            }
-        }
-        None
     }
 }

@@ -9,12 +9,12 @@
 use crate::axes::Group;
 use crate::canonical::canonical_json;
 use crate::error::SweepError;
-use crate::kind::Role;
 use crate::source::{child_key, did_you_mean, index_key, to_json, Entry, Node, Source};
 use crate::values::{check_name, parse_value, short_value, Item};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
+use synthsweep_core::Role;
 
 /// Where each axis column lives: `(group, column)`.
 pub(crate) type Columns = HashMap<String, (usize, usize)>;

@@ -5,13 +5,13 @@
 //! lists of one length), the rules (naming axes that exist, matching at least one value).
 use crate::axes::{self, Group};
 use crate::error::{Location, SweepError};
-use crate::kind::{Role, SynthKind};
 use crate::rules::{self, Columns, Exclude, Names, When};
 use crate::source::{child_key, did_you_mean, Node, Source};
 use crate::values::{check_name, dotted_base, parse_value, Item};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use synthsweep_core::{Role, SynthKind};
 
 const TOP_KEYS: [&str; 9] = [
     "name",

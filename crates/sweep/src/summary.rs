@@ -1,11 +1,11 @@
 //! What a plan will do, in numbers and one screen of text: task count, axis sizes, what
 //! each exclusion drops, what each `[[when]]` sets, the fixed parameters.
 use crate::canonical::canonical_json;
-use crate::kind::SynthKind;
 use crate::plan::Plan;
 use crate::spec::AxisInfo;
 use serde_json::Value;
 use std::fmt;
+use synthsweep_core::SynthKind;
 
 /// What one `[[exclude]]` dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]

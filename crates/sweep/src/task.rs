@@ -3,21 +3,25 @@
 //! Identity: `id` is the hex SHA-256 of [`Task::canonical_json`], a description of what is
 //! computed and nothing else: the schema tag, the method, each image's file name and content
 //! digest (and `as_gray`, unless a gray file is loaded as gray), the resolved model/metric
-//! specs, `minmax`, the seed and the resolved method parameters. Left out on purpose: the sweep's name, the task's index, the image's folder,
-//! and how the spec was written (axis vs fixed, key order, `1` vs `1.0`, defaults given or
-//! left out). So the same task has the same id on every run and machine, in any sweep, after
-//! the image folder moves; changing an image's bytes or name, a parameter, a model or
-//! metric parameter, or the seed changes it.
-use crate::canonical::{self, write_object, write_string};
+//! specs, `minmax`, the seed and the method parameters in the canonical form of their typed
+//! value ([`MethodParams::canonical_json`]). Left out on purpose: the sweep's name, the
+//! task's index, the image's folder, and how the spec was written (axis vs fixed, key order,
+//! `1` vs `1.0`, `true` vs `1` for `store_progress`, defaults given or left out, plenoptic's
+//! default optimizer named or not, arguments the method ignores). So the same task has the
+//! same id on every run and machine, in any sweep, after the image folder moves; changing an
+//! image's bytes or name, a parameter, a model or metric parameter, or the seed changes it.
+use crate::canonical::{self, write_string};
 use crate::images::ImageRef;
-use crate::kind::{MinMax, SynthKind};
 use crate::values::short_value;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use synthsweep_core::params::MethodParams;
+use synthsweep_core::{MinMax, SynthKind};
 
 /// Version tag inside every canonical description; bump it to change every id on purpose
-/// (when the meaning of a description changes).
-pub const TASK_SCHEMA: &str = "synthsweep.task/1";
+/// (when the meaning of a description changes). `/2`: method parameters in the canonical
+/// form of their typed value (every default, the default optimizer explicit).
+pub const TASK_SCHEMA: &str = "synthsweep.task/2";
 
 /// The image(s) of a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +63,8 @@ pub struct Task {
     pub seed: u64,
     /// How to load the images: plenoptic's `load_images(paths, as_gray)` (default true).
     pub as_gray: bool,
-    /// The method's parameters as the resolver returned them (defaults filled in).
-    pub params: Map<String, Value>,
+    /// The method's parameters, typed, every default filled in and checked.
+    pub params: Arc<MethodParams>,
     /// The value of every axis column for this task, as written in the spec (images as
     /// paths relative to the spec folder), slowest axis first: labels for outputs.
     pub coords: Vec<(Arc<str>, Value)>,
@@ -138,7 +142,8 @@ pub(crate) struct Description<'a> {
     pub parts: Vec<(&'static str, &'a str)>,
     pub minmax: Option<MinMax>,
     pub seed: u64,
-    pub params: &'a Map<String, Value>,
+    /// [`MethodParams::canonical_json`].
+    pub params: &'a str,
 }
 
 /// `{"name":...,"sha256":...}`: how an image enters a description, with `"as_gray"` added
@@ -164,8 +169,7 @@ pub(crate) fn image_canonical(img: &ImageRef, as_gray: bool) -> String {
 impl Description<'_> {
     /// `(canonical text, id)`.
     pub fn render(self) -> (String, String) {
-        let mut params = String::with_capacity(256);
-        write_object(&mut params, self.params);
+        let params = self.params;
         let seed = self.seed.to_string();
         let minmax = self.minmax.map(|m| format!("\"{m}\""));
         let synth = format!("\"{}\"", self.synth);
@@ -174,7 +178,7 @@ impl Description<'_> {
         if let Some(m) = &minmax {
             fields.push(("minmax", m));
         }
-        fields.push(("params", &params));
+        fields.push(("params", params));
         fields.push(("schema", &schema));
         fields.push(("seed", &seed));
         fields.push(("synth", &synth));

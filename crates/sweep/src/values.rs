@@ -5,10 +5,10 @@
 use crate::canonical::canonical_json;
 use crate::error::{Location, SweepError};
 use crate::images::{self, ImageFile};
-use crate::kind::Role;
 use crate::source::{to_json, Node, NodeKind, Source};
 use serde_json::{Map, Value};
 use std::path::Path;
+use synthsweep_core::Role;
 
 /// A value of a parameter, where it was written, and its canonical text.
 #[derive(Debug, Clone)]

@@ -78,7 +78,7 @@ fn quickstart_is_twelve_mad_tasks() {
     for t in plan.iter() {
         let t = t.unwrap();
         assert_ne!(t.optimized_metric, t.reference_metric);
-        assert_eq!(t.params["max_iter"], 500);
+        assert_eq!(t.params.max_iter(), Some(500));
         assert!(t.minmax.is_some());
     }
 }

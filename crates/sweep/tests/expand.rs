@@ -1,7 +1,7 @@
 //! Expansion: task order, zips, exclusions, conditional values, pairs, repeats, shards, and
 //! a million-task grid planned and walked without holding it.
 mod common;
-use common::Dir;
+use common::{assert_mentions, Dir};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -63,8 +63,11 @@ model = ["gaussian", { name = "center_surround", on_center = false }]
         json!({"name": "center_surround", "on_center": false, "kernel_size": 7})
     );
     assert_eq!(models[2], models[0]);
-    assert_eq!(tasks(&plan)[1].params["method"], "power");
-    assert!(!tasks(&plan)[1].params.contains_key("model.kernel_size"));
+    assert_eq!(tasks(&plan)[1].params.to_json()["method"], "power");
+    assert!(!tasks(&plan)[1]
+        .params
+        .to_json()
+        .contains_key("model.kernel_size"));
 }
 
 #[test]
@@ -163,8 +166,8 @@ set = { max_iter = 400 }
         .map(|t| {
             (
                 t.seed,
-                t.params["max_iter"].as_u64().unwrap(),
-                t.params["optimizer"]["lr"].as_f64().unwrap(),
+                t.params.to_json()["max_iter"].as_u64().unwrap(),
+                t.params.to_json()["optimizer"]["lr"].as_f64().unwrap(),
             )
         })
         .collect();
@@ -307,6 +310,11 @@ fn shards_partition_the_tasks() {
 fn a_million_tasks_are_counted_and_walked_without_being_held() {
     let d = Dir::new();
     let values = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    // initial_noise > 0: with 0, MAD's automatic metric_tradeoff_lambda has no value.
+    let noises = (1..=500)
+        .map(|i| format!("{}", i as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ");
     let text = format!(
         r#"
 name = "big"
@@ -324,7 +332,7 @@ initial_noise = [{}]
 same = ["optimized_metric", "reference_metric"]
 "#,
         values(500),
-        values(500)
+        noises
     );
     let t0 = Instant::now();
     let plan = d.plan(&text).unwrap();
@@ -389,43 +397,45 @@ fn plans_and_tasks_cross_threads() {
     assert_eq!(all, want);
 }
 
-/// A rule between two values that no single value shows is only found when the task is
-/// built: the iterator yields an error naming the task and its coordinates.
+/// A rule between two values that no single value shows (each value is fine in the first
+/// task that has it) is found by checking every task while planning; a plan that skips that
+/// check still refuses the task when it is built.
 #[test]
-fn a_combination_the_resolver_rejects_is_a_task_error() {
-    use serde_json::{Map, Value};
-    use synthsweep_sweep::{Resolver, SweepSpec, SynthKind};
-    struct Picky;
-    impl Resolver for Picky {
-        fn resolve_model(&self, s: &Value) -> Result<Value, String> {
-            Ok(s.clone())
-        }
-        fn resolve_metric(&self, s: &Value) -> Result<Value, String> {
-            Ok(s.clone())
-        }
-        fn resolve_params(
-            &self,
-            _: SynthKind,
-            p: &Map<String, Value>,
-        ) -> Result<Map<String, Value>, String> {
-            if p["stop_iters_to_check"].as_u64() > p["max_iter"].as_u64() {
-                return Err("stop_iters_to_check must not exceed max_iter".into());
-            }
-            Ok(p.clone())
-        }
-    }
+fn a_combination_that_breaks_a_rule_is_found_before_anything_runs() {
+    use std::sync::Arc;
+    use synthsweep_sweep::{CheckScope, NoopResolver, PlanOptions, SweepSpec};
     let d = Dir::new();
-    let text = "name = \"c\"\nsynth = \"metamer\"\n[params]\nimage = \"images/a.pgm\"\nmodel = \"gaussian\"\n\
-                [grid]\nmax_iter = [10, 2]\nstop_iters_to_check = [1, 5]\n";
+    let text = "name = \"c\"\nsynth = \"metamer_ctf\"\n[params]\nimage = \"images/a.pgm\"\nmodel = \"gaussian\"\n\
+                [grid]\nstop_criterion = [0.001, 0.1]\nchange_scale_criterion = [0.5, 0.05]\n";
+    let e = d.error(text);
+    assert_mentions(
+        &e,
+        &[
+            "spec.toml:7:26: grid.stop_criterion[1]: metamer_ctf parameters: stop_criterion: must be strictly less than change_scale_criterion (0.1 >= 0.05)",
+            "(task 3: stop_criterion=0.1, change_scale_criterion=0.05)",
+        ],
+    );
     let plan = SweepSpec::from_str(text, d.spec_path())
         .unwrap()
-        .plan(Picky)
+        .plan_with(
+            Arc::new(NoopResolver),
+            PlanOptions {
+                check: CheckScope::Values,
+            },
+        )
         .unwrap();
     let results: Vec<_> = plan.iter().collect();
     assert_eq!(results.len(), 4);
     assert!(results[..3].iter().all(|r| r.is_ok()));
     let e = results[3].as_ref().unwrap_err().to_string();
-    assert!(e.contains("spec.toml: task 3 (max_iter=2, stop_iters_to_check=5): metamer parameters: stop_iters_to_check must not exceed max_iter"), "{e}");
+    assert!(
+        e.contains("spec.toml: task 3 (stop_criterion=0.1, change_scale_criterion=0.05): metamer_ctf parameters: stop_criterion"),
+        "{e}"
+    );
+    assert!(plan.check(CheckScope::Shard { index: 0, count: 2 }).is_ok());
+    assert!(plan
+        .check(CheckScope::Shard { index: 1, count: 2 })
+        .is_err());
 }
 
 #[test]

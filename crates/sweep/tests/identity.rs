@@ -3,10 +3,10 @@
 //! changes it.
 mod common;
 use common::{pgm, Dir};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use synthsweep_sweep::{NoopResolver, Plan, Resolver, SweepSpec, SynthKind, Task};
+use synthsweep_sweep::{NoopResolver, Plan, Resolver, SweepSpec, Task};
 
 const SPEC: &str = r#"
 name = "ids"
@@ -38,13 +38,13 @@ fn canonical_description_and_id_are_pinned() {
     assert_eq!(
         t.canonical_json(),
         format!(
-            r#"{{"image":{{"name":"a.pgm","sha256":"{}"}},"model":{{"kernel_size":5,"name":"gaussian"}},"params":{{"max_iter":10}},"schema":"synthsweep.task/1","seed":0,"synth":"metamer"}}"#,
+            r#"{{"image":{{"name":"a.pgm","sha256":"{}"}},"model":{{"kernel_size":5,"name":"gaussian"}},"params":{{"allowed_range":[0,1],"loss_function":"mse","max_iter":10,"optimizer":{{"amsgrad":true,"betas":[0.9,0.999],"eps":1e-8,"lr":0.01,"name":"adam","weight_decay":0}},"range_penalty_lambda":0.1,"scheduler":null,"stop_criterion":0.0001,"stop_iters_to_check":50,"store_progress":0}},"schema":"synthsweep.task/2","seed":0,"synth":"metamer"}}"#,
             synthsweep_sweep::canonical::sha256_hex(&pgm(0))
         )
     );
     assert_eq!(
         t.id(),
-        "f35b1dbe9d9f150964129ab3245e190d25bb3a8c5ea91744a0ac075207d5ee53"
+        "83786ccc372936f61f4058e26ab61ba799367e1449079f91735cb2b8d47e73eb"
     );
     assert_eq!(
         t.id(),
@@ -92,6 +92,48 @@ seed = [0, 1]
     assert_eq!(ids_of(&d, rewritten), before);
 }
 
+/// `store_progress = true` and `= 1` compute the same thing, and so do every other pair of
+/// spellings of one value: they are one task, with one id.
+#[test]
+fn store_progress_true_and_1_are_one_task() {
+    let d = Dir::new();
+    let spelled = |extra: &str| {
+        ids_of(
+            &d,
+            &SPEC.replace("max_iter = 10", &format!("max_iter = 10\n{extra}")),
+        )
+    };
+    let plain = ids_of(&d, SPEC);
+    let one = spelled("store_progress = 1");
+    assert_eq!(spelled("store_progress = true"), one);
+    assert_ne!(one, plain);
+    for (a, b) in [
+        ("store_progress = false", ""),
+        ("store_progress = 0", ""),
+        ("optimizer = { name = \"adam\" }", ""),
+        (
+            "optimizer = { name = \"adam\", lr = 0.01, amsgrad = true }",
+            "",
+        ),
+        ("range_penalty_lambda = 0.1", ""),
+        ("allowed_range = [0, 1]", "allowed_range = [0.0, 1.0]"),
+        ("loss_function = \"l2\"", "loss_function = \"l2_norm\""),
+        ("stop_iters_to_check = 50.0", "stop_iters_to_check = 50"),
+        (
+            "optimizer = { name = \"sgd\", lr = 1 }",
+            "optimizer = { name = \"sgd\", lr = 1.0 }",
+        ),
+    ] {
+        assert_eq!(spelled(a), spelled(b), "{a} vs {b:?}");
+    }
+    // The same in a grid: two values that are one value make the tasks repeat.
+    let e = d.error(&SPEC.replace("seed = [0, 1]", "seed = [0, 1]\nstore_progress = [true, 1]"));
+    assert!(
+        e.contains("two grid positions describe the same task"),
+        "{e}"
+    );
+}
+
 #[test]
 fn changing_an_input_changes_the_id() {
     let d = Dir::new();
@@ -100,7 +142,12 @@ fn changing_an_input_changes_the_id() {
         SPEC.replace("max_iter = 10", "max_iter = 11"),
         SPEC.replace("kernel_size = 5", "kernel_size = 7"),
         SPEC.replace("seed = [0, 1]", "seed = [2, 3]"),
-        SPEC.replace("max_iter = 10", "max_iter = 10\ninitial_noise = 0.1"),
+        SPEC.replace("max_iter = 10", "max_iter = 10\nrange_penalty_lambda = 0.2"),
+        SPEC.replace("max_iter = 10", "max_iter = 10\nstore_progress = 2"),
+        SPEC.replace(
+            "max_iter = 10",
+            "max_iter = 10\noptimizer = { name = \"adam\", lr = 0.02 }",
+        ),
         SPEC.replace("synth = \"metamer\"", "synth = \"simple_metamer\""),
     ];
     for v in &variants {
@@ -150,27 +197,6 @@ impl Resolver for Defaults {
         self.metrics.fetch_add(1, Ordering::SeqCst);
         Ok(spec.clone())
     }
-    fn resolve_params(
-        &self,
-        _: SynthKind,
-        params: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, String> {
-        let mut p = params.clone();
-        for k in p.keys() {
-            if !["max_iter", "stop_criterion", "stop_iters_to_check"].contains(&k.as_str()) {
-                return Err(format!(
-                    "unknown parameter `{k}`; valid: max_iter, stop_criterion, stop_iters_to_check"
-                ));
-            }
-        }
-        if let (Some(a), Some(b)) = (p.get("stop_iters_to_check"), p.get("max_iter")) {
-            if a.as_u64() > b.as_u64() {
-                return Err("stop_iters_to_check must not exceed max_iter".into());
-            }
-        }
-        p.entry("max_iter").or_insert(Value::from(100));
-        Ok(p)
-    }
 }
 
 fn plan_with(d: &Dir, text: &str, r: Arc<Defaults>) -> Result<Plan, synthsweep_sweep::SweepError> {
@@ -194,7 +220,7 @@ fn giving_a_default_explicitly_keeps_the_id() {
     assert_eq!(a, b);
     let t = &tasks(&plan_with(&d, &implicit, Default::default()).unwrap())[0];
     assert_eq!(t.model.as_deref().unwrap()["std"], 3.0);
-    assert_eq!(t.params["max_iter"], 100);
+    assert_eq!(t.params.max_iter(), Some(100));
 }
 
 #[test]
@@ -233,16 +259,16 @@ fn resolver_errors_name_the_value() {
     let bad_param = SPEC.replace("max_iter = 10", "max_iter = 10\nmax_iters = 10");
     let e = plan_with(&d, &bad_param, r()).unwrap_err().to_string();
     assert!(
-        e.contains("params.max_iters: metamer parameters: unknown parameter `max_iters`"),
+        e.contains("params.max_iters: metamer parameters: max_iters: unknown parameter for synth `metamer`"),
         "{e}"
     );
 
     let bad_axis_value = SPEC.replace(
         "seed = [0, 1]",
-        "seed = [0, 1]\nstop_iters_to_check = [5, 50]",
+        "seed = [0, 1]\nstop_iters_to_check = [5, 0]",
     );
     let e = plan_with(&d, &bad_axis_value, r()).unwrap_err().to_string();
-    assert!(e.contains("grid.stop_iters_to_check[1]: metamer parameters: stop_iters_to_check must not exceed max_iter"), "{e}");
+    assert!(e.contains("grid.stop_iters_to_check[1]: metamer parameters: stop_iters_to_check: must be at least 1, got 0"), "{e}");
 }
 
 #[test]

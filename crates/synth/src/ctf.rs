@@ -2,14 +2,11 @@
 //! `MetamerCTF`): the loss is restricted to one scale at a time, coarse first, then to all.
 use crate::error::{Result, SynthError};
 use crate::metamer::{Metamer, MetamerOptions};
-use crate::optim::{item, OptimizerConfig};
-use crate::scheduler::SchedulerConfig;
+use crate::optim::item;
 use crate::state::{Mismatches, StateFile, StateWriter};
 use crate::synthesis::{
-    loss_converged, run, with_rng, Callback, Core, Method, Outcome, StoreProgress,
-    SynthesizeOptions,
+    loss_converged, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
 use synthsweep_models::Model;
@@ -18,82 +15,7 @@ use tch::{Device, Kind, Tensor};
 /// The name of the last stage, where the whole representation is matched.
 pub const ALL: &str = "all";
 
-/// Whether finished scales stay in the loss (`together`) or not (`separate`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CoarseToFine {
-    #[default]
-    Together,
-    Separate,
-}
-
-/// MetamerCTF's `synthesize()` arguments with plenoptic's defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CtfSynthesizeOptions {
-    pub max_iter: usize,
-    pub optimizer: Option<OptimizerConfig>,
-    pub scheduler: Option<SchedulerConfig>,
-    pub store_progress: StoreProgress,
-    pub stop_criterion: f64,
-    pub stop_iters_to_check: usize,
-    /// Switch scales once the scale loss changed by less than this over
-    /// `ctf_iters_to_check` iterations; `None` switches every `ctf_iters_to_check`.
-    pub change_scale_criterion: Option<f64>,
-    pub ctf_iters_to_check: usize,
-}
-
-impl Default for CtfSynthesizeOptions {
-    fn default() -> Self {
-        let s = SynthesizeOptions::default();
-        CtfSynthesizeOptions {
-            max_iter: s.max_iter,
-            optimizer: s.optimizer,
-            scheduler: s.scheduler,
-            store_progress: s.store_progress,
-            stop_criterion: s.stop_criterion,
-            stop_iters_to_check: s.stop_iters_to_check,
-            change_scale_criterion: Some(1e-2),
-            ctf_iters_to_check: 50,
-        }
-    }
-}
-
-impl CtfSynthesizeOptions {
-    /// The arguments every optimised synthesis takes.
-    pub fn common(&self) -> SynthesizeOptions {
-        SynthesizeOptions {
-            max_iter: self.max_iter,
-            optimizer: self.optimizer.clone(),
-            scheduler: self.scheduler.clone(),
-            store_progress: self.store_progress,
-            stop_criterion: self.stop_criterion,
-            stop_iters_to_check: self.stop_iters_to_check,
-        }
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        self.common().validate()?;
-        if let Some(c) = self.change_scale_criterion {
-            if self.stop_criterion >= c {
-                return Err(SynthError::invalid(
-                    "stop_criterion",
-                    format!(
-                        "must be strictly less than change_scale_criterion ({} >= {c})",
-                        self.stop_criterion
-                    ),
-                ));
-            }
-        }
-        if self.ctf_iters_to_check == 0 {
-            return Err(SynthError::invalid(
-                "ctf_iters_to_check",
-                "must be at least 1",
-            ));
-        }
-        Ok(())
-    }
-}
+pub use synthsweep_core::params::{CoarseToFine, CtfSynthesizeOptions};
 
 /// plenoptic's `validate_coarse_to_fine`: the model must have scales, and restricting it to
 /// a scale must change its output. Draws one `rand(image.shape)` (float32).

@@ -44,6 +44,15 @@ pub enum SynthError {
 /// Result alias for this crate.
 pub type Result<T, E = SynthError> = std::result::Result<T, E>;
 
+impl From<synthsweep_core::ParamError> for SynthError {
+    fn from(e: synthsweep_core::ParamError) -> Self {
+        SynthError::InvalidParam {
+            param: e.param,
+            msg: e.message,
+        }
+    }
+}
+
 impl SynthError {
     /// An invalid parameter, named as the user wrote it.
     pub fn invalid(param: &str, msg: impl Into<String>) -> Self {

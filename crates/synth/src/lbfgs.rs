@@ -3,69 +3,12 @@
 //! are 0-dim tensors of the parameter's kind as in torch; the line search runs in f64
 //! (torch mixes Python floats and float32 tensors there), so trajectories agree with torch
 //! to rounding, not bit for bit.
-use crate::error::{Result, SynthError};
+use crate::error::Result;
 use crate::line_search::strong_wolfe;
-use crate::optim::{item, non_negative, OptimizerState};
-use serde::{Deserialize, Serialize};
+use crate::optim::{item, OptimizerState};
 use tch::{Device, Kind, Tensor};
 
-/// The line search L-BFGS may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LineSearch {
-    StrongWolfe,
-}
-
-/// torch.optim.LBFGS options and defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LbfgsOptions {
-    pub lr: f64,
-    pub max_iter: usize,
-    /// Default `max_iter * 5 / 4`.
-    pub max_eval: Option<usize>,
-    pub tolerance_grad: f64,
-    pub tolerance_change: f64,
-    pub history_size: usize,
-    pub line_search_fn: Option<LineSearch>,
-}
-
-impl Default for LbfgsOptions {
-    fn default() -> Self {
-        LbfgsOptions {
-            lr: 1.0,
-            max_iter: 20,
-            max_eval: None,
-            tolerance_grad: 1e-7,
-            tolerance_change: 1e-9,
-            history_size: 100,
-            line_search_fn: None,
-        }
-    }
-}
-
-impl LbfgsOptions {
-    pub(crate) fn validate(&self) -> Result<()> {
-        if self.max_iter == 0 {
-            return Err(SynthError::invalid(
-                "optimizer.max_iter",
-                "must be at least 1",
-            ));
-        }
-        if self.history_size == 0 {
-            return Err(SynthError::invalid(
-                "optimizer.history_size",
-                "must be at least 1",
-            ));
-        }
-        non_negative("optimizer.tolerance_grad", self.tolerance_grad)?;
-        non_negative("optimizer.tolerance_change", self.tolerance_change)
-    }
-
-    fn max_eval(&self) -> usize {
-        self.max_eval.unwrap_or(self.max_iter * 5 / 4)
-    }
-}
+pub use synthsweep_core::params::{LbfgsOptions, LineSearch};
 
 /// L-BFGS's history, kept across steps as torch keeps it in `optimizer.state`.
 #[derive(Debug, Default)]

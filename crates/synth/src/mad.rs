@@ -10,63 +10,13 @@ use crate::synthesis::{
     penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions,
 };
 use crate::validate::{validate_image_and_range, validate_initial_metric, validate_metric};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
 use synthsweep_models::Metric;
 use tch::{Device, Kind, Tensor};
 
-/// Whether the optimized metric is minimised or maximised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MinMax {
-    Min,
-    Max,
-}
-
-impl MinMax {
-    /// The sign of the optimized metric in the objective.
-    pub fn sign(self) -> f64 {
-        match self {
-            MinMax::Min => 1.0,
-            MinMax::Max => -1.0,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            MinMax::Min => "min",
-            MinMax::Max => "max",
-        }
-    }
-}
-
-/// MADCompetition's constructor arguments with plenoptic's defaults (`minmax` has no
-/// default and is passed separately).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MadOptions {
-    /// Standard deviation of the Gaussian noise added to the image to start.
-    pub initial_noise: f64,
-    /// `None`: a power of ten balancing the two metrics at the start (plenoptic's choice).
-    pub metric_tradeoff_lambda: Option<f64>,
-    pub range_penalty_lambda: f64,
-    pub allowed_range: (f64, f64),
-    /// `tch::manual_seed(seed)` right before the constructor's draws.
-    pub seed: Option<i64>,
-}
-
-impl Default for MadOptions {
-    fn default() -> Self {
-        MadOptions {
-            initial_noise: 0.1,
-            metric_tradeoff_lambda: None,
-            range_penalty_lambda: 0.1,
-            allowed_range: (0.0, 1.0),
-            seed: None,
-        }
-    }
-}
+pub use synthsweep_core::params::MadOptions;
+pub use synthsweep_core::MinMax;
 
 /// plenoptic 1.x's automatic λ: `10^round(log10(L1₀/L2₀))`, in float32, rounding half to even.
 pub fn automatic_tradeoff_lambda(optimized_loss: f64, reference_loss: f64) -> f64 {
@@ -112,21 +62,8 @@ impl<'a> MadCompetition<'a> {
         minmax: MinMax,
         options: MadOptions,
     ) -> Result<Self> {
+        options.validate()?;
         validate_image_and_range(image, options.range_penalty_lambda, options.allowed_range)?;
-        if !(options.initial_noise >= 0.0 && options.initial_noise.is_finite()) {
-            return Err(SynthError::invalid(
-                "initial_noise",
-                format!("must be non-negative, got {}", options.initial_noise),
-            ));
-        }
-        if let Some(l) = options.metric_tradeoff_lambda {
-            if !l.is_finite() {
-                return Err(SynthError::invalid(
-                    "metric_tradeoff_lambda",
-                    format!("must be a finite number, got {l}"),
-                ));
-            }
-        }
         let image = image.detach();
         let (a, b) = options.allowed_range;
         let initial_image = with_rng(options.seed, || {

@@ -11,59 +11,20 @@ use crate::synthesis::{
 use crate::validate::{
     validate_image, validate_image_and_range, validate_model, validate_representation,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
 use synthsweep_models::Model;
 use tch::{Device, Kind, Tensor};
 
-/// The distance between two representations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossFunction {
-    /// `mean((a − b)²)` over all elements (plenoptic's `mse`).
-    #[default]
-    Mse,
-    /// `‖b − a‖₂` (plenoptic's `l2_norm`).
-    #[serde(alias = "l2")]
-    L2Norm,
-    /// `‖b − a‖² / ‖b‖²`, with `b` the target (plenoptic's `relative_MSE`).
-    #[serde(alias = "relative_mse")]
-    RelativeSse,
-}
+pub use synthsweep_core::params::{LossFunction, MetamerOptions};
 
-impl LossFunction {
-    /// The loss between the synthesized representation `a` and the target `b`.
-    pub fn apply(self, a: &Tensor, b: &Tensor) -> Tensor {
-        match self {
-            LossFunction::Mse => (a - b).square().mean(None::<Kind>),
-            LossFunction::L2Norm => (b - a).norm(),
-            LossFunction::RelativeSse => (b - a).norm().square() / b.norm().square(),
-        }
-    }
-}
-
-/// Metamer's constructor arguments with plenoptic's defaults (the initial image is passed
-/// separately, see [`Metamer::with_initial_image`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetamerOptions {
-    pub loss_function: LossFunction,
-    pub range_penalty_lambda: f64,
-    pub allowed_range: (f64, f64),
-    /// `tch::manual_seed(seed)` right before the constructor's draws; `None` draws from
-    /// the generator as it stands.
-    pub seed: Option<i64>,
-}
-
-impl Default for MetamerOptions {
-    fn default() -> Self {
-        MetamerOptions {
-            loss_function: LossFunction::Mse,
-            range_penalty_lambda: 0.1,
-            allowed_range: (0.0, 1.0),
-            seed: None,
-        }
+/// `loss_function` applied: the loss between the synthesized representation `a` and the
+/// target `b` (scalar tensors; see [`LossFunction`] for the formulas).
+pub fn apply_loss(f: LossFunction, a: &Tensor, b: &Tensor) -> Tensor {
+    match f {
+        LossFunction::Mse => (a - b).square().mean(None::<Kind>),
+        LossFunction::L2Norm => (b - a).norm(),
+        LossFunction::RelativeSse => (b - a).norm().square() / b.norm().square(),
     }
 }
 
@@ -133,6 +94,7 @@ impl<'a> Metamer<'a> {
         options: MetamerOptions,
         initial: Option<&Tensor>,
     ) -> Result<Self> {
+        options.validate()?;
         validate_image_and_range(image, options.range_penalty_lambda, options.allowed_range)?;
         if let Some(init) = initial {
             validate_image(init, "initial_image")?;
@@ -186,7 +148,7 @@ impl<'a> Metamer<'a> {
 
     /// The objective at `x` given its representation `rep` and a target.
     pub(crate) fn objective_at(&self, x: &Tensor, rep: &Tensor, target: &Tensor) -> Tensor {
-        self.options.loss_function.apply(rep, target)
+        apply_loss(self.options.loss_function, rep, target)
             + penalize_range(x, self.options.allowed_range) * self.options.range_penalty_lambda
     }
 
@@ -332,7 +294,7 @@ mod tests {
     fn loss_functions_as_plenoptic_defines_them() {
         let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]);
         let b = Tensor::from_slice(&[1.0f32, 0.0, 3.0, 2.0]);
-        let v = |f: LossFunction| item(&f.apply(&a, &b));
+        let v = |f: LossFunction| item(&apply_loss(f, &a, &b));
         assert_eq!(v(LossFunction::Mse), 2.0);
         assert_eq!(v(LossFunction::L2Norm), 8f64.sqrt() as f32 as f64);
         // ‖a − b‖² / ‖b‖², with b the target

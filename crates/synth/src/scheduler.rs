@@ -1,78 +1,13 @@
 //! The learning-rate scheduler: torch's ReduceLROnPlateau, stepped with the loss after
-//! every iteration, with its options, defaults and state for save/resume.
-use crate::error::{Result, SynthError};
-use crate::optim::{missing, non_negative, Optimizer};
-use serde::{Deserialize, Serialize};
+//! every iteration, and its state for save/resume (options, defaults and checks are
+//! `synthsweep_core::params`'s).
+use crate::error::Result;
+use crate::optim::{missing, Optimizer};
 use std::collections::BTreeMap;
 
-/// How ReduceLROnPlateau compares metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlateauMode {
-    #[default]
-    Min,
-    Max,
-}
-
-/// Whether ReduceLROnPlateau's threshold is relative or absolute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdMode {
-    #[default]
-    Rel,
-    Abs,
-}
-
-/// torch's `ReduceLROnPlateau` options and defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReduceLrOnPlateauOptions {
-    pub mode: PlateauMode,
-    pub factor: f64,
-    pub patience: usize,
-    pub threshold: f64,
-    pub threshold_mode: ThresholdMode,
-    pub cooldown: usize,
-    pub min_lr: f64,
-    pub eps: f64,
-}
-
-impl Default for ReduceLrOnPlateauOptions {
-    fn default() -> Self {
-        ReduceLrOnPlateauOptions {
-            mode: PlateauMode::Min,
-            factor: 0.1,
-            patience: 10,
-            threshold: 1e-4,
-            threshold_mode: ThresholdMode::Rel,
-            cooldown: 0,
-            min_lr: 0.0,
-            eps: 1e-8,
-        }
-    }
-}
-
-/// A learning-rate scheduler, stepped with the loss after every iteration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
-pub enum SchedulerConfig {
-    ReduceLrOnPlateau(ReduceLrOnPlateauOptions),
-}
-
-impl SchedulerConfig {
-    pub fn validate(&self) -> Result<()> {
-        let SchedulerConfig::ReduceLrOnPlateau(o) = self;
-        if !(o.factor < 1.0 && o.factor >= 0.0) {
-            return Err(SynthError::invalid(
-                "scheduler.factor",
-                format!("must be in [0, 1), got {}", o.factor),
-            ));
-        }
-        non_negative("scheduler.threshold", o.threshold)?;
-        non_negative("scheduler.min_lr", o.min_lr)?;
-        non_negative("scheduler.eps", o.eps)
-    }
-}
+pub use synthsweep_core::params::{
+    PlateauMode, ReduceLrOnPlateauOptions, SchedulerConfig, ThresholdMode,
+};
 
 /// ReduceLROnPlateau's running state.
 #[derive(Clone, Debug)]

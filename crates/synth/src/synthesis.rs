@@ -3,8 +3,7 @@
 //! scheduler set-up, the per-iteration callback, and moving the state between devices.
 use crate::error::{Result, SynthError};
 use crate::optim::{item, Optimizer, OptimizerConfig};
-use crate::scheduler::{Scheduler, SchedulerConfig};
-use serde::{Deserialize, Serialize};
+use crate::scheduler::Scheduler;
 use std::ops::ControlFlow;
 use tch::{Device, Kind, Tensor};
 
@@ -33,80 +32,7 @@ pub fn loss_converged(losses: &[f64], criterion: f64, k: usize) -> bool {
     n > k && k > 0 && (losses[n - k] - losses[n - 1]).abs() < criterion
 }
 
-/// `store_progress`: `false`/`0` stores nothing, `true` every iteration, `n` every n-th.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum StoreProgress {
-    Flag(bool),
-    Every(usize),
-}
-
-impl Default for StoreProgress {
-    fn default() -> Self {
-        StoreProgress::Flag(false)
-    }
-}
-
-impl StoreProgress {
-    /// The snapshot interval; 0 means off.
-    pub fn every(self) -> usize {
-        match self {
-            StoreProgress::Flag(b) => b as usize,
-            StoreProgress::Every(n) => n,
-        }
-    }
-}
-
-/// The arguments of `synthesize()`, with plenoptic's defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SynthesizeOptions {
-    pub max_iter: usize,
-    /// `None`: Adam(lr 0.01, amsgrad) on the first call, the existing optimizer afterwards.
-    pub optimizer: Option<OptimizerConfig>,
-    /// Stepped with the loss after every iteration; `None` runs without one.
-    pub scheduler: Option<SchedulerConfig>,
-    pub store_progress: StoreProgress,
-    pub stop_criterion: f64,
-    pub stop_iters_to_check: usize,
-}
-
-impl Default for SynthesizeOptions {
-    fn default() -> Self {
-        SynthesizeOptions {
-            max_iter: 100,
-            optimizer: None,
-            scheduler: None,
-            store_progress: StoreProgress::default(),
-            stop_criterion: 1e-4,
-            stop_iters_to_check: 50,
-        }
-    }
-}
-
-impl SynthesizeOptions {
-    pub fn validate(&self) -> Result<()> {
-        if self.stop_criterion.is_nan() {
-            return Err(SynthError::invalid(
-                "stop_criterion",
-                "must be a number, got NaN",
-            ));
-        }
-        if self.stop_iters_to_check == 0 {
-            return Err(SynthError::invalid(
-                "stop_iters_to_check",
-                "must be at least 1",
-            ));
-        }
-        if let Some(o) = &self.optimizer {
-            o.validate()?;
-        }
-        if let Some(s) = &self.scheduler {
-            s.validate()?;
-        }
-        Ok(())
-    }
-}
+pub use synthsweep_core::params::{StoreProgress, SynthesizeOptions};
 
 /// What the callback sees after each iteration.
 #[derive(Debug)]

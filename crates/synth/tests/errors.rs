@@ -94,7 +94,7 @@ fn metamer_rejects_invalid_parameters_up_front() {
         optimizer: Some(OptimizerConfig::adam_with_lr(-1.0)),
         ..Default::default()
     };
-    assert_invalid(ok.synthesize(&bad_lr), "optimizer.lr", "non-negative");
+    assert_invalid(ok.synthesize(&bad_lr), "optimizer.lr", "positive");
     assert_invalid(
         ok.synthesize(&SynthesizeOptions {
             stop_iters_to_check: 0,

@@ -355,7 +355,7 @@ fn eigendistortion_rejects_bad_arguments() {
         max_iter,
         stop_criterion: 1e-7,
     };
-    assert!(invalid_param(eig.synthesize(power(0, 10))).contains("k: must be between 1 and"));
+    assert!(invalid_param(eig.synthesize(power(0, 10))).contains("k: must be at least 1, got 0"));
     assert!(invalid_param(eig.synthesize(power(65, 10))).contains("n = 64, got 65"));
     assert!(invalid_param(eig.synthesize(power(1, 0))).contains("max_iter"));
     let nan = Method::Power {
@@ -365,7 +365,7 @@ fn eigendistortion_rejects_bad_arguments() {
     };
     assert!(invalid_param(eig.synthesize(nan)).contains("stop_criterion"));
     let rsvd = Method::RandomizedSvd { k: 0, p: 5, q: 2 };
-    assert!(invalid_param(eig.synthesize(rsvd)).contains("k: must be between 1 and"));
+    assert!(invalid_param(eig.synthesize(rsvd)).contains("k: must be at least 1, got 0"));
     assert!(
         eig.eigenvalues().is_none(),
         "a rejected call leaves no results"

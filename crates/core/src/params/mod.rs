@@ -155,13 +155,38 @@ impl Default for EigenPart {
     }
 }
 
+/// `v` with every integral float written as an integer (`10.0` → `10`, below 2^53 where
+/// floats are exact), so that an integer parameter accepts `10.0` as `10` and the value
+/// has one spelling; float parameters read integers as floats anyway.
+fn integral_floats_as_integers(v: &Value) -> Value {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            if x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0 {
+                Value::from(x as i64)
+            } else {
+                v.clone()
+            }
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(integral_floats_as_integers).collect())
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), integral_floats_as_integers(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Deserializes the pairs named in `fields` as a `T`. A failure is blamed on the first
 /// pair that fails alone (serde's messages do not name the field).
 fn part<T: DeserializeOwned>(given: &[(&str, &Value)], fields: &[&str]) -> Result<T, ParamError> {
     let map: Map<String, Value> = given
         .iter()
         .filter(|(k, _)| fields.contains(k))
-        .map(|(k, v)| (k.to_string(), (*v).clone()))
+        .map(|(k, v)| (k.to_string(), integral_floats_as_integers(v)))
         .collect();
     serde_json::from_value::<T>(Value::Object(map.clone())).map_err(|whole| {
         for (k, v) in &map {

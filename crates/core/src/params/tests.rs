@@ -88,6 +88,17 @@ fn two_spellings_of_one_value_are_one_value() {
             json!({"optimizer": {"name": "adam", "lr": 1.0}}),
         ),
         (Mad, json!({"max_iter": 100}), json!({})),
+        (Mad, json!({"max_iter": 100.0}), json!({})),
+        (
+            Mad,
+            json!({"optimizer": {"name": "lbfgs", "max_iter": 20.0}}),
+            json!({"optimizer": {"name": "lbfgs"}}),
+        ),
+        (
+            Geodesic,
+            json!({"n_steps": 10.0, "stop_criterion": 1}),
+            json!({"stop_criterion": 1.0}),
+        ),
         (
             Mad,
             json!({"initial_noise": 0.1, "range_penalty_lambda": 0.1}),

@@ -209,6 +209,7 @@ impl<'m> Eigendistortion<'m> {
     }
 
     fn check_method(&self, method: &Method) -> Result<()> {
+        method.validate()?;
         let (n, m) = (self.n(), self.m());
         let check_k = |k: usize| -> Result<()> {
             if k == 0 || k as i64 > n {

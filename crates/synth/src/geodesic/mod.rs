@@ -77,13 +77,7 @@ impl<'a> Geodesic<'a> {
         model: &'a dyn Model,
         options: GeodesicOptions,
     ) -> Result<Self> {
-        let lambda = options.range_penalty_lambda;
-        if !(lambda >= 0.0 && lambda.is_finite()) {
-            return Err(SynthError::invalid(
-                "range_penalty_lambda",
-                format!("must be non-negative, got {lambda}"),
-            ));
-        }
+        options.validate()?;
         validate_single_image(image_a, "image_a")?;
         validate_single_image(image_b, "image_b")?;
         validate_in_range(image_a, "image_a", options.allowed_range)?;
@@ -95,15 +89,6 @@ impl<'a> Geodesic<'a> {
                     "must have image_a's shape {:?}, got {:?}",
                     image_a.size(),
                     image_b.size()
-                ),
-            ));
-        }
-        if options.n_steps < 2 {
-            return Err(SynthError::invalid(
-                "n_steps",
-                format!(
-                    "must be at least 2 (n_steps − 1 frames are optimised), got {}",
-                    options.n_steps
                 ),
             ));
         }
@@ -158,6 +143,7 @@ impl<'a> Geodesic<'a> {
     /// Resolves the stop criterion and sets up the optimizer; the shared loop takes no
     /// snapshots of its own (Geodesic records step energies instead).
     fn prepare(&mut self, opts: &GeodesicSynthesizeOptions) -> Result<SynthesizeOptions> {
+        opts.validate()?;
         let every = opts.store_progress.every();
         if let Some(prev) = self.store_progress.filter(|&p| p != every) {
             return Err(SynthError::invalid(
