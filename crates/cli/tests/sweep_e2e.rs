@@ -190,9 +190,22 @@ fn check_mad(d: &Dataset) {
             assert!(l.loss.is_finite());
             assert!(l.optimized_metric_loss.is_some() && l.reference_metric_loss.is_some());
         }
-        assert_eq!(images_of(d, &t.task_id, "initial_image").len(), 1);
+        // Input and final images have no iteration; snapshots do.
+        let init = images_of(d, &t.task_id, "initial_image");
+        assert_eq!((init.len(), init[0].iteration), (1, None));
         let mad = images_of(d, &t.task_id, "mad_image");
-        assert_eq!((mad.len(), mad[0].iteration), (1, Some(n)));
+        assert_eq!((mad.len(), mad[0].iteration), (1, None));
+        // The λ used (chosen from the initial image: initial_noise > 0) and the final
+        // objective, which is the loss row of the final image.
+        let lambda = t.metric_tradeoff_lambda.expect("MAD records its lambda");
+        assert!(lambda.is_finite() && lambda > 0.0, "{lambda}");
+        let last = d
+            .losses
+            .iter()
+            .find(|l| l.task_id == t.task_id && l.iteration == n)
+            .unwrap();
+        assert_eq!(t.final_loss, Some(last.loss));
+        assert!(t.jerkiness.is_none() && t.power_iterations_top.is_none());
         let saved = images_of(d, &t.task_id, "saved");
         assert!(!saved.is_empty());
         for s in saved {
@@ -242,6 +255,12 @@ fn check_eigen(d: &Dataset) {
                     vec![0, 1, 254, 255]
                 );
                 assert_eq!(imgs.len(), 4);
+                let (top, bottom) = (
+                    t.power_iterations_top.unwrap(),
+                    t.power_iterations_bottom.unwrap(),
+                );
+                assert!(top >= 1 && bottom >= 1, "{top} {bottom}");
+                assert_eq!(top + bottom, t.iterations);
             }
             "randomized_svd" => {
                 assert_eq!(eig.iter().map(|e| e.0).collect::<Vec<_>>(), vec![0, 1]);
@@ -249,6 +268,10 @@ fn check_eigen(d: &Dataset) {
             }
             m => panic!("method {m}"),
         }
+        if method(t) != "power" {
+            assert!(t.power_iterations_top.is_none() && t.power_iterations_bottom.is_none());
+        }
+        assert!(t.final_loss.is_none() && t.metric_tradeoff_lambda.is_none());
         for i in &imgs {
             assert!(eig.iter().any(|e| e.0 == i.index));
             assert_eq!(i.iteration, None);
@@ -274,9 +297,38 @@ fn check_metamer(d: &Dataset, n_tasks: usize, size: i32, saved_every: Option<i64
         assert!(n >= 1);
         assert_loss_iterations(d, &t.task_id, n);
         let init = images_of(d, &t.task_id, "initial_image");
-        assert_eq!((init.len(), init[0].iteration), (1, Some(0)));
+        assert_eq!((init.len(), init[0].iteration), (1, None));
         let m = images_of(d, &t.task_id, "metamer");
-        assert_eq!((m.len(), m[0].iteration), (1, Some(n)));
+        assert_eq!((m.len(), m[0].iteration), (1, None));
+        let last = d
+            .losses
+            .iter()
+            .filter(|l| l.task_id == t.task_id)
+            .max_by_key(|l| l.iteration)
+            .unwrap();
+        // The objective after the last step: finite, and no more than the last recorded
+        // loss by much (the last step lowered it or kept it about equal).
+        let fin = t.final_loss.expect("metamers record their final objective");
+        assert!(fin.is_finite() && fin >= 0.0, "{fin}");
+        assert!(fin <= last.loss * 1.5 + 1e-12, "{fin} vs {}", last.loss);
+        assert!(t.metric_tradeoff_lambda.is_none() && t.jerkiness.is_none());
+        let mut rows: Vec<_> = d.losses.iter().filter(|l| l.task_id == t.task_id).collect();
+        rows.sort_by_key(|l| l.iteration);
+        if t.synth == "metamer_ctf" {
+            // Every iteration names its scale and its scale-restricted loss; a scale, once
+            // left, does not come back (coarse to fine).
+            assert!(rows
+                .iter()
+                .all(|l| l.scale.is_some() && l.scale_loss.is_some()));
+            let mut order: Vec<&str> = rows.iter().map(|l| l.scale.as_deref().unwrap()).collect();
+            order.dedup();
+            let distinct: BTreeSet<&str> = order.iter().copied().collect();
+            assert_eq!(order.len(), distinct.len(), "scales in blocks: {order:?}");
+        } else {
+            assert!(rows
+                .iter()
+                .all(|l| l.scale.is_none() && l.scale_loss.is_none()));
+        }
         let saved = images_of(d, &t.task_id, "saved");
         match saved_every {
             Some(e) => {
@@ -301,6 +353,12 @@ fn check_simple(d: &Dataset) {
         assert_loss_iterations(d, &t.task_id, 4);
         let m = images_of(d, &t.task_id, "metamer");
         assert_eq!(m.len(), 1);
+        let init = images_of(d, &t.task_id, "initial_image");
+        assert_eq!((init.len(), init[0].iteration), (1, None));
+        assert_ne!(
+            init[0].pixels, m[0].pixels,
+            "the metamer moved from its start"
+        );
         assert_shapes(d, &t.task_id, 16);
     }
     let m: Vec<_> = d
@@ -325,6 +383,11 @@ fn check_geodesic(d: &Dataset, a: &[f32], b: &[f32]) {
         assert_eq!(frames[0].pixels.as_deref(), Some(a));
         assert_eq!(frames[3].pixels.as_deref(), Some(b));
         assert_ne!(frames[1].pixels.as_deref(), Some(a));
+        assert!(frames.iter().all(|f| f.iteration.is_none()), "final frames");
+        let energy = t.final_loss.expect("geodesic records its final energy");
+        let jerk = t.jerkiness.expect("geodesic records its jerkiness");
+        assert!(energy.is_finite() && energy >= 0.0, "{energy}");
+        assert!(jerk.is_finite() && jerk >= 0.0, "{jerk}");
         assert_shapes(d, &t.task_id, 16);
     }
 }

@@ -233,13 +233,16 @@ fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records>
         reference_metric_loss: reference.get(n).copied(),
         ..Default::default()
     });
+    // An input or final image has no iteration (schemas/images.json); snapshots do.
     let mut images = vec![
-        image_row("initial_image", 0, Some(0), mad.initial_image(), false),
-        image_row("mad_image", 0, Some(n as i64), mad.mad_image(), false),
+        image_row("initial_image", 0, None, mad.initial_image(), false),
+        image_row("mad_image", 0, None, mad.mad_image(), false),
     ];
     images.extend(saved_rows(&mad.saved_mad_image(), mad.store_progress()));
     Ok(Records {
         iterations: n as i64,
+        final_loss: Some(final_loss),
+        metric_tradeoff_lambda: Some(mad.metric_tradeoff_lambda()),
         losses,
         images,
         ..Default::default()
@@ -275,8 +278,8 @@ fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Reco
     }
     let n = m.losses().len() as i64;
     let mut images = vec![
-        image_row("initial_image", 0, Some(0), &initial, false),
-        image_row("metamer", 0, Some(n), m.metamer(), false),
+        image_row("initial_image", 0, None, &initial, false),
+        image_row("metamer", 0, None, m.metamer(), false),
     ];
     images.extend(saved_rows(
         &m.saved_metamer(),
@@ -284,6 +287,7 @@ fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Reco
     ));
     Ok(Records {
         iterations: n,
+        final_loss: Some(tch::no_grad(|| scalar(&m.objective_function()))),
         losses: loss_rows(m.losses(), m.gradient_norm(), m.pixel_change_norm()),
         images,
         ..Default::default()
@@ -330,8 +334,8 @@ fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<
     }
     let n = m.losses().len() as i64;
     let mut images = vec![
-        image_row("initial_image", 0, Some(0), &initial, false),
-        image_row("metamer", 0, Some(n), m.metamer(), false),
+        image_row("initial_image", 0, None, &initial, false),
+        image_row("metamer", 0, None, m.metamer(), false),
     ];
     images.extend(saved_rows(
         &m.saved_metamer(),
@@ -339,10 +343,29 @@ fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<
     ));
     Ok(Records {
         iterations: n,
-        losses: loss_rows(m.losses(), m.gradient_norm(), m.pixel_change_norm()),
+        final_loss: Some(tch::no_grad(|| scalar(&m.objective_function()))),
+        losses: ctf_loss_rows(&m),
         images,
         ..Default::default()
     })
+}
+
+/// Loss rows of a coarse-to-fine metamer: the standard series, plus each iteration's scale
+/// (from `scales_timing`: a scale runs from its first to its last iteration, the last one
+/// open while it is current) and its scale-restricted loss.
+fn ctf_loss_rows(m: &MetamerCtf<'_>) -> Vec<LossRow> {
+    let mut rows = loss_rows(m.losses(), m.gradient_norm(), m.pixel_change_norm());
+    let scale_of = |i: usize| {
+        m.scales_timing()
+            .iter()
+            .find(|(_, t)| t.first().is_some_and(|&s| s <= i) && t.get(1).is_none_or(|&e| i <= e))
+            .map(|(name, _)| name.clone())
+    };
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.scale = scale_of(i);
+        row.scale_loss = m.scales_loss().get(i).copied();
+    }
+    rows
 }
 
 /// No checkpoint: SimpleMetamer's `synthesize` takes no per-iteration callback, so a
@@ -357,12 +380,16 @@ fn simple_metamer(worker: &mut Worker, task: &Task) -> Result<Records> {
         _ => None,
     })?;
     let mut m = SimpleMetamer::new(&image, model, Some(seed(task)))?;
+    let initial = m.metamer().detach().copy();
     m.synthesize(p.max_iter, Some(&p.optimizer))?;
     let n = m.losses().len() as i64;
     Ok(Records {
         iterations: n,
         losses: loss_rows(m.losses(), &[], &[]),
-        images: vec![image_row("metamer", 0, Some(n), m.metamer(), false)],
+        images: vec![
+            image_row("initial_image", 0, None, &initial, false),
+            image_row("metamer", 0, None, m.metamer(), false),
+        ],
         ..Default::default()
     })
 }
@@ -423,12 +450,12 @@ fn eigendistortion(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Res
             row
         })
         .collect();
-    let iterations = e
-        .iterations()
-        .map(|it| (it.top + it.bottom) as i64)
-        .unwrap_or(0);
+    let power = e.iterations();
+    let iterations = power.map(|it| (it.top + it.bottom) as i64).unwrap_or(0);
     Ok(Records {
         iterations,
+        power_iterations_top: power.map(|it| it.top as i64),
+        power_iterations_bottom: power.map(|it| it.bottom as i64),
         eigen,
         images,
         ..Default::default()
@@ -463,10 +490,15 @@ fn geodesic(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Rec
     }
     let frames = g.geodesic();
     let n = g.losses().len() as i64;
+    let final_loss = scalar(&g.objective_function(None));
+    // Needs gradients (a vector-Jacobian product): not under no_grad.
+    let jerkiness = scalar(&g.calculate_jerkiness(None)?.sum(tch::Kind::Double));
     Ok(Records {
         iterations: n,
+        final_loss: Some(final_loss),
+        jerkiness: Some(jerkiness),
         losses: loss_rows(g.losses(), g.gradient_norm(), g.pixel_change_norm()),
-        images: stack_rows("geodesic_frame", &frames, |_| Some(n), false),
+        images: stack_rows("geodesic_frame", &frames, |_| None, false),
         ..Default::default()
     })
 }

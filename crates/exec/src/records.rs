@@ -69,8 +69,7 @@ pub fn loss_rows(losses: &[f64], gradient_norm: &[f64], pixel_change_norm: &[f64
             loss,
             gradient_norm: gradient_norm.get(i).copied(),
             pixel_change_norm: pixel_change_norm.get(i).copied(),
-            optimized_metric_loss: None,
-            reference_metric_loss: None,
+            ..Default::default()
         })
         .collect()
 }

@@ -20,6 +20,12 @@ pub const TORCH_VERSION: &str = env!("SYNTHSWEEP_TORCH_VERSION");
 #[derive(Default)]
 pub struct Records {
     pub iterations: i64,
+    /// The per-task results of `tasks` beyond the iteration count (see schemas/tasks.json).
+    pub final_loss: Option<f64>,
+    pub metric_tradeoff_lambda: Option<f64>,
+    pub jerkiness: Option<f64>,
+    pub power_iterations_top: Option<i64>,
+    pub power_iterations_bottom: Option<i64>,
     pub losses: Vec<synthsweep_store::LossRow>,
     pub eigen: Vec<synthsweep_store::EigenRow>,
     pub images: Vec<synthsweep_store::ImageRow>,
@@ -146,14 +152,21 @@ impl Worker {
             }
             Err(TaskError::Failed(msg)) => (TaskStatus::Failed, Some(msg), Records::default()),
         };
-        let row = self.task_row(
-            task,
-            status,
-            error,
-            records.iterations,
-            duration_s,
-            started_at,
-        );
+        let row = TaskRow {
+            final_loss: records.final_loss,
+            metric_tradeoff_lambda: records.metric_tradeoff_lambda,
+            jerkiness: records.jerkiness,
+            power_iterations_top: records.power_iterations_top,
+            power_iterations_bottom: records.power_iterations_bottom,
+            ..self.task_row(
+                task,
+                status,
+                error,
+                records.iterations,
+                duration_s,
+                started_at,
+            )
+        };
         Outcome::Finished(Box::new(TaskResult {
             task: row,
             losses: records.losses,

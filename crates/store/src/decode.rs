@@ -113,6 +113,15 @@ pub fn tasks(batch: &RecordBatch) -> Result<Vec<TaskRow>> {
     );
     let seed = req!(c, i64, "seed");
     let iterations = req!(c, i64, "iterations");
+    let (final_loss, lambda, jerkiness) = (
+        c.f64("final_loss"),
+        c.f64("metric_tradeoff_lambda"),
+        c.f64("jerkiness"),
+    );
+    let (power_top, power_bottom) = (
+        c.i64("power_iterations_top"),
+        c.i64("power_iterations_bottom"),
+    );
     let duration = req!(c, f64, "duration_s");
     let started = req!(c, ts, "started_at");
     let finished = req!(c, ts, "finished_at");
@@ -137,6 +146,11 @@ pub fn tasks(batch: &RecordBatch) -> Result<Vec<TaskRow>> {
                 })?,
                 error: error(i),
                 iterations: iterations(i)?,
+                final_loss: final_loss(i),
+                metric_tradeoff_lambda: lambda(i),
+                jerkiness: jerkiness(i),
+                power_iterations_top: power_top(i),
+                power_iterations_bottom: power_bottom(i),
                 duration_s: duration(i)?,
                 device: device(i)?,
                 host: host(i)?,
@@ -162,6 +176,7 @@ pub fn losses(batch: &RecordBatch) -> Result<Vec<LossRow>> {
         c.f64("optimized_metric_loss"),
         c.f64("reference_metric_loss"),
     );
+    let (scale, scale_loss) = (c.str("scale"), c.f64("scale_loss"));
     (0..batch.num_rows())
         .map(|i| {
             Ok(LossRow {
@@ -172,6 +187,8 @@ pub fn losses(batch: &RecordBatch) -> Result<Vec<LossRow>> {
                 pixel_change_norm: p(i),
                 optimized_metric_loss: o(i),
                 reference_metric_loss: r(i),
+                scale: scale(i),
+                scale_loss: scale_loss(i),
             })
         })
         .collect()

@@ -54,6 +54,9 @@ impl Columns {
     fn i64(&mut self, name: &'static str, v: impl Iterator<Item = i64>) {
         self.add(name, v.map(Some).collect::<Int64Array>());
     }
+    fn opt_i64(&mut self, name: &'static str, v: impl Iterator<Item = Option<i64>>) {
+        self.add(name, v.collect::<Int64Array>());
+    }
     fn f64(&mut self, name: &'static str, v: impl Iterator<Item = f64>) {
         self.add(name, v.map(Some).collect::<Float64Array>());
     }
@@ -106,6 +109,20 @@ pub fn tasks(rows: &[TaskRow]) -> Result<RecordBatch> {
     c.utf8("status", rows.iter().map(|r| r.status.as_str()));
     c.opt_utf8("error", rows.iter().map(|r| r.error.as_deref()));
     c.i64("iterations", rows.iter().map(|r| r.iterations));
+    c.opt_f64("final_loss", rows.iter().map(|r| r.final_loss));
+    c.opt_f64(
+        "metric_tradeoff_lambda",
+        rows.iter().map(|r| r.metric_tradeoff_lambda),
+    );
+    c.opt_f64("jerkiness", rows.iter().map(|r| r.jerkiness));
+    c.opt_i64(
+        "power_iterations_top",
+        rows.iter().map(|r| r.power_iterations_top),
+    );
+    c.opt_i64(
+        "power_iterations_bottom",
+        rows.iter().map(|r| r.power_iterations_bottom),
+    );
     c.f64("duration_s", rows.iter().map(|r| r.duration_s));
     c.utf8("device", rows.iter().map(|r| r.device.as_str()));
     c.utf8("host", rows.iter().map(|r| r.host.as_str()));
@@ -151,6 +168,8 @@ pub fn losses(rows: &[LossRow]) -> Result<RecordBatch> {
         "reference_metric_loss",
         rows.iter().map(|r| r.reference_metric_loss),
     );
+    c.opt_utf8("scale", rows.iter().map(|r| r.scale.as_deref()));
+    c.opt_f64("scale_loss", rows.iter().map(|r| r.scale_loss));
     c.finish(Table::Losses)
 }
 

@@ -61,6 +61,16 @@ pub struct TaskRow {
     pub status: TaskStatus,
     pub error: Option<String>,
     pub iterations: i64,
+    /// The objective at the final image (metamer, metamer_ctf, mad, geodesic).
+    pub final_loss: Option<f64>,
+    /// MAD: the reference metric's weight, as used.
+    pub metric_tradeoff_lambda: Option<f64>,
+    /// Geodesic: the final path's jerkiness.
+    pub jerkiness: Option<f64>,
+    /// Eigendistortion (power): iterations for the top eigenvalues.
+    pub power_iterations_top: Option<i64>,
+    /// Eigendistortion (power): iterations for the bottom eigenvalues.
+    pub power_iterations_bottom: Option<i64>,
     pub duration_s: f64,
     pub device: String,
     pub host: String,
@@ -91,6 +101,11 @@ impl Default for TaskRow {
             status: TaskStatus::Done,
             error: None,
             iterations: 0,
+            final_loss: None,
+            metric_tradeoff_lambda: None,
+            jerkiness: None,
+            power_iterations_top: None,
+            power_iterations_bottom: None,
             duration_s: 0.0,
             device: "cpu".to_string(),
             host: String::new(),
@@ -114,6 +129,10 @@ pub struct LossRow {
     pub pixel_change_norm: Option<f64>,
     pub optimized_metric_loss: Option<f64>,
     pub reference_metric_loss: Option<f64>,
+    /// Coarse-to-fine: the scale this iteration added to the loss.
+    pub scale: Option<String>,
+    /// Coarse-to-fine: the objective on this iteration's scale set.
+    pub scale_loss: Option<f64>,
 }
 
 /// A row of `eigen`: one eigenvalue of an eigendistortion task.

@@ -280,6 +280,9 @@ pub fn expectations(d: &Dataset) -> Value {
                 "minmax": t.minmax, "seed": t.seed, "params": t.params, "status": t.status.as_str(),
                 "error": t.error, "iterations": t.iterations, "duration_s": t.duration_s,
                 "device": t.device, "run_id": t.run_id, "batch_id": t.batch_id,
+                "final_loss": t.final_loss, "metric_tradeoff_lambda": t.metric_tradeoff_lambda,
+                "jerkiness": t.jerkiness, "power_iterations_top": t.power_iterations_top,
+                "power_iterations_bottom": t.power_iterations_bottom,
             }),
         );
     }
@@ -307,7 +310,9 @@ pub fn expectations(d: &Dataset) -> Value {
                         opt(l.gradient_norm),
                         opt(l.pixel_change_norm),
                         opt(l.optimized_metric_loss),
-                        opt(l.reference_metric_loss)
+                        opt(l.reference_metric_loss),
+                        l.scale,
+                        opt(l.scale_loss)
                     ]),
                 )
             })

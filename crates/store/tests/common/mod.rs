@@ -34,6 +34,11 @@ pub fn sample_result(i: usize) -> TaskResult {
         started_at: at(i as i64 * 1_000_001),
         finished_at: at(i as i64 * 1_000_001 + 500_000),
         torch_version: i.is_multiple_of(2).then(|| "2.13.0".to_string()),
+        final_loss: (kind != 1 && !failed).then_some(0.125 * i as f64),
+        metric_tradeoff_lambda: (kind == 0 && !failed).then_some(1.5),
+        jerkiness: (kind == 3 && !failed).then_some(0.0625),
+        power_iterations_top: (kind == 1 && !failed).then_some(7),
+        power_iterations_bottom: (kind == 1 && !failed).then_some(i as i64),
         ..Default::default()
     };
     if kind == 0 {
@@ -56,6 +61,8 @@ pub fn sample_result(i: usize) -> TaskResult {
             pixel_change_norm: (it > 0).then_some(0.01),
             optimized_metric_loss: (kind == 0).then_some(0.5),
             reference_metric_loss: (kind == 0).then_some(0.25),
+            scale: (kind == 2).then(|| if it < 3 { "1" } else { "all" }.to_string()),
+            scale_loss: (kind == 2).then_some(0.75 / (1.0 + it as f64)),
             ..Default::default()
         })
         .collect();
