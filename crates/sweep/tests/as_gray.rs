@@ -95,14 +95,15 @@ as_gray = [true, false]
             .collect::<Vec<_>>(),
         [("a.pgm", true), ("rgb.png", false)]
     );
-    // Set by a rule for one image.
+    // Set by a rule for one image. (The pair must load to one shape: RGB with a gray file
+    // repeated into three channels, not with RGBA's four, which planning refuses.)
     let text = r#"
 name = "gray"
 synth = "geodesic"
 [params]
 model = { name = "gaussian", kernel_size = 5 }
 [grid]
-pairs = [["images/a.pgm", "images/b.pgm"], ["images/rgb.png", "images/rgba.png"]]
+pairs = [["images/a.pgm", "images/b.pgm"], ["images/rgb.png", "images/c.pgm"]]
 [[when]]
 match = { image_a = "rgb.png" }
 set = { as_gray = false }
