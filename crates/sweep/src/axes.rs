@@ -215,9 +215,24 @@ pub(crate) fn zip_group(
     })
 }
 
+/// The most values `repeats` may make. The planner holds one entry per value of an axis
+/// (a few hundred bytes each), so this bounds a seed axis to a few GB of memory; beyond it
+/// the size is refused, naming `repeats`, instead of failing an allocation.
+pub(crate) const MAX_REPEATS: i64 = 1 << 24;
+
 /// `repeats = n`: a `seed` axis 0..n.
 pub(crate) fn repeats_group(src: &Source, node: &Node) -> Result<Group, SweepError> {
     let n = match node.kind {
+        NodeKind::Int(n) if n > MAX_REPEATS => {
+            return Err(src.err(
+                "repeats",
+                &node.span,
+                format!(
+                    "{n} seeds is more than one sweep can plan (at most {MAX_REPEATS} per axis); split \
+                     the study into several sweeps"
+                ),
+            ))
+        }
         NodeKind::Int(n) if n >= 1 => n,
         _ => {
             return Err(src.err(

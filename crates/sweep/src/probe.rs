@@ -19,26 +19,36 @@ enum Found {
 const SEARCH_LIMIT: usize = 1_000_000;
 
 impl Plan {
-    /// The first task (in index order) whose rows all pass `allow`.
-    fn first_kept(&self, allow: &dyn Fn(usize, usize) -> bool) -> Found {
-        let cands: Vec<Vec<usize>> = (0..self.radix.len())
-            .map(|g| {
-                (0..self.radix[g] as usize)
-                    .filter(|&r| allow(g, r))
-                    .collect()
-            })
-            .collect();
-        if cands.iter().any(Vec::is_empty) {
-            return Found::Nothing;
+    /// The first task (in index order) whose rows all pass `allow` (and hold `only`). Costs
+    /// the scan to each group's first allowed row, nothing per row of a held group (so
+    /// probing every row of a long axis stays linear), then steps only through the excluding
+    /// groups.
+    /// `only`: one group held at one row (the row being probed), found without a scan.
+    fn first_kept(
+        &self,
+        allow: &dyn Fn(usize, usize) -> bool,
+        only: Option<(usize, usize)>,
+    ) -> Found {
+        let n = self.radix.len();
+        // The first allowed row of group `g` at or after `from`.
+        let next = |g: usize, from: usize| match only {
+            Some((h, r)) if h == g => (from <= r).then_some(r),
+            _ => (from..self.radix[g] as usize).find(|&r| allow(g, r)),
+        };
+        let mut rows = Vec::with_capacity(n);
+        for g in 0..n {
+            match next(g, 0) {
+                Some(r) => rows.push(r),
+                None => return Found::Nothing,
+            }
         }
+        let first = rows.clone();
         let m = self.excluding_groups();
-        let mut pos = vec![0usize; cands.len()];
         for _ in 0..SEARCH_LIMIT {
-            let rows: Vec<usize> = cands.iter().zip(&pos).map(|(c, p)| c[*p]).collect();
             if self.excluded_by(&rows).is_none() {
                 return Found::Task(rows);
             }
-            // Only the excluding groups decide exclusion: step through their candidates.
+            // Only the excluding groups decide exclusion: step through their allowed rows.
             let mut k = m.len();
             loop {
                 if k == 0 {
@@ -46,11 +56,13 @@ impl Plan {
                 }
                 k -= 1;
                 let g = m[k];
-                pos[g] += 1;
-                if pos[g] < cands[g].len() {
-                    break;
+                match next(g, rows[g] + 1) {
+                    Some(r) => {
+                        rows[g] = r;
+                        break;
+                    }
+                    None => rows[g] = first[g],
                 }
-                pos[g] = 0;
             }
         }
         Found::GaveUp
@@ -98,9 +110,15 @@ impl Plan {
             return check(Vec::new(), &whole);
         }
         for (g, group) in self.spec.groups.iter().enumerate() {
-            for (r, row) in group.rows.iter().enumerate() {
+            // A seed was checked when it was read (a non-negative integer, distinct within its
+            // axis), reaches no resolver, and two tasks with different seeds are different
+            // tasks: one task shows what a seed axis can show, however long it is (so a long
+            // `repeats` plans in the time of a grid of the same size).
+            let seeds_only = group.columns.iter().all(|c| c == Role::Seed.as_str());
+            let shown = if seeds_only { 1 } else { group.rows.len() };
+            for (r, row) in group.rows.iter().enumerate().take(shown) {
                 // A value that only excluded combinations have is never run: nothing to check.
-                if let Found::Task(rows) = self.first_kept(&|h, s| h != g || s == r) {
+                if let Found::Task(rows) = self.first_kept(&|_, _| true, Some((g, r))) {
                     check(rows, &row[0].at)?;
                 }
             }
@@ -112,7 +130,7 @@ impl Plan {
                     .filter(|c| c.group == h)
                     .all(|c| c.matches[s])
             };
-            match self.first_kept(&allow) {
+            match self.first_kept(&allow, None) {
                 Found::Task(rows) => check(rows, &w.set[0].1.at)?,
                 Found::GaveUp => {}
                 Found::Nothing => {

@@ -482,3 +482,19 @@ fn an_unquoted_dotted_axis_is_pointed_to_quotes() {
         ],
     );
 }
+
+#[test]
+fn an_impossible_number_of_repeats_is_refused_naming_repeats() {
+    let d = Dir::new();
+    let text = "name = \"r\"\nsynth = \"metamer\"\nrepeats = 1073741824\n[params]\nimage = \"images/a.pgm\"\nmodel = \"gaussian\"\n";
+    let msg = d.error(text);
+    assert_mentions(
+        &msg,
+        &[
+            "spec.toml:3",
+            "repeats",
+            "1073741824 seeds",
+            "at most 16777216",
+        ],
+    );
+}
