@@ -1,6 +1,6 @@
 //! The crossover between the filtering methods of the Gaussian-based models (`direct`,
 //! `separable`, `fft`): forward + backward of a 31x31, an 11x11 and a 3x3 Gaussian and a 31x31
-//! difference of Gaussians at 32 to 1024 px, single-threaded torch on the CPU and on CUDA
+//! difference of Gaussians, and the pretrained luminance_gain_control front end, at 32 to 1024 px, single-threaded torch on the CPU and on CUDA
 //! when present. The constants of `synthsweep_models::filtering` (`auto`'s rule) come from
 //! these figures: `cargo bench -p synthsweep-models --bench filtering`.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -39,6 +39,10 @@ fn filtering(c: &mut Criterion) {
         (
             "center_surround_k31",
             json!({"name": "center_surround", "kernel_size": 31}),
+        ),
+        (
+            "luminance_gain_control",
+            json!({"name": "luminance_gain_control", "pretrained": true}),
         ),
     ];
     for device in devices() {
