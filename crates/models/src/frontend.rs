@@ -2,6 +2,7 @@
 //! `luminance_gain_control`, `luminance_contrast_gain_control` and `on_off`, with the
 //! published pretrained parameters.
 use crate::error::{ModelError, Result};
+use crate::filtering::FILTERING_DOC;
 use crate::filters::{vec_tensor, PAD_MODES};
 use crate::model::Model;
 use crate::naive::{check_padded, CenterSurround, Gaussian};
@@ -152,11 +153,12 @@ pub fn params(kind: FrontendKind) -> &'static [ParamDoc] {
         default: "false",
         help: "multiply the output by plenoptic's make_disk mask",
     };
+    const FIL: ParamDoc = FILTERING_DOC;
     match kind {
-        FrontendKind::LinearNonlinear => &[KS, ON, AR, PAD, PRE, ACT],
-        FrontendKind::LuminanceGainControl => &[KS, ON, AR, PAD, PRE, ACT, LS],
-        FrontendKind::LuminanceContrastGainControl => &[KS, ON_ONE, AR, PAD, PRE, ACT, LS, CS],
-        FrontendKind::OnOff => &[KS, AR, PAD, PRE, ACT, LS, CS, MASK],
+        FrontendKind::LinearNonlinear => &[KS, ON, AR, PAD, PRE, ACT, FIL],
+        FrontendKind::LuminanceGainControl => &[KS, ON, AR, PAD, PRE, ACT, LS, FIL],
+        FrontendKind::LuminanceContrastGainControl => &[KS, ON_ONE, AR, PAD, PRE, ACT, LS, CS, FIL],
+        FrontendKind::OnOff => &[KS, AR, PAD, PRE, ACT, LS, CS, MASK, FIL],
     }
 }
 
@@ -192,6 +194,7 @@ impl Frontend {
             ));
         }
         let pad_mode = p.choice("pad_mode", PAD_MODES)?;
+        let filtering = crate::naive::filtering_param(p)?;
         let activation = p.choice("activation", &["softplus", "relu", "identity"])?;
         let ratio = p.f64("amplitude_ratio")?;
         if ratio < 1.0 {
@@ -235,6 +238,7 @@ impl Frontend {
             &center_std,
             &surround_std,
             &pad_mode,
+            filtering,
         );
         let scalar = |name: &str, draw: Tensor, pre_vals: &[f64]| -> Result<Tensor> {
             Ok(match p.opt_f64_list(name, n)? {
@@ -251,7 +255,7 @@ impl Frontend {
                     vec![3.0; n]
                 };
                 Some((
-                    Gaussian::new(kernel, &stds, &pad_mode),
+                    Gaussian::new(kernel, &stds, &pad_mode, filtering),
                     scalar("luminance_scalar", draw, pre.luminance_scalar)?,
                 ))
             }
@@ -265,7 +269,7 @@ impl Frontend {
                     vec![3.0; n]
                 };
                 Some((
-                    Gaussian::new(kernel, &stds, &pad_mode),
+                    Gaussian::new(kernel, &stds, &pad_mode, filtering),
                     scalar("contrast_scalar", draw, pre.contrast_scalar)?,
                 ))
             }

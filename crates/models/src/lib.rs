@@ -2,6 +2,7 @@
 //! metrics on libtorch, and the registry that builds them from JSON specs.
 pub mod device;
 pub mod error;
+pub mod filtering;
 pub mod filters;
 pub mod frontend;
 pub mod image_io;

@@ -1,5 +1,6 @@
 //! plenoptic's naive models: `identity`, `linear`, `gaussian`, `center_surround`.
 use crate::error::Result;
+use crate::filtering::{gaussian_term, FilterBank, Filtering, FILTERING_DOC};
 use crate::filters::{circular_gaussian2d, conv2d, same_padding, vec_tensor, PAD_MODES};
 use crate::model::{check_4d, check_channels, Model};
 use crate::params::{ParamDoc, Params};
@@ -117,9 +118,7 @@ impl Model for Linear {
 /// A bank of normalized circular Gaussian filters (one per output channel).
 #[derive(Debug)]
 pub struct Gaussian {
-    kernel: (i64, i64),
-    pad_mode: String,
-    filt: Tensor,
+    bank: FilterBank,
 }
 
 pub const GAUSSIAN_PARAMS: &[ParamDoc] = &[
@@ -147,40 +146,48 @@ pub const GAUSSIAN_PARAMS: &[ParamDoc] = &[
         default: "null",
         help: "number of filters; null = inferred: len(std) for a list, else 1 (resolved specs record the number)",
     },
+    FILTERING_DOC,
 ];
 
 impl Gaussian {
-    pub fn new(kernel: (i64, i64), stds: &[f64], pad_mode: &str) -> Self {
-        let stds = vec_tensor(stds, Device::Cpu).abs();
+    /// One normalized Gaussian per entry of `stds` (plenoptic's `circular_gaussian2d`).
+    pub fn new(kernel: (i64, i64), stds: &[f64], pad_mode: &str, filtering: Filtering) -> Self {
+        let filt = circular_gaussian2d(kernel, &vec_tensor(stds, Device::Cpu).abs());
+        let term = gaussian_term(kernel, stds, vec![1.0; stds.len()]);
         Gaussian {
-            kernel,
-            pad_mode: pad_mode.to_string(),
-            filt: circular_gaussian2d(kernel, &stds),
+            bank: FilterBank::new(filt, vec![term], pad_mode, filtering),
         }
     }
 
     pub fn from_params(p: &Params) -> Result<Self> {
         let kernel = required_kernel(p)?;
         let stds = crate::per_channel::gaussian_stds(p)?;
-        Ok(Self::new(kernel, &stds, &p.choice("pad_mode", PAD_MODES)?))
+        Ok(Self::new(
+            kernel,
+            &stds,
+            &p.choice("pad_mode", PAD_MODES)?,
+            filtering_param(p)?,
+        ))
     }
 
     /// The filter bank, (out_channels, 1, kh, kw).
     pub fn filt(&self) -> &Tensor {
-        &self.filt
+        self.bank.filt()
     }
 
-    /// Gaussian blur with `groups` (plenoptic's `conv2d_kwargs`).
+    /// The filters with the method that runs them.
+    pub fn bank(&self) -> &FilterBank {
+        &self.bank
+    }
+
+    /// Gaussian blur (N, C, H, W) -> (N, out_channels, H, W) with `groups` (plenoptic's
+    /// `conv2d_kwargs`): `groups = 1` needs C = 1, `groups = out_channels` needs C = groups.
     pub fn apply(&self, x: &Tensor, groups: i64) -> Tensor {
-        conv2d(
-            &same_padding(x, self.kernel, &self.pad_mode),
-            &self.filt,
-            groups,
-        )
+        self.bank.apply(x, groups)
     }
 
     pub(crate) fn to_mut(&mut self, device: Device, kind: Kind) {
-        self.filt = self.filt.to_device(device).to_kind(kind);
+        self.bank.to_mut(device, kind);
     }
 }
 
@@ -192,7 +199,7 @@ impl Model for Gaussian {
         self.apply(x, 1)
     }
     fn check_input(&self, shape: &[i64]) -> Result<()> {
-        check_padded(self.name(), shape, self.kernel, &self.pad_mode)
+        check_padded(self.name(), shape, self.bank.kernel(), self.bank.pad_mode())
     }
     fn to(&mut self, device: Device, kind: Kind) {
         self.to_mut(device, kind)
@@ -202,9 +209,7 @@ impl Model for Gaussian {
 /// Difference of Gaussians: `amplitude_ratio * sign * (G_center - G_surround)`.
 #[derive(Debug)]
 pub struct CenterSurround {
-    kernel: (i64, i64),
-    pad_mode: String,
-    filt: Tensor,
+    bank: FilterBank,
 }
 
 pub const CENTER_SURROUND_PARAMS: &[ParamDoc] = &[
@@ -250,6 +255,7 @@ pub const CENTER_SURROUND_PARAMS: &[ParamDoc] = &[
         default: "\"reflect\"",
         help: "reflect, circular, replicate or constant",
     },
+    FILTERING_DOC,
 ];
 
 impl CenterSurround {
@@ -261,6 +267,7 @@ impl CenterSurround {
         center_std: &[f64],
         surround_std: &[f64],
         pad_mode: &str,
+        filtering: Filtering,
     ) -> Self {
         let n = on_center.len() as i64;
         let center = circular_gaussian2d(kernel, &vec_tensor(center_std, Device::Cpu));
@@ -269,13 +276,17 @@ impl CenterSurround {
             .iter()
             .map(|&on| if on { 1.0 } else { -1.0 })
             .collect();
-        let sign = vec_tensor(&sign, Device::Cpu).view([n, 1, 1, 1]);
-        let amp = Tensor::from_slice(&[amplitude_ratio as f32]).squeeze();
-        let filt = amp * (sign * (center - surround));
+        let amp = amplitude_ratio as f32;
+        let filt = Tensor::from_slice(&[amp]).squeeze()
+            * (vec_tensor(&sign, Device::Cpu).view([n, 1, 1, 1]) * (center - surround));
+        // The same filter as `amp·sign·G_c − amp·sign·G_s`, each term separable.
+        let coef: Vec<f64> = sign.iter().map(|s| s * amp as f64).collect();
+        let terms = vec![
+            gaussian_term(kernel, center_std, coef.clone()),
+            gaussian_term(kernel, surround_std, coef.iter().map(|c| -c).collect()),
+        ];
         CenterSurround {
-            kernel,
-            pad_mode: pad_mode.to_string(),
-            filt,
+            bank: FilterBank::new(filt, terms, pad_mode, filtering),
         }
     }
 
@@ -297,15 +308,22 @@ impl CenterSurround {
             &channels.center_std,
             &channels.surround_std,
             &p.choice("pad_mode", PAD_MODES)?,
+            filtering_param(p)?,
         ))
     }
 
+    /// The (out_channels, 1, kh, kw) difference-of-Gaussians filters.
     pub fn filt(&self) -> &Tensor {
-        &self.filt
+        self.bank.filt()
+    }
+
+    /// The filters with the method that runs them.
+    pub fn bank(&self) -> &FilterBank {
+        &self.bank
     }
 
     pub(crate) fn to_mut(&mut self, device: Device, kind: Kind) {
-        self.filt = self.filt.to_device(device).to_kind(kind);
+        self.bank.to_mut(device, kind);
     }
 }
 
@@ -314,15 +332,21 @@ impl Model for CenterSurround {
         "center_surround"
     }
     fn forward(&self, x: &Tensor) -> Tensor {
-        conv2d(&same_padding(x, self.kernel, &self.pad_mode), &self.filt, 1)
+        self.bank.apply(x, 1)
     }
     fn check_input(&self, shape: &[i64]) -> Result<()> {
         check_4d(self.name(), shape)?;
-        check_padded(self.name(), shape, self.kernel, &self.pad_mode)
+        check_padded(self.name(), shape, self.bank.kernel(), self.bank.pad_mode())
     }
     fn to(&mut self, device: Device, kind: Kind) {
         self.to_mut(device, kind)
     }
+}
+
+/// The `filtering` parameter (see [`crate::filtering`]).
+pub(crate) fn filtering_param(p: &Params) -> Result<Filtering> {
+    let name = p.choice("filtering", Filtering::NAMES)?;
+    Ok(Filtering::parse(&name).expect("choice() checked the name"))
 }
 
 /// `kernel_size` has no default for these models: plenoptic requires it.

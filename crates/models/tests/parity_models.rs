@@ -1,5 +1,6 @@
 //! Parity of the image models with plenoptic: every `model_*` and `grad_model_*` case of
-//! ../shared/fixtures/models, forward values and gradients, within the manifest's tolerances.
+//! ../shared/fixtures/models, forward values and gradients, within the manifest's tolerances,
+//! for every filtering method of the Gaussian-based models (auto, direct, separable, fft).
 mod common;
 
 use common::*;
@@ -35,6 +36,17 @@ fn model_spec(case: &Value, npz: &HashMap<String, Tensor>) -> Value {
     Value::Object(p)
 }
 
+/// The spec with `filtering` set, for the models that take it.
+fn with_filtering(mut spec: Value, filtering: &str) -> Value {
+    let takes_it = !matches!(spec["name"].as_str(), Some("identity" | "linear"));
+    if takes_it {
+        spec["filtering"] = json!(filtering);
+    }
+    spec
+}
+
+const FILTERINGS: [&str; 4] = ["auto", "direct", "separable", "fft"];
+
 #[test]
 fn frontend_and_naive_models_match_plenoptic() {
     let cases: Vec<Value> = cases(&["model"])
@@ -43,11 +55,14 @@ fn frontend_and_naive_models_match_plenoptic() {
         .collect();
     run_all(cases, |case| {
         let npz = load_npz(case);
-        let model = build_model(&model_spec(case, &npz)).map_err(|e| e.to_string())?;
-        let x = &npz["x"];
-        model.check_input(&x.size()).map_err(|e| e.to_string())?;
-        let out = tch::no_grad(|| model.forward(x));
-        check_array(case, &npz, "out", &out)?;
+        for filtering in FILTERINGS {
+            let spec = with_filtering(model_spec(case, &npz), filtering);
+            let model = build_model(&spec).map_err(|e| e.to_string())?;
+            let x = &npz["x"];
+            model.check_input(&x.size()).map_err(|e| e.to_string())?;
+            let out = tch::no_grad(|| model.forward(x));
+            check_array(case, &npz, "out", &out).map_err(|e| format!("{filtering}: {e}"))?;
+        }
         Ok(())
     });
 }
@@ -60,12 +75,15 @@ fn model_gradients_match_plenoptic() {
         .collect();
     run_all(cases, |case| {
         let npz = load_npz(case);
-        let model = build_model(&model_spec(case, &npz)).map_err(|e| e.to_string())?;
-        let x = npz["x"].detach().set_requires_grad(true);
-        let out = model.forward(&x).sum(Kind::Float);
-        check_array(case, &npz, "out", &out)?;
-        let g = Tensor::run_backward(&[&out], &[&x], false, false).remove(0);
-        check_array(case, &npz, "grad", &g)?;
+        for filtering in FILTERINGS {
+            let spec = with_filtering(model_spec(case, &npz), filtering);
+            let model = build_model(&spec).map_err(|e| e.to_string())?;
+            let x = npz["x"].detach().set_requires_grad(true);
+            let out = model.forward(&x).sum(Kind::Float);
+            check_array(case, &npz, "out", &out).map_err(|e| format!("{filtering}: {e}"))?;
+            let g = Tensor::run_backward(&[&out], &[&x], false, false).remove(0);
+            check_array(case, &npz, "grad", &g).map_err(|e| format!("{filtering}: {e}"))?;
+        }
         Ok(())
     });
 }
@@ -78,9 +96,13 @@ fn models_run_in_float64() {
             .find(|c| c["id"] == "model_on_off_k31_pretrained")
             .unwrap(),
     );
-    let mut model = build_model(&json!({"name": "on_off", "pretrained": true})).unwrap();
-    model.to(tch::Device::Cpu, Kind::Double);
-    let out = tch::no_grad(|| model.forward(&npz["x"].to_kind(Kind::Double)));
-    assert_eq!(out.kind(), Kind::Double);
-    allclose(&out, &npz["out"], 1e-5, 1e-4).unwrap();
+    for filtering in FILTERINGS {
+        let mut model =
+            build_model(&json!({"name": "on_off", "pretrained": true, "filtering": filtering}))
+                .unwrap();
+        model.to(tch::Device::Cpu, Kind::Double);
+        let out = tch::no_grad(|| model.forward(&npz["x"].to_kind(Kind::Double)));
+        assert_eq!(out.kind(), Kind::Double, "{filtering}");
+        allclose(&out, &npz["out"], 1e-5, 1e-4).unwrap();
+    }
 }
