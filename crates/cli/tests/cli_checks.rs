@@ -286,7 +286,7 @@ fn a_torchscript_path_resolves_against_the_spec_folder() {
         crop_pgm("einstein_64.pgm", 20, 16, 16),
     );
     save_torchscript(&sb.path("study/net.pt"));
-    let spec = metamer_spec(
+    metamer_spec(
         &sb,
         "study/spec.toml",
         1,
