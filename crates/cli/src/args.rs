@@ -124,10 +124,10 @@ pub struct RunArgs {
     pub out: Option<String>,
     /// CPU worker threads (default: one per CUDA device when there are GPUs, else the
     /// fastest split of this machine's cores, see the README).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub workers: Option<usize>,
     /// libtorch intra-op threads per process (default: cores / workers).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Devices for the workers, comma-separated: cpu, cuda, cuda:N, auto.
     #[arg(long, value_delimiter = ',')]
@@ -136,10 +136,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub retry_failed: bool,
     /// Commit a batch when this many results are buffered.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub batch_tasks: usize,
     /// Commit a batch at least this often (seconds).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = positive_seconds, allow_negative_numbers = true)]
     pub batch_seconds: f64,
     /// Run only shard I of N (0 <= I < N) of the plan's tasks, e.g. a job array element:
     /// --shard $SLURM_ARRAY_TASK_ID/N. Every shard computes the same split from the spec.
@@ -147,7 +147,7 @@ pub struct RunArgs {
     pub shard: Option<Shard>,
     /// Run over N processes (timely over TCP; process 0 hands out the tasks), with
     /// --process. Inside a Slurm step of several tasks, read from Slurm.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub processes: Option<usize>,
     /// This process's index, 0 (the coordinator) to N-1, with --processes.
     #[arg(long, value_name = "I")]
@@ -158,8 +158,35 @@ pub struct RunArgs {
     pub hosts: Option<PathBuf>,
     /// First port of a multi-process run without --hosts (default 2101; under Slurm,
     /// derived from the job id).
-    #[arg(long, value_name = "BASE")]
+    #[arg(long, value_name = "BASE", value_parser = at_least_one::<u16>, allow_negative_numbers = true)]
     pub port: Option<u16>,
+}
+
+/// A whole number of at least 1 (worker, thread, process, node counts; batch sizes; ports).
+/// clap puts the flag's name before the message: "invalid value '0' for '--threads <THREADS>'".
+pub fn at_least_one<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    match s.trim().parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        Ok(_) => Err(format!("expected a whole number of at least 1, got {s}")),
+        Err(_) => Err(format!(
+            "expected a whole number of at least 1 (at most {} bits), got {s:?}",
+            std::mem::size_of::<T>() * 8
+        )),
+    }
+}
+
+/// A duration in seconds, greater than 0 (fractions allowed) and representable as a
+/// `Duration`.
+pub fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && std::time::Duration::try_from_secs_f64(x).is_ok() => Ok(x),
+        _ => Err(format!(
+            "expected a number of seconds greater than 0 (e.g. 30 or 0.5), got {s:?}"
+        )),
+    }
 }
 
 /// `--shard I/N`.
@@ -187,7 +214,7 @@ pub struct StatusArgs {
     /// Output root: a local folder or s3://bucket/prefix.
     pub root: String,
     /// How many of the slowest tasks to list.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     pub slowest: usize,
 }
 
@@ -196,16 +223,16 @@ pub struct SlurmArgs {
     /// The sweep spec (TOML).
     pub spec: PathBuf,
     /// Nodes of the job (one synthsweep process per node unless --tasks-per-node).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one::<u32>, allow_negative_numbers = true)]
     pub nodes: u32,
     /// synthsweep processes per node (e.g. one per GPU: the value of --gpus-per-node).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one::<u32>, allow_negative_numbers = true)]
     pub tasks_per_node: u32,
     /// GPUs per node (0: CPU only).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub gpus_per_node: u32,
     /// CPUs per synthsweep process (default: the partition's default).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<u32>, allow_negative_numbers = true)]
     pub cpus_per_task: Option<u32>,
     /// Time limit per job or array element: minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S.
     #[arg(long)]
@@ -218,7 +245,8 @@ pub struct SlurmArgs {
     pub account: Option<String>,
     /// Submit a job array whose element i runs shard i/K of the tasks; K defaults to
     /// min(tasks, 1000) and is capped by the cluster's MaxArraySize.
-    #[arg(long, value_name = "K", num_args = 0..=1, require_equals = true)]
+    #[arg(long, value_name = "K", num_args = 0..=1, require_equals = true,
+          value_parser = at_least_one::<u64>, allow_negative_numbers = true)]
     pub array: Option<Option<u64>>,
     /// Output root (default ./results/<name>); the script and job logs go to ROOT/_slurm/.
     #[arg(long)]
@@ -228,7 +256,7 @@ pub struct SlurmArgs {
     pub dry_run: bool,
     /// Seconds before the time limit at which the processes get SIGUSR1 to checkpoint
     /// (default: 120, at most half the time limit).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = at_least_one::<u64>, allow_negative_numbers = true)]
     pub signal_before: Option<u64>,
     /// Job name (default: the sweep's name).
     #[arg(long)]

@@ -2,6 +2,7 @@
 //! process of a Slurm step): the validated cluster, this process's devices and CPU share,
 //! and the exit code from the run's outcome. The run itself is `synthsweep_dist::run`.
 use crate::args::RunArgs;
+use crate::output::{self, outln};
 use crate::sweep_cmd::{
     default_root, git_commit, load_plan, stop_handlers, EXIT_INTERRUPTED, EXIT_TASKS_FAILED,
 };
@@ -109,8 +110,8 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
     info.torch_version = Some(synthsweep_exec::worker::TORCH_VERSION.to_string());
     info.git_commit = git_commit();
     let mut writer = WriterOptions::new(&run_id);
-    writer.max_tasks = a.batch_tasks.max(1);
-    writer.max_age = Duration::from_secs_f64(a.batch_seconds.max(0.1));
+    writer.max_tasks = a.batch_tasks;
+    writer.max_age = Duration::from_secs_f64(a.batch_seconds);
     // Ctrl-C stops the whole run (a second one quits at once; the other processes then stop
     // as after a lost process). SIGTERM/SIGUSR1 (Slurm's time-limit warning or preemption,
     // sent to every process of the step): in-flight syntheses are checkpointed, every
@@ -163,13 +164,13 @@ fn outcome(r: &DistReport, root_text: &str, root: &OutputRoot) -> Result<()> {
     let failed = match &r.totals {
         Some(t) => {
             let per: Vec<String> = t.per_process.iter().map(|n| n.to_string()).collect();
-            println!(
+            output::unless_closed(outln!(
                 "results: {root_text} ({} done, {} failed in this run, on {} processes: {} task(s) each)",
                 t.done,
                 t.failed,
                 r.processes,
                 per.join("/")
-            );
+            ))?;
             if let Some((done, failed)) = r.committed_by_run {
                 if done as u64 + failed as u64 != t.done + t.failed {
                     eprintln!(
@@ -180,7 +181,7 @@ fn outcome(r: &DistReport, root_text: &str, root: &OutputRoot) -> Result<()> {
                 }
             }
             if matches!(root, OutputRoot::Local(_)) {
-                println!("look at them: python -c \"import polars as pl; print(pl.scan_parquet('{root_text}/losses/**/*.parquet').collect())\"");
+                output::unless_closed(outln!("look at them: python -c \"import polars as pl; print(pl.scan_parquet('{root_text}/losses/**/*.parquet').collect())\""))?;
             }
             t.failed
         }

@@ -1,5 +1,6 @@
 //! `synthsweep eval model|metric`: validated plans, then the evaluation.
 use crate::args::{EvalMetricArgs, EvalModelArgs};
+use crate::output::outln;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -141,19 +142,19 @@ pub fn metric(plan: MetricPlan) -> Result<()> {
         .map(|c| c.to_vec())
         .collect();
     if plan.json {
-        println!(
+        outln!(
             "{}",
             json!({"metric": plan.spec, "a": plan.a, "b": plan.b, "as_gray": plan.as_gray, "values": rows})
-        );
+        )?;
     } else {
         for row in rows {
-            println!(
+            outln!(
                 "{}",
                 row.iter()
                     .map(|x| format!("{x:.9}"))
                     .collect::<Vec<_>>()
                     .join(" ")
-            );
+            )?;
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
 //! `synthsweep models` / `synthsweep metrics`: names, parameters and defaults from the registry.
+use crate::output::outln;
 use anyhow::Result;
 use serde_json::{json, Value};
 use synthsweep_models::params::ParamDoc;
@@ -15,30 +16,31 @@ fn entry_json(name: &str, help: &str, params: &[ParamDoc]) -> Value {
     json!({"name": name, "help": help, "params": params})
 }
 
-fn print_table(entries: &[Value]) {
+fn print_table(entries: &[Value]) -> Result<()> {
     for e in entries {
-        println!(
+        outln!(
             "{}  —  {}",
             e["name"].as_str().unwrap_or(""),
             e["help"].as_str().unwrap_or("")
-        );
+        )?;
         for p in e["params"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "    {:<22} {:<20} default {:<12} {}",
                 p["name"].as_str().unwrap_or(""),
                 p["type"].as_str().unwrap_or(""),
                 p["default"].to_string(),
                 p["help"].as_str().unwrap_or("")
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 fn print(entries: Vec<Value>, as_json: bool) -> Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        outln!("{}", serde_json::to_string_pretty(&entries)?)?;
     } else {
-        print_table(&entries);
+        print_table(&entries)?;
     }
     Ok(())
 }

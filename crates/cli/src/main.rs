@@ -5,6 +5,7 @@ mod dist_cmd;
 mod eval;
 mod list;
 mod logging;
+mod output;
 mod slurm_cmd;
 mod sweep_cmd;
 

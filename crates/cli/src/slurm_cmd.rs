@@ -5,6 +5,7 @@
 //! time limit, they checkpoint and exit 75, and the script requeues the job, which resumes.
 //! `scripts/slurm/{multinode,array}.sbatch` are the same scripts, commented for editing.
 use crate::args::SlurmArgs;
+use crate::output::{out, outln};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -349,7 +350,7 @@ pub fn slurm(a: SlurmArgs) -> Result<()> {
     }
     let script = render(&plan);
     if plan.dry_run {
-        print!("{script}");
+        out!("{script}")?;
         return Ok(());
     }
     std::fs::create_dir_all(&plan.script_dir)
@@ -382,7 +383,7 @@ pub fn slurm(a: SlurmArgs) -> Result<()> {
         path.display(),
         plan.root
     );
-    println!("{id}");
+    outln!("{id}")?;
     Ok(())
 }
 

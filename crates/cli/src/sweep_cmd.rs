@@ -1,6 +1,7 @@
 //! `synthsweep plan`, `run` and `status`: a sweep spec planned, run on this machine and
 //! summarized.
 use crate::args::{PlanArgs, RunArgs, Shard, StatusArgs};
+use crate::output::{self, out, outln};
 use crate::Exit;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -61,11 +62,11 @@ pub fn plan(a: PlanArgs) -> Result<()> {
             let task = task?;
             let mut v = task.to_json();
             v["task_id"] = task.id().into();
-            println!("{v}");
+            outln!("{v}")?;
         }
         return Ok(());
     }
-    print!("{}", plan.summary());
+    out!("{}", plan.summary())?;
     let root = default_root(&spec, &a.out);
     let recorded = recorded_mean_duration(&root);
     let estimate = match recorded {
@@ -81,13 +82,13 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         Some((per_task, how)) => {
             let (workers, threads) = default_split(Device::Cpu);
             let total = per_task * plan.len() as f64;
-            println!(
+            outln!(
                 "estimate: {per_task:.2} s per task ({how}); {:.1} min on one worker, about {:.1} min with {workers} workers x {threads} threads",
                 total / 60.0,
                 total / 60.0 / workers as f64
-            );
+            )?;
         }
-        None => println!("estimate: none (no recorded durations; calibration skipped)"),
+        None => outln!("estimate: none (no recorded durations; calibration skipped)")?,
     }
     Ok(())
 }
@@ -256,8 +257,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     let cancel = stop_handlers("committing finished tasks")?;
     let mut writer = WriterOptions::new(&run_id);
     writer.writer_tag = "p0".into();
-    writer.max_tasks = a.batch_tasks.max(1);
-    writer.max_age = Duration::from_secs_f64(a.batch_seconds.max(0.1));
+    writer.max_tasks = a.batch_tasks;
+    writer.max_age = Duration::from_secs_f64(a.batch_seconds);
     let opts = EngineOptions {
         devices: workers,
         intra_op_threads: threads,
@@ -273,12 +274,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(e) = source.error() {
         bail!("planning stopped the run: {e}");
     }
-    println!(
+    // A closed stdout does not hide the run's own outcome (its exit code and stderr lines).
+    output::unless_closed(outln!(
         "results: {root_text} ({} done, {} failed in this run)",
-        report.done, report.failed
-    );
+        report.done,
+        report.failed
+    ))?;
     if matches!(root, OutputRoot::Local(_)) {
-        println!("look at them: python -c \"import polars as pl; print(pl.scan_parquet('{root_text}/losses/**/*.parquet').collect())\"");
+        output::unless_closed(outln!("look at them: python -c \"import polars as pl; print(pl.scan_parquet('{root_text}/losses/**/*.parquet').collect())\""))?;
     }
     if report.preempted {
         eprintln!(
@@ -318,7 +321,16 @@ pub fn status(a: StatusArgs) -> Result<()> {
     }
     let store = Store::open(&root)?;
     let rows = store.read_tasks()?;
-    print!("{}", synthsweep_store::Summary::from_rows(&rows));
+    let runs = store.read_runs()?;
+    if rows.is_empty() && runs.is_empty() {
+        // Every run records itself in _runs/ before its first commit: neither a task nor a
+        // run means this is not an output root (a wrong path, or the spec's folder).
+        bail!(
+            "{}: not an output root (no tasks/ and no _runs/ written by `synthsweep run`); expected the folder given to `run --out` (default results/<name>)",
+            a.root
+        );
+    }
+    out!("{}", synthsweep_store::Summary::from_rows(&rows))?;
     // Counts by axis: every task column that varies.
     let axes: [(&str, AxisOf); 6] = [
         ("image", |r| r.image.clone()),
@@ -341,9 +353,9 @@ pub fn status(a: StatusArgs) -> Result<()> {
             }
         }
         if counts.len() > 1 {
-            println!("by {name}:");
+            outln!("by {name}:")?;
             for (v, (d, f)) in counts {
-                println!("  {v}: {d} done, {f} failed");
+                outln!("  {v}: {d} done, {f} failed")?;
             }
         }
     }
@@ -353,31 +365,30 @@ pub fn status(a: StatusArgs) -> Result<()> {
         .collect();
     slow.sort_by(|x, y| y.duration_s.total_cmp(&x.duration_s));
     if !slow.is_empty() {
-        println!("slowest tasks:");
+        outln!("slowest tasks:")?;
         for r in slow.iter().take(a.slowest) {
-            println!(
+            outln!(
                 "  {:.2} s  {}  {} {} {}",
                 r.duration_s,
                 &r.task_id[..12.min(r.task_id.len())],
                 r.synth,
                 r.image.as_deref().unwrap_or(""),
                 r.minmax.as_deref().unwrap_or("")
-            );
+            )?;
         }
     }
-    let runs = store.read_runs()?;
     if let Some(last) = runs.iter().max_by(|x, y| x.started_at.cmp(&y.started_at)) {
         let state = if last.finished_at.is_some() {
             "finished"
         } else {
             "running or stopped"
         };
-        println!(
+        outln!(
             "last run {} ({state}), started {}, on {}",
             last.run_id,
             last.started_at,
             last.devices.join(", ")
-        );
+        )?;
     }
     Ok(())
 }

@@ -102,11 +102,40 @@ impl Source {
         }
     }
 
+    /// The parser's reason on one line, after its position: "line 6, column 1: duplicate
+    /// key `max_iter`" (the parser's own text spans several lines with a source excerpt,
+    /// and one-line error output would keep only its position).
+    fn toml_message(&self, e: &toml::de::Error, text: &str) -> String {
+        let reason = e
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        match e.span() {
+            Some(span) => {
+                let (line, col) = self.line_col(span.start);
+                // What the parser points at (the repeated key, the bad value), when short.
+                let at = text
+                    .get(span.clone())
+                    .and_then(|t| t.lines().next())
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && t.len() <= 60 && !reason.contains(*t));
+                match at {
+                    Some(t) => format!("line {line}, column {col}: {reason} (at `{t}`)"),
+                    None => format!("line {line}, column {col}: {reason}"),
+                }
+            }
+            None => reason,
+        }
+    }
+
     /// Parses the text into a tree (the root is a table spanning the whole file).
     pub fn parse(&self, text: &str) -> Result<Node, SweepError> {
         let doc = DeTable::parse(text).map_err(|e| SweepError::Toml {
             file: self.file.clone(),
-            message: e.to_string().trim_end().to_string(),
+            message: self.toml_message(&e, text),
         })?;
         let span = doc.span();
         Ok(Node {

@@ -162,6 +162,21 @@ pub(crate) fn parse_value(
                     )))
                 }
             }
+            let mut value = value;
+            resolve_model_paths(&mut value, base_dir);
+            Ok(vec![Item::new(value, at)])
+        }
+        // `model.path = "net.pt"` (a dotted override of a TorchScript model's file): the
+        // same folder as the spec's other paths.
+        None if name.ends_with(".path")
+            && dotted_base(name)
+                .and_then(Role::from_name)
+                .is_some_and(|r| r.is_spec()) =>
+        {
+            let mut value = to_json(src, key, node)?;
+            if let Value::String(p) = &value {
+                value = Value::String(spec_relative(base_dir, p));
+            }
             Ok(vec![Item::new(value, at)])
         }
         Some(Role::Minmax) => match node.as_str() {
@@ -187,6 +202,33 @@ pub(crate) fn parse_value(
             ))),
         },
         _ => Ok(vec![Item::new(to_json(src, key, node)?, at)]),
+    }
+}
+
+/// A TorchScript model's `path` (in a model spec, or a metric's nested `model`) resolved
+/// against the spec's folder, as image paths are: `{name = "torchscript", path = "net.pt"}`
+/// in `studies/spec.toml` names `studies/net.pt`. Absolute paths are kept.
+fn resolve_model_paths(value: &mut Value, base_dir: &Path) {
+    let Value::Object(m) = value else { return };
+    if m.get("name").and_then(Value::as_str) == Some("torchscript") {
+        if let Some(Value::String(p)) = m.get_mut("path") {
+            *p = spec_relative(base_dir, p);
+        }
+    }
+    for v in m.values_mut() {
+        if v.is_object() {
+            resolve_model_paths(v, base_dir);
+        }
+    }
+}
+
+/// `path` joined to the spec's folder; unchanged when absolute or when the spec is in the
+/// current directory (so a spec run from its own folder keeps the text it was written with).
+fn spec_relative(base_dir: &Path, path: &str) -> String {
+    if base_dir == Path::new(".") || Path::new(path).is_absolute() {
+        path.to_string()
+    } else {
+        base_dir.join(path).to_string_lossy().into_owned()
     }
 }
 

@@ -414,6 +414,22 @@ fn invalid_toml_names_the_file_and_position() {
 }
 
 #[test]
+fn invalid_toml_keeps_the_reason() {
+    let d = Dir::new();
+    let msg = d.error("name = \"t\"\nsynth = \"mad\"\nname = \"u\"\n");
+    assert_mentions(
+        &msg,
+        &[
+            "spec.toml: not valid TOML",
+            "line 3",
+            "duplicate key",
+            "name",
+        ],
+    );
+    assert!(!msg.contains('\n'), "one line: {msg}");
+}
+
+#[test]
 fn bad_sweep_name() {
     let d = Dir::new();
     assert_mentions(

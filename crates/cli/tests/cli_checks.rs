@@ -1,0 +1,341 @@
+//! The CLI says what it means (issue 9 item 5): every numeric flag checked (exit 2 naming
+//! the flag), a closed stdout pipe ends a command quietly (exit 141), a TOML error keeps
+//! its reason, a TorchScript model's path resolves against the spec's folder, and `status`
+//! on a folder that is not an output root says so.
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Every numeric flag of every subcommand, with a bad value: exit 2, the flag named, what
+/// was expected, nothing written (clap rejects them before the spec is even read).
+#[test]
+fn every_numeric_flag_is_checked() {
+    let sb = Sandbox::new();
+    let spec = sb.path("missing.toml");
+    let spec = spec.to_str().unwrap();
+    let at_least_one = "expected a whole number of at least 1";
+    let seconds = "expected a number of seconds greater than 0";
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["run", spec, "--workers", "0"], "--workers", at_least_one),
+        (
+            &["run", spec, "--workers", "two"],
+            "--workers",
+            at_least_one,
+        ),
+        (&["run", spec, "--threads", "0"], "--threads", at_least_one),
+        (
+            &["run", spec, "--batch-tasks", "0"],
+            "--batch-tasks",
+            at_least_one,
+        ),
+        (&["run", spec, "--batch-tasks", "-3"], "--batch-tasks", ""),
+        (
+            &["run", spec, "--batch-seconds", "-5"],
+            "--batch-seconds",
+            seconds,
+        ),
+        (
+            &["run", spec, "--batch-seconds=-5"],
+            "--batch-seconds",
+            seconds,
+        ),
+        (
+            &["run", spec, "--batch-seconds", "0"],
+            "--batch-seconds",
+            seconds,
+        ),
+        (
+            &["run", spec, "--batch-seconds", "nan"],
+            "--batch-seconds",
+            seconds,
+        ),
+        (
+            &["run", spec, "--batch-seconds", "inf"],
+            "--batch-seconds",
+            seconds,
+        ),
+        (
+            &["run", spec, "--batch-seconds", "1e300"],
+            "--batch-seconds",
+            seconds,
+        ),
+        (
+            &["run", spec, "--processes", "0", "--process", "0"],
+            "--processes",
+            at_least_one,
+        ),
+        (&["run", spec, "--port", "0"], "--port", at_least_one),
+        (
+            &["run", spec, "--port", "70000"],
+            "--port",
+            "at most 16 bits",
+        ),
+        (&["run", spec, "--shard", "3/3"], "--shard", "0 <= I < N"),
+        (
+            &["slurm", spec, "--time", "10", "--nodes", "0"],
+            "--nodes",
+            at_least_one,
+        ),
+        (
+            &["slurm", spec, "--time", "10", "--tasks-per-node", "0"],
+            "--tasks-per-node",
+            at_least_one,
+        ),
+        (
+            &["slurm", spec, "--time", "10", "--gpus-per-node", "-1"],
+            "--gpus-per-node",
+            "",
+        ),
+        (
+            &["slurm", spec, "--time", "10", "--cpus-per-task", "0"],
+            "--cpus-per-task",
+            at_least_one,
+        ),
+        (
+            &["slurm", spec, "--time", "10", "--array=0"],
+            "--array",
+            at_least_one,
+        ),
+        (
+            &["slurm", spec, "--time", "10", "--signal-before", "0"],
+            "--signal-before",
+            at_least_one,
+        ),
+        (
+            &["status", sb.dir.path().to_str().unwrap(), "--slowest", "-1"],
+            "--slowest",
+            "",
+        ),
+    ];
+    // Started together: each start loads libtorch, the checks themselves are instant.
+    let children: Vec<_> = cases
+        .iter()
+        .map(|(args, _, _)| {
+            bin()
+                .args(*args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (child, (_, flag, expected)) in children.into_iter().zip(cases) {
+        let o = child.wait_with_output().unwrap();
+        assert_bad_input(&o, &[flag, expected]);
+    }
+    assert_eq!(
+        std::fs::read_dir(sb.dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+/// Runs `synthsweep ARGS` with stdout a pipe whose reading end is already closed, as after
+/// `| head` has exited: every write fails with EPIPE.
+fn into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = bin()
+        .args(args)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn assert_quiet_closed_pipe(o: &Output) {
+    assert_eq!(o.status.code(), Some(141), "{}", text(o));
+    assert_eq!(stderr(o), "", "{}", text(o));
+}
+
+fn metamer_spec(sb: &Sandbox, rel: &str, seeds: usize, model: &str) -> std::path::PathBuf {
+    let seeds: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
+    sb.write(
+        rel,
+        format!(
+            "name = \"cli\"\nsynth = \"metamer\"\n[params]\nmax_iter = 2\n[grid]\nimage = [\"images/a.pgm\"]\nmodel = [{model}]\nseed = [{}]\n",
+            seeds.join(", ")
+        ),
+    )
+}
+
+const GAUSSIAN: &str = "{ name = \"gaussian\", kernel_size = 5 }";
+
+/// `plan SPEC --json | head -2` in a real shell pipeline: two lines, then the command
+/// ends quietly with 141 (the output is far larger than a pipe's buffer, so the closed
+/// pipe is always met).
+#[test]
+fn a_closed_pipe_ends_plan_quietly() {
+    let sb = Sandbox::new().with_images(16);
+    let spec = metamer_spec(&sb, "spec.toml", 2000, GAUSSIAN);
+    let script = format!(
+        "'{}' plan '{}' --json --no-calibrate 2>'{}' | head -2; echo \"exit ${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_synthsweep"),
+        spec.display(),
+        sb.path("stderr.txt").display()
+    );
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with('{'), "{out}");
+    assert_eq!(lines[2], "exit 141", "{out}");
+    assert_eq!(std::fs::read_to_string(sb.path("stderr.txt")).unwrap(), "");
+
+    // Every other printing command, summary and lists alike.
+    assert_quiet_closed_pipe(&into_closed_pipe(&[
+        "plan",
+        spec.to_str().unwrap(),
+        "--no-calibrate",
+    ]));
+    assert_quiet_closed_pipe(&into_closed_pipe(&["models"]));
+    assert_quiet_closed_pipe(&into_closed_pipe(&["metrics", "--json"]));
+    let a = sb.path("images/a.pgm");
+    let a = a.to_str().unwrap();
+    assert_quiet_closed_pipe(&into_closed_pipe(&[
+        "eval",
+        "metric",
+        "--metric",
+        "{\"name\":\"mse\"}",
+        a,
+        a,
+        "--device",
+        "cpu",
+    ]));
+}
+
+/// `status` on a real root prints its summary, into a closed pipe ends quietly, and on a
+/// folder that is not an output root (the spec's folder, an empty folder) fails with exit 2
+/// saying so. A run's own outcome is not hidden by a closed stdout.
+#[test]
+fn status_knows_an_output_root_and_a_closed_pipe() {
+    let sb = Sandbox::new().with_images(16);
+    let spec = metamer_spec(&sb, "spec.toml", 1, GAUSSIAN);
+    let root = sb.root("out");
+    let o = bin()
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            &root,
+            "--workers",
+            "1",
+        ])
+        .stdout({
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            writer
+        })
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert_eq!(done(&read_local(&root)), 1);
+
+    let o = synthsweep(&["status", &root]);
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("1 done"), "{}", text(&o));
+    assert_quiet_closed_pipe(&into_closed_pipe(&["status", &root]));
+
+    for not_root in [sb.dir.path().to_path_buf(), sb.path("empty")] {
+        std::fs::create_dir_all(&not_root).unwrap();
+        let o = synthsweep(&["status", not_root.to_str().unwrap()]);
+        assert_bad_input(&o, &[not_root.to_str().unwrap(), "not an output root"]);
+        assert_eq!(stdout(&o), "");
+    }
+}
+
+/// A key written twice: the reason ("duplicate key") and the file and line, on the one
+/// error line; nothing written.
+#[test]
+fn a_toml_error_keeps_its_reason() {
+    let sb = Sandbox::new().with_images(16);
+    let spec = sb.write(
+        "dup.toml",
+        "name = \"cli\"\nsynth = \"metamer\"\n[params]\nmax_iter = 2\nmax_iter = 3\n[grid]\nimage = [\"images/a.pgm\"]\nmodel = [\"gaussian\"]\n",
+    );
+    let root = sb.root("out");
+    for o in [
+        synthsweep(&["plan", spec.to_str().unwrap(), "--no-calibrate"]),
+        run(&spec, &root, &[]),
+    ] {
+        assert_bad_input(
+            &o,
+            &[
+                "dup.toml",
+                "not valid TOML",
+                "line 5",
+                "duplicate key",
+                "max_iter",
+            ],
+        );
+    }
+    assert!(!Path::new(&root).exists());
+}
+
+/// Saves a TorchScript module (x -> 2x) at `path`.
+fn save_torchscript(path: &Path) {
+    let x = tch::Tensor::zeros([1, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
+    let m = tch::CModule::create_by_tracing("Net", "forward", &[x], &mut |xs| vec![&xs[0] * 2.0])
+        .unwrap();
+    m.save(path).unwrap();
+}
+
+/// A spec in `study/` naming `net.pt` and `images/a.pgm` means `study/net.pt` and
+/// `study/images/a.pgm`, whatever the current directory: as a model spec, a dotted
+/// override and a metric's nested model.
+#[test]
+fn a_torchscript_path_resolves_against_the_spec_folder() {
+    let sb = Sandbox::new();
+    sb.write(
+        "study/images/a.pgm",
+        crop_pgm("einstein_64.pgm", 20, 16, 16),
+    );
+    save_torchscript(&sb.path("study/net.pt"));
+    metamer_spec(
+        &sb,
+        "study/spec.toml",
+        1,
+        "{ name = \"torchscript\", path = \"net.pt\" }",
+    );
+    let root = sb.root("out");
+    // The current directory is the sandbox, not study/.
+    let o = bin()
+        .current_dir(sb.dir.path())
+        .args(["run", "study/spec.toml", "--out", &root, "--workers", "1"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let d = read_local(&root);
+    assert_eq!(done(&d), 1, "{:?}", d.tasks);
+
+    sb.write(
+        "study/dotted.toml",
+        "name = \"cli\"\nsynth = \"metamer\"\n[params]\nmax_iter = 2\n[grid]\nimage = [\"images/a.pgm\"]\nmodel = [{ name = \"torchscript\", path = \"missing.pt\" }]\n\"model.path\" = [\"net.pt\"]\n",
+    );
+    let o = bin()
+        .current_dir(sb.dir.path())
+        .args(["plan", "study/dotted.toml", "--json", "--no-calibrate"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("study/net.pt"), "{}", text(&o));
+
+    let nested = sb.write(
+        "study/nested.toml",
+        "name = \"cli\"\nsynth = \"mad\"\n[params]\nmax_iter = 2\n[grid]\nimage = [\"images/a.pgm\"]\noptimized_metric = [\"mse\"]\nreference_metric = [{ name = \"model_distance\", model = { name = \"torchscript\", path = \"net.pt\" } }]\nminmax = [\"min\"]\n",
+    );
+    let o = bin()
+        .current_dir(sb.dir.path())
+        .args(["plan", nested.to_str().unwrap(), "--json", "--no-calibrate"])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("study/net.pt"), "{}", text(&o));
+}
