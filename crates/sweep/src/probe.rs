@@ -6,6 +6,7 @@
 use crate::error::{Location, SweepError};
 use crate::plan::Plan;
 use std::collections::HashMap;
+use synthsweep_core::Role;
 
 /// What a search for a task with given rows found.
 enum Found {
