@@ -57,9 +57,12 @@
 //! # Ok(()) }
 //! ```
 
+mod activity;
+mod claims;
 mod decode;
 mod encode;
 mod error;
+mod lease;
 mod ledger;
 mod prepare;
 mod read;
@@ -68,12 +71,16 @@ mod root;
 mod rows;
 mod runs;
 mod schema;
+mod session;
 mod store;
 mod summary;
 mod writer;
 
+pub use activity::{Activity, ClaimView};
+pub use claims::Claim;
 pub use encode::{from_micros, to_micros};
 pub use error::{Result, StoreError};
+pub use lease::{LeaseOptions, LeaseView, WriterIdentity, WriterInfo, LEASE_SECS_ENV};
 pub use ledger::{Committed, Ledger};
 pub use prepare::{PrepareOptions, Prepared};
 pub use read::Dataset;
@@ -82,6 +89,7 @@ pub use root::{OutputRoot, StoreOptions};
 pub use rows::{EigenRow, ImageRow, LossRow, ScoreRow, TaskResult, TaskRow, TaskStatus};
 pub use runs::{hostname, new_run_id, now_rfc3339, RunInfo};
 pub use schema::{parse_schema, parse_type, ColumnSpec, Table};
+pub use session::SessionEnd;
 pub use store::Store;
 pub use summary::{Durations, ErrorCount, Summary};
 pub use writer::{BatchReport, FaultPoint, Writer, WriterOptions, WriterStats};
