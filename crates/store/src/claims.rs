@@ -206,21 +206,32 @@ impl Store {
             session: s,
             snapshot: tokio::sync::OnceCell::new(),
         };
-        let held: Vec<Option<Held>> = {
+        let (held, seen): (Vec<Option<Held>>, Vec<Option<String>>) = {
             let claims = s.claims.lock().unwrap();
-            task_ids.iter().map(|t| claims.get(t).copied()).collect()
+            let seen = s.held_by.lock().unwrap();
+            task_ids
+                .iter()
+                .map(|t| (claims.get(t).copied(), seen.get(t).cloned()))
+                .unzip()
         };
-        let acquired: Vec<Acquired> = futures::stream::iter(task_ids.iter().zip(held))
-            .map(|(t, h)| {
+        let acquired: Vec<Acquired> = futures::stream::iter(task_ids.iter().zip(held).zip(seen))
+            .map(|((t, h), seen)| {
                 let judge = &judge;
                 async move {
-                    match h {
-                        Some(h) => Ok(Acquired::Ours {
+                    if let Some(h) = h {
+                        return Ok(Acquired::Ours {
                             gen: h.gen,
                             takeover: false,
-                        }),
-                        None => self.acquire(&self.claim_dir(t), judge, true).await,
+                        });
                     }
+                    // Held by a writer that is still alive: still held (it commits the task
+                    // or, ending, releases it, and then its lease is gone too).
+                    if let Some(by) = seen {
+                        if judge.is_live(&by).await? {
+                            return Ok(Acquired::Held { by });
+                        }
+                    }
+                    self.acquire(&self.claim_dir(t), judge, true).await
                 }
             })
             .buffered(IN_FLIGHT)
@@ -240,6 +251,19 @@ impl Store {
         } else {
             HashSet::new()
         };
+        {
+            let mut seen = s.held_by.lock().unwrap();
+            for (t, a) in task_ids.iter().zip(&acquired) {
+                match a {
+                    Acquired::Held { by } if !by.is_empty() => {
+                        seen.insert(t.clone(), by.clone());
+                    }
+                    _ => {
+                        seen.remove(t);
+                    }
+                }
+            }
+        }
         let mut claims = s.claims.lock().unwrap();
         Ok(task_ids
             .iter()

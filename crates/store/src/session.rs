@@ -49,6 +49,9 @@ pub(crate) struct Session {
     pub view: Mutex<LedgerView>,
     /// Leases judged dead: dead for good, so never judged again.
     pub dead: Mutex<HashSet<String>>,
+    /// Who held each task this writer found held by another writer: while that writer
+    /// lives, asking again needs no request on the task's claim.
+    pub held_by: Mutex<HashMap<String, String>>,
 }
 
 impl Session {
@@ -151,6 +154,7 @@ impl Store {
             claims: Mutex::default(),
             view: Mutex::default(),
             dead: Mutex::default(),
+            held_by: Mutex::default(),
         });
         let (store, s) = (self.clone(), session.clone());
         let handle = std::thread::Builder::new()

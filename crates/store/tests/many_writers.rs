@@ -10,11 +10,41 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_each_task_once, ClaimingWriter};
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use synthsweep_store::*;
 
 fn open(dir: &Path) -> Store {
     Store::open(&OutputRoot::Local(dir.to_path_buf())).unwrap()
+}
+
+/// Opens a local folder or `s3://bucket/prefix` (on the moto server at `endpoint`).
+fn open_root(root: &str, endpoint: Option<&str>) -> Store {
+    let r = OutputRoot::parse(root).unwrap();
+    match endpoint {
+        Some(e) => Store::open_with(&r, moto_options(e)).unwrap(),
+        None => Store::open(&r).unwrap(),
+    }
+}
+
+fn moto_options(endpoint: &str) -> StoreOptions {
+    StoreOptions::quick_retries()
+        .with_s3("aws_endpoint", endpoint)
+        .with_s3("aws_access_key_id", "test")
+        .with_s3("aws_secret_access_key", "test")
+        .with_s3("aws_region", "us-east-1")
+}
+
+/// A bare S3 client of the moto server (for the create-if-absent race).
+fn s3_client(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_bucket_name(bucket)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_region("us-east-1")
+        .with_allow_http(true)
+        .build()
+        .unwrap()
 }
 
 fn session(store: &Store, tag: &str, lease: Duration) -> WriterInfo {
@@ -47,8 +77,20 @@ fn writer(store: &Store, ledger: &Ledger, batch: usize) -> Writer {
 fn child_process() {
     if let Ok(v) = std::env::var("MANY_WRITERS_CHILD") {
         let (root, cfg) = v.split_once(';').unwrap();
-        let n = ClaimingWriter::decode(cfg).run(&open(Path::new(root)));
+        let endpoint = std::env::var("MANY_WRITERS_ENDPOINT").ok();
+        let n = ClaimingWriter::decode(cfg).run(&open_root(root, endpoint.as_deref()));
         println!("\nCOMMITTED {n}");
+    }
+    if let Ok(v) = std::env::var("MANY_WRITERS_S3_RACE") {
+        let p: Vec<&str> = v.split(';').collect();
+        let s3 = s3_client(p[0], p[1]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        wait_until(p[4].parse().unwrap());
+        let won = rt.block_on(race_once(&s3, p[2], p[3]));
+        println!("{}", if won { "WON" } else { "LOST" });
     }
     if let Ok(v) = std::env::var("MANY_WRITERS_RACE") {
         let p: Vec<&str> = v.split(';').collect();
@@ -165,22 +207,24 @@ fn create_if_absent_on_local_disk_has_one_winner_among_processes_and_threads() {
 /// `extra_after` later), while this process reads the tasks table over and over: each
 /// read must list every task at most once. Returns each writer's output.
 fn writers_together(
-    dir: &Path,
+    root: &str,
+    endpoint: Option<&str>,
     cfgs: &[ClaimingWriter],
     late: Option<(Duration, ClaimingWriter)>,
+    kills: &[(usize, Duration)],
 ) -> Vec<std::process::Output> {
     let spawn = |c: &ClaimingWriter| {
-        child((
-            "MANY_WRITERS_CHILD",
-            format!("{};{}", dir.display(), c.encode()),
-        ))
-        .spawn()
-        .unwrap()
+        let mut cmd = child(("MANY_WRITERS_CHILD", format!("{root};{}", c.encode())));
+        if let Some(e) = endpoint {
+            cmd.env("MANY_WRITERS_ENDPOINT", e);
+        }
+        cmd.spawn().unwrap()
     };
     let mut kids: Vec<_> = cfgs.iter().map(spawn).collect();
     let started = Instant::now();
     let mut late = late;
-    let reader = open(dir);
+    let mut kills: Vec<(usize, Duration)> = kills.to_vec();
+    let reader = open_root(root, endpoint);
     let mut reads = 0;
     loop {
         if let Some((after, c)) = &late {
@@ -189,6 +233,13 @@ fn writers_together(
                 late = None;
             }
         }
+        kills.retain(|(k, at)| {
+            if started.elapsed() < *at {
+                return true;
+            }
+            let _ = kids[*k].kill(); // SIGKILL
+            false
+        });
         if let Ok(rows) = reader.read_tasks() {
             let mut ids: Vec<&str> = rows.iter().map(|r| r.task_id.as_str()).collect();
             let n = ids.len();
@@ -197,7 +248,10 @@ fn writers_together(
             assert_eq!(ids.len(), n, "a reader saw a task twice");
             reads += 1;
         }
-        if late.is_none() && kids.iter_mut().all(|k| k.try_wait().unwrap().is_some()) {
+        if late.is_none()
+            && kills.is_empty()
+            && kids.iter_mut().all(|k| k.try_wait().unwrap().is_some())
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -219,52 +273,257 @@ fn cfg(tag: &str, tasks: usize, group: usize, batch: usize) -> ClaimingWriter {
     }
 }
 
-#[test]
-fn writers_started_together_commit_every_task_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfgs: Vec<ClaimingWriter> = (0..6).map(|i| cfg(&format!("s{i}"), 120, 4, 3)).collect();
+/// The writers' committed counts, from their output; `None` for a killed writer.
+fn counts(outs: &[std::process::Output]) -> Vec<Option<usize>> {
+    outs.iter()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout);
+            if o.status.code().is_none() {
+                return None; // killed
+            }
+            assert!(
+                o.status.success(),
+                "a writer failed: {text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let n = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("COMMITTED "))
+                .unwrap_or_else(|| panic!("no count in the writer's output: {text}"));
+            Some(n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Writers of `tasks` tasks each, tagged `<prefix><i>`, with this lease.
+fn writers(prefix: &str, n: usize, tasks: usize, lease: Duration) -> Vec<ClaimingWriter> {
+    (0..n)
+        .map(|i| {
+            let mut c = cfg(&format!("{prefix}{i}"), tasks, 4, 3);
+            c.lease = lease;
+            c
+        })
+        .collect()
+}
+
+/// 8 shards' worth of writers started together plus a duplicate run started in the middle,
+/// while a reader looks: every task once, nothing left over.
+fn together(root: &str, endpoint: Option<&str>, lease: Duration, tasks: usize) {
+    let mut late = cfg("late", tasks, 8, 1);
+    late.lease = lease;
     let outs = writers_together(
-        dir.path(),
-        &cfgs,
-        Some((Duration::from_millis(150), cfg("late", 120, 8, 1))),
+        root,
+        endpoint,
+        &writers("s", 8, tasks, lease),
+        Some((Duration::from_millis(300), late)),
+        &[],
     );
-    let mut counts = Vec::new();
-    for o in &outs {
-        let text = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success(),
-            "a writer failed: {text}{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let n = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("COMMITTED "))
-            .unwrap_or_else(|| panic!("no count in the writer's output: {text}"));
-        counts.push(n.parse::<usize>().unwrap());
-    }
+    let counts: Vec<usize> = counts(&outs).into_iter().map(Option::unwrap).collect();
+    let store = open_root(root, endpoint);
+    assert_eq!(assert_each_task_once(&store).len(), tasks);
     let total: usize = counts.iter().sum();
-    let store = open(dir.path());
-    let ids = assert_each_task_once(&store);
-    assert_eq!(ids.len(), 120);
     assert_eq!(
-        total, 120,
-        "the writers committed 120 tasks between them, no more"
+        total, tasks,
+        "the writers committed {tasks} tasks between them: {counts:?}"
     );
     let busy = counts.iter().filter(|n| **n > 0).count();
-    assert!(
-        busy >= 2,
-        "only {busy} writer(s) did any work ({counts:?}): no overlap was tested"
-    );
-    // Nothing left over: no orphan, no staging file, no lease, no lock.
-    assert!(store.recover(RecoverOptions::default()).unwrap().is_clean());
-    for t in ["losses", "eigen", "images", "scores", "tasks"] {
-        assert_eq!(
-            common::table_files(dir.path(), t).len(),
-            common::table_files(dir.path(), "tasks").len()
-        );
+    assert!(busy >= 2, "only {busy} writer(s) did any work ({counts:?})");
+    let end = store.recover(RecoverOptions::default()).unwrap();
+    assert!(end.is_clean(), "{end:?}");
+    let act = store.activity().unwrap();
+    assert!(act.writers.is_empty() && act.claimed.is_empty(), "{act}");
+}
+
+/// The same with three writers killed (-9) at seeded random moments: the others take their
+/// tasks over once their leases expire; a resume afterwards finds nothing left to do.
+fn together_with_kills(
+    root: &str,
+    endpoint: Option<&str>,
+    lease: Duration,
+    tasks: usize,
+    seed: u64,
+) {
+    let mut cfgs = writers("k", 8, tasks, lease);
+    for c in &mut cfgs {
+        c.task_ms = 60;
     }
+    // splitmix64: three distinct writers, each killed between 0.15 and 0.9 s.
+    let mut x = seed;
+    let mut next = || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut kills: Vec<(usize, Duration)> = Vec::new();
+    while kills.len() < 3 {
+        let k = (next() % 8) as usize;
+        if kills.iter().all(|(j, _)| *j != k) {
+            kills.push((k, Duration::from_millis(150 + next() % 750)));
+        }
+    }
+    let outs = writers_together(root, endpoint, &cfgs, None, &kills);
+    let counts = counts(&outs);
+    let killed = counts.iter().filter(|c| c.is_none()).count();
+    // A writer may have finished before its moment came (then it was not killed).
+    assert!(killed >= 1, "{counts:?}");
+    // The survivors waited for the dead writers' tasks and took them over.
+    let store = open_root(root, endpoint);
+    assert_eq!(
+        assert_each_task_once(&store).len(),
+        tasks,
+        "the survivors finish the killed writers' tasks"
+    );
+    // A resume after the leases expired: nothing to run, the dead writers' leftovers go.
+    std::thread::sleep(lease + Duration::from_secs(2));
+    let resumed = cfg("resume", tasks, 8, 4).run(&open_root(root, endpoint));
+    assert_eq!(resumed, 0);
+    let rec = store.recover(RecoverOptions::default()).unwrap();
+    assert!(rec.is_clean(), "{rec:?}");
+    assert_eq!(assert_each_task_once(&store).len(), tasks);
+    let act = store.activity().unwrap();
+    assert!(
+        act.writers.is_empty() && act.stale.is_empty() && act.claimed.is_empty(),
+        "{act}"
+    );
+}
+
+fn moto_endpoint() -> String {
+    let o = common::shared_moto().options();
+    o.s3_config
+        .iter()
+        .find(|(k, _)| k == "aws_endpoint")
+        .map(|(_, v)| v.clone())
+        .unwrap()
+}
+
+#[test]
+fn eight_shards_and_a_duplicate_run_commit_every_task_once() {
+    let dir = tempfile::tempdir().unwrap();
+    together(
+        &dir.path().display().to_string(),
+        None,
+        Duration::from_secs(5),
+        96,
+    );
     assert!(common::files_under(&dir.path().join("_staging")).is_empty());
     assert!(common::files_under(&dir.path().join("_leases")).is_empty());
+    for t in ["losses", "eigen", "images", "scores"] {
+        assert_eq!(
+            common::table_files(dir.path(), t).len(),
+            common::table_files(dir.path(), "tasks").len(),
+            "no orphan files in {t}"
+        );
+    }
+}
+
+#[test]
+fn eight_shards_and_a_duplicate_run_on_s3() {
+    let moto = common::shared_moto();
+    moto.create_bucket("together");
+    together(
+        "s3://together/root",
+        Some(&moto_endpoint()),
+        Duration::from_secs(8),
+        40,
+    );
+    let keys = moto.keys("together", "root/");
+    assert!(
+        keys.iter().all(|k| !k.starts_with("root/_leases/")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn three_writers_killed_then_a_resume_commit_every_task_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    together_with_kills(&root, None, Duration::from_secs(3), 96, 8);
+    assert!(common::files_under(&dir.path().join("_staging")).is_empty());
+    assert!(common::files_under(&dir.path().join("_leases")).is_empty());
+    assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+}
+
+#[test]
+fn three_writers_killed_then_a_resume_on_s3() {
+    let moto = common::shared_moto();
+    moto.create_bucket("killed");
+    together_with_kills(
+        "s3://killed/root",
+        Some(&moto_endpoint()),
+        Duration::from_secs(5),
+        40,
+        9,
+    );
+    let keys = moto.keys("killed", "root/");
+    assert!(
+        keys.iter()
+            .all(|k| !k.starts_with("root/_leases/") && !k.starts_with("root/_claims/")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn create_if_absent_on_s3_has_one_winner_among_processes_and_threads() {
+    let moto = common::shared_moto();
+    moto.create_bucket("race");
+    let endpoint = moto_endpoint();
+    for key in 0..3 {
+        let key = format!("_claims/k{key}/g000000");
+        let go = in_ms(1500);
+        let kids: Vec<_> = (0..6)
+            .map(|i| {
+                child((
+                    "MANY_WRITERS_S3_RACE",
+                    format!("{endpoint};race;{key};p{i};{go}"),
+                ))
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let (endpoint, key) = (endpoint.clone(), key.clone());
+                std::thread::spawn(move || {
+                    let s3 = s3_client(&endpoint, "race");
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    wait_until(go);
+                    rt.block_on(race_once(&s3, &key, &format!("t{i}")))
+                })
+            })
+            .collect();
+        let mut winners: Vec<String> = threads
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.join().unwrap().then(|| format!("t{i}")))
+            .collect();
+        for (i, k) in kids.into_iter().enumerate() {
+            let out = k.wait_with_output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            if String::from_utf8_lossy(&out.stdout).contains("WON") {
+                winners.push(format!("p{i}"));
+            }
+        }
+        assert_eq!(winners.len(), 1, "one winner among 12 racers: {winners:?}");
+        let s3 = s3_client(&endpoint, "race");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let body = rt.block_on(async {
+            let path = object_store::path::Path::from(key.as_str());
+            s3.get(&path).await.unwrap().bytes().await.unwrap()
+        });
+        assert_eq!(
+            body.as_ref(),
+            winners[0].as_bytes(),
+            "the key holds the winner's content"
+        );
+    }
 }
 
 #[test]

@@ -395,7 +395,8 @@ impl ClaimingWriter {
         // Commit what is done before waiting for others (they may wait for it too).
         w.flush().unwrap();
         while !held.is_empty() {
-            std::thread::sleep(Duration::from_millis(50));
+            // As the engine does: look again a few times per lease, not in a busy loop.
+            std::thread::sleep((self.lease / 20).max(Duration::from_millis(50)));
             store.refresh_ledger().unwrap();
             held.retain(|i| !store.known_committed(&id(*i)));
             let ids: Vec<String> = held.iter().map(|i| id(*i)).collect();
