@@ -214,6 +214,22 @@ impl Store {
             end.claims_cleaned = self.block_on(self.clean_claims_if_alone(&s))?;
         }
         let id = s.info.lease_id.clone();
+        // A commit that failed (a timeout, say) may still land: then the lease must expire
+        // by itself, as after a kill, so that nobody takes those tasks over before the
+        // margin has passed (see PROTOCOL.md, "Leases"). Its staging files stay for the
+        // same reason; recovery removes them with the expired lease.
+        let unsure = s
+            .claims
+            .lock()
+            .unwrap()
+            .values()
+            .any(|h| h.state == HeldState::Flushing);
+        if unsure {
+            tracing::warn!(
+                "writer lease {id} left to expire: a commit of this writer failed and may still land"
+            );
+            return Ok(end);
+        }
         self.block_on(async {
             self.delete_coord(&self.path(&[CLOCK, &id])).await?;
             if let Some(dir) = &self.inner.local {
