@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod engine;
 mod error;
+pub mod claiming;
 pub mod methods;
 pub mod params;
 pub mod progress;
@@ -15,6 +16,7 @@ pub mod worker;
 pub use checkpoint::{install_preemption_handlers, preempted, Checkpoints, EXIT_PREEMPTED};
 pub use engine::{prepare_root, DispatchStats, EngineOptions, RunReport};
 pub use error::ExecError;
+pub use claiming::ClaimingSource;
 pub use params::TaskResolver;
 pub use source::{Assignment, PlanSource, TaskEnd, TaskSource};
 pub use worker::{Outcome, Worker};
