@@ -194,9 +194,18 @@ impl Store {
         }
     }
 
-    /// Deletes many coordination objects (S3: bulk deletes of up to 1000 keys).
+    /// Deletes many coordination objects (S3: bulk deletes of up to 1000 keys; local: 32 at
+    /// a time).
     pub(crate) async fn delete_many_coord(&self, paths: Vec<Path>) -> Result<()> {
         if paths.is_empty() {
+            return Ok(());
+        }
+        if self.inner.local.is_some() {
+            futures::stream::iter(paths)
+                .map(|p| async move { self.delete_coord(&p).await })
+                .buffer_unordered(32)
+                .try_collect::<Vec<()>>()
+                .await?;
             return Ok(());
         }
         let stream = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
