@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synthsweep_exec::{
-    engine, install_preemption_handlers, prepare_root, ClaimingSource, EngineOptions,
-    PlanSource, TaskResolver, Worker, EXIT_PREEMPTED,
+    engine, install_preemption_handlers, prepare_root, ClaimingSource, EngineOptions, PlanSource,
+    TaskResolver, Worker, EXIT_PREEMPTED,
 };
 use synthsweep_models::device::{device_name, parse_device};
 use synthsweep_store::{

@@ -298,13 +298,8 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                                 1,
                                 ctx.opts.claim_poll,
                             );
-                            let r = engine::run(
-                                &claiming,
-                                &ctx.store,
-                                &ledger,
-                                &eopts,
-                                &ctx.cancel,
-                            );
+                            let r =
+                                engine::run(&claiming, &ctx.store, &ledger, &eopts, &ctx.cancel);
                             let r = match (r, claiming.error()) {
                                 (Ok(_), Some(e)) => {
                                     // Claiming failed: the others stop too.

@@ -141,7 +141,11 @@ impl<'a> ClaimingSource<'a> {
         if s.held.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = s.held.iter().map(|(a, _)| a.task.id().to_string()).collect();
+        let ids: Vec<String> = s
+            .held
+            .iter()
+            .map(|(a, _)| a.task.id().to_string())
+            .collect();
         let claims = self.store.claim(&ids)?;
         let mut still = Vec::new();
         for ((a, _), c) in std::mem::take(&mut s.held).into_iter().zip(claims) {

@@ -3,9 +3,9 @@
 //! results, checkpoints them on preemption and shows progress. A local run and one process
 //! of a multi-process run use the same engine with a different [`TaskSource`].
 pub mod checkpoint;
+pub mod claiming;
 pub mod engine;
 mod error;
-pub mod claiming;
 pub mod methods;
 pub mod params;
 pub mod progress;
@@ -14,9 +14,9 @@ pub mod source;
 pub mod worker;
 
 pub use checkpoint::{install_preemption_handlers, preempted, Checkpoints, EXIT_PREEMPTED};
+pub use claiming::ClaimingSource;
 pub use engine::{prepare_root, DispatchStats, EngineOptions, RunReport};
 pub use error::ExecError;
-pub use claiming::ClaimingSource;
 pub use params::TaskResolver;
 pub use source::{Assignment, PlanSource, TaskEnd, TaskSource};
 pub use worker::{Outcome, Worker};
