@@ -160,7 +160,7 @@ cat > "$W/many.toml" <<'EOF'
 name = "slurm-many"
 synth = "metamer"
 [params]
-max_iter = 5
+max_iter = 20
 [grid]
 image = "images"
 model = [{ name = "gaussian", kernel_size = 5 }]
@@ -170,15 +170,18 @@ echo "== (e) many writers: an array submitted twice at once, 3 rounds"
 "$BIN" run "$W/many.toml" --out "$W/many-local" --workers 1 > /dev/null 2>&1
 for round in 1 2 3; do
   root="$W/many-$round"
-  a=$("$BIN" slurm "$W/many.toml" --array --time 5 --out "$root" -- --workers 1 --batch-tasks 1 2>/dev/null)
-  b=$("$BIN" slurm "$W/many.toml" --array --time 5 --out "$root" -- --workers 1 --batch-tasks 1 2>/dev/null)
-  "$PY" - "$root" "$a" "$b" > "$W/many-reader-$round.txt" 2>&1 <<'EOF' &
-import glob, subprocess, sys, time
+  # The reader starts first (importing polars takes a while) and learns the job ids from
+  # a file written once both arrays are submitted.
+  "$PY" - "$root" "$W/many-jobs-$round" > "$W/many-reader-$round.txt" 2>&1 <<'EOF' &
+import glob, os, subprocess, sys, time
 import polars as pl
-root, jobs = sys.argv[1], sys.argv[2:]
+root, jobs_file = sys.argv[1], sys.argv[2]
 looks = twice = 0
 while True:
-    running = subprocess.run(["squeue", "-h", "-j", ",".join(jobs)], capture_output=True, text=True).stdout.strip()
+    running = "?"
+    if os.path.exists(jobs_file):
+        jobs = open(jobs_file).read().split()
+        running = subprocess.run(["squeue", "-h", "-j", ",".join(jobs)], capture_output=True, text=True).stdout.strip()
     if glob.glob(f"{root}/tasks/*.parquet"):
         try:
             ids = pl.scan_parquet(f"{root}/tasks/*.parquet").select("task_id").collect()["task_id"]
@@ -194,6 +197,9 @@ while True:
 print(f"reader: {looks} looks, {twice} with a task twice")
 EOF
   reader=$!
+  a=$("$BIN" slurm "$W/many.toml" --array --time 5 --out "$root" -- --workers 1 --batch-tasks 1 2>/dev/null)
+  b=$("$BIN" slurm "$W/many.toml" --array --time 5 --out "$root" -- --workers 1 --batch-tasks 1 2>/dev/null)
+  echo "$a $b" > "$W/many-jobs-$round"
   wait_job "$a" 300; wait_job "$b" 300
   wait "$reader" || true
   states="$(for j in $a $b; do for i in 0 1 2 3 4; do job_state "${j}_$i"; echo; done; done)"
@@ -208,7 +214,7 @@ EOF
     fail "round $round: results differ from a local run"
   fi
   tail -n 1 "$W/many-reader-$round.txt" | sed 's/^/  /'
-  if grep -q ", 0 with a task twice" "$W/many-reader-$round.txt"; then
+  if grep -qE "reader: ([3-9]|[1-9][0-9]+) looks, 0 with a task twice" "$W/many-reader-$round.txt"; then
     ok "round $round: the reader never saw a task twice"
   else
     fail "round $round: reader: $(cat "$W/many-reader-$round.txt")"
