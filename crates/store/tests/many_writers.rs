@@ -278,9 +278,7 @@ fn counts(outs: &[std::process::Output]) -> Vec<Option<usize>> {
     outs.iter()
         .map(|o| {
             let text = String::from_utf8_lossy(&o.stdout);
-            if o.status.code().is_none() {
-                return None; // killed
-            }
+            o.status.code()?; // None: killed
             assert!(
                 o.status.success(),
                 "a writer failed: {text}{}",
