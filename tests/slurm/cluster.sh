@@ -28,7 +28,9 @@ cluster_install() {
 cluster_conf() {
   local node cpus mem d="$SLURM_TEST_DIR"
   node="$(hostname -s)"
-  cpus="$(nproc)"
+  # More CPUs than the machine has (config_overrides below accepts it), so that the elements
+  # of an array really start together.
+  cpus="${SLURM_TEST_CPUS:-8}"
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
   mkdir -p "$d/state" "$d/spool" "$d/log" "$d/run"
   cat > "$d/slurm.conf" <<EOF

@@ -5,7 +5,9 @@
 #   (b2) one job whose srun starts 2 processes (only when `synthsweep run --help` shows
 #        --processes, i.e. multi-process execution is there; SKIPPED otherwise);
 #   (d)  a job told to checkpoint mid-run (`scancel --signal=USR1`): it exits 75, requeues
-#        itself, resumes from the checkpoint and ends equal to an uninterrupted run.
+#        itself, resumes from the checkpoint and ends equal to an uninterrupted run;
+#   (e)  many writers: one array submitted twice at once (10 elements, --batch-tasks 1),
+#        3 rounds, each equal to a local run, with a polars reader that never sees a task twice.
 # usage: tests/slurm/run.sh   (SYNTHSWEEP_BIN overrides target/debug/synthsweep)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -149,6 +151,75 @@ if "$PY" tests/slurm/compare.py "$W/preempt" "$W/preempt-local" --expect-tasks 1
 else
   fail "resumed result differs from an uninterrupted run"
 fi
+
+# ---- (e) many writers: one array submitted twice at once, 3 rounds -----------------------
+# Two copies of a 5-element array (10 writers on one root, up to 8 running together) with
+# --batch-tasks 1, while a polars reader scans `tasks` over and over: each round must end
+# with every task once, equal to a local run, and the reader must never see a task twice.
+cat > "$W/many.toml" <<'EOF'
+name = "slurm-many"
+synth = "metamer"
+[params]
+max_iter = 20
+[grid]
+image = "images"
+model = [{ name = "gaussian", kernel_size = 5 }]
+seed = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+EOF
+echo "== (e) many writers: an array submitted twice at once, 3 rounds"
+"$BIN" run "$W/many.toml" --out "$W/many-local" --workers 1 > /dev/null 2>&1
+for round in 1 2 3; do
+  root="$W/many-$round"
+  # The reader starts first (importing polars takes a while) and learns the job ids from
+  # a file written once both arrays are submitted.
+  "$PY" - "$root" "$W/many-jobs-$round" > "$W/many-reader-$round.txt" 2>&1 <<'EOF' &
+import glob, os, subprocess, sys, time
+import polars as pl
+root, jobs_file = sys.argv[1], sys.argv[2]
+looks = twice = 0
+while True:
+    running = "?"
+    if os.path.exists(jobs_file):
+        jobs = open(jobs_file).read().split()
+        running = subprocess.run(["squeue", "-h", "-j", ",".join(jobs)], capture_output=True, text=True).stdout.strip()
+    if glob.glob(f"{root}/tasks/*.parquet"):
+        try:
+            ids = pl.scan_parquet(f"{root}/tasks/*.parquet").select("task_id").collect()["task_id"]
+            looks += 1
+            if ids.n_unique() != len(ids):
+                twice += 1
+                print(f"a task twice: {len(ids)} rows, {ids.n_unique()} ids")
+        except Exception as e:  # a file gone between listing and reading: look again
+            print(f"look failed: {e}")
+    if not running:
+        break
+    time.sleep(0.05)
+print(f"reader: {looks} looks, {twice} with a task twice")
+EOF
+  reader=$!
+  a=$("$BIN" slurm "$W/many.toml" --array --time 5 --out "$root" -- --workers 1 --batch-tasks 1 2>/dev/null)
+  b=$("$BIN" slurm "$W/many.toml" --array --time 5 --out "$root" -- --workers 1 --batch-tasks 1 2>/dev/null)
+  echo "$a $b" > "$W/many-jobs-$round"
+  wait_job "$a" 300; wait_job "$b" 300
+  wait "$reader" || true
+  states="$(for j in $a $b; do for i in 0 1 2 3 4; do job_state "${j}_$i"; echo; done; done)"
+  if [ "$(grep -c 'JobState=COMPLETED ExitCode=0:0' <<< "$states")" = 10 ]; then
+    ok "round $round: 10 elements COMPLETED 0:0"
+  else
+    fail "round $round: $states"; tail -n 20 "$root/_slurm/"*.out
+  fi
+  if "$PY" tests/slurm/compare.py "$root" "$W/many-local" --expect-tasks 24; then
+    ok "round $round: every task once, equal to a local run"
+  else
+    fail "round $round: results differ from a local run"
+  fi
+  tail -n 1 "$W/many-reader-$round.txt" | sed 's/^/  /'
+  if grep -qE "reader: ([3-9]|[1-9][0-9]+) looks, 0 with a task twice" "$W/many-reader-$round.txt"; then
+    ok "round $round: the reader never saw a task twice"
+  else
+    fail "round $round: reader: $(cat "$W/many-reader-$round.txt")"
+  fi
+done
 
 echo "slurm tests took $((SECONDS - START)) s"
 echo "slurm: $passed passed, $failed failed, $skipped skipped"

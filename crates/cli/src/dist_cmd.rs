@@ -4,7 +4,8 @@
 use crate::args::RunArgs;
 use crate::output::{self, outln};
 use crate::sweep_cmd::{
-    default_root, git_commit, load_plan, stop_handlers, EXIT_INTERRUPTED, EXIT_TASKS_FAILED,
+    default_root, git_commit, load_plan, stop_handlers, EndSession, EXIT_INTERRUPTED,
+    EXIT_TASKS_FAILED,
 };
 use crate::Exit;
 use anyhow::{bail, Context, Result};
@@ -12,7 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use synthsweep_dist::{slurm, Cluster, DistOptions, DistReport, SlurmStep};
 use synthsweep_models::device::parse_device;
-use synthsweep_store::{new_run_id, OutputRoot, PrepareOptions, RunInfo, Store, WriterOptions};
+use synthsweep_store::{
+    new_run_id, LeaseOptions, OutputRoot, PrepareOptions, RunInfo, Store, WriterIdentity,
+    WriterOptions,
+};
 use tch::Device;
 
 /// How long a process waits for all the others to connect before giving up.
@@ -102,6 +106,19 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
     let store =
         Store::open(&root).with_context(|| format!("cannot open output root {root_text}"))?;
     let run_id = new_run_id();
+    // This process's writer session (lease), before anything reads or writes the root: other
+    // writers on it (array shards, other runs) spare what this process does, and it claims
+    // each task before running it (PROTOCOL.md).
+    let lease = LeaseOptions::from_env()?;
+    store.start_session(
+        WriterIdentity {
+            run_id: run_id.clone(),
+            tag: format!("p{}", cluster.index),
+            role: format!("process {} of {}", cluster.index, cluster.processes()),
+        },
+        lease,
+    )?;
+    let _session = EndSession(&store);
     let mut info = RunInfo::new(
         &run_id,
         std::fs::read_to_string(&a.spec).unwrap_or_default(),
@@ -130,8 +147,10 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
         run: info,
         root_text: root_text.clone(),
         connect_timeout: CONNECT_TIMEOUT,
+        claim_poll: (lease.renew_every / 2)
+            .clamp(Duration::from_millis(200), Duration::from_secs(5)),
     };
-    let report = synthsweep_dist::run(Arc::new(plan), store, opts, cancel)
+    let report = synthsweep_dist::run(Arc::new(plan), store.clone(), opts, cancel)
         .with_context(|| format!("process {me}"))?;
     outcome(&report, &root_text, &root)
 }

@@ -16,6 +16,10 @@ use std::process::ExitCode;
 const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code for an internal failure.
 const EXIT_INTERNAL: u8 = 1;
+/// Exit code for a storage failure in the middle of a run (EX_IOERR: an S3 outage, a full
+/// disk, a permission lost). Transient: nothing half-written is visible, the run can be run
+/// again as it is, and the Slurm script requeues it.
+pub(crate) const EXIT_STORAGE: u8 = 74;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
@@ -28,8 +32,23 @@ fn main() -> ExitCode {
             ExitCode::from(e.downcast_ref::<Exit>().map_or(EXIT_INTERNAL, |x| x.0))
         }
         Ok(Err(e)) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(EXIT_BAD_INPUT)
+            let code = exit_code(&e);
+            let what = match code {
+                EXIT_STORAGE => {
+                    "storage failure, run the same command again once the storage is back"
+                }
+                synthsweep_exec::EXIT_PREEMPTED => "transient, run the same command again",
+                _ => "",
+            };
+            if what.is_empty() {
+                eprintln!("error: {}", one_line(&format!("{e:#}")));
+            } else {
+                eprintln!(
+                    "error: {} ({what}; exit {code})",
+                    one_line(&format!("{e:#}"))
+                );
+            }
+            ExitCode::from(code)
         }
         Err(p) => {
             let msg = p
@@ -68,6 +87,36 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Models { json } => list::models(json),
         args::Command::Metrics { json } => list::metrics(json),
     }
+}
+
+/// The exit code of an error: 74 when the storage failed (or this writer's lease lapsed
+/// because its renewals failed), 75 when the lease lapsed for another reason (the process
+/// was stalled; others took its tasks over), 2 (bad input) otherwise. A storage error is
+/// found wherever it is in the chain of causes, also inside the exec and dist crates' errors.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        use synthsweep_dist::DistError;
+        use synthsweep_exec::ExecError;
+        let store = cause
+            .downcast_ref::<synthsweep_store::StoreError>()
+            .or_else(|| match cause.downcast_ref::<ExecError>() {
+                Some(ExecError::Store(s)) => Some(s),
+                _ => None,
+            })
+            .or_else(|| match cause.downcast_ref::<DistError>() {
+                Some(DistError::Store(s)) | Some(DistError::Exec(ExecError::Store(s))) => Some(s),
+                _ => None,
+            });
+        if let Some(s) = store {
+            if s.is_storage() {
+                return EXIT_STORAGE;
+            }
+            if s.is_lease_lost() {
+                return synthsweep_exec::EXIT_PREEMPTED;
+            }
+        }
+    }
+    EXIT_BAD_INPUT
 }
 
 /// libtorch messages span many lines (with C++ backtraces); keep the first meaningful one.

@@ -3,13 +3,20 @@
 //! sweep through the output root), or a job array whose element i runs shard i/K. Both are
 //! requeueable: Slurm sends SIGUSR1 to the processes `--signal-before` seconds before the
 //! time limit, they checkpoint and exit 75, and the script requeues the job, which resumes.
+//! It requeues on a storage failure (74) too, up to 10 restarts.
 //! `scripts/slurm/{multinode,array}.sbatch` are the same scripts, commented for editing.
 use crate::args::SlurmArgs;
 use crate::output::{out, outln};
+use crate::EXIT_STORAGE;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use synthsweep_exec::{TaskResolver, EXIT_PREEMPTED};
+
+/// A job whose run failed on the storage (exit 74) is requeued while it has been restarted
+/// fewer times than this (all causes counted): an outage passes, a root that is wrong for
+/// good (bad credentials) does not requeue forever.
+const STORAGE_REQUEUES: u32 = 10;
 use synthsweep_store::OutputRoot;
 use synthsweep_sweep::SweepSpec;
 
@@ -338,7 +345,7 @@ pub fn render(p: &SlurmPlan) -> String {
     };
     s += &format!("rc=0\n{run} || rc=$?\n");
     s += &format!(
-        "if [ \"$rc\" -eq {EXIT_PREEMPTED} ]; then\n  echo \"synthsweep: preempted (exit {EXIT_PREEMPTED}), requeueing job ${{SLURM_JOB_ID}} to resume\"\n  scontrol requeue \"${{SLURM_JOB_ID}}\"\nfi\nexit \"$rc\"\n"
+        "if [ \"$rc\" -eq {EXIT_PREEMPTED} ]; then\n  echo \"synthsweep: preempted or transient (exit {EXIT_PREEMPTED}), requeueing job ${{SLURM_JOB_ID}} to resume\"\n  scontrol requeue \"${{SLURM_JOB_ID}}\"\nelif [ \"$rc\" -eq {EXIT_STORAGE} ] && [ \"${{SLURM_RESTART_COUNT:-0}}\" -lt {STORAGE_REQUEUES} ]; then\n  echo \"synthsweep: storage failure (exit {EXIT_STORAGE}), requeueing job ${{SLURM_JOB_ID}} (restart ${{SLURM_RESTART_COUNT:-0}}; at most {STORAGE_REQUEUES})\"\n  scontrol requeue \"${{SLURM_JOB_ID}}\"\nfi\nexit \"$rc\"\n"
     );
     s
 }
@@ -477,6 +484,7 @@ mod tests {
             "srun \"$SYNTHSWEEP\" run \"$SPEC\" --out \"$ROOT\" --batch-tasks 64 || rc=$?",
             "if [ \"$rc\" -eq 75 ]; then",
             "  scontrol requeue \"${SLURM_JOB_ID}\"",
+            "elif [ \"$rc\" -eq 74 ] && [ \"${SLURM_RESTART_COUNT:-0}\" -lt 10 ]; then",
         ] {
             assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
         }

@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synthsweep_exec::{
-    engine, install_preemption_handlers, prepare_root, EngineOptions, PlanSource, TaskResolver,
-    Worker, EXIT_PREEMPTED,
+    engine, install_preemption_handlers, prepare_root, ClaimingSource, EngineOptions, PlanSource,
+    TaskResolver, Worker, EXIT_PREEMPTED,
 };
 use synthsweep_models::device::{device_name, parse_device};
 use synthsweep_store::{
-    new_run_id, OutputRoot, PrepareOptions, RunInfo, Store, TaskStatus, WriterOptions,
+    new_run_id, LeaseOptions, OutputRoot, PrepareOptions, RunInfo, Store, TaskStatus,
+    WriterIdentity, WriterOptions,
 };
 use synthsweep_sweep::{Plan, SweepError, SweepSpec, Task};
 use tch::Device;
@@ -200,6 +201,23 @@ pub fn run(a: RunArgs) -> Result<()> {
     let root = OutputRoot::parse(&root_text)?;
     let store =
         Store::open(&root).with_context(|| format!("cannot open output root {root_text}"))?;
+    // This run's writer session: its lease exists before it reads the ledger, claims a
+    // task or writes a file, so other writers on the root spare what it does (PROTOCOL.md).
+    let lease = LeaseOptions::from_env()?;
+    let run_id = new_run_id();
+    let role = a
+        .shard
+        .map(|s| format!("shard {}/{}", s.index, s.count))
+        .unwrap_or_else(|| "local".into());
+    store.start_session(
+        WriterIdentity {
+            run_id: run_id.clone(),
+            tag: "p0".into(),
+            role,
+        },
+        lease,
+    )?;
+    let _session = EndSession(&store);
     let prepared = prepare_root(
         &store,
         PrepareOptions {
@@ -240,7 +258,6 @@ pub fn run(a: RunArgs) -> Result<()> {
     if prepared.uncommitted_failed > 0 {
         eprintln!("retrying {} failed task(s)", prepared.uncommitted_failed);
     }
-    let run_id = new_run_id();
     let mut info = RunInfo::new(
         &run_id,
         std::fs::read_to_string(&a.spec).unwrap_or_default(),
@@ -266,7 +283,18 @@ pub fn run(a: RunArgs) -> Result<()> {
         progress: Some(pending),
     };
     let source = PlanSource::new(tasks()?, ledger);
-    let report = engine::run(&source, &store, ledger, &opts, &cancel)?;
+    // Claim two tasks per worker at first (more while tasks are quick); wait for the tasks
+    // other writers hold.
+    let group = (2 * opts.devices.len()).max(2);
+    let claiming = ClaimingSource::new(&source, &store, &cancel, group, lease.renew_every / 2);
+    let report = engine::run(&claiming, &store, ledger, &opts, &cancel)?;
+    if let Some(e) = claiming.error() {
+        return Err(e.into());
+    }
+    let by_others = claiming.committed_by_others();
+    if by_others > 0 {
+        eprintln!("{by_others} task(s) of this run were committed by other writers on the root");
+    }
     info.finish();
     info.committed_done = Some(report.done as usize);
     info.committed_failed = Some(report.failed as usize);
@@ -307,6 +335,26 @@ pub fn run(a: RunArgs) -> Result<()> {
         return Err(Exit(EXIT_TASKS_FAILED).into());
     }
     Ok(())
+}
+
+/// Ends the writer session when the run returns, whichever way: gives back claims of tasks
+/// not run, then deletes the lease (see `Store::finish_session`). A process that exits
+/// without it (a second Ctrl-C, a kill) leaves its lease to expire.
+pub(crate) struct EndSession<'a>(pub(crate) &'a Store);
+
+impl Drop for EndSession<'_> {
+    fn drop(&mut self) {
+        match self.0.finish_session() {
+            Ok(end) if end.released > 0 => tracing::info!(
+                "gave back {} claimed task(s) this run did not run",
+                end.released
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("ending the writer session: {e} (the lease expires by itself)")
+            }
+        }
+    }
 }
 
 /// Reads one axis's value off a tasks row.
@@ -376,6 +424,12 @@ pub fn status(a: StatusArgs) -> Result<()> {
                 r.minmax.as_deref().unwrap_or("")
             )?;
         }
+    }
+    // Who is writing now (this writes one clock probe and deletes it again; a root that
+    // cannot be written to still gets the rest of the status).
+    match store.activity() {
+        Ok(a) => out!("{a}")?,
+        Err(e) => outln!("live writers: unknown ({e})")?,
     }
     if let Some(last) = runs.iter().max_by(|x, y| x.started_at.cmp(&y.started_at)) {
         let state = if last.finished_at.is_some() {

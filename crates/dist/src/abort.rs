@@ -3,9 +3,12 @@
 //!
 //! timely has no recovery: when a connection closes, its receive thread panics with
 //! "timely communication error". That panic is turned into one clear line on stderr and an
-//! immediate abort (SIGABRT, shell status 134) in every surviving process: `exit()` would run
+//! immediate exit with status 75 (EX_TEMPFAIL, transient: the Slurm script requeues the job)
+//! in every surviving process. The exit is `_exit(2)` ([`exit_now`]): `exit()` would run
 //! libtorch's static destructors under the feet of threads still computing and can crash
-//! (SIGSEGV) instead; an abort ends the process at once, the same way every time. Nothing is left half
+//! (SIGSEGV) instead; `_exit` ends the process at once, the same way every time, without
+//! running them. The writer lease of the process is left to expire, so other writers take
+//! its claimed tasks over once it has. Nothing is left half
 //! visible: a batch becomes visible only when its `tasks` file appears (see the store's
 //! PROTOCOL.md), so a process that exits in the middle of a commit leaves orphan data files,
 //! which the next run's recovery deletes. Committed tasks stay committed; tasks in flight
@@ -16,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-/// Shell status of a process whose run lost one of its processes (128 + SIGABRT).
-pub const EXIT_PEER_LOST: i32 = 134;
+/// Exit status of a process whose run lost one of its processes: transient (EX_TEMPFAIL,
+/// the same as a preemption), so the Slurm script requeues the job.
+pub const EXIT_PEER_LOST: i32 = 75;
 /// Exit code when the processes could not all connect (a wrong host list, one not started).
 pub const EXIT_NOT_CONNECTED: i32 = 2;
 
@@ -46,11 +50,26 @@ pub fn install() {
                     "lost the connection to another process of the run ({msg}); \
                      committed tasks are kept, tasks in flight are lost: run the sweep again to finish it"
                 );
-                std::process::abort();
+                exit_now(EXIT_PEER_LOST);
             }
             previous(info)
         }));
     });
+}
+
+/// Ends the process at once with `code`, after flushing stdout and stderr, without running
+/// exit handlers or destructors: libtorch's static destructors, run by `exit()` while other
+/// threads still compute, can crash the process (SIGSEGV) instead of exiting. The one place
+/// the workspace allows `unsafe`: std has no `_exit`, and nix's is unsafe too.
+#[allow(unsafe_code)]
+pub fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit(2) takes no pointers and is async-signal-safe; skipping atexit handlers
+    // and destructors is its purpose here. Committed data is already durable (fsync /
+    // completed PUTs), and nothing half-written is visible (PROTOCOL.md).
+    unsafe { libc::_exit(code) }
 }
 
 /// Whether a panic message is timely's report of a broken connection.

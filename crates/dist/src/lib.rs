@@ -30,7 +30,8 @@
 //! - Ctrl-C on any process stops the run: every process abandons its in-flight tasks,
 //!   commits its finished ones and exits with 130.
 //! - A process killed (kill -9, a node lost): timely cannot go on without it, so the others
-//!   abort at once (status [`abort::EXIT_PEER_LOST`], SIGABRT) after one clear line. Committed tasks stay;
+//!   exit at once with the transient status [`abort::EXIT_PEER_LOST`] (75, requeued by the
+//!   Slurm script) after one clear line. Committed tasks stay;
 //!   in-flight tasks and buffered results are lost; nothing is half visible. A re-run (any
 //!   number of processes, or a local run) recovers the root and runs exactly the tasks not
 //!   committed.

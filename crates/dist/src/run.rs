@@ -24,7 +24,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use synthsweep_exec::progress::Progress;
-use synthsweep_exec::{engine, prepare_root, EngineOptions, ExecError, RunReport};
+use synthsweep_exec::{
+    engine, prepare_root, ClaimingSource, EngineOptions, ExecError, RunReport, TaskSource,
+};
 use synthsweep_models::device::device_name;
 use synthsweep_store::{Ledger, PrepareOptions, RunInfo, Store, TaskStatus, WriterOptions};
 use synthsweep_sweep::Plan;
@@ -52,6 +54,9 @@ pub struct DistOptions {
     pub root_text: String,
     /// Give up if the processes are not all connected by then.
     pub connect_timeout: Duration,
+    /// How often a slot looks again at tasks another writer on the root holds (half the
+    /// lease's renewal period is a good choice).
+    pub claim_poll: Duration,
 }
 
 /// What one process did.
@@ -283,7 +288,26 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                         };
                         let (source, wake) = (&source, wake.clone());
                         engine_thread = Some(s.spawn(move || {
-                            let r = engine::run(source, &ctx.store, &ledger, &eopts, &ctx.cancel);
+                            // Each task is claimed on the root before it runs (other runs
+                            // or array shards may write there too); a task another live
+                            // writer holds is waited for (PROTOCOL.md, "Claims").
+                            let claiming = ClaimingSource::new(
+                                source,
+                                &ctx.store,
+                                &ctx.cancel,
+                                1,
+                                ctx.opts.claim_poll,
+                            );
+                            let r =
+                                engine::run(&claiming, &ctx.store, &ledger, &eopts, &ctx.cancel);
+                            let r = match (r, claiming.error()) {
+                                (Ok(_), Some(e)) => {
+                                    // Claiming failed: the others stop too.
+                                    claiming.abort(&e.to_string());
+                                    Err(ExecError::Store(e))
+                                }
+                                (r, _) => r,
+                            };
                             wake.unpark();
                             r
                         }));
@@ -497,7 +521,9 @@ fn joined(
     }
     match ledger0 {
         Some(l) => Ok(l),
-        None => Ok(Arc::new(ctx.store.ledger()?)),
+        // Read after this process's writer lease exists (PROTOCOL.md): it is also the view
+        // its claims start from.
+        None => Ok(Arc::new(ctx.store.read_ledger()?)),
     }
 }
 

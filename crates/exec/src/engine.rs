@@ -12,12 +12,13 @@
 //! as timely's one `Configuration` runs one thread, many threads or many processes
 //! through one worker closure. A fix in here lands in both.
 //!
-//! Where later work plugs in (each in one place):
-//! - claiming a task on a shared root before running it: in the slot loop, between
-//!   [`TaskSource::next`] and [`Worker::run`]; a task claimed elsewhere is reported to the
-//!   source and the slot asks again;
-//! - a writer lease renewed by a heartbeat: a thread spawned in [`run`]'s scope next to
-//!   the slots, stopped when the writer finishes;
+//! Many writers on one root (array shards, several runs): the caller starts the store's
+//! writer session (its lease, renewed by the store's heartbeat thread) before preparing
+//! the root, and wraps its source in a [`ClaimingSource`](crate::claiming::ClaimingSource),
+//! which claims each task before a slot gets it and waits for tasks other live writers
+//! hold; the writer commits only tasks whose claim is still this session's.
+//!
+//! Where later work plugs in:
 //! - storage failures: every error of the output root comes back as [`ExecError::Store`],
 //!   distinct from bad input, whatever the source;
 //! - several tasks per slot at once: `TaskSource::next` already takes a maximum.

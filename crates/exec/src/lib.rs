@@ -3,6 +3,7 @@
 //! results, checkpoints them on preemption and shows progress. A local run and one process
 //! of a multi-process run use the same engine with a different [`TaskSource`].
 pub mod checkpoint;
+pub mod claiming;
 pub mod engine;
 mod error;
 pub mod methods;
@@ -13,6 +14,7 @@ pub mod source;
 pub mod worker;
 
 pub use checkpoint::{install_preemption_handlers, preempted, Checkpoints, EXIT_PREEMPTED};
+pub use claiming::ClaimingSource;
 pub use engine::{prepare_root, DispatchStats, EngineOptions, RunReport};
 pub use error::ExecError;
 pub use params::TaskResolver;

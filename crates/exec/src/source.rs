@@ -32,8 +32,8 @@ pub enum TaskEnd {
 /// A source decides what a slot runs next and may answer for several tasks at once (a
 /// `max` above 1 is for a slot that runs compatible tasks together); it hears back how
 /// each ended.
-/// Whatever holds for every source (claiming a task on a shared root before running it)
-/// belongs in the engine's slot loop, not here: see [`crate::engine`].
+/// Claiming tasks on a shared root wraps any source: see
+/// [`ClaimingSource`](crate::claiming::ClaimingSource).
 pub trait TaskSource: Sync {
     /// Up to `max` (≥ 1) tasks for worker slot `slot`, blocking until there is an answer;
     /// empty when there is nothing more for this slot (or the run is stopping).

@@ -9,6 +9,12 @@ pub enum StoreError {
     /// A schema file in `schemas/` that cannot be turned into an Arrow schema.
     #[error("schema of table {table}: {msg}")]
     Schema { table: String, msg: String },
+    /// A setting that is not valid (an environment variable, an option).
+    #[error("{0}")]
+    Config(String),
+    /// A writer operation that needs a writer session (a lease), called without one.
+    #[error("{0} needs a writer session: call Store::start_session first")]
+    NoSession(&'static str),
     /// A row or file that does not fit its table's schema.
     #[error("{table} table, {what}: {msg}")]
     Invalid {
@@ -22,7 +28,22 @@ pub enum StoreError {
     /// A fault injected by a test stopped the writer on purpose (see `FaultPoint`).
     #[error("injected fault: writer stopped at {0:?}")]
     Injected(crate::writer::FaultPoint),
-    /// Any other error (Arrow, Parquet, object_store, I/O, JSON), wrapped.
+    /// The storage failed: an S3 request that failed after its retries, a disk that is full,
+    /// a permission lost, a timeout. Transient as far as the data is concerned (nothing
+    /// half-written is visible), so a run that meets it can be run again as it is.
+    #[error("storage failure: {0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+    /// This writer's lease could have expired (its renewals failed or the process was
+    /// stalled for longer than the lease allows), so other writers may take its tasks over:
+    /// it must not commit anything any more. `storage` says whether failed renewals caused
+    /// it (a storage failure) rather than a stall. See `PROTOCOL.md`, "Leases".
+    #[error("writer lease {lease_id} lost: {why}")]
+    LeaseLost {
+        lease_id: String,
+        why: String,
+        storage: bool,
+    },
+    /// Any other error (Arrow, Parquet, JSON, a task join), wrapped.
     #[error(transparent)]
     External(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -31,6 +52,25 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// Whether the storage failed (S3, disk, permissions, timeouts): the run can be retried
+    /// as it is. The binary exits with 74 (EX_IOERR) on these, never with "bad input".
+    pub fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Storage(_) | StoreError::LeaseLost { storage: true, .. }
+        )
+    }
+
+    /// Whether this writer lost its lease (see [`StoreError::LeaseLost`]): transient, the
+    /// run stops without committing and can be run again.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, StoreError::LeaseLost { .. })
+    }
+
+    pub(crate) fn storage(msg: impl Into<String>) -> Self {
+        StoreError::Storage(msg.into().into())
+    }
+
     pub(crate) fn invalid(table: &str, what: impl Into<String>, msg: impl Into<String>) -> Self {
         StoreError::Invalid {
             table: table.to_string(),
@@ -59,9 +99,20 @@ macro_rules! external {
 external!(
     arrow_schema::ArrowError,
     parquet::errors::ParquetError,
-    object_store::Error,
     object_store::path::Error,
-    std::io::Error,
     serde_json::Error,
     tokio::task::JoinError
 );
+
+// What the storage answers: object_store's errors (S3 and local disk alike) and I/O.
+impl From<object_store::Error> for StoreError {
+    fn from(e: object_store::Error) -> Self {
+        StoreError::Storage(Box::new(e))
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Storage(Box::new(e))
+    }
+}

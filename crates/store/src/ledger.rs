@@ -4,7 +4,7 @@
 //! (data files without a tasks file, temporary files, half-done uncommits) is debris of a
 //! killed process that [`Store::recover`] removes. See `PROTOCOL.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
@@ -92,47 +92,86 @@ impl Store {
     }
 
     pub(crate) async fn ledger_async(&self) -> Result<Ledger> {
+        Ok(self.ledger_and_files().await?.0)
+    }
+
+    /// The ledger and the tasks files it was read from.
+    pub(crate) async fn ledger_and_files(&self) -> Result<(Ledger, Vec<String>)> {
+        let (names, files) = self.read_new_tasks_files(&HashSet::new()).await?;
+        let mut ledger = Ledger::default();
+        for (batch_id, rows) in files {
+            ledger.batches.insert(batch_id.clone(), rows.len());
+            for (task_id, c) in rows {
+                ledger.insert(task_id, batch_id.clone(), c);
+            }
+        }
+        ledger.duplicates.sort();
+        Ok((ledger, names))
+    }
+
+    /// Lists the tasks files and reads those not in `seen`: their paths, and for each its
+    /// batch id and rows (task id, commit). A file listed and gone by the time it is read
+    /// (rewritten away by an uncommit) is skipped.
+    pub(crate) async fn read_new_tasks_files(
+        &self,
+        seen: &HashSet<String>,
+    ) -> Result<(Vec<String>, TasksFiles)> {
         let files = self.list(&[Table::Tasks.name()]).await?;
         let paths: Vec<Path> = files
             .into_iter()
-            .filter(|f| Store::batch_of(&f.path).is_some())
+            .filter(|f| Store::batch_of(&f.path).is_some() && !seen.contains(f.path.as_ref()))
             .map(|f| f.path)
             .collect();
-        let mut ledger = Ledger::default();
-        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        let mut names = Vec::new();
+        let mut out = Vec::new();
         for (path, batches) in self.read_many(paths).await? {
-            // Listed a moment ago, gone now: another process's recovery removed it.
             let Some(batches) = batches else { continue };
             let batch_id = Store::batch_of(&path).unwrap_or_default();
-            let mut n = 0;
+            names.push(path.to_string());
+            let mut rows = Vec::new();
             for b in &batches {
                 for (task_id, status, run_id) in ledger_columns(b)? {
-                    n += 1;
-                    seen.entry(task_id.clone())
-                        .or_default()
-                        .push(batch_id.clone());
-                    ledger.tasks.insert(
+                    rows.push((
                         task_id,
                         Committed {
                             status,
                             batch_id: batch_id.clone(),
                             run_id,
                         },
-                    );
+                    ));
                 }
             }
-            ledger.batches.insert(batch_id, n);
+            out.push((batch_id, rows));
         }
-        ledger.duplicates = seen
-            .into_iter()
-            .filter(|(_, b)| b.len() > 1)
-            .map(|(id, mut b)| {
-                b.sort();
-                (id, b)
-            })
-            .collect();
-        ledger.duplicates.sort();
-        Ok(ledger)
+        Ok((names, out))
+    }
+}
+
+/// Rows of tasks files: per batch id, (task id, commit).
+pub(crate) type TasksFiles = Vec<(String, Vec<(String, Committed)>)>;
+
+impl Ledger {
+    /// Records a committed row; a task seen in another batch before is a duplicate.
+    pub(crate) fn insert(&mut self, task_id: String, batch_id: String, c: Committed) {
+        if let Some(old) = self.tasks.get(&task_id) {
+            if old.batch_id != batch_id {
+                match self.duplicates.iter_mut().find(|(t, _)| *t == task_id) {
+                    Some((_, b)) => {
+                        if !b.contains(&batch_id) {
+                            b.push(batch_id.clone());
+                        }
+                    }
+                    None => self.duplicates.push((
+                        task_id.clone(),
+                        vec![old.batch_id.clone(), batch_id.clone()],
+                    )),
+                }
+                if let Some((_, b)) = self.duplicates.iter_mut().find(|(t, _)| *t == task_id) {
+                    b.sort();
+                }
+            }
+        }
+        self.tasks.insert(task_id, c);
     }
 }
 

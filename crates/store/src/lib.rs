@@ -11,7 +11,10 @@
 //! ROOT/scores/part-<batch_id>.parquet    metric values between images
 //! ROOT/_runs/<run_id>.json               provenance of each run
 //! ROOT/_txn/uncommit-<id>.json           an uncommit in progress (normally absent)
-//! ROOT/_staging/                         local roots: files before their rename
+//! ROOT/_staging/<lease_id>/              local roots: files before their rename
+//! ROOT/_leases/<lease_id>.json           one per live writer, renewed by its heartbeat
+//! ROOT/_claims/<task_id>/g<NNNNNN>       who runs a task (create-if-absent generations)
+//! ROOT/_locks/, ROOT/_clock/             the uncommit lock; storage-clock probes
 //! ```
 //!
 //! Table folders hold Parquet files only, so `polars.scan_parquet("ROOT/losses/**/*.parquet")`,
@@ -27,8 +30,17 @@
 //! completed multipart upload). So whenever the process dies, a task is either in `tasks`
 //! with all its rows in place, or not in `tasks` at all; the data files of a batch whose
 //! `tasks` file never appeared are orphans, deleted by [`Store::recover`] before new work
-//! starts. Batch ids (`<run_id>-<writer_tag>-<random>-<seq>`) never repeat, so writers in
-//! many processes never touch each other's files.
+//! starts. Batch ids (`<lease_id>-<seq>`) never repeat, so writers in many processes
+//! never touch each other's files.
+//!
+//! # Many writers
+//!
+//! Each writer process starts a session ([`Store::start_session`]): a lease renewed by a
+//! heartbeat and judged with the storage's clock. It claims tasks before running them
+//! ([`Store::claim`], create-if-absent), commits only tasks whose claim is still its own and
+//! only while its lease is valid, and takes over the claims of writers whose lease expired.
+//! Recovery touches only dead writers' leftovers. So any number of writers can share a root,
+//! and every task is committed once.
 //!
 //! A re-run reads the [`Ledger`] (the committed task ids and statuses) and skips them; a
 //! writer refuses a committed task, so nothing is committed twice. `--retry-failed`
@@ -57,9 +69,12 @@
 //! # Ok(()) }
 //! ```
 
+mod activity;
+mod claims;
 mod decode;
 mod encode;
 mod error;
+mod lease;
 mod ledger;
 mod prepare;
 mod read;
@@ -68,12 +83,16 @@ mod root;
 mod rows;
 mod runs;
 mod schema;
+mod session;
 mod store;
 mod summary;
 mod writer;
 
+pub use activity::{Activity, ClaimView};
+pub use claims::Claim;
 pub use encode::{from_micros, to_micros};
 pub use error::{Result, StoreError};
+pub use lease::{LeaseOptions, LeaseView, WriterIdentity, WriterInfo, LEASE_SECS_ENV};
 pub use ledger::{Committed, Ledger};
 pub use prepare::{PrepareOptions, Prepared};
 pub use read::Dataset;
@@ -82,6 +101,7 @@ pub use root::{OutputRoot, StoreOptions};
 pub use rows::{EigenRow, ImageRow, LossRow, ScoreRow, TaskResult, TaskRow, TaskStatus};
 pub use runs::{hostname, new_run_id, now_rfc3339, RunInfo};
 pub use schema::{parse_schema, parse_type, ColumnSpec, Table};
+pub use session::SessionEnd;
 pub use store::Store;
 pub use summary::{Durations, ErrorCount, Summary};
 pub use writer::{BatchReport, FaultPoint, Writer, WriterOptions, WriterStats};

@@ -25,8 +25,14 @@ pub struct Prepared {
 }
 
 impl Store {
-    /// Gets a root ready for a run, from one process before any writer starts: recovers
-    /// from killed runs, uncommits failed tasks when retrying them, and reads the ledger.
+    /// Gets a root ready for a run: recovers from dead writers (sparing live ones),
+    /// uncommits failed tasks when retrying them, and reads the ledger. With a writer
+    /// session, start the session first (see `PROTOCOL.md`: a writer reads the ledger only
+    /// after its lease exists); the ledger read here is then the session's starting view.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`](crate::StoreError::Storage),
+    /// [`StoreError::LeaseLost`](crate::StoreError::LeaseLost).
     pub fn prepare(&self, opts: PrepareOptions) -> Result<Prepared> {
         let recovery = self.recover(opts.recover)?;
         let mut uncommitted_failed = 0;
@@ -37,7 +43,22 @@ impl Store {
         Ok(Prepared {
             recovery,
             uncommitted_failed,
-            ledger: self.ledger()?,
+            ledger: self.read_ledger()?,
         })
+    }
+
+    /// Reads the ledger; with a writer session, it also becomes the session's view (what
+    /// [`Store::refresh_ledger`] reads on from).
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`](crate::StoreError::Storage).
+    pub fn read_ledger(&self) -> Result<Ledger> {
+        let (ledger, files) = self.block_on(self.ledger_and_files())?;
+        if let Some(s) = self.current_session() {
+            let mut view = s.view.lock().unwrap();
+            view.ledger = ledger.clone();
+            view.files = files.into_iter().collect();
+        }
+        Ok(ledger)
     }
 }

@@ -11,134 +11,262 @@ use arrow_array::BooleanArray;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::lease::CLOCK;
 use crate::rows::TaskStatus;
 use crate::schema::Table;
 use crate::store::{encode_parquet, Store, STAGING, TXN};
 use crate::writer::FaultPoint;
 
-/// What [`Store::recover`] cleaned up.
+/// What [`Store::recover`] cleaned up, and what it left to live writers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Uncommits a killed process had started, now finished.
+    /// Uncommits a dead process had started, now finished.
     pub intents_replayed: usize,
-    /// Data files of batches whose tasks file was never written, deleted.
+    /// Data files of batches whose tasks file was never written by their (dead) writer,
+    /// deleted.
     pub orphan_files_deleted: Vec<String>,
-    /// Temporary files under `_staging/` deleted.
+    /// Temporary files under `_staging/` of dead writers deleted.
     pub staging_files_deleted: usize,
     /// Tasks that were committed in more than one batch, now kept in one only.
     pub duplicates_resolved: usize,
+    /// Expired leases deleted (their writers' leftovers were cleaned up first).
+    pub leases_expired: Vec<String>,
+    /// Files left alone because their writer's lease is alive (in flight, not debris).
+    pub spared_live: usize,
 }
 
 impl RecoveryReport {
     /// Whether there was nothing to clean up.
     pub fn is_clean(&self) -> bool {
-        *self == RecoveryReport::default()
+        self.intents_replayed == 0
+            && self.orphan_files_deleted.is_empty()
+            && self.staging_files_deleted == 0
+            && self.duplicates_resolved == 0
+            && self.leases_expired.is_empty()
     }
 }
 
 /// Options of [`Store::recover`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecoverOptions {
-    /// Leave files younger than this alone. Zero (the default) is right when no other
-    /// process is writing to the root; give a margin (say, an hour) when another run may be
-    /// flushing into the same root at the same time, so its in-flight batch is not taken
-    /// for debris.
+    /// Also leave files younger than this alone (by the storage's clock). Zero, the
+    /// default, is right: files of live writers are spared by their lease anyway.
     pub min_age: Duration,
 }
 
 /// An uncommit in progress, saved as `_txn/uncommit-<id>.json` before any file changes, so
-/// that a kill in the middle is finished by the next recovery. Batch id -> task ids.
+/// that a kill in the middle is finished by the next recovery. Batch id -> task ids, and
+/// the lease of the writer doing it (recovery replays only a dead writer's intent).
 #[derive(Debug, Serialize, Deserialize)]
 struct UncommitIntent {
     batches: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    owner: Option<String>,
 }
 
+/// The lease id of the writer of a batch: the batch id without its `-<seq>` suffix.
+pub(crate) fn batch_owner(batch_id: &str) -> &str {
+    batch_id.rsplit_once('-').map_or(batch_id, |(l, _)| l)
+}
+
+/// Staging files without a lease (written outside a writer session) are left alone this
+/// long: writing one takes milliseconds.
+const ANON_STAGING_AGE: Duration = Duration::from_secs(120);
+
+/// The uncommit lock: one uncommit (or duplicate resolution) at a time on a root.
+const UNCOMMIT_LOCK: &str = "uncommit";
+
 impl Store {
-    /// Cleans up after killed processes, so the dataset shows only committed tasks:
-    /// 1. finishes uncommits that were interrupted (`_txn/`);
-    /// 2. deletes data files of batches that have no tasks file (the process died before
-    ///    its commit point);
-    /// 3. deletes leftover temporary files (`_staging/`, local roots);
+    /// Cleans up after dead writers, so the dataset shows only committed tasks, and never
+    /// touches what a live writer is doing:
+    /// 1. finishes uncommits that dead writers had started (`_txn/`);
+    /// 2. deletes data files of batches that have no tasks file and whose writer is dead
+    ///    (it died before its commit point);
+    /// 3. deletes dead writers' temporary files (`_staging/`, local roots);
     /// 4. keeps a task committed twice in one batch only (done over failed, then the
-    ///    newest).
+    ///    newest), removing copies of dead writers only;
+    /// 5. deletes expired leases.
     ///
-    /// Run it before new work starts, from one process (see [`RecoverOptions::min_age`]).
+    /// A writer is dead when its lease has expired or is gone, judged with the storage's
+    /// clock (see `PROTOCOL.md`). Everything is listed before the leases are, so a file of
+    /// a writer that started meanwhile is never taken for debris. Safe to run from any
+    /// number of processes at once, while other writers run.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] when the storage fails; [`StoreError::LeaseLost`] when this
+    /// writer's own lease expires in the middle (then it stops cleaning).
     pub fn recover(&self, opts: RecoverOptions) -> Result<RecoveryReport> {
         self.block_on(self.recover_async(opts))
     }
 
     async fn recover_async(&self, opts: RecoverOptions) -> Result<RecoveryReport> {
-        let now = SystemTime::now();
-        let old = |t: SystemTime| now.duration_since(t).unwrap_or_default() >= opts.min_age;
+        let session = self.current_session();
         let mut report = RecoveryReport::default();
-
-        for f in self.list(&[TXN]).await? {
-            if !old(f.last_modified) {
-                continue;
-            }
-            let Some(data) = self.get(&f.path).await? else {
-                continue;
-            };
-            let intent: UncommitIntent = serde_json::from_slice(&data)?;
-            self.apply_uncommit(&intent).await?;
-            self.delete(&f.path).await?;
-            report.intents_replayed += 1;
-        }
-
+        // 1. What is there, listed before the leases.
+        let intents = self.list(&[TXN]).await?;
         let committed: HashSet<String> = self
             .list(&[Table::Tasks.name()])
             .await?
             .iter()
             .filter_map(|f| Store::batch_of(&f.path))
             .collect();
+        let mut data = Vec::new();
         for table in Table::DATA {
-            for f in self.list(&[table.name()]).await? {
-                let orphan = match Store::batch_of(&f.path) {
-                    Some(b) => !committed.contains(&b),
-                    // Not a table file at all: never ours to keep in a table folder.
-                    None => true,
-                };
-                if orphan && old(f.last_modified) {
-                    self.delete(&f.path).await?;
-                    report.orphan_files_deleted.push(f.path.to_string());
+            data.extend(self.list(&[table.name()]).await?);
+        }
+        let staging = self.staging_entries();
+        let probe = self.staging_owner();
+        let live = self.liveness(&probe).await?;
+        let now = live.now;
+        let old = |t: SystemTime| now.duration_since(t).unwrap_or_default() >= opts.min_age;
+        let dead = |owner: &str| !live.is_live(owner) && owner != probe;
+
+        // 2. Uncommits of dead writers, under the uncommit lock.
+        let mut replay = Vec::new();
+        for f in intents {
+            let Some(bytes) = self.get(&f.path).await? else {
+                continue;
+            };
+            let intent: UncommitIntent = serde_json::from_slice(&bytes)?;
+            match &intent.owner {
+                Some(o) if !dead(o) => report.spared_live += 1,
+                _ if old(f.last_modified) => replay.push((f.path, intent)),
+                _ => {}
+            }
+        }
+        if !replay.is_empty() {
+            let guard = match &session {
+                Some(s) => Some(self.lock(s, UNCOMMIT_LOCK).await?),
+                None => None,
+            };
+            for (path, intent) in replay {
+                if self.get(&path).await?.is_none() {
+                    continue; // replayed by another process meanwhile
                 }
+                self.apply_uncommit(&intent).await?;
+                self.delete(&path).await?;
+                report.intents_replayed += 1;
+            }
+            if let (Some(s), Some(g)) = (&session, guard) {
+                self.unlock(s, g).await?;
+            }
+        }
+
+        // 3. Orphan data files of dead writers; anything else in a table folder.
+        for f in data {
+            let orphan = match Store::batch_of(&f.path) {
+                Some(b) if committed.contains(&b) => false,
+                Some(b) if !dead(batch_owner(&b)) => {
+                    report.spared_live += 1;
+                    false
+                }
+                Some(_) => true,
+                // Not a table file at all: never ours to keep in a table folder.
+                None => true,
+            };
+            if orphan && old(f.last_modified) {
+                if let Some(s) = &session {
+                    s.check()?;
+                }
+                self.delete(&f.path).await?;
+                report.orphan_files_deleted.push(f.path.to_string());
             }
         }
         report.orphan_files_deleted.sort();
 
-        if let Some(dir) = &self.inner.local {
-            // object_store hides its own half-written files (`name#1`) from listings, so
-            // clear the staging folder directly.
-            let staging = dir.join(STAGING);
-            if let Ok(entries) = std::fs::read_dir(&staging) {
-                for e in entries.flatten() {
-                    let modified = e.metadata().and_then(|m| m.modified()).unwrap_or(now);
-                    if old(modified) && std::fs::remove_file(e.path()).is_ok() {
-                        report.staging_files_deleted += 1;
-                    }
+        // 4. Staging files of dead writers (local roots).
+        for (owner, path, modified) in staging {
+            let age = now.duration_since(modified).unwrap_or_default();
+            let gone = match &owner {
+                Some(o) if o.starts_with("nolease-") => age >= ANON_STAGING_AGE,
+                Some(o) => dead(o),
+                None => true,
+            };
+            if gone && old(modified) && std::fs::remove_file(&path).is_ok() {
+                report.staging_files_deleted += 1;
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_dir(dir); // when it was the last one
                 }
+            } else if !gone {
+                report.spared_live += 1;
             }
         }
 
+        // 5. Tasks committed twice: keep one copy; remove only dead writers' copies.
         let ledger = self.ledger_async().await?;
         if !ledger.duplicates.is_empty() {
+            let guard = match &session {
+                Some(s) => Some(self.lock(s, UNCOMMIT_LOCK).await?),
+                None => None,
+            };
+            let ledger = self.ledger_async().await?;
             let mut intent = UncommitIntent {
                 batches: BTreeMap::new(),
+                owner: self.lease_id(),
             };
             for (task_id, batches) in &ledger.duplicates {
                 let keep = self.preferred_copy(task_id, batches).await?;
+                let mut removed = false;
                 for b in batches.iter().filter(|b| **b != keep) {
-                    intent
-                        .batches
-                        .entry(b.clone())
-                        .or_default()
-                        .push(task_id.clone());
+                    if dead(batch_owner(b)) {
+                        intent
+                            .batches
+                            .entry(b.clone())
+                            .or_default()
+                            .push(task_id.clone());
+                        removed = true;
+                    }
                 }
-                report.duplicates_resolved += 1;
+                report.duplicates_resolved += usize::from(removed);
             }
             self.run_uncommit(intent).await?;
+            if let (Some(s), Some(g)) = (&session, guard) {
+                self.unlock(s, g).await?;
+            }
         }
+
+        // 6. Expired leases, now that their leftovers are gone, and their clock probes.
+        for l in live.leases.values().filter(|l| l.expired) {
+            self.delete_coord(&self.path(&[CLOCK, &l.lease_id])).await?;
+            self.delete_coord(&self.lease_path(&l.lease_id)).await?;
+            report.leases_expired.push(l.lease_id.clone());
+        }
+        report.leases_expired.sort();
         Ok(report)
+    }
+
+    /// Files under the local staging folder: (owner lease id, when the file is in an
+    /// owner's folder; path; modification time). object_store hides its own half-written
+    /// files (`name#1`) from listings, so the folder is read directly.
+    fn staging_entries(&self) -> Vec<(Option<String>, std::path::PathBuf, SystemTime)> {
+        let Some(dir) = &self.inner.local else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let modified = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        };
+        for e in std::fs::read_dir(dir.join(STAGING))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = e.path();
+            if p.is_dir() {
+                let owner = e.file_name().to_string_lossy().to_string();
+                for f in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                    let fp = f.path();
+                    let t = modified(&fp);
+                    out.push((Some(owner.clone()), fp, t));
+                }
+            } else {
+                let t = modified(&p);
+                out.push((None, p, t));
+            }
+        }
+        out
     }
 
     /// Of the batches holding a task, the one to keep: a done row over a failed one, then
@@ -169,20 +297,44 @@ impl Store {
 
     /// Uncommits tasks: removes their rows from every table, so that they count as never run
     /// and the next run runs them again. Used for `--retry-failed` (on the failed ids) and
-    /// for re-running chosen tasks. Unknown ids are ignored. Returns how many were committed.
+    /// for re-running chosen tasks. Unknown ids are ignored. Returns how many were
+    /// uncommitted.
     ///
     /// Crash-safe: the intent is saved first, the tasks rows go before the data rows, and
-    /// [`Store::recover`] finishes an interrupted uncommit. Only one process should
-    /// uncommit at a time (two rewriting the same batch file would race).
+    /// [`Store::recover`] finishes an interrupted uncommit. With a writer session, one
+    /// uncommit runs at a time on the root (the `_locks/uncommit` lock), and tasks in
+    /// batches of live writers are left alone (a live writer may still rewrite its batch
+    /// when a commit is retried); they are retried another time.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`], [`StoreError::LeaseLost`].
     pub fn uncommit(&self, task_ids: &[String]) -> Result<usize> {
         self.block_on(async {
+            let session = self.current_session();
+            let guard = match &session {
+                Some(s) => Some(self.lock(s, UNCOMMIT_LOCK).await?),
+                None => None,
+            };
             let ledger = self.ledger_async().await?;
+            let live = match &session {
+                Some(s) => Some(self.liveness(&s.info.lease_id).await?),
+                None => None,
+            };
+            let me = self.lease_id();
             let mut intent = UncommitIntent {
                 batches: BTreeMap::new(),
+                owner: me.clone(),
             };
-            let mut n = 0;
+            let (mut n, mut busy) = (0, 0);
             for id in task_ids.iter().collect::<BTreeSet<_>>() {
                 if let Some(c) = ledger.get(id) {
+                    let owner = batch_owner(&c.batch_id);
+                    if live.as_ref().is_some_and(|l| l.is_live(owner))
+                        && me.as_deref() != Some(owner)
+                    {
+                        busy += 1;
+                        continue;
+                    }
                     intent
                         .batches
                         .entry(c.batch_id.clone())
@@ -191,7 +343,15 @@ impl Store {
                     n += 1;
                 }
             }
+            if busy > 0 {
+                tracing::info!(
+                    "{busy} task(s) left committed: a live writer committed them just now"
+                );
+            }
             self.run_uncommit(intent).await?;
+            if let (Some(s), Some(g)) = (&session, guard) {
+                self.unlock(s, g).await?;
+            }
             Ok(n)
         })
     }
@@ -214,7 +374,11 @@ impl Store {
     /// Removes the intent's rows, batch by batch: tasks file first (from then on the tasks
     /// are uncommitted), then the data files. Idempotent, so recovery can replay it.
     async fn apply_uncommit(&self, intent: &UncommitIntent) -> Result<()> {
+        let session = self.current_session();
         for (batch_id, ids) in &intent.batches {
+            if let Some(s) = &session {
+                s.check()?;
+            }
             let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
             self.remove_rows(Table::Tasks, batch_id, &ids).await?;
             self.check_fault(FaultPoint::AfterUncommitTasksFile)?;

@@ -116,6 +116,10 @@ impl StoreOptions {
 /// An opened root: the object store and the prefix inside it every path starts with.
 pub(crate) struct Opened {
     pub store: Arc<dyn ObjectStore>,
+    /// The same root for the small coordination objects (leases, claims, locks): on local
+    /// disk without fsync (they matter only while their writers live, see PROTOCOL.md) and
+    /// removing folders left empty (a claim folder per task); on S3 the same client.
+    pub coord: Arc<dyn ObjectStore>,
     pub prefix: Path,
     /// The local folder, canonicalised, for a local root.
     pub local: Option<PathBuf>,
@@ -131,8 +135,10 @@ pub(crate) fn open(root: &OutputRoot, opts: &StoreOptions) -> Result<Opened> {
             // fsync: a commit that returned survives a crash of the machine, not only of
             // the process.
             let fs = LocalFileSystem::new_with_prefix(&dir)?.with_fsync(true);
+            let coord = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
             Ok(Opened {
                 store: Arc::new(fs),
+                coord: Arc::new(coord),
                 prefix: Path::default(),
                 local: Some(dir),
             })
@@ -143,8 +149,10 @@ pub(crate) fn open(root: &OutputRoot, opts: &StoreOptions) -> Result<Opened> {
             let s3 = b
                 .build()
                 .map_err(|e| StoreError::root(root.display(), e.to_string()))?;
+            let s3: Arc<dyn ObjectStore> = Arc::new(s3);
             Ok(Opened {
-                store: Arc::new(s3),
+                coord: s3.clone(),
+                store: s3,
                 prefix: Path::from(prefix.as_str()),
                 local: None,
             })

@@ -4,6 +4,7 @@
 //! tokio runtime and runs object_store's futures on it. Do not call it from inside another
 //! tokio runtime (tokio forbids blocking there).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -18,8 +19,10 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Result, StoreError};
+use crate::lease::WriterInfo;
 use crate::root::{self, OutputRoot, StoreOptions};
 use crate::schema::Table;
+use crate::session::Session;
 use crate::writer::FaultPoint;
 
 /// Folder (outside every table folder) of local temporary files before their rename.
@@ -43,10 +46,18 @@ pub struct Store {
 pub(crate) struct Inner {
     pub root: OutputRoot,
     pub store: Arc<dyn ObjectStore>,
+    /// Leases, claims, locks and clock probes (see `root::Opened::coord`).
+    pub coord: Arc<dyn ObjectStore>,
     pub prefix: Path,
     pub local: Option<std::path::PathBuf>,
     pub rt: tokio::runtime::Runtime,
     pub fault: Mutex<Option<FaultPoint>>,
+    /// This process's writer session, once started.
+    pub session: Mutex<Option<Arc<Session>>>,
+    /// Lease contents read so far (they do not change; only their timestamps do).
+    pub lease_cache: Mutex<HashMap<String, WriterInfo>>,
+    /// Owner of staging files written outside a session (`nolease-<random>`).
+    pub anon: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -82,10 +93,17 @@ impl Store {
             inner: Arc::new(Inner {
                 root: root.clone(),
                 store: opened.store,
+                coord: opened.coord,
                 prefix: opened.prefix,
                 local: opened.local,
                 rt,
                 fault: Mutex::new(None),
+                session: Mutex::new(None),
+                lease_cache: Mutex::default(),
+                anon: format!(
+                    "nolease-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                ),
             }),
         })
     }
@@ -148,6 +166,65 @@ impl Store {
             .collect())
     }
 
+    /// Like [`Store::list`], for the coordination objects (leases, claims, locks).
+    pub(crate) async fn list_coord(&self, parts: &[&str]) -> Result<Vec<FileInfo>> {
+        let dir = self.path(parts);
+        let metas: Vec<ObjectMeta> = self.inner.coord.list(Some(&dir)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .map(|m| FileInfo {
+                path: m.location,
+                last_modified: m.last_modified.into(),
+            })
+            .collect())
+    }
+
+    pub(crate) async fn get_coord(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.inner.coord.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn delete_coord(&self, path: &Path) -> Result<()> {
+        match self.inner.coord.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes many coordination objects (S3: bulk deletes of up to 1000 keys; local: 32 at
+    /// a time).
+    pub(crate) async fn delete_many_coord(&self, paths: Vec<Path>) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        if self.inner.local.is_some() {
+            futures::stream::iter(paths)
+                .map(|p| async move { self.delete_coord(&p).await })
+                .buffer_unordered(32)
+                .try_collect::<Vec<()>>()
+                .await?;
+            return Ok(());
+        }
+        let stream = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let results: Vec<_> = self.inner.coord.delete_stream(stream).collect().await;
+        for r in results {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Who owns the staging files this store writes now: the session's lease, or a name
+    /// with no lease (files recovery may delete once they are older than a lease).
+    pub(crate) fn staging_owner(&self) -> String {
+        self.lease_id().unwrap_or_else(|| self.inner.anon.clone())
+    }
+
     pub(crate) async fn get(&self, path: &Path) -> Result<Option<Bytes>> {
         match self.inner.store.get(path).await {
             Ok(r) => Ok(Some(r.bytes().await?)),
@@ -165,13 +242,15 @@ impl Store {
     }
 
     /// Makes `data` appear at `path` atomically: readers see the old object (or none) or the
-    /// whole new one. Local: write under `_staging/` (outside the table folders) then rename.
-    /// S3: one PUT, or a multipart upload, which becomes visible only when completed.
+    /// whole new one. Local: write under `_staging/<owner>/` (outside the table folders,
+    /// named after the writer's lease so recovery knows whose it is) then rename. S3: one
+    /// PUT, or a multipart upload, which becomes visible only when completed.
     pub(crate) async fn put_atomic(&self, path: &Path, data: Vec<u8>) -> Result<()> {
         let store = &self.inner.store;
         if self.inner.local.is_some() {
             let tmp = self.path(&[
                 STAGING,
+                &self.staging_owner(),
                 &format!(
                     "{}-{}",
                     uuid::Uuid::new_v4().simple(),

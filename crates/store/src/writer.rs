@@ -63,6 +63,9 @@ pub struct BatchReport {
     pub tasks: usize,
     /// Bytes written over all five files.
     pub bytes: usize,
+    /// Results dropped instead of committed: their claim is no longer this writer's (a
+    /// writer that judged this one dead took the task over) or they were never claimed.
+    pub refused: Vec<String>,
 }
 
 /// Totals of a writer's life.
@@ -71,6 +74,8 @@ pub struct WriterStats {
     pub batches: usize,
     pub tasks: usize,
     pub bytes: usize,
+    /// Results refused at commit (see [`BatchReport::refused`]).
+    pub refused: usize,
 }
 
 /// Buffers [`TaskResult`]s and commits them in batches. One writer per worker thread (or one
@@ -96,6 +101,16 @@ pub struct Writer {
 impl Store {
     /// A writer committing into this root. Results for tasks in `ledger` are refused, so a
     /// task cannot be committed twice; pass the ledger read after [`Store::prepare`].
+    ///
+    /// With a writer session ([`Store::start_session`]), which every run with other
+    /// writers on the root needs: batch ids start with the session's lease id, only tasks
+    /// this writer has claimed ([`Store::claim`]) and still holds are committed (the others
+    /// are dropped and reported in [`BatchReport::refused`]), and nothing is committed once
+    /// the lease could have expired. Without one, the writer assumes it is alone.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a run id or writer tag with other characters than
+    /// letters, digits, '-', '_' and '.'.
     pub fn writer(&self, opts: WriterOptions, ledger: &Ledger) -> Result<Writer> {
         for (what, s) in [("run id", &opts.run_id), ("writer tag", &opts.writer_tag)] {
             if s.is_empty()
@@ -185,34 +200,113 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let (batch_id, n) = match self.retry.take() {
+        let session = self.store.current_session();
+        let (batch_id, mut n) = match self.retry.take() {
             Some(r) => r,
             None => {
                 self.seq += 1;
-                let id = format!(
-                    "{}-{}-{}-{:05}",
-                    self.opts.run_id, self.opts.writer_tag, self.nonce, self.seq
-                );
+                let id = match &session {
+                    Some(s) => format!("{}-{:05}", s.info.lease_id, self.seq),
+                    None => format!(
+                        "{}-{}-{}-{:05}",
+                        self.opts.run_id, self.opts.writer_tag, self.nonce, self.seq
+                    ),
+                };
                 (id, self.buf.len())
             }
         };
+        let mut refused = Vec::new();
+        if let Some(s) = &session {
+            if let Err(e) = s.check() {
+                self.retry = Some((batch_id, n));
+                return Err(e);
+            }
+            let ids: Vec<String> = self.buf[..n]
+                .iter()
+                .map(|r| r.task.task_id.clone())
+                .collect();
+            let store = self.store.clone();
+            refused = match store.block_on(store.lost_claims(s, &ids)) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.retry = Some((batch_id, n));
+                    return Err(e);
+                }
+            };
+            if !refused.is_empty() {
+                s.forget(&refused);
+                tracing::warn!(
+                    "{} result(s) not committed: their claim is no longer this writer's ({})",
+                    refused.len(),
+                    refused.join(", ")
+                );
+                let gone: HashSet<&String> = refused.iter().collect();
+                let mut kept = Vec::with_capacity(self.buf.len());
+                for (i, r) in self.buf.drain(..).enumerate() {
+                    if i < n && gone.contains(&r.task.task_id) {
+                        self.buf_ids.remove(&r.task.task_id);
+                        self.buf_bytes = self.buf_bytes.saturating_sub(r.approx_bytes());
+                    } else {
+                        kept.push(r);
+                    }
+                }
+                self.buf = kept;
+                n -= refused.len();
+                self.stats.refused += refused.len();
+            }
+            let ids: Vec<String> = self.buf[..n]
+                .iter()
+                .map(|r| r.task.task_id.clone())
+                .collect();
+            s.mark(&ids, crate::session::HeldState::Flushing);
+        }
+        if n == 0 {
+            self.oldest = (!self.buf.is_empty()).then(Instant::now);
+            return Ok(Some(BatchReport {
+                batch_id,
+                tasks: 0,
+                bytes: 0,
+                refused,
+            }));
+        }
         for r in &mut self.buf[..n] {
             r.task.run_id = self.opts.run_id.clone();
             r.task.batch_id = batch_id.clone();
         }
         let files = encode_batch(&self.buf[..n])?;
         let store = self.store.clone();
-        let bytes = match store.block_on(commit(&store, &batch_id, files)) {
+        let bytes = match store.block_on(commit(&store, &batch_id, files, session.as_deref())) {
             Ok(b) => b,
             Err(e) => {
                 self.retry = Some((batch_id, n));
                 return Err(e);
             }
         };
+        let mut ids = Vec::with_capacity(n);
         for r in self.buf.drain(..n) {
             self.buf_ids.remove(&r.task.task_id);
             self.buf_bytes = self.buf_bytes.saturating_sub(r.approx_bytes());
-            self.committed.insert(r.task.task_id, batch_id.clone());
+            self.committed
+                .insert(r.task.task_id.clone(), batch_id.clone());
+            ids.push((r.task.task_id, r.task.status));
+        }
+        if let Some(s) = &session {
+            let names: Vec<String> = ids.iter().map(|(t, _)| t.clone()).collect();
+            s.mark(&names, crate::session::HeldState::Committed);
+            let mut view = s.view.lock().unwrap();
+            for (t, status) in ids {
+                view.ledger.insert(
+                    t,
+                    batch_id.clone(),
+                    crate::ledger::Committed {
+                        status,
+                        batch_id: batch_id.clone(),
+                        run_id: self.opts.run_id.clone(),
+                    },
+                );
+            }
+            view.files
+                .insert(store.table_file(Table::Tasks, &batch_id).to_string());
         }
         self.oldest = (!self.buf.is_empty()).then(Instant::now);
         self.stats.batches += 1;
@@ -222,6 +316,7 @@ impl Writer {
             batch_id,
             tasks: n,
             bytes,
+            refused,
         }))
     }
 
@@ -254,17 +349,33 @@ fn encode_batch(buf: &[TaskResult]) -> Result<Vec<(Table, Vec<u8>)>> {
 }
 
 /// Writes the data files, then the tasks file: the commit point. A failure (or a kill)
-/// before the tasks file leaves orphan data files, which the next recovery deletes.
-async fn commit(store: &Store, batch_id: &str, files: Vec<(Table, Vec<u8>)>) -> Result<usize> {
+/// before the tasks file leaves orphan data files, which the next recovery deletes. With a
+/// session, the tasks file is written only while the lease is valid, and must land before
+/// the lease's commit window closes (see `PROTOCOL.md`, "Leases").
+async fn commit(
+    store: &Store,
+    batch_id: &str,
+    files: Vec<(Table, Vec<u8>)>,
+    session: Option<&crate::session::Session>,
+) -> Result<usize> {
     let mut bytes = 0;
     for (i, (table, data)) in files.into_iter().enumerate() {
+        let path = store.table_file(table, batch_id);
+        bytes += data.len();
         if table == Table::Tasks {
             store.check_fault(FaultPoint::AfterDataFiles)?;
+            if let Some(s) = session {
+                let remaining = s.check()?;
+                crate::lease::within(
+                    remaining,
+                    "committing a batch",
+                    store.put_atomic(&path, data),
+                )
+                .await?;
+                continue;
+            }
         }
-        bytes += data.len();
-        store
-            .put_atomic(&store.table_file(table, batch_id), data)
-            .await?;
+        store.put_atomic(&path, data).await?;
         if i == 0 {
             store.check_fault(FaultPoint::AfterFirstDataFile)?;
         }

@@ -321,3 +321,120 @@ pub fn check_tables(root: &str, args: &[&str], env: &[(&str, String)]) -> String
     );
     text
 }
+
+/// One writer of the many-writer tests, as the engine runs one, in small: a session, a
+/// recovery, then claim tasks in groups, "run" the claimed ones (a sleep), commit, and
+/// wait for tasks other live writers hold until each is committed (taking over those of
+/// writers that die). Tasks are `sample_result(0..tasks)`.
+#[derive(Debug, Clone)]
+pub struct ClaimingWriter {
+    pub tasks: usize,
+    /// Tasks claimed per request round.
+    pub group: usize,
+    /// Tasks per committed batch.
+    pub batch: usize,
+    pub tag: String,
+    pub lease: Duration,
+    pub task_ms: u64,
+}
+
+impl ClaimingWriter {
+    /// As one environment value: `tasks,group,batch,tag,lease_ms,task_ms`.
+    pub fn encode(&self) -> String {
+        format!(
+            "{},{},{},{},{},{}",
+            self.tasks,
+            self.group,
+            self.batch,
+            self.tag,
+            self.lease.as_millis(),
+            self.task_ms
+        )
+    }
+
+    pub fn decode(s: &str) -> ClaimingWriter {
+        let p: Vec<&str> = s.split(',').collect();
+        ClaimingWriter {
+            tasks: p[0].parse().unwrap(),
+            group: p[1].parse().unwrap(),
+            batch: p[2].parse().unwrap(),
+            tag: p[3].to_string(),
+            lease: Duration::from_millis(p[4].parse().unwrap()),
+            task_ms: p[5].parse().unwrap(),
+        }
+    }
+
+    /// Runs the writer to the end; returns how many tasks it committed.
+    pub fn run(&self, store: &Store) -> usize {
+        store
+            .start_session(
+                WriterIdentity {
+                    run_id: new_run_id(),
+                    tag: self.tag.clone(),
+                    role: "test".into(),
+                },
+                LeaseOptions::with_length(self.lease),
+            )
+            .unwrap();
+        let prepared = store.prepare(PrepareOptions::default()).unwrap();
+        let mut o = WriterOptions::new("claiming");
+        o.max_tasks = self.batch;
+        let mut w = store.writer(o, &prepared.ledger).unwrap();
+        let id = |i: usize| format!("task-{i:05}");
+        let todo: Vec<usize> = (0..self.tasks)
+            .filter(|i| !prepared.ledger.is_committed(&id(*i)))
+            .collect();
+        let mut held = Vec::new();
+        let run = |i: usize, w: &mut Writer| {
+            std::thread::sleep(Duration::from_millis(self.task_ms));
+            w.push(sample_result(i)).unwrap();
+        };
+        for group in todo.chunks(self.group.max(1)) {
+            let ids: Vec<String> = group.iter().map(|i| id(*i)).collect();
+            for (i, c) in group.iter().zip(store.claim(&ids).unwrap()) {
+                match c {
+                    Claim::Ours => run(*i, &mut w),
+                    Claim::Held { .. } => held.push(*i),
+                    Claim::Committed => {}
+                }
+            }
+        }
+        // Commit what is done before waiting for others (they may wait for it too).
+        w.flush().unwrap();
+        while !held.is_empty() {
+            // As the engine does: look again a few times per lease, not in a busy loop.
+            std::thread::sleep((self.lease / 20).max(Duration::from_millis(50)));
+            store.refresh_ledger().unwrap();
+            held.retain(|i| !store.known_committed(&id(*i)));
+            let ids: Vec<String> = held.iter().map(|i| id(*i)).collect();
+            let mut still = Vec::new();
+            for (i, c) in held.iter().zip(store.claim(&ids).unwrap()) {
+                match c {
+                    Claim::Ours => run(*i, &mut w),
+                    Claim::Held { .. } => still.push(*i),
+                    Claim::Committed => {}
+                }
+            }
+            held = still;
+            w.flush().unwrap();
+        }
+        let stats = w.finish().unwrap();
+        store.finish_session().unwrap();
+        stats.tasks
+    }
+}
+
+/// Checks the dataset: every task once in `tasks`, every data row's task committed, every
+/// committed task with all its rows (`sample_result` rows). Returns the committed ids.
+pub fn assert_each_task_once(store: &Store) -> Vec<String> {
+    let d = store.read_dataset().unwrap();
+    let mut ids: Vec<String> = d.tasks.iter().map(|t| t.task_id.clone()).collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a task is in `tasks` twice");
+    assert_eq!(d.losses.len(), 5 * n, "losses rows");
+    assert_eq!(d.scores.len(), n, "scores rows");
+    assert_eq!(d.images.len(), 2 * n, "images rows");
+    ids
+}

@@ -1,0 +1,241 @@
+//! Claiming tasks before running them, so that any number of writers can share one output
+//! root (array shards, a sweep submitted twice, runs of different specs): a [`TaskSource`]
+//! that claims the tasks of another source in small groups and hands out only the ones this
+//! writer got, then waits for the tasks other live writers hold until each is committed,
+//! taking over those whose writer dies. See `crates/store/PROTOCOL.md`, "Claims" and
+//! "Waiting for other writers".
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use synthsweep_store::{Claim, Store, StoreError};
+
+use crate::source::{Assignment, TaskEnd, TaskSource};
+
+/// How often a waiting writer looks again at tasks other writers hold, at most and at least.
+const POLL_MIN: Duration = Duration::from_millis(200);
+const POLL_MAX: Duration = Duration::from_secs(5);
+/// How often the waiting writer says who holds what.
+const SAY_EVERY: Duration = Duration::from_secs(30);
+/// Claim groups grow (doubling, up to this) while a group's tasks are all handed out within
+/// [`QUICK`], and shrink back when they take longer: quick tasks cost few claim rounds, and
+/// long ones are not held ahead of other writers that could run them.
+const GROUP_MAX: usize = 256;
+const QUICK: Duration = Duration::from_secs(2);
+
+/// Hands out the tasks of `inner` that this writer claimed (see the module docs). The store
+/// must have a writer session (`Store::start_session`). A storage failure or a lost lease
+/// ends the stream; [`ClaimingSource::error`] returns it.
+pub struct ClaimingSource<'a> {
+    inner: &'a dyn TaskSource,
+    store: &'a Store,
+    cancel: &'a AtomicBool,
+    /// The smallest claim group.
+    group: usize,
+    poll: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Claimed, not handed out yet.
+    ready: VecDeque<Assignment>,
+    /// Held by other live writers: asked for again until committed.
+    held: Vec<(Assignment, String)>,
+    inner_done: bool,
+    error: Option<StoreError>,
+    said: Option<Instant>,
+    /// Tasks another writer committed while this one waited for them.
+    by_others: u64,
+    /// The current claim group size and when the last group was claimed.
+    group: usize,
+    claimed_at: Option<Instant>,
+}
+
+impl<'a> ClaimingSource<'a> {
+    /// Claims at least `group` tasks of `inner` per request round (more while tasks are
+    /// quick, see [`GROUP_MAX`]); waiting writers look
+    /// again every `poll` (clamped to 0.2-5 s; half the lease's renewal period is a good
+    /// choice: `LeaseOptions::renew_every / 2`).
+    pub fn new(
+        inner: &'a dyn TaskSource,
+        store: &'a Store,
+        cancel: &'a AtomicBool,
+        group: usize,
+        poll: Duration,
+    ) -> Self {
+        ClaimingSource {
+            inner,
+            store,
+            cancel,
+            group: group.max(1),
+            poll: poll.clamp(POLL_MIN, POLL_MAX),
+            state: Mutex::new(State {
+                group: group.max(1),
+                ..State::default()
+            }),
+        }
+    }
+
+    /// The storage failure or lost lease that ended the stream, if any.
+    pub fn error(&self) -> Option<StoreError> {
+        self.state.lock().expect("claims lock").error.take()
+    }
+
+    /// Tasks this run waited for and another writer committed.
+    pub fn committed_by_others(&self) -> u64 {
+        self.state.lock().expect("claims lock").by_others
+    }
+
+    /// Claims the next group of the inner source's tasks.
+    fn claim_more(&self, slot: usize, s: &mut State) -> Result<(), StoreError> {
+        s.group = match s.claimed_at {
+            Some(t) if t.elapsed() < QUICK => (s.group * 2).min(GROUP_MAX.max(self.group)),
+            Some(_) => (s.group / 2).max(self.group),
+            None => s.group,
+        };
+        s.claimed_at = Some(Instant::now());
+        // A remote source answers one task per request; a local one as many as asked.
+        let group = self.inner.next(slot, s.group);
+        if group.is_empty() {
+            s.inner_done = true;
+            return Ok(());
+        }
+        let ids: Vec<String> = group.iter().map(|a| a.task.id().to_string()).collect();
+        let claims = match self.store.claim(&ids) {
+            Ok(c) => c,
+            Err(e) => {
+                for a in &group {
+                    self.inner.finished(slot, a, TaskEnd::Abandoned);
+                }
+                return Err(e);
+            }
+        };
+        for (a, c) in group.into_iter().zip(claims) {
+            match c {
+                Claim::Ours => s.ready.push_back(a),
+                Claim::Held { by } => s.held.push((a, by)),
+                // Committed by a dead writer before it died: not run here.
+                Claim::Committed => self.inner.finished(slot, &a, TaskEnd::Abandoned),
+            }
+        }
+        Ok(())
+    }
+
+    /// One look at the held tasks: drops those committed meanwhile, takes those whose
+    /// writer died (or that were given back).
+    fn look_again(&self, slot: usize, s: &mut State) -> Result<(), StoreError> {
+        self.store.refresh_ledger()?;
+        let mut still = Vec::new();
+        for (a, by) in std::mem::take(&mut s.held) {
+            if self.store.known_committed(a.task.id()) {
+                s.by_others += 1;
+                self.inner.finished(slot, &a, TaskEnd::Abandoned);
+            } else {
+                still.push((a, by));
+            }
+        }
+        s.held = still;
+        if s.held.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = s
+            .held
+            .iter()
+            .map(|(a, _)| a.task.id().to_string())
+            .collect();
+        let claims = self.store.claim(&ids)?;
+        let mut still = Vec::new();
+        for ((a, _), c) in std::mem::take(&mut s.held).into_iter().zip(claims) {
+            match c {
+                Claim::Ours => s.ready.push_back(a),
+                Claim::Held { by } => still.push((a, by)),
+                Claim::Committed => {
+                    s.by_others += 1;
+                    self.inner.finished(slot, &a, TaskEnd::Abandoned);
+                }
+            }
+        }
+        s.held = still;
+        Ok(())
+    }
+
+    /// Gives the tasks not run back to the source (the run is stopping).
+    fn give_back(&self, slot: usize, s: &mut State) {
+        for a in s.ready.drain(..) {
+            self.inner.finished(slot, &a, TaskEnd::Abandoned);
+        }
+        for (a, _) in s.held.drain(..) {
+            self.inner.finished(slot, &a, TaskEnd::Abandoned);
+        }
+    }
+
+    fn say_who(&self, s: &mut State) {
+        if s.said.is_some_and(|t| t.elapsed() < SAY_EVERY) {
+            return;
+        }
+        s.said = Some(Instant::now());
+        let mut per: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, by) in &s.held {
+            *per.entry(by.as_str()).or_default() += 1;
+        }
+        let who: Vec<String> = per
+            .iter()
+            .map(|(by, n)| format!("{n} held by writer {by}"))
+            .collect();
+        tracing::info!(
+            "waiting for {} task(s) other live writers claimed: {} (`synthsweep status` shows them)",
+            s.held.len(),
+            who.join(", ")
+        );
+    }
+}
+
+impl TaskSource for ClaimingSource<'_> {
+    /// One claimed task at a time (claims are made in groups ahead of the slots).
+    fn next(&self, slot: usize, _max: usize) -> Vec<Assignment> {
+        let mut s = self.state.lock().expect("claims lock");
+        loop {
+            if s.error.is_some() || self.cancel.load(Ordering::Relaxed) {
+                self.give_back(slot, &mut s);
+                return Vec::new();
+            }
+            if let Some(a) = s.ready.pop_front() {
+                return vec![a];
+            }
+            let step = if !s.inner_done {
+                self.claim_more(slot, &mut s)
+            } else if s.held.is_empty() {
+                return Vec::new();
+            } else {
+                // Only tasks others hold are left: wait (other slots of this process may
+                // still be running theirs; the writer flushes on age meanwhile).
+                self.say_who(&mut s);
+                drop(s);
+                let until = Instant::now() + self.poll;
+                while Instant::now() < until && !self.cancel.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                s = self.state.lock().expect("claims lock");
+                if s.held.is_empty() || self.cancel.load(Ordering::Relaxed) {
+                    continue;
+                }
+                self.look_again(slot, &mut s)
+            };
+            if let Err(e) = step {
+                tracing::error!("claiming tasks: {e}");
+                s.error = Some(e);
+            }
+        }
+    }
+
+    fn finished(&self, slot: usize, task: &Assignment, end: TaskEnd) {
+        self.inner.finished(slot, task, end);
+    }
+
+    fn abort(&self, why: &str) {
+        self.inner.abort(why);
+    }
+}

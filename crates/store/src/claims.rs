@@ -1,0 +1,424 @@
+//! Claims: a writer claims a task before running it, with a create-if-absent object
+//! `_claims/<task_id>/g<generation>`, and takes over the claim of a dead writer by creating
+//! the next generation. The same generation keys make the locks of `_locks/<name>/`. The
+//! argument that at most one live writer holds a task is in `PROTOCOL.md`, "Claims".
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::lease::{within, Liveness};
+use crate::session::{Held, HeldState, Session};
+use crate::store::Store;
+
+/// Folder of the task claims.
+pub(crate) const CLAIMS: &str = "_claims";
+/// Folder of the locks (one folder per lock, generation keys inside).
+pub(crate) const LOCKS: &str = "_locks";
+
+/// Requests in flight at once when claiming or checking many tasks.
+const IN_FLIGHT: usize = 32;
+
+/// What claiming a task gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This writer holds the task now: run it.
+    Ours,
+    /// Another writer, alive, holds it (its lease id): skip it for now, ask again later.
+    Held { by: String },
+    /// Committed already (found when taking over a dead writer's claim): skip it for good.
+    Committed,
+}
+
+/// The content of a generation key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Owner {
+    lease: String,
+    at: String,
+}
+
+/// What acquiring a generation folder gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    Ours { gen: u32, takeover: bool },
+    Held { by: String },
+}
+
+pub(crate) fn gen_name(gen: u32) -> String {
+    format!("g{gen:06}")
+}
+
+fn parse_gen(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix('g')?;
+    (digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// The liveness snapshot of a claiming round, taken once when first needed, and the leases
+/// known to be dead (dead for good: a dead writer never comes back).
+struct Judge<'a> {
+    store: &'a Store,
+    session: &'a Session,
+    snapshot: tokio::sync::OnceCell<Liveness>,
+}
+
+impl Judge<'_> {
+    async fn is_live(&self, lease: &str) -> Result<bool> {
+        if lease == self.session.info.lease_id {
+            return Ok(true);
+        }
+        if self.session.dead.lock().unwrap().contains(lease) {
+            return Ok(false);
+        }
+        let snap = self
+            .snapshot
+            .get_or_try_init(|| self.store.liveness(&self.session.info.lease_id))
+            .await?;
+        let live = snap.is_live(lease);
+        if !live {
+            self.session.dead.lock().unwrap().insert(lease.to_string());
+        }
+        Ok(live)
+    }
+}
+
+impl Store {
+    fn claim_dir(&self, task_id: &str) -> Path {
+        self.path(&[CLAIMS, task_id])
+    }
+
+    /// Creates `dir/g<gen>` if absent, naming `me` as its owner. `Ok(false)`: it exists.
+    async fn create_gen(&self, dir: &Path, gen: u32, me: &str) -> Result<bool> {
+        let owner = Owner {
+            lease: me.to_string(),
+            at: crate::runs::now_rfc3339(),
+        };
+        let path = dir.clone().join(gen_name(gen));
+        let put = self.inner.coord.put_opts(
+            &path,
+            PutPayload::from(serde_json::to_vec(&owner)?),
+            PutOptions::from(PutMode::Create),
+        );
+        match put.await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // A create whose reply was lost and that was sent again finds its own key.
+                Ok(self.owner_of(&path).await?.as_deref() == Some(me))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn owner_of(&self, path: &Path) -> Result<Option<String>> {
+        Ok(self.get_coord(path).await?.map(|data| {
+            serde_json::from_slice::<Owner>(&data)
+                .map(|o| o.lease)
+                .unwrap_or_default()
+        }))
+    }
+
+    /// The generations present under `dir`, highest last.
+    async fn gens(&self, dir: &Path) -> Result<Vec<u32>> {
+        let mut gens: Vec<u32> = self
+            .inner
+            .coord
+            .list(Some(dir))
+            .map_ok(|m| m.location)
+            .try_collect::<Vec<_>>()
+            .await?
+            .iter()
+            .filter_map(|p| p.filename().and_then(parse_gen))
+            .collect();
+        gens.sort_unstable();
+        Ok(gens)
+    }
+
+    /// Acquires `dir` for this session's writer: the highest generation is ours, or its
+    /// owner is alive, or we create the next one over a dead owner's (a takeover). Two
+    /// writers racing for the same generation: create-if-absent lets one win.
+    async fn acquire(&self, dir: &Path, judge: &Judge<'_>, try_first: bool) -> Result<Acquired> {
+        let me = judge.session.info.lease_id.as_str();
+        if try_first && self.create_gen(dir, 0, me).await? {
+            return Ok(Acquired::Ours {
+                gen: 0,
+                takeover: false,
+            });
+        }
+        let mut last = String::new();
+        for _ in 0..8 {
+            let gens = self.gens(dir).await?;
+            let Some(&high) = gens.last() else {
+                if self.create_gen(dir, 0, me).await? {
+                    return Ok(Acquired::Ours {
+                        gen: 0,
+                        takeover: false,
+                    });
+                }
+                continue;
+            };
+            let Some(owner) = self.owner_of(&dir.clone().join(gen_name(high))).await? else {
+                continue; // released meanwhile
+            };
+            if owner == me {
+                return Ok(Acquired::Ours {
+                    gen: high,
+                    takeover: high > 0,
+                });
+            }
+            if judge.is_live(&owner).await? {
+                return Ok(Acquired::Held { by: owner });
+            }
+            if self.create_gen(dir, high + 1, me).await? {
+                return Ok(Acquired::Ours {
+                    gen: high + 1,
+                    takeover: true,
+                });
+            }
+            last = owner;
+        }
+        // Lost every race: someone else got it; ask again later.
+        Ok(Acquired::Held { by: last })
+    }
+
+    /// Claims tasks for this writer before it runs them (see [`Claim`]); one answer per id,
+    /// in order. A task this writer holds already is [`Claim::Ours`] again. Taking over a
+    /// dead writer's claim re-reads the ledger first, since that writer may have committed
+    /// the task before it died.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSession`] without a session, [`StoreError::LeaseLost`] once this
+    /// writer's lease may have expired, [`StoreError::Storage`] when the storage fails.
+    pub fn claim(&self, task_ids: &[String]) -> Result<Vec<Claim>> {
+        let s = self.session("claiming tasks")?;
+        s.check()?;
+        self.block_on(self.claim_async(&s, task_ids))
+    }
+
+    async fn claim_async(&self, s: &Session, task_ids: &[String]) -> Result<Vec<Claim>> {
+        let judge = Judge {
+            store: self,
+            session: s,
+            snapshot: tokio::sync::OnceCell::new(),
+        };
+        let (held, seen): (Vec<Option<Held>>, Vec<Option<String>>) = {
+            let claims = s.claims.lock().unwrap();
+            let seen = s.held_by.lock().unwrap();
+            task_ids
+                .iter()
+                .map(|t| (claims.get(t).copied(), seen.get(t).cloned()))
+                .unzip()
+        };
+        let acquired: Vec<Acquired> = futures::stream::iter(task_ids.iter().zip(held).zip(seen))
+            .map(|((t, h), seen)| {
+                let judge = &judge;
+                async move {
+                    if let Some(h) = h {
+                        return Ok(Acquired::Ours {
+                            gen: h.gen,
+                            takeover: false,
+                        });
+                    }
+                    // Held by a writer that is still alive: still held (it commits the task
+                    // or, ending, releases it, and then its lease is gone too).
+                    if let Some(by) = seen {
+                        if judge.is_live(&by).await? {
+                            return Ok(Acquired::Held { by });
+                        }
+                    }
+                    self.acquire(&self.claim_dir(t), judge, true).await
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let takeover = acquired
+            .iter()
+            .any(|a| matches!(a, Acquired::Ours { takeover: true, .. }));
+        let committed: HashSet<String> = if takeover {
+            self.refresh_view(s).await?;
+            let view = s.view.lock().unwrap();
+            task_ids
+                .iter()
+                .filter(|t| view.ledger.is_committed(t))
+                .cloned()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        {
+            let mut seen = s.held_by.lock().unwrap();
+            for (t, a) in task_ids.iter().zip(&acquired) {
+                match a {
+                    Acquired::Held { by } if !by.is_empty() => {
+                        seen.insert(t.clone(), by.clone());
+                    }
+                    _ => {
+                        seen.remove(t);
+                    }
+                }
+            }
+        }
+        let mut claims = s.claims.lock().unwrap();
+        Ok(task_ids
+            .iter()
+            .zip(acquired)
+            .map(|(t, a)| match a {
+                Acquired::Ours { gen, .. } => {
+                    let e = claims.entry(t.clone()).or_insert(Held {
+                        gen,
+                        state: HeldState::Claimed,
+                    });
+                    if committed.contains(t) {
+                        // Committed by the dead writer: ours now only to keep others off.
+                        e.state = HeldState::Committed;
+                        Claim::Committed
+                    } else {
+                        Claim::Ours
+                    }
+                }
+                Acquired::Held { by } => Claim::Held { by },
+            })
+            .collect())
+    }
+
+    /// Of these tasks, those this writer does not hold any more (or never held): their
+    /// claim has a next generation, created by a writer that judged this one dead. The
+    /// commit path drops them.
+    pub(crate) async fn lost_claims(
+        &self,
+        s: &Session,
+        task_ids: &[String],
+    ) -> Result<Vec<String>> {
+        let gens: Vec<Option<u32>> = {
+            let claims = s.claims.lock().unwrap();
+            task_ids
+                .iter()
+                .map(|t| claims.get(t).map(|h| h.gen))
+                .collect()
+        };
+        let lost: Vec<Option<String>> = futures::stream::iter(task_ids.iter().zip(gens))
+            .map(|(t, g)| async move {
+                let Some(g) = g else {
+                    return Ok(Some(t.clone()));
+                };
+                let next = self.claim_dir(t).join(gen_name(g + 1));
+                match self.inner.coord.head(&next).await {
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Ok(_) => Ok(Some(t.clone())),
+                    Err(e) => Err(StoreError::from(e)),
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(lost.into_iter().flatten().collect())
+    }
+
+    /// Gives back claims this writer holds but will not run (a stop before their turn), so
+    /// others can take them at once instead of after the lease expires. Only tasks that
+    /// never went into a commit are released (a commit whose reply was lost may have
+    /// landed), and only while the lease is valid. Returns how many were released.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] (nothing released), [`StoreError::Storage`].
+    pub fn release(&self, task_ids: &[String]) -> Result<usize> {
+        let s = self.session("releasing claims")?;
+        self.release_with(&s, task_ids)
+    }
+
+    pub(crate) fn release_with(&self, s: &Session, task_ids: &[String]) -> Result<usize> {
+        let remaining = s.check()?;
+        let gens: Vec<(String, u32)> = {
+            let claims = s.claims.lock().unwrap();
+            task_ids
+                .iter()
+                .filter_map(|t| match claims.get(t) {
+                    Some(h) if h.state == HeldState::Claimed => Some((t.clone(), h.gen)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let n = gens.len();
+        let paths: Vec<Path> = gens
+            .iter()
+            .map(|(t, g)| self.claim_dir(t).join(gen_name(*g)))
+            .collect();
+        self.block_on(within(remaining, "releasing claims", async {
+            self.delete_many_coord(paths).await
+        }))?;
+        let mut claims = s.claims.lock().unwrap();
+        for (t, _) in &gens {
+            claims.remove(t);
+        }
+        Ok(n)
+    }
+
+    /// Takes the lock `name` (`_locks/<name>/`), waiting while a live writer holds it (a
+    /// dead holder's lock is taken over after its lease expires).
+    pub(crate) async fn lock(&self, s: &Session, name: &str) -> Result<LockGuard> {
+        let dir = self.path(&[LOCKS, name]);
+        let mut waited = Duration::ZERO;
+        loop {
+            s.check()?;
+            let judge = Judge {
+                store: self,
+                session: s,
+                snapshot: tokio::sync::OnceCell::new(),
+            };
+            match self.acquire(&dir, &judge, true).await? {
+                Acquired::Ours { gen, .. } => {
+                    return Ok(LockGuard {
+                        path: dir.join(gen_name(gen)),
+                    })
+                }
+                Acquired::Held { by } => {
+                    if waited.is_zero() {
+                        tracing::info!("waiting for the {name} lock, held by writer {by}");
+                    }
+                    let step = (s.opts.renew_every / 2).max(Duration::from_millis(100));
+                    tokio::time::sleep(step).await;
+                    waited += step;
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn unlock(&self, s: &Session, guard: LockGuard) -> Result<()> {
+        let remaining = s.check()?;
+        within(
+            remaining,
+            "releasing a lock",
+            self.delete_coord(&guard.path),
+        )
+        .await
+    }
+}
+
+/// A lock held by this writer (release with `Store::unlock`; a writer that dies holding it
+/// leaves it to be taken over once its lease expires).
+#[derive(Debug)]
+pub(crate) struct LockGuard {
+    path: Path,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_names_sort_as_numbers() {
+        assert_eq!(gen_name(0), "g000000");
+        assert_eq!(gen_name(42), "g000042");
+        assert_eq!(parse_gen("g000042"), Some(42));
+        assert_eq!(parse_gen("g000042#1"), None);
+        assert_eq!(parse_gen("g42"), None);
+        assert_eq!(parse_gen("x000001"), None);
+        assert!(gen_name(9) < gen_name(10));
+    }
+}

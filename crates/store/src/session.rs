@@ -1,0 +1,385 @@
+//! This process's writer session: its lease (written first, renewed by a heartbeat
+//! thread, deleted last), the tasks it claimed and what became of them, and the ledger as
+//! it has read it. Every commit, claim and clean-up of the process goes through it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::{Result, StoreError};
+use crate::lease::{within, LeaseClock, LeaseOptions, WriterIdentity, WriterInfo, CLOCK};
+use crate::ledger::Ledger;
+use crate::store::{Store, STAGING};
+
+/// A claim this writer holds, and how far its task got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub gen: u32,
+    pub state: HeldState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeldState {
+    /// Claimed, not in any commit yet: may be released.
+    Claimed,
+    /// In a commit that was attempted: it may have landed, so never released.
+    Flushing,
+    /// Committed.
+    Committed,
+}
+
+/// The ledger as this writer has read it: the tasks files seen and their rows.
+#[derive(Debug, Default)]
+pub(crate) struct LedgerView {
+    pub ledger: Ledger,
+    pub files: HashSet<String>,
+}
+
+/// A writer session (one per process; see [`Store::start_session`]).
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub info: WriterInfo,
+    pub opts: LeaseOptions,
+    pub clock: Mutex<LeaseClock>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    heartbeat: Mutex<Option<JoinHandle<()>>>,
+    pub claims: Mutex<HashMap<String, Held>>,
+    pub view: Mutex<LedgerView>,
+    /// Leases judged dead: dead for good, so never judged again.
+    pub dead: Mutex<HashSet<String>>,
+    /// Who held each task this writer found held by another writer: while that writer
+    /// lives, asking again needs no request on the task's claim.
+    pub held_by: Mutex<HashMap<String, String>>,
+}
+
+impl Session {
+    /// The time left before this writer must stop committing.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] once that time has run out.
+    pub fn check(&self) -> Result<Duration> {
+        self.clock.lock().unwrap().check(&self.info.lease_id)
+    }
+
+    /// Forgets claims that are no longer this writer's (taken over): they must never be
+    /// released, since deleting a generation below a newer one would let a first claim
+    /// (generation 0, made without looking) succeed beside the newer holder.
+    pub fn forget(&self, task_ids: &[String]) {
+        let mut claims = self.claims.lock().unwrap();
+        for t in task_ids {
+            claims.remove(t);
+        }
+    }
+
+    /// Marks claimed tasks as being committed (from now on never released).
+    pub fn mark(&self, task_ids: &[String], state: HeldState) {
+        let mut claims = self.claims.lock().unwrap();
+        for t in task_ids {
+            if let Some(h) = claims.get_mut(t) {
+                h.state = state;
+            }
+        }
+    }
+}
+
+/// What ending a session did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionEnd {
+    /// Claims given back (tasks this writer claimed and did not run).
+    pub released: usize,
+    /// Claim objects (all generations) of committed tasks deleted, when no other writer was
+    /// alive.
+    pub claims_cleaned: usize,
+}
+
+fn valid_part(what: &str, s: &str, extra: &str) -> Result<()> {
+    if s.is_empty()
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    {
+        return Err(StoreError::invalid(
+            "tasks",
+            what,
+            format!("{s:?}: use letters, digits or one of {extra:?} only"),
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Starts this process's writer session: writes its lease `_leases/<lease_id>.json`
+    /// and starts the heartbeat thread that renews it. From then on this store's writers
+    /// name their batches after the lease, claims are made in its name, recovery spares
+    /// every writer whose lease is alive, and commits stop once the lease could have
+    /// expired. One session per `Store` (open another `Store` for another writer).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a run id or tag with other characters than letters,
+    /// digits, '-' and '_' (the tag: no '-'); [`StoreError::Config`] when a session is
+    /// already running; [`StoreError::Storage`] when the lease cannot be written.
+    pub fn start_session(&self, who: WriterIdentity, opts: LeaseOptions) -> Result<WriterInfo> {
+        valid_part("run id", &who.run_id, "-_")?;
+        valid_part("writer tag", &who.tag, "_")?;
+        if self.inner.session.lock().unwrap().is_some() {
+            return Err(StoreError::Config(
+                "this store already has a writer session".into(),
+            ));
+        }
+        let nonce = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let info = WriterInfo {
+            lease_id: format!("{}-{}-{nonce}", who.run_id, who.tag),
+            run_id: who.run_id,
+            host: crate::runs::hostname(),
+            pid: std::process::id(),
+            role: who.role,
+            started_at: crate::runs::now_rfc3339(),
+            lease_ms: opts.length.as_millis() as u64,
+        };
+        let sent = Instant::now();
+        self.block_on(within(
+            opts.commit_window(),
+            "writing the writer lease",
+            self.put_lease(&info, true),
+        ))?;
+        let session = Arc::new(Session {
+            clock: Mutex::new(LeaseClock::new(sent, &opts)),
+            info: info.clone(),
+            opts,
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            heartbeat: Mutex::new(None),
+            claims: Mutex::default(),
+            view: Mutex::default(),
+            dead: Mutex::default(),
+            held_by: Mutex::default(),
+        });
+        let (store, s) = (self.clone(), session.clone());
+        let handle = std::thread::Builder::new()
+            .name("synthsweep-lease".into())
+            .spawn(move || heartbeat(&store, &s))?;
+        *session.heartbeat.lock().unwrap() = Some(handle);
+        *self.inner.session.lock().unwrap() = Some(session);
+        tracing::debug!("writer lease {} started", info.lease_id);
+        Ok(info)
+    }
+
+    pub(crate) fn current_session(&self) -> Option<Arc<Session>> {
+        self.inner.session.lock().unwrap().clone()
+    }
+
+    pub(crate) fn session(&self, what: &'static str) -> Result<Arc<Session>> {
+        self.current_session().ok_or(StoreError::NoSession(what))
+    }
+
+    /// This writer's lease id, while a session runs.
+    pub fn lease_id(&self) -> Option<String> {
+        self.current_session().map(|s| s.info.lease_id.clone())
+    }
+
+    /// The time left before this writer must stop committing (`None` without a session).
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] once the lease could have expired.
+    pub fn check_lease(&self) -> Result<Option<Duration>> {
+        self.current_session().map(|s| s.check()).transpose()
+    }
+
+    /// Ends the session: stops the heartbeat, gives back the claims of tasks that never
+    /// went into a commit, deletes the claims of committed tasks when no other writer is
+    /// alive, then the probe, the staging folder and, last, the lease. After a lost lease
+    /// nothing is released (others may have taken the tasks over already). Call it once the
+    /// writers of this store have finished.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`]; the lease then stays and expires by itself.
+    pub fn finish_session(&self) -> Result<SessionEnd> {
+        let Some(s) = self.inner.session.lock().unwrap().take() else {
+            return Ok(SessionEnd::default());
+        };
+        stop_heartbeat(&s);
+        let mut end = SessionEnd::default();
+        if s.check().is_ok() {
+            let unrun: Vec<String> = s
+                .claims
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, h)| h.state == HeldState::Claimed)
+                .map(|(t, _)| t.clone())
+                .collect();
+            end.released = self.release_with(&s, &unrun)?;
+            end.claims_cleaned = self.block_on(self.clean_claims_if_alone(&s))?;
+        }
+        let id = s.info.lease_id.clone();
+        // A commit that failed (a timeout, say) may still land: then the lease must expire
+        // by itself, as after a kill, so that nobody takes those tasks over before the
+        // margin has passed (see PROTOCOL.md, "Leases"). Its staging files stay for the
+        // same reason; recovery removes them with the expired lease.
+        let unsure = s
+            .claims
+            .lock()
+            .unwrap()
+            .values()
+            .any(|h| h.state == HeldState::Flushing);
+        if unsure {
+            tracing::warn!(
+                "writer lease {id} left to expire: a commit of this writer failed and may still land"
+            );
+            return Ok(end);
+        }
+        self.block_on(async {
+            self.delete_coord(&self.path(&[CLOCK, &id])).await?;
+            if let Some(dir) = &self.inner.local {
+                let _ = std::fs::remove_dir_all(dir.join(STAGING).join(&id));
+            }
+            self.delete_coord(&self.lease_path(&id)).await
+        })?;
+        tracing::debug!("writer lease {id} ended");
+        Ok(end)
+    }
+
+    /// Test hook: stops renewing the lease but keeps the session, as when the process is
+    /// stalled (SIGSTOP, swapping): once the commit window has passed, commits and claims
+    /// are refused.
+    #[doc(hidden)]
+    pub fn stall_heartbeat(&self) {
+        if let Some(s) = self.current_session() {
+            stop_heartbeat(&s);
+        }
+    }
+
+    /// Test hook: stops the heartbeat and forgets the session, leaving the lease, claims and
+    /// files as they are, as `kill -9` would. The lease then expires by itself.
+    #[doc(hidden)]
+    pub fn abandon_session(&self) {
+        if let Some(s) = self.inner.session.lock().unwrap().take() {
+            stop_heartbeat(&s);
+        }
+    }
+
+    /// Deletes the claims of committed tasks, but only when no other writer is alive: a
+    /// writer that starts afterwards reads the ledger after writing its lease, so it never
+    /// claims those tasks. The ledger is read before the leases are looked at.
+    async fn clean_claims_if_alone(&self, s: &Session) -> Result<usize> {
+        let ledger = self.ledger_async().await?;
+        let live = self.liveness(&s.info.lease_id).await?;
+        let others = live
+            .leases
+            .values()
+            .filter(|l| !l.expired && l.lease_id != s.info.lease_id)
+            .count();
+        if others > 0 {
+            return Ok(0);
+        }
+        let claims = self.list_coord(&[crate::claims::CLAIMS]).await?;
+        let stale: Vec<_> = claims
+            .into_iter()
+            .filter(|f| {
+                let parts: Vec<_> = f.path.parts().collect();
+                parts.len() >= 2 && ledger.is_committed(parts[parts.len() - 2].as_ref())
+            })
+            .map(|f| f.path)
+            .collect();
+        let n = stale.len();
+        let remaining = s.check()?;
+        within(remaining, "deleting claims", self.delete_many_coord(stale)).await?;
+        Ok(n)
+    }
+
+    /// Re-reads the tasks files this writer has not seen yet; returns the tasks they
+    /// committed. Waiting writers call it to learn what others committed.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSession`], [`StoreError::Storage`].
+    pub fn refresh_ledger(&self) -> Result<Vec<String>> {
+        let s = self.session("refreshing the ledger")?;
+        self.block_on(self.refresh_view(&s))
+    }
+
+    /// Reads new tasks files into the session's view; returns the newly committed ids.
+    pub(crate) async fn refresh_view(&self, s: &Session) -> Result<Vec<String>> {
+        let seen = s.view.lock().unwrap().files.clone();
+        let (files, rows) = self.read_new_tasks_files(&seen).await?;
+        let mut view = s.view.lock().unwrap();
+        let mut new = Vec::new();
+        for (batch_id, rows) in rows {
+            for (task_id, c) in rows {
+                if !view.ledger.is_committed(&task_id) {
+                    new.push(task_id.clone());
+                }
+                view.ledger.insert(task_id, batch_id.clone(), c);
+            }
+        }
+        view.files.extend(files);
+        Ok(new)
+    }
+
+    /// Whether this writer knows `task_id` to be committed (from its ledger view).
+    pub fn known_committed(&self, task_id: &str) -> bool {
+        self.current_session()
+            .is_some_and(|s| s.view.lock().unwrap().ledger.is_committed(task_id))
+    }
+}
+
+fn stop_heartbeat(s: &Session) {
+    *s.stop.lock().unwrap() = true;
+    s.wake.notify_all();
+    if let Some(h) = s.heartbeat.lock().unwrap().take() {
+        let _ = h.join();
+    }
+}
+
+/// The heartbeat: renews the lease every `renew_every` (twice as often after a failure)
+/// until stopped or until the lease is lost. A renewal counts only if it completed before
+/// the current deadline; the new deadline runs from the moment it was sent.
+fn heartbeat(store: &Store, s: &Session) {
+    let id = &s.info.lease_id;
+    loop {
+        let wait = {
+            let c = s.clock.lock().unwrap();
+            if c.failures > 0 {
+                s.opts.renew_every / 2
+            } else {
+                s.opts.renew_every
+            }
+        };
+        {
+            let stop = s.stop.lock().unwrap();
+            let (stop, _) = s.wake.wait_timeout_while(stop, wait, |st| !*st).unwrap();
+            if *stop {
+                return;
+            }
+        }
+        let remaining = match s.check() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{e}: this writer stops committing");
+                return;
+            }
+        };
+        let sent = Instant::now();
+        let r = store.block_on(within(
+            remaining,
+            "renewing the writer lease",
+            store.put_lease(&s.info, false),
+        ));
+        let mut c = s.clock.lock().unwrap();
+        match r {
+            Ok(()) if c.lost.is_none() && Instant::now() < c.deadline => {
+                c.deadline = sent + s.opts.commit_window();
+                c.last_renewal = sent;
+                c.failures = 0;
+                c.last_error = None;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                c.failures += 1;
+                tracing::warn!("writer lease {id}: renewal failed ({e}); retrying");
+                c.last_error = Some(e.to_string());
+            }
+        }
+    }
+}

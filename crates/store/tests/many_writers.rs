@@ -1,0 +1,692 @@
+//! Many writers on one local root: create-if-absent races, claims, leases, takeovers after
+//! a writer dies, recovery that spares the living, and the commit path's refusals.
+//! Writers are real processes (this test binary run again) started together, or sessions
+//! on separate `Store`s within one process where a test needs to control the timing.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_each_task_once, ClaimingWriter};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use synthsweep_store::*;
+
+fn open(dir: &Path) -> Store {
+    Store::open(&OutputRoot::Local(dir.to_path_buf())).unwrap()
+}
+
+/// Opens a local folder or `s3://bucket/prefix` (on the moto server at `endpoint`).
+fn open_root(root: &str, endpoint: Option<&str>) -> Store {
+    let r = OutputRoot::parse(root).unwrap();
+    match endpoint {
+        Some(e) => Store::open_with(&r, moto_options(e)).unwrap(),
+        None => Store::open(&r).unwrap(),
+    }
+}
+
+fn moto_options(endpoint: &str) -> StoreOptions {
+    StoreOptions::quick_retries()
+        .with_s3("aws_endpoint", endpoint)
+        .with_s3("aws_access_key_id", "test")
+        .with_s3("aws_secret_access_key", "test")
+        .with_s3("aws_region", "us-east-1")
+}
+
+/// A bare S3 client of the moto server (for the create-if-absent race).
+fn s3_client(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_bucket_name(bucket)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_region("us-east-1")
+        .with_allow_http(true)
+        .build()
+        .unwrap()
+}
+
+fn session(store: &Store, tag: &str, lease: Duration) -> WriterInfo {
+    store
+        .start_session(
+            WriterIdentity {
+                run_id: new_run_id(),
+                tag: tag.into(),
+                role: "test".into(),
+            },
+            LeaseOptions::with_length(lease),
+        )
+        .unwrap()
+}
+
+fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("task-{i:05}")).collect()
+}
+
+fn writer(store: &Store, ledger: &Ledger, batch: usize) -> Writer {
+    let mut o = WriterOptions::new("t");
+    o.max_tasks = batch;
+    store.writer(o, ledger).unwrap()
+}
+
+/// Not a test by itself: a writer process of the tests below (this binary run again with
+/// `MANY_WRITERS_CHILD=<root>;<ClaimingWriter>`), or a process racing to create one key
+/// (`MANY_WRITERS_RACE=<root>;<key>;<name>`).
+#[test]
+fn child_process() {
+    if let Ok(v) = std::env::var("MANY_WRITERS_CHILD") {
+        let (root, cfg) = v.split_once(';').unwrap();
+        let endpoint = std::env::var("MANY_WRITERS_ENDPOINT").ok();
+        let n = ClaimingWriter::decode(cfg).run(&open_root(root, endpoint.as_deref()));
+        println!("\nCOMMITTED {n}");
+    }
+    if let Ok(v) = std::env::var("MANY_WRITERS_S3_RACE") {
+        let p: Vec<&str> = v.split(';').collect();
+        let s3 = s3_client(p[0], p[1]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        wait_until(p[4].parse().unwrap());
+        let won = rt.block_on(race_once(&s3, p[2], p[3]));
+        println!("{}", if won { "WON" } else { "LOST" });
+    }
+    if let Ok(v) = std::env::var("MANY_WRITERS_RACE") {
+        let p: Vec<&str> = v.split(';').collect();
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(p[0]).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        wait_until(p[3].parse().unwrap());
+        let won = rt.block_on(race_once(&fs, p[1], p[2]));
+        println!("{}", if won { "WON" } else { "LOST" });
+    }
+}
+
+/// Sleeps until this Unix time in milliseconds: racers started apart go at one moment.
+fn wait_until(unix_ms: u128) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    if unix_ms > now {
+        std::thread::sleep(Duration::from_millis((unix_ms - now) as u64));
+    }
+}
+
+fn in_ms(ms: u128) -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + ms
+}
+
+async fn race_once(store: &dyn ObjectStore, key: &str, name: &str) -> bool {
+    let r = store
+        .put_opts(
+            &object_store::path::Path::from(key),
+            PutPayload::from(name.as_bytes().to_vec()),
+            PutOptions::from(PutMode::Create),
+        )
+        .await;
+    match r {
+        Ok(_) => true,
+        Err(object_store::Error::AlreadyExists { .. }) => false,
+        Err(e) => panic!("create-if-absent failed: {e}"),
+    }
+}
+
+fn child(args_env: (&str, String)) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(args_env.0, args_env.1)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c
+}
+
+#[test]
+fn create_if_absent_on_local_disk_has_one_winner_among_processes_and_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    for key in 0..3 {
+        let key = format!("_claims/k{key}/g000000");
+        let go = in_ms(700);
+        // 8 processes started together...
+        let kids: Vec<_> = (0..8)
+            .map(|i| {
+                child((
+                    "MANY_WRITERS_RACE",
+                    format!("{};{key};p{i};{go}", dir.path().display()),
+                ))
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        // ... and 8 threads of this one.
+        let fs = std::sync::Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
+        );
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (fs, key) = (fs.clone(), key.clone());
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    wait_until(go);
+                    rt.block_on(race_once(fs.as_ref(), &key, &format!("t{i}")))
+                })
+            })
+            .collect();
+        let mut winners: Vec<String> = threads
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.join().unwrap().then(|| format!("t{i}")))
+            .collect();
+        for (i, k) in kids.into_iter().enumerate() {
+            let out = k.wait_with_output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            if String::from_utf8_lossy(&out.stdout).contains("WON") {
+                winners.push(format!("p{i}"));
+            }
+        }
+        assert_eq!(winners.len(), 1, "one winner among 16 racers: {winners:?}");
+        let content = std::fs::read_to_string(dir.path().join(&key)).unwrap();
+        assert_eq!(content, winners[0], "the key holds the winner's content");
+    }
+}
+
+/// Runs `n` claiming writer processes started together on one root (plus `extra` started
+/// `extra_after` later), while this process reads the tasks table over and over: each
+/// read must list every task at most once. Returns each writer's output.
+fn writers_together(
+    root: &str,
+    endpoint: Option<&str>,
+    cfgs: &[ClaimingWriter],
+    late: Option<(Duration, ClaimingWriter)>,
+    kills: &[(usize, Duration)],
+) -> Vec<std::process::Output> {
+    let spawn = |c: &ClaimingWriter| {
+        let mut cmd = child(("MANY_WRITERS_CHILD", format!("{root};{}", c.encode())));
+        if let Some(e) = endpoint {
+            cmd.env("MANY_WRITERS_ENDPOINT", e);
+        }
+        cmd.spawn().unwrap()
+    };
+    let mut kids: Vec<_> = cfgs.iter().map(spawn).collect();
+    let started = Instant::now();
+    let mut late = late;
+    let mut kills: Vec<(usize, Duration)> = kills.to_vec();
+    let reader = open_root(root, endpoint);
+    let mut reads = 0;
+    loop {
+        if let Some((after, c)) = &late {
+            if started.elapsed() >= *after {
+                kids.push(spawn(c));
+                late = None;
+            }
+        }
+        kills.retain(|(k, at)| {
+            if started.elapsed() < *at {
+                return true;
+            }
+            let _ = kids[*k].kill(); // SIGKILL
+            false
+        });
+        if let Ok(rows) = reader.read_tasks() {
+            let mut ids: Vec<&str> = rows.iter().map(|r| r.task_id.as_str()).collect();
+            let n = ids.len();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), n, "a reader saw a task twice");
+            reads += 1;
+        }
+        if late.is_none()
+            && kills.is_empty()
+            && kids.iter_mut().all(|k| k.try_wait().unwrap().is_some())
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(reads > 3, "the reader looked only {reads} times");
+    kids.into_iter()
+        .map(|k| k.wait_with_output().unwrap())
+        .collect()
+}
+
+fn cfg(tag: &str, tasks: usize, group: usize, batch: usize) -> ClaimingWriter {
+    ClaimingWriter {
+        tasks,
+        group,
+        batch,
+        tag: tag.into(),
+        lease: Duration::from_secs(5),
+        task_ms: 2,
+    }
+}
+
+/// The writers' committed counts, from their output; `None` for a killed writer.
+fn counts(outs: &[std::process::Output]) -> Vec<Option<usize>> {
+    outs.iter()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout);
+            o.status.code()?; // None: killed
+            assert!(
+                o.status.success(),
+                "a writer failed: {text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let n = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("COMMITTED "))
+                .unwrap_or_else(|| panic!("no count in the writer's output: {text}"));
+            Some(n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Writers of `tasks` tasks each, tagged `<prefix><i>`, with this lease.
+fn writers(prefix: &str, n: usize, tasks: usize, lease: Duration) -> Vec<ClaimingWriter> {
+    (0..n)
+        .map(|i| {
+            let mut c = cfg(&format!("{prefix}{i}"), tasks, 4, 3);
+            c.lease = lease;
+            c
+        })
+        .collect()
+}
+
+/// 8 shards' worth of writers started together plus a duplicate run started in the middle,
+/// while a reader looks: every task once, nothing left over.
+fn together(root: &str, endpoint: Option<&str>, lease: Duration, tasks: usize) {
+    let mut late = cfg("late", tasks, 8, 1);
+    late.lease = lease;
+    let outs = writers_together(
+        root,
+        endpoint,
+        &writers("s", 8, tasks, lease),
+        Some((Duration::from_millis(300), late)),
+        &[],
+    );
+    let counts: Vec<usize> = counts(&outs).into_iter().map(Option::unwrap).collect();
+    let store = open_root(root, endpoint);
+    assert_eq!(assert_each_task_once(&store).len(), tasks);
+    let total: usize = counts.iter().sum();
+    assert_eq!(
+        total, tasks,
+        "the writers committed {tasks} tasks between them: {counts:?}"
+    );
+    let busy = counts.iter().filter(|n| **n > 0).count();
+    assert!(busy >= 2, "only {busy} writer(s) did any work ({counts:?})");
+    let end = store.recover(RecoverOptions::default()).unwrap();
+    assert!(end.is_clean(), "{end:?}");
+    let act = store.activity().unwrap();
+    assert!(act.writers.is_empty() && act.claimed.is_empty(), "{act}");
+}
+
+/// The same with three writers killed (-9) at seeded random moments: the others take their
+/// tasks over once their leases expire; a resume afterwards finds nothing left to do.
+fn together_with_kills(
+    root: &str,
+    endpoint: Option<&str>,
+    lease: Duration,
+    tasks: usize,
+    seed: u64,
+) {
+    let mut cfgs = writers("k", 8, tasks, lease);
+    for c in &mut cfgs {
+        c.task_ms = 60;
+    }
+    // splitmix64: three distinct writers, each killed between 0.15 and 0.9 s.
+    let mut x = seed;
+    let mut next = || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut kills: Vec<(usize, Duration)> = Vec::new();
+    while kills.len() < 3 {
+        let k = (next() % 8) as usize;
+        if kills.iter().all(|(j, _)| *j != k) {
+            kills.push((k, Duration::from_millis(150 + next() % 750)));
+        }
+    }
+    let outs = writers_together(root, endpoint, &cfgs, None, &kills);
+    let counts = counts(&outs);
+    let killed = counts.iter().filter(|c| c.is_none()).count();
+    // A writer may have finished before its moment came (then it was not killed).
+    assert!(killed >= 1, "{counts:?}");
+    // The survivors waited for the dead writers' tasks and took them over.
+    let store = open_root(root, endpoint);
+    assert_eq!(
+        assert_each_task_once(&store).len(),
+        tasks,
+        "the survivors finish the killed writers' tasks"
+    );
+    // A resume after the leases expired: nothing to run, the dead writers' leftovers go.
+    std::thread::sleep(lease + Duration::from_secs(2));
+    let resumed = cfg("resume", tasks, 8, 4).run(&open_root(root, endpoint));
+    assert_eq!(resumed, 0);
+    let rec = store.recover(RecoverOptions::default()).unwrap();
+    assert!(rec.is_clean(), "{rec:?}");
+    assert_eq!(assert_each_task_once(&store).len(), tasks);
+    let act = store.activity().unwrap();
+    assert!(
+        act.writers.is_empty() && act.stale.is_empty() && act.claimed.is_empty(),
+        "{act}"
+    );
+}
+
+fn moto_endpoint() -> String {
+    let o = common::shared_moto().options();
+    o.s3_config
+        .iter()
+        .find(|(k, _)| k == "aws_endpoint")
+        .map(|(_, v)| v.clone())
+        .unwrap()
+}
+
+#[test]
+fn eight_shards_and_a_duplicate_run_commit_every_task_once() {
+    let dir = tempfile::tempdir().unwrap();
+    together(
+        &dir.path().display().to_string(),
+        None,
+        Duration::from_secs(5),
+        96,
+    );
+    assert!(common::files_under(&dir.path().join("_staging")).is_empty());
+    assert!(common::files_under(&dir.path().join("_leases")).is_empty());
+    for t in ["losses", "eigen", "images", "scores"] {
+        assert_eq!(
+            common::table_files(dir.path(), t).len(),
+            common::table_files(dir.path(), "tasks").len(),
+            "no orphan files in {t}"
+        );
+    }
+}
+
+#[test]
+fn eight_shards_and_a_duplicate_run_on_s3() {
+    let moto = common::shared_moto();
+    moto.create_bucket("together");
+    together(
+        "s3://together/root",
+        Some(&moto_endpoint()),
+        Duration::from_secs(8),
+        40,
+    );
+    let keys = moto.keys("together", "root/");
+    assert!(
+        keys.iter().all(|k| !k.starts_with("root/_leases/")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn three_writers_killed_then_a_resume_commit_every_task_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    together_with_kills(&root, None, Duration::from_secs(3), 96, 8);
+    assert!(common::files_under(&dir.path().join("_staging")).is_empty());
+    assert!(common::files_under(&dir.path().join("_leases")).is_empty());
+    assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+}
+
+#[test]
+fn three_writers_killed_then_a_resume_on_s3() {
+    let moto = common::shared_moto();
+    moto.create_bucket("killed");
+    together_with_kills(
+        "s3://killed/root",
+        Some(&moto_endpoint()),
+        Duration::from_secs(5),
+        40,
+        9,
+    );
+    let keys = moto.keys("killed", "root/");
+    assert!(
+        keys.iter()
+            .all(|k| !k.starts_with("root/_leases/") && !k.starts_with("root/_claims/")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn create_if_absent_on_s3_has_one_winner_among_processes_and_threads() {
+    let moto = common::shared_moto();
+    moto.create_bucket("race");
+    let endpoint = moto_endpoint();
+    for key in 0..3 {
+        let key = format!("_claims/k{key}/g000000");
+        let go = in_ms(1500);
+        let kids: Vec<_> = (0..6)
+            .map(|i| {
+                child((
+                    "MANY_WRITERS_S3_RACE",
+                    format!("{endpoint};race;{key};p{i};{go}"),
+                ))
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let (endpoint, key) = (endpoint.clone(), key.clone());
+                std::thread::spawn(move || {
+                    let s3 = s3_client(&endpoint, "race");
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    wait_until(go);
+                    rt.block_on(race_once(&s3, &key, &format!("t{i}")))
+                })
+            })
+            .collect();
+        let mut winners: Vec<String> = threads
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.join().unwrap().then(|| format!("t{i}")))
+            .collect();
+        for (i, k) in kids.into_iter().enumerate() {
+            let out = k.wait_with_output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            if String::from_utf8_lossy(&out.stdout).contains("WON") {
+                winners.push(format!("p{i}"));
+            }
+        }
+        assert_eq!(winners.len(), 1, "one winner among 12 racers: {winners:?}");
+        let s3 = s3_client(&endpoint, "race");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let body = rt.block_on(async {
+            let path = object_store::path::Path::from(key.as_str());
+            s3.get(&path).await.unwrap().bytes().await.unwrap()
+        });
+        assert_eq!(
+            body.as_ref(),
+            winners[0].as_bytes(),
+            "the key holds the winner's content"
+        );
+    }
+}
+
+#[test]
+fn a_dead_writers_claims_are_taken_over_once_its_lease_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    // A claims 10 tasks, commits 4 of them, writes the data files of 2 more, then "dies".
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_millis(1500));
+    let prepared = a.prepare(PrepareOptions::default()).unwrap();
+    assert_eq!(a.claim(&ids(0..10)).unwrap(), vec![Claim::Ours; 10]);
+    let mut w = writer(&a, &prepared.ledger, 100);
+    for i in 0..4 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    w.flush().unwrap();
+    for i in 4..6 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    a.inject_fault(Some(FaultPoint::AfterDataFiles));
+    assert!(w.flush().is_err());
+    a.abandon_session();
+
+    // B, alive, sees A's claims as held while A's lease runs, and spares its files.
+    let b = open(dir.path());
+    session(&b, "b", Duration::from_secs(60));
+    let r = b.prepare(PrepareOptions::default()).unwrap();
+    assert!(
+        r.recovery.orphan_files_deleted.is_empty(),
+        "{:?}",
+        r.recovery
+    );
+    assert!(r.recovery.spared_live >= 4, "{:?}", r.recovery);
+    let claims = b.claim(&ids(0..12)).unwrap();
+    assert!(
+        claims[..10].iter().all(|c| matches!(c, Claim::Held { .. })),
+        "{claims:?}"
+    );
+    assert_eq!(claims[10..], [Claim::Ours, Claim::Ours]);
+    let act = b.activity().unwrap();
+    assert_eq!(act.writers.len(), 2);
+    assert_eq!(act.claimed.len(), 12 - 4, "{act}");
+
+    // Once A's lease has expired: its committed tasks stay committed (not run again), the
+    // others are B's, and recovery removes A's orphans and its lease.
+    std::thread::sleep(Duration::from_millis(1700));
+    let act = b.activity().unwrap();
+    assert_eq!(act.stale.len(), 1, "{act}");
+    let claims = b.claim(&ids(0..10)).unwrap();
+    assert_eq!(claims[..4], [const { Claim::Committed }; 4]);
+    assert_eq!(claims[4..], [const { Claim::Ours }; 6]);
+    let rec = b.recover(RecoverOptions::default()).unwrap();
+    assert_eq!(rec.orphan_files_deleted.len(), 4, "{rec:?}");
+    assert_eq!(rec.leases_expired.len(), 1);
+    let mut w = writer(&b, &b.read_ledger().unwrap(), 100);
+    for i in 4..12 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    assert_eq!(w.finish().unwrap().tasks, 8);
+    let end = b.finish_session().unwrap();
+    // 12 tasks: 10 claimed twice (A, then B), 2 once.
+    assert_eq!(end.claims_cleaned, 22, "{end:?}");
+    assert_eq!(assert_each_task_once(&b).len(), 12);
+    assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+}
+
+#[test]
+fn a_writer_whose_lease_ran_out_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_millis(1200));
+    let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
+    a.claim(&ids(0..3)).unwrap();
+    let mut w = writer(&a, &ledger, 100);
+    for i in 0..3 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    // The heartbeat stops, as when the process is stalled (SIGSTOP, swapping): past the
+    // commit window, the writer refuses to commit, and stays refusing.
+    a.stall_heartbeat();
+    std::thread::sleep(Duration::from_millis(1000));
+    let e = w.flush().unwrap_err();
+    assert!(e.is_lease_lost() && !e.is_storage(), "{e}");
+    assert!(a.claim(&ids(5..6)).unwrap_err().is_lease_lost());
+    assert!(common::table_files(dir.path(), "tasks").is_empty());
+    assert!(a.read_tasks().unwrap().is_empty());
+}
+
+#[test]
+fn the_commit_refuses_a_task_whose_claim_was_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_secs(60));
+    let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
+    a.claim(&ids(0..3)).unwrap();
+    // Someone created the next generation of task 1's claim (only a writer that judged
+    // A dead would), and task 3 was never claimed.
+    std::fs::write(
+        dir.path().join("_claims/task-00001/g000001"),
+        br#"{"lease":"other","at":"now"}"#,
+    )
+    .unwrap();
+    let mut w = writer(&a, &ledger, 100);
+    for i in 0..4 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    let b = w.flush().unwrap().unwrap();
+    assert_eq!(b.tasks, 2);
+    assert_eq!(
+        b.refused,
+        ids(1..2).into_iter().chain(ids(3..4)).collect::<Vec<_>>()
+    );
+    let mut got: Vec<String> = a
+        .read_tasks()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    got.sort();
+    assert_eq!(got, ["task-00000", "task-00002"]);
+    a.finish_session().unwrap();
+}
+
+#[test]
+fn a_clean_end_gives_unrun_claims_back_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_secs(60));
+    a.prepare(PrepareOptions::default()).unwrap();
+    a.claim(&ids(0..5)).unwrap();
+    let end = a.finish_session().unwrap();
+    assert_eq!(end.released, 5);
+    let b = open(dir.path());
+    session(&b, "b", Duration::from_secs(60));
+    assert_eq!(b.claim(&ids(0..5)).unwrap(), vec![Claim::Ours; 5]);
+    b.finish_session().unwrap();
+}
+
+#[test]
+fn a_dead_writers_uncommit_is_finished_only_after_its_lease_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    session(&s, "first", Duration::from_secs(60));
+    s.prepare(PrepareOptions::default()).unwrap();
+    s.claim(&ids(0..10)).unwrap();
+    let mut w = writer(&s, &Ledger::default(), 100);
+    for i in 0..10 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    w.finish().unwrap();
+    s.finish_session().unwrap();
+
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_millis(1200));
+    a.inject_fault(Some(FaultPoint::AfterUncommitTasksFile));
+    assert!(a.uncommit(&ids(0..2)).is_err());
+    a.abandon_session();
+    let b = open(dir.path());
+    session(&b, "b", Duration::from_secs(60));
+    let rec = b.recover(RecoverOptions::default()).unwrap();
+    assert_eq!(rec.intents_replayed, 0, "A may still be at it");
+    std::thread::sleep(Duration::from_millis(1400));
+    let rec = b.recover(RecoverOptions::default()).unwrap();
+    assert_eq!(rec.intents_replayed, 1);
+    // The uncommit lock A died holding is taken over too.
+    assert_eq!(b.uncommit(&ids(2..3)).unwrap(), 1);
+    b.finish_session().unwrap();
+    assert_eq!(assert_each_task_once(&b).len(), 7);
+}
