@@ -180,18 +180,11 @@ impl Store {
     }
 
     pub(crate) async fn get_coord(&self, path: &Path) -> Result<Option<Bytes>> {
-        match self.inner.coord.get(path).await {
-            Ok(r) => Ok(Some(r.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        get_if_present(self.inner.coord.as_ref(), path).await
     }
 
     pub(crate) async fn delete_coord(&self, path: &Path) -> Result<()> {
-        match self.inner.coord.delete(path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        delete_if_present(self.inner.coord.as_ref(), path).await
     }
 
     /// Deletes many coordination objects (S3: bulk deletes of up to 1000 keys; local: 32 at
@@ -226,19 +219,12 @@ impl Store {
     }
 
     pub(crate) async fn get(&self, path: &Path) -> Result<Option<Bytes>> {
-        match self.inner.store.get(path).await {
-            Ok(r) => Ok(Some(r.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        get_if_present(self.inner.store.as_ref(), path).await
     }
 
     /// Deletes a file; a file already gone is fine (recovery may race a crash).
     pub(crate) async fn delete(&self, path: &Path) -> Result<()> {
-        match self.inner.store.delete(path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        delete_if_present(self.inner.store.as_ref(), path).await
     }
 
     /// Makes `data` appear at `path` atomically: readers see the old object (or none) or the
@@ -309,4 +295,21 @@ pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
     w.write(batch)?;
     Ok(w.into_inner()?)
+}
+
+/// Reads an object whole; `None` when it does not exist.
+async fn get_if_present(store: &dyn ObjectStore, path: &Path) -> Result<Option<Bytes>> {
+    match store.get(path).await {
+        Ok(r) => Ok(Some(r.bytes().await?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes an object; one already gone is fine (another writer or recovery got there first).
+async fn delete_if_present(store: &dyn ObjectStore, path: &Path) -> Result<()> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -152,6 +152,27 @@ fn child(args_env: (&str, String)) -> Command {
     c
 }
 
+/// The racers that won: threads `t{i}` whose race returned true, then child processes `p{i}`
+/// that printed WON (each child must exit successfully).
+fn winners(
+    threads: Vec<std::thread::JoinHandle<bool>>,
+    kids: Vec<std::process::Child>,
+) -> Vec<String> {
+    let mut winners: Vec<String> = threads
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.join().unwrap().then(|| format!("t{i}")))
+        .collect();
+    for (i, k) in kids.into_iter().enumerate() {
+        let out = k.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        if String::from_utf8_lossy(&out.stdout).contains("WON") {
+            winners.push(format!("p{i}"));
+        }
+    }
+    winners
+}
+
 #[test]
 fn create_if_absent_on_local_disk_has_one_winner_among_processes_and_threads() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,18 +206,7 @@ fn create_if_absent_on_local_disk_has_one_winner_among_processes_and_threads() {
                 })
             })
             .collect();
-        let mut winners: Vec<String> = threads
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, t)| t.join().unwrap().then(|| format!("t{i}")))
-            .collect();
-        for (i, k) in kids.into_iter().enumerate() {
-            let out = k.wait_with_output().unwrap();
-            assert!(out.status.success(), "{out:?}");
-            if String::from_utf8_lossy(&out.stdout).contains("WON") {
-                winners.push(format!("p{i}"));
-            }
-        }
+        let winners = winners(threads, kids);
         assert_eq!(winners.len(), 1, "one winner among 16 racers: {winners:?}");
         let content = std::fs::read_to_string(dir.path().join(&key)).unwrap();
         assert_eq!(content, winners[0], "the key holds the winner's content");
@@ -494,18 +504,7 @@ fn create_if_absent_on_s3_has_one_winner_among_processes_and_threads() {
                 })
             })
             .collect();
-        let mut winners: Vec<String> = threads
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, t)| t.join().unwrap().then(|| format!("t{i}")))
-            .collect();
-        for (i, k) in kids.into_iter().enumerate() {
-            let out = k.wait_with_output().unwrap();
-            assert!(out.status.success(), "{out:?}");
-            if String::from_utf8_lossy(&out.stdout).contains("WON") {
-                winners.push(format!("p{i}"));
-            }
-        }
+        let winners = winners(threads, kids);
         assert_eq!(winners.len(), 1, "one winner among 12 racers: {winners:?}");
         let s3 = s3_client(&endpoint, "race");
         let rt = tokio::runtime::Builder::new_current_thread()
