@@ -983,6 +983,9 @@ fn kill_9_at_random_moments_then_resume_ends_equal_to_an_uninterrupted_run() {
     assert_complete(&want);
     assert_eq!(want.tasks.len(), 20);
 
+    // A killed writer's claims are taken over once its lease expires (crates/store/
+    // PROTOCOL.md): a short lease, so each restart picks them up within seconds.
+    const LEASE_SECS: &str = "4";
     let root = sb.root("killed");
     let args = [
         "run",
@@ -1001,6 +1004,7 @@ fn kill_9_at_random_moments_then_resume_ends_equal_to_an_uninterrupted_run() {
     for round in 0..6 {
         let mut child = bin()
             .args(args)
+            .env("SYNTHSWEEP_LEASE_SECS", LEASE_SECS)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -1038,7 +1042,11 @@ fn kill_9_at_random_moments_then_resume_ends_equal_to_an_uninterrupted_run() {
         }
     }
     println!("{kills} kills: (extra delay ms, tasks committed, exit) {committed_after:?}");
-    let o = synthsweep(&args);
+    let o = bin()
+        .args(args)
+        .env("SYNTHSWEEP_LEASE_SECS", LEASE_SECS)
+        .output()
+        .unwrap();
     assert_code(&o, 0);
     let got = read_local(&root);
     assert_complete(&got);
