@@ -133,7 +133,7 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
     // as after a lost process). SIGTERM/SIGUSR1 (Slurm's time-limit warning or preemption,
     // sent to every process of the step): in-flight syntheses are checkpointed, every
     // process exits 75.
-    let cancel = stop_handlers("stopping the run, committing finished tasks")?;
+    let cancel = stop_handlers("stopping the run, committing finished tasks", &store)?;
     let me = cluster.index;
     let opts = DistOptions {
         cluster,

@@ -23,6 +23,9 @@ use tch::Device;
 
 /// Exit code when some tasks failed (the others are committed).
 pub(crate) const EXIT_TASKS_FAILED: u8 = 1;
+/// How long a second Ctrl-C waits for commits in flight before the process exits.
+const QUIT_WAIT: Duration = Duration::from_secs(2);
+
 /// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
@@ -172,17 +175,23 @@ fn shard_tasks(plan: &Plan, shard: Option<Shard>) -> Result<TaskIter<'_>> {
 
 /// The flag that stops a run, set by the signal handlers installed here. First Ctrl-C: stop
 /// cleanly (finished tasks are committed, in-flight ones dropped; `what` says what happens);
-/// a second one exits at once; nothing half-written becomes visible either way.
+/// a second one exits at once (within about a second: commits in flight land first and the
+/// writer lease is deleted, so the next run cleans up and takes over at once, see
+/// `Store::quit_session`); nothing half-written becomes visible either way.
 /// SIGTERM/SIGUSR1 (Slurm's time-limit warning, preemption): in-flight syntheses are
 /// checkpointed and the run exits 75.
-pub(crate) fn stop_handlers(what: &str) -> Result<Arc<AtomicBool>> {
+pub(crate) fn stop_handlers(what: &str, store: &Store) -> Result<Arc<AtomicBool>> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
         let what = what.to_string();
+        let store = store.clone();
         let _ = ctrlc::set_handler(move || {
             if cancel.swap(true, Ordering::SeqCst) {
-                std::process::exit(EXIT_INTERRUPTED as i32);
+                if !store.quit_session(QUIT_WAIT) {
+                    eprintln!("quitting now: this run's writer lease expires by itself");
+                }
+                synthsweep_dist::abort::exit_now(EXIT_INTERRUPTED as i32);
             }
             eprintln!("\ninterrupted: {what} (Ctrl-C again to quit now)");
         });
@@ -271,7 +280,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     info.processes = 1;
     store.write_run(&info)?;
 
-    let cancel = stop_handlers("committing finished tasks")?;
+    let cancel = stop_handlers("committing finished tasks", &store)?;
     let mut writer = WriterOptions::new(&run_id);
     writer.writer_tag = "p0".into();
     writer.max_tasks = a.batch_tasks;
@@ -345,11 +354,22 @@ pub(crate) struct EndSession<'a>(pub(crate) &'a Store);
 impl Drop for EndSession<'_> {
     fn drop(&mut self) {
         match self.0.finish_session() {
-            Ok(end) if end.released > 0 => tracing::info!(
-                "gave back {} claimed task(s) this run did not run",
-                end.released
-            ),
-            Ok(_) => {}
+            Ok(end) => {
+                if end.released > 0 {
+                    tracing::info!(
+                        "gave back {} claimed task(s) this run did not run",
+                        end.released
+                    );
+                }
+                if let Some(r) = end.recovered.filter(|r| !r.is_clean()) {
+                    tracing::info!(
+                        "cleaned up after writers that died during this run: {} orphan file(s), {} staging file(s), {} expired lease(s)",
+                        r.orphan_files_deleted.len(),
+                        r.staging_files_deleted,
+                        r.leases_expired.len()
+                    );
+                }
+            }
             Err(e) => {
                 tracing::warn!("ending the writer session: {e} (the lease expires by itself)")
             }

@@ -977,7 +977,12 @@ fn kill_9_at_random_moments_then_resume_ends_equal_to_an_uninterrupted_run() {
     let mut rng = Rng(seed);
 
     let reference = sb.root("reference");
+    let started = Instant::now();
     let o = run(&spec, &reference, &["--workers", "1", "--threads", "1"]);
+    // The first kill falls within the first third of an uninterrupted one-worker run's
+    // time, so it lands before the end however fast this machine is (the killed runs have
+    // two workers: at best twice as fast, with the same start-up).
+    let first_kill_ms = (started.elapsed().as_millis() as u64 / 3).max(20);
     assert_code(&o, 0);
     let want = read_local(&reference);
     assert_complete(&want);
@@ -1014,7 +1019,7 @@ fn kill_9_at_random_moments_then_resume_ends_equal_to_an_uninterrupted_run() {
         // middle of the work however fast this machine is.
         let files = tasks_files(&root).len() as u64;
         let target = files + 1 + rng.below(3);
-        let extra = Duration::from_millis(rng.below(if round == 0 { 1500 } else { 120 }));
+        let extra = Duration::from_millis(rng.below(if round == 0 { first_kill_ms } else { 120 }));
         let deadline = Instant::now() + Duration::from_secs(120);
         while round > 0
             && (tasks_files(&root).len() as u64) < target
@@ -1042,6 +1047,10 @@ fn kill_9_at_random_moments_then_resume_ends_equal_to_an_uninterrupted_run() {
         }
     }
     println!("{kills} kills: (extra delay ms, tasks committed, exit) {committed_after:?}");
+    assert!(
+        kills > 0,
+        "the run ended before the first kill: {committed_after:?}"
+    );
     let o = bin()
         .args(args)
         .env("SYNTHSWEEP_LEASE_SECS", LEASE_SECS)

@@ -52,6 +52,38 @@ pub(crate) struct Session {
     /// Who held each task this writer found held by another writer: while that writer
     /// lives, asking again needs no request on the task's claim.
     pub held_by: Mutex<HashMap<String, String>>,
+    /// Commit points (tasks-file writes) in flight, for [`Store::quit_session`].
+    commits: Mutex<Commits>,
+    commits_done: Condvar,
+}
+
+/// The commit points of a session in flight, and whether one failed (it may still land).
+#[derive(Debug, Default)]
+struct Commits {
+    in_flight: usize,
+    unsure: bool,
+}
+
+/// A commit point in flight (see [`Session::begin_commit`]); dropping it without
+/// [`CommitGuard::landed`] records that the commit failed and may still land.
+pub(crate) struct CommitGuard<'a> {
+    session: &'a Session,
+    landed: bool,
+}
+
+impl CommitGuard<'_> {
+    pub fn landed(mut self) {
+        self.landed = true;
+    }
+}
+
+impl Drop for CommitGuard<'_> {
+    fn drop(&mut self) {
+        let mut c = self.session.commits.lock().unwrap();
+        c.in_flight -= 1;
+        c.unsure |= !self.landed;
+        self.session.commits_done.notify_all();
+    }
 }
 
 impl Session {
@@ -61,6 +93,25 @@ impl Session {
     /// [`StoreError::LeaseLost`] once that time has run out.
     pub fn check(&self) -> Result<Duration> {
         self.clock.lock().unwrap().check(&self.info.lease_id)
+    }
+
+    /// Starts a commit point: checks the lease and counts the commit in flight, both under
+    /// one lock, so that [`Store::quit_session`] either sees it or refuses it. Returns the
+    /// time left for it.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when the lease is lost or the session was quit.
+    pub fn begin_commit(&self) -> Result<(CommitGuard<'_>, Duration)> {
+        let mut c = self.commits.lock().unwrap();
+        let remaining = self.check()?;
+        c.in_flight += 1;
+        Ok((
+            CommitGuard {
+                session: self,
+                landed: false,
+            },
+            remaining,
+        ))
     }
 
     /// Forgets claims that are no longer this writer's (taken over): they must never be
@@ -92,6 +143,9 @@ pub struct SessionEnd {
     /// Claim objects (all generations) of committed tasks deleted, when no other writer was
     /// alive.
     pub claims_cleaned: usize,
+    /// What the recovery at the end cleaned up, when this writer took over the claims of
+    /// writers that died during its run.
+    pub recovered: Option<crate::recover::RecoveryReport>,
 }
 
 fn valid_part(what: &str, s: &str, extra: &str) -> Result<()> {
@@ -155,6 +209,8 @@ impl Store {
             view: Mutex::default(),
             dead: Mutex::default(),
             held_by: Mutex::default(),
+            commits: Mutex::default(),
+            commits_done: Condvar::new(),
         });
         let (store, s) = (self.clone(), session.clone());
         let handle = std::thread::Builder::new()
@@ -187,7 +243,8 @@ impl Store {
         self.current_session().map(|s| s.check()).transpose()
     }
 
-    /// Ends the session: stops the heartbeat, gives back the claims of tasks that never
+    /// Ends the session: removes the leftovers of writers found dead during the run (a
+    /// recovery, when any were), stops the heartbeat, gives back the claims of tasks that never
     /// went into a commit, deletes the claims of committed tasks when no other writer is
     /// alive, then the probe, the staging folder and, last, the lease. After a lost lease
     /// nothing is released (others may have taken the tasks over already). Call it once the
@@ -196,11 +253,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::Storage`]; the lease then stays and expires by itself.
     pub fn finish_session(&self) -> Result<SessionEnd> {
+        let mut end = SessionEnd::default();
+        // Writers this one found dead during the run (it took over their claims) died
+        // after its start-up recovery: their leftovers go now, not at some later run.
+        let met_dead = self
+            .current_session()
+            .is_some_and(|s| !s.dead.lock().unwrap().is_empty() && s.check().is_ok());
+        if met_dead {
+            match self.recover(crate::recover::RecoverOptions::default()) {
+                Ok(r) => end.recovered = Some(r),
+                Err(e) => tracing::warn!("cleaning up after dead writers: {e}"),
+            }
+        }
         let Some(s) = self.inner.session.lock().unwrap().take() else {
-            return Ok(SessionEnd::default());
+            return Ok(end);
         };
         stop_heartbeat(&s);
-        let mut end = SessionEnd::default();
         if s.check().is_ok() {
             let unrun: Vec<String> = s
                 .claims
@@ -239,6 +307,58 @@ impl Store {
         })?;
         tracing::debug!("writer lease {id} ended");
         Ok(end)
+    }
+
+    /// Ends the session of a process that is about to exit at once (a second Ctrl-C),
+    /// taking at most about `wait`: stops the heartbeat, refuses every later commit and
+    /// claim (the session stays, closed), waits for commit points in flight to land, then
+    /// deletes the lease, so that the next run's recovery removes this writer's leftovers
+    /// and takes its claims over right away instead of after the lease's expiry. When a
+    /// commit is still in flight after `wait`, or one failed (it may still land), or the
+    /// heartbeat is in the middle of a renewal, the lease is left to expire by itself, as
+    /// after a kill. Returns whether the lease was deleted. Claims are not given back one by
+    /// one: with the lease gone, the next writer takes them over.
+    pub fn quit_session(&self, wait: Duration) -> bool {
+        let Some(s) = self.current_session() else {
+            return false;
+        };
+        let deadline = Instant::now() + wait;
+        *s.stop.lock().unwrap() = true;
+        s.wake.notify_all();
+        let heartbeat = s.heartbeat.lock().unwrap().take();
+        if let Some(h) = &heartbeat {
+            while !h.is_finished() {
+                if Instant::now() >= deadline {
+                    return false; // a renewal in flight could write the lease again
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let mut c = s.commits.lock().unwrap();
+        s.clock.lock().unwrap().lost = Some(("the process is quitting".into(), false));
+        while c.in_flight > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            c = s.commits_done.wait_timeout(c, left).unwrap().0;
+        }
+        if c.unsure {
+            return false;
+        }
+        drop(c);
+        let id = s.info.lease_id.clone();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(200));
+        let r = self.block_on(within(left, "deleting the writer lease", async {
+            self.delete_coord(&self.path(&[CLOCK, &id])).await?;
+            if let Some(dir) = &self.inner.local {
+                let _ = std::fs::remove_dir_all(dir.join(STAGING).join(&id));
+            }
+            self.delete_coord(&self.lease_path(&id)).await
+        }));
+        r.is_ok()
     }
 
     /// Test hook: stops renewing the lease but keeps the session, as when the process is

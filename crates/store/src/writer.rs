@@ -365,13 +365,14 @@ async fn commit(
         if table == Table::Tasks {
             store.check_fault(FaultPoint::AfterDataFiles)?;
             if let Some(s) = session {
-                let remaining = s.check()?;
+                let (guard, remaining) = s.begin_commit()?;
                 crate::lease::within(
                     remaining,
                     "committing a batch",
                     store.put_atomic(&path, data),
                 )
                 .await?;
+                guard.landed();
                 continue;
             }
         }

@@ -587,6 +587,48 @@ fn a_dead_writers_claims_are_taken_over_once_its_lease_expires() {
 }
 
 #[test]
+fn a_writer_that_quits_at_once_is_cleaned_up_and_taken_over_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    // A (a 60 s lease) commits 2 tasks, writes the data files of 2 more, then quits at once
+    // (a second Ctrl-C): commits in flight land, later ones are refused, the lease goes.
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_secs(60));
+    let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
+    assert_eq!(a.claim(&ids(0..6)).unwrap(), vec![Claim::Ours; 6]);
+    let mut w = writer(&a, &ledger, 100);
+    for i in 0..2 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    w.flush().unwrap();
+    for i in 2..4 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    a.inject_fault(Some(FaultPoint::AfterDataFiles));
+    assert!(w.flush().is_err());
+    a.inject_fault(None);
+    assert!(a.quit_session(Duration::from_secs(2)));
+    assert!(w.flush().unwrap_err().is_lease_lost());
+    assert!(a.claim(&ids(6..7)).unwrap_err().is_lease_lost());
+    assert!(common::files_under(&dir.path().join("_leases")).is_empty());
+
+    // B starts right away: A's orphans go at once, A's claims are B's, A's commits stay.
+    let b = open(dir.path());
+    session(&b, "b", Duration::from_secs(60));
+    let r = b.prepare(PrepareOptions::default()).unwrap();
+    assert_eq!(r.recovery.orphan_files_deleted.len(), 4, "{:?}", r.recovery);
+    let claims = b.claim(&ids(0..6)).unwrap();
+    assert_eq!(claims[..2], [const { Claim::Committed }; 2]);
+    assert_eq!(claims[2..], [const { Claim::Ours }; 4]);
+    let mut w = writer(&b, &b.read_ledger().unwrap(), 100);
+    for i in 2..6 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    assert_eq!(w.finish().unwrap().tasks, 4);
+    b.finish_session().unwrap();
+    assert_eq!(assert_each_task_once(&b).len(), 6);
+}
+
+#[test]
 fn a_writer_whose_lease_ran_out_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let a = open(dir.path());
