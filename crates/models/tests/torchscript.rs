@@ -4,17 +4,8 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use synthsweep_models::build_model;
+use synthsweep_testkit::venv_python;
 use tch::{Kind, Tensor};
-
-fn venv_python() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/setup.sh first",
-        p.display()
-    );
-    p
-}
 
 const EXPORT: &str = r#"
 import sys, torch
