@@ -5,7 +5,7 @@
 //! repeated into three channels, colour and alpha kept), bit for bit up to float32 rounding;
 //! 16-bit colour as plenoptic reads it through Pillow (8 bits), a 16-bit PGM scaled by 1/65535
 //! where plenoptic divides by 2^31 - 1.
-use synthsweep_testkit::models as common;
+use synthsweep_testkit_tch::models as common;
 
 use common::allclose;
 use std::path::{Path, PathBuf};

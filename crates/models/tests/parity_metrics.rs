@@ -2,7 +2,7 @@
 //! `grad_metric_*` case, `pyramid_laplacian_n5_e64` and `pyramid_normalized_laplacian_e64`
 //! of ../shared/fixtures/models, within the manifest's per-array tolerances; plus batching,
 //! identical-image values, float64 and input-shape checks.
-use synthsweep_testkit::models as common;
+use synthsweep_testkit_tch::models as common;
 
 use common::*;
 use serde_json::{json, Value};

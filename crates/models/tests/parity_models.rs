@@ -1,7 +1,7 @@
 //! Parity of the image models with plenoptic: every `model_*` and `grad_model_*` case of
 //! ../shared/fixtures/models, forward values and gradients, within the manifest's tolerances,
 //! for every filtering method of the Gaussian-based models (auto, direct, separable, fft).
-use synthsweep_testkit::models as common;
+use synthsweep_testkit_tch::models as common;
 
 use common::*;
 use serde_json::{json, Value};

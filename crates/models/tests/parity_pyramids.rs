@@ -3,7 +3,7 @@
 //! ../shared/fixtures/models (each array with its manifest tolerance), plus gradients and
 //! coarse-to-fine subsets checked against values computed with plenoptic 1.1.0
 //! (tests/data/make_ps_reference.py).
-use synthsweep_testkit::models as common;
+use synthsweep_testkit_tch::models as common;
 
 use common::*;
 use serde_json::{json, Value};

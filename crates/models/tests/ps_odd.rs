@@ -4,7 +4,7 @@
 //! every size matches plenoptic with the true autocorrelation; sizes whose coarsest width is
 //! even match plenoptic as it is; the odd ones differ from it exactly in the statistics the
 //! warning and the README name, and the warning is logged once per size, only for those.
-use synthsweep_testkit::models as common;
+use synthsweep_testkit_tch::models as common;
 
 use common::{allclose, capture_logs};
 use serde_json::json;

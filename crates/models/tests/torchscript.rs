@@ -1,10 +1,9 @@
 //! User models: a TorchScript module exported by the venv's torch (`torch.jit.save`),
 //! loaded with tch's CModule, matching PyTorch's output and differentiable w.r.t. the image.
 use serde_json::json;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use synthsweep_models::build_model;
-use synthsweep_testkit::venv_python;
+use synthsweep_testkit_tch::venv_python;
 use tch::{Kind, Tensor};
 
 const EXPORT: &str = r#"

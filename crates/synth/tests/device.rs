@@ -1,7 +1,7 @@
 //! Moving a synthesis between devices and precisions with `to()`: a run continues in
 //! float64, and, when a CUDA device is present, fixture runs started on the CPU (so the
 //! seeded draws are the CPU generator's) and moved to the GPU still match plenoptic.
-use synthsweep_testkit::synth as common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::toy::test_image;
 use common::*;

@@ -1,6 +1,6 @@
 //! Parity of the autodiff helpers and `Eigendistortion` with plenoptic 1.1: every `autodiff_*`
 //! and `eig_*` case of ../shared/fixtures/synth, with the RNG replayed from the case's seed.
-use synthsweep_testkit::synth as common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::*;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Parity of `Geodesic` with plenoptic 1.1: both `geodesic_*` cases of ../shared/fixtures/synth
 //! (straight and bridge starts), with the RNG replayed from the case's seed.
-use synthsweep_testkit::synth as common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::*;
 use serde_json::Value;

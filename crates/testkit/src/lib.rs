@@ -1,28 +1,19 @@
 //! The test harness of synthsweep's crates, in one place (a dev-dependency only, never
-//! published): where the workspace, the shared fixtures and the Python venv are; the model and
-//! synthesis fixtures with their tolerance checks; the device tests run on; tiny images and
-//! specs; sample store results and the moto S3 server; the `synthsweep` binary as a user runs it.
+//! published): where the workspace, the shared fixtures and the Python venv are; tiny images
+//! and specs; sample store results and the moto S3 server; the `synthsweep` binary as a user
+//! runs it. The tensor half (model and synthesis fixtures, tolerance checks, the test device)
+//! is `synthsweep-testkit-tch`, apart because it links libtorch.
 //!
 //! Each crate's tests enable the features they use (see Cargo.toml) and import a module, e.g.
-//! `use synthsweep_testkit::models::*;`.
+//! `use synthsweep_testkit::store as common;`.
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "cli")]
 pub mod cli;
-#[cfg(feature = "tensor")]
-pub mod device;
-#[cfg(feature = "logs")]
-pub mod logs;
-#[cfg(feature = "models")]
-pub mod models;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "sweep")]
 pub mod sweep;
-#[cfg(feature = "synth")]
-pub mod synth;
-#[cfg(feature = "tensor")]
-pub mod tensors;
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
@@ -113,22 +104,4 @@ pub fn assert_mentions(msg: &str, parts: &[&str]) {
     for p in parts {
         assert!(msg.contains(p), "expected {p:?} in the message:\n{msg}");
     }
-}
-
-/// Reads a test data folder's `expected.json` and `expected.npz` (written by the script that
-/// made the folder's expected values with plenoptic).
-#[cfg(feature = "tensor")]
-pub fn expected_data(
-    dir: &Path,
-) -> (
-    serde_json::Value,
-    std::collections::HashMap<String, tch::Tensor>,
-) {
-    let meta = read_json(&dir.join("expected.json"));
-    let npz = dir.join("expected.npz");
-    let arrays = tch::Tensor::read_npz(&npz)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", npz.display()))
-        .into_iter()
-        .collect();
-    (meta, arrays)
 }
