@@ -23,6 +23,12 @@ pub fn pgm(seed: u8) -> Vec<u8> {
     b
 }
 
+impl Default for Dir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Dir {
     /// `images/a.pgm`, `images/b.pgm`, `images/c.pgm` (distinct bytes).
     pub fn new() -> Dir {
