@@ -2,7 +2,7 @@
 //! the flag), a closed stdout pipe ends a command quietly (exit 141), a TOML error keeps
 //! its reason, a TorchScript model's path resolves against the spec's folder, and `status`
 //! on a folder that is not an output root says so.
-mod common;
+use synthsweep_testkit::cli as common;
 
 use common::*;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! (gain control without given scalars, and pretrained, which still draws) with ones that
 //! do not, so that workers build models while other workers seed and draw, and tasks run
 //! first on a worker with a freshly built model.
-mod common;
+use synthsweep_testkit::cli as common;
 
 use common::{canonical, free_base, read_local, run, text, Sandbox};
 use std::path::{Path, PathBuf};

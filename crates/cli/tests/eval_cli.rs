@@ -10,16 +10,7 @@ fn bin() -> Command {
 }
 
 fn fixtures() -> PathBuf {
-    let dir = std::env::var("SYNTHSWEEP_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("fixtures/models");
-    assert!(
-        dir.is_dir(),
-        "fixtures not found at {} (set SYNTHSWEEP_SHARED)",
-        dir.display()
-    );
-    dir
+    synthsweep_testkit::shared_dir().join("fixtures/models")
 }
 
 fn img(name: &str) -> String {

@@ -3,7 +3,7 @@
 //! after their leases expire; locally and on the moto S3 server. Every task ends up in
 //! `tasks` exactly once and the dataset equals a single uninterrupted run's.
 
-mod common;
+use synthsweep_testkit::cli as common;
 
 use common::*;
 use std::process::{Child, Stdio};

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use synthsweep_store::{Dataset, ImageRow, LossRow, OutputRoot, Store, TaskStatus};
 
-mod common;
 use common::free_base;
+use synthsweep_testkit::cli as common;
 
 /// Generous: only a hang (a bug) gets near it.
 const HANG: Duration = Duration::from_secs(120);

@@ -4,7 +4,7 @@
 //! key and what was expected, and `run` writes nothing (issue 9, item 2).
 //!
 //! No task runs here: each case is one `plan` and one `run` of the binary (16 px images).
-mod common;
+use synthsweep_testkit::cli as common;
 
 use common::*;
 use std::path::Path;

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 use synthsweep_store::{Dataset, OutputRoot, Store, TaskStatus};
 
-mod common;
+use synthsweep_testkit::cli as common;
 
 const EXIT_PREEMPTED: i32 = 75;
 

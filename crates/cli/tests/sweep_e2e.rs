@@ -4,7 +4,7 @@
 //! Ctrl-C, each followed by a resume that ends equal to an uninterrupted run; S3 on moto.
 //!
 //! Everything runs on tiny crops (16 px) of the sample images, a few iterations per task.
-mod common;
+use synthsweep_testkit::cli as common;
 
 use common::*;
 use serde_json::Value;

@@ -7,22 +7,31 @@ pub enum ModelError {
     /// A model or metric name that the registry does not know.
     #[error("unknown {kind} `{name}`; valid {kind}s: {valid}")]
     UnknownName {
+        /// `model` or `metric`.
         kind: &'static str,
+        /// The name given.
         name: String,
+        /// The known names, comma-separated.
         valid: String,
     },
     /// A parameter that the named model or metric does not take.
     #[error("{owner}: unknown parameter `{param}`; valid parameters: {valid}")]
     UnknownParam {
+        /// The model or metric name.
         owner: String,
+        /// The key given.
         param: String,
+        /// Its parameter names, comma-separated (`(none)` when it takes none).
         valid: String,
     },
     /// A parameter with the wrong type or an out-of-range value.
     #[error("{owner}.{param}: {msg}")]
     InvalidParam {
+        /// The model or metric name.
         owner: String,
+        /// The parameter.
         param: String,
+        /// What was given and what was expected.
         msg: String,
     },
     /// A spec that is not a JSON object of the expected shape.
@@ -30,12 +39,20 @@ pub enum ModelError {
     Spec(String),
     /// An image file that cannot be read or decoded.
     #[error("image {}: {msg}", path.display())]
-    Image { path: PathBuf, msg: String },
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        msg: String,
+    },
     /// An input whose shape the model or metric cannot take.
     #[error("{owner} cannot take an input of shape {shape:?}: {need}")]
     InputShape {
+        /// The model or metric name.
         owner: String,
+        /// The input's shape, (N, C, H, W) for a batch.
         shape: Vec<i64>,
+        /// What it needs (channels, minimum height and width, and why).
         need: String,
     },
     /// A failure inside libtorch.

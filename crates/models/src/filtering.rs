@@ -48,6 +48,7 @@ impl Filtering {
         })
     }
 
+    /// The name specs use for this method (one of [`Filtering::NAMES`]).
     pub fn name(self) -> &'static str {
         match self {
             Self::Auto => "auto",
@@ -124,6 +125,7 @@ pub fn auto_method(
 /// One separable component of a filter bank: channel `c` is `coef[c] · (v[c] ⊗ h[c])`.
 #[derive(Debug, Clone)]
 pub struct SeparableTerm {
+    /// Signed weight of this term, one per channel (float64, as the filter's formula gives it).
     pub coef: Vec<f64>,
     /// Vertical 1-D kernels, one of length `kh` per channel.
     pub v: Vec<Vec<f64>>,
@@ -189,14 +191,17 @@ impl FilterBank {
         &self.filt
     }
 
+    /// The kernel size (kh, kw) in pixels.
     pub fn kernel(&self) -> (i64, i64) {
         self.kernel
     }
 
+    /// The padding mode of plenoptic's `same_padding` (`reflect`, `circular`, `constant`, ...).
     pub fn pad_mode(&self) -> &str {
         &self.pad_mode
     }
 
+    /// The method asked for (possibly [`Filtering::Auto`]; see [`FilterBank::method_for`]).
     pub fn filtering(&self) -> Filtering {
         self.filtering
     }

@@ -14,13 +14,18 @@ use tch::{Device, Kind, Tensor};
 /// Which of the four frontend models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrontendKind {
+    /// plenoptic's `LinearNonlinear`: a difference of Gaussians (center-surround) and an activation.
     LinearNonlinear,
+    /// plenoptic's `LuminanceGainControl`: the center-surround output divided by a Gaussian-blurred local luminance.
     LuminanceGainControl,
+    /// plenoptic's `LuminanceContrastGainControl`: luminance gain control, then division by the local contrast (Gaussian-blurred squared response).
     LuminanceContrastGainControl,
+    /// plenoptic's `OnOff`: on- and off-center channels, each with luminance and contrast gain control (2 output channels).
     OnOff,
 }
 
 impl FrontendKind {
+    /// The registry name, e.g. `on_off`.
     pub fn name(self) -> &'static str {
         match self {
             Self::LinearNonlinear => "linear_nonlinear",
@@ -162,7 +167,15 @@ pub fn params(kind: FrontendKind) -> &'static [ParamDoc] {
     }
 }
 
-/// One of the frontend models, with its filters built once.
+/// One of plenoptic's frontend models (`plenoptic.simulate.models.frontend`: `LinearNonlinear`,
+/// `LuminanceGainControl`, `LuminanceContrastGainControl`, `OnOff`; Berardino et al. 2017),
+/// with its filters built once.
+///
+/// Takes a grayscale batch (N, 1, H, W), pixel values in [0, 1] as the pretrained parameters
+/// were fitted to; `reflect` and `circular` padding need H, W > kernel / 2
+/// ([`Model::check_input`] returns [`ModelError::InputShape`] otherwise). Returns
+/// (N, K, H, W): K = 2 for `on_off` (on, off), else the number of `on_center` entries (1 by
+/// default); dimensionless responses, >= 0 with the default `softplus` activation.
 #[derive(Debug)]
 pub struct Frontend {
     kind: FrontendKind,
@@ -179,6 +192,12 @@ pub struct Frontend {
 }
 
 impl Frontend {
+    /// Builds the model of `kind` from its spec parameters (see [`params`]) with
+    /// plenoptic's defaults, drawing `torch.rand(n)` for each gain-control scalar as plenoptic's
+    /// constructor does (pretrained or not), so the global generator advances as it does there.
+    /// Errors: [`ModelError::InvalidParam`] for a wrong type or range (`kernel_size` other than
+    /// 31 with `pretrained`, `amplitude_ratio` < 1, an unknown `pad_mode` or `activation`, a list
+    /// `on_center` for `luminance_contrast_gain_control`).
     pub fn from_params(kind: FrontendKind, p: &Params) -> Result<Self> {
         let is_pretrained = p.bool("pretrained")?;
         let kernel = if is_pretrained && p.raw("kernel_size").is_null() {

@@ -1,5 +1,6 @@
 //! synthsweep's numerical core: image I/O, filters, plenoptic's image models, pyramids and
 //! metrics on libtorch, and the registry that builds them from JSON specs.
+#![warn(missing_docs)]
 pub mod device;
 pub mod error;
 pub mod filtering;

@@ -2,8 +2,15 @@
 use crate::error::{ModelError, Result};
 use tch::{Device, Kind, Tensor};
 
-/// An image model: a differentiable map from a batch of images (N, C, H, W) to a
-/// representation. Constant tensors (filters, masks) are built once, at construction.
+/// An image model, as plenoptic's synthesis methods use a `torch.nn.Module`: a
+/// differentiable map from a batch of images (N, C, H, W) to a representation whose first
+/// dimension is N (e.g. (N, C', H', W') for the filter models, (N, C, K) for pyramids and
+/// Portilla-Simoncelli). Pixel values are usually in [0, 1]; each model says what it expects
+/// and what its output's units are. Constant tensors (filters, masks) are built once, at
+/// construction, as float32 on the CPU (see [`Model::to`]).
+///
+/// `forward` panics on an input the model cannot take: call [`Model::check_input`] first,
+/// which returns [`ModelError::InputShape`] saying what it needs.
 pub trait Model: Send {
     /// The registry name, e.g. `gaussian`.
     fn name(&self) -> &str;
@@ -48,9 +55,12 @@ pub trait Model: Send {
     }
 }
 
-/// A distance between two batches of images: 0 for identical images, larger for more
-/// different ones. Returns one value per batch element and channel, shape (N, C)
-/// (model distances return (N, 1)).
+/// A distance between two batches of images, as plenoptic's MAD competition uses its
+/// metrics: 0 for identical images, larger for more different ones (the `ssim` and `ms_ssim`
+/// similarities are the exception: 1 for identical images). Takes two (N, C, H, W) batches
+/// of the same shape and returns one value per batch element and channel, shape (N, C)
+/// (model distances return (N, 1)). `forward` panics on an input the metric cannot take:
+/// call [`Metric::check_input`] first.
 pub trait Metric: Send {
     /// The registry name, e.g. `ssim_distance`.
     fn name(&self) -> &str;

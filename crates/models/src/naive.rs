@@ -6,10 +6,13 @@ use crate::model::{check_4d, check_channels, Model};
 use crate::params::{ParamDoc, Params};
 use tch::{Device, Kind, Tensor};
 
-/// Returns its input (as `1 * x`), the dummy model behind pixel-space metrics.
+/// plenoptic's `Identity` (`plenoptic.simulate.models.naive`): returns its input (as
+/// `1 * x`), the dummy model behind pixel-space metrics. Any (N, C, H, W) batch, any values;
+/// the output has the input's shape and units.
 #[derive(Debug, Default)]
 pub struct Identity;
 
+/// The parameters of `identity`: none.
 pub const IDENTITY_PARAMS: &[ParamDoc] = &[];
 
 impl Model for Identity {
@@ -43,7 +46,10 @@ pub(crate) fn check_padded(
     Ok(())
 }
 
-/// A 2-filter linear convolution: a low-pass Gaussian and a band-pass difference.
+/// plenoptic's `Linear` (`plenoptic.simulate.models.naive`): a 2-filter linear convolution,
+/// a low-pass Gaussian (variance 3 px²) and a band-pass difference of Gaussians, with
+/// `same` padding. (N, 1, H, W) -> (N, 2, H, W), linear in the pixel values; `reflect`
+/// and `circular` padding need H, W > kernel / 2.
 #[derive(Debug)]
 pub struct Linear {
     kernel: (i64, i64),
@@ -51,6 +57,7 @@ pub struct Linear {
     weight: Tensor,
 }
 
+/// The parameters of `linear` (plenoptic's `Linear` arguments and defaults).
 pub const LINEAR_PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "kernel_size",
@@ -73,6 +80,9 @@ pub const LINEAR_PARAMS: &[ParamDoc] = &[
 ];
 
 impl Linear {
+    /// From spec parameters ([`LINEAR_PARAMS`]); `default_filters = false` draws the weights from
+    /// the global torch generator as torch's `Conv2d` initializes them. Errors:
+    /// [`crate::ModelError::InvalidParam`] for a bad `kernel_size` or `pad_mode`.
     pub fn from_params(p: &Params) -> Result<Self> {
         let kernel = p.kernel_size("kernel_size")?;
         let pad_mode = p.choice("pad_mode", PAD_MODES)?;
@@ -115,12 +125,16 @@ impl Model for Linear {
     }
 }
 
-/// A bank of normalized circular Gaussian filters (one per output channel).
+/// plenoptic's `Gaussian` (`plenoptic.simulate.models.naive`): a bank of normalized circular
+/// Gaussian filters (one per output channel, std in pixels), with `same` padding.
+/// (N, 1, H, W) -> (N, out_channels, H, W), a weighted local mean of the pixel values (same
+/// units and range); `reflect` and `circular` padding need H, W > kernel / 2.
 #[derive(Debug)]
 pub struct Gaussian {
     bank: FilterBank,
 }
 
+/// The parameters of `gaussian` (plenoptic's `Gaussian` arguments and defaults).
 pub const GAUSSIAN_PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "kernel_size",
@@ -159,6 +173,9 @@ impl Gaussian {
         }
     }
 
+    /// From spec parameters ([`GAUSSIAN_PARAMS`]). Errors: [`crate::ModelError::InvalidParam`] when
+    /// `kernel_size` is missing or not positive, a `std` is not positive, `out_channels`
+    /// disagrees with a `std` list, or `pad_mode`/`filtering` is unknown.
     pub fn from_params(p: &Params) -> Result<Self> {
         let kernel = required_kernel(p)?;
         let stds = crate::per_channel::gaussian_stds(p)?;
@@ -206,12 +223,16 @@ impl Model for Gaussian {
     }
 }
 
-/// Difference of Gaussians: `amplitude_ratio * sign * (G_center - G_surround)`.
+/// plenoptic's `CenterSurround` (`plenoptic.simulate.models.naive`): a difference of
+/// Gaussians, `amplitude_ratio * sign * (G_center - G_surround)` with stds in pixels and
+/// `same` padding. (N, 1, H, W) -> (N, out_channels, H, W), linear in the pixel values;
+/// `reflect` and `circular` padding need H, W > kernel / 2.
 #[derive(Debug)]
 pub struct CenterSurround {
     bank: FilterBank,
 }
 
+/// The parameters of `center_surround` (plenoptic's `CenterSurround` arguments and defaults).
 pub const CENTER_SURROUND_PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "kernel_size",
@@ -290,6 +311,9 @@ impl CenterSurround {
         }
     }
 
+    /// From spec parameters ([`CENTER_SURROUND_PARAMS`]). Errors: [`crate::ModelError::InvalidParam`]
+    /// when `kernel_size` is missing, `amplitude_ratio` < 1, the per-channel lists disagree in
+    /// length, or `pad_mode`/`filtering` is unknown.
     pub fn from_params(p: &Params) -> Result<Self> {
         let kernel = required_kernel(p)?;
         let ratio = p.f64("amplitude_ratio")?;

@@ -6,11 +6,13 @@ use serde_json::{Map, Value};
 /// One documented parameter: the single source of its name, type and default.
 #[derive(Debug, Clone, Copy)]
 pub struct ParamDoc {
+    /// The key in the spec, as plenoptic's constructor argument is named.
     pub name: &'static str,
     /// Human description of the type, e.g. `int or [int, int]`.
     pub ty: &'static str,
     /// The default as JSON text (`null` = none / drawn at random, see `help`).
     pub default: &'static str,
+    /// One line for `synthsweep models`: what the parameter does, its unit and accepted range.
     pub help: &'static str,
 }
 
@@ -46,6 +48,7 @@ impl<'a> Params<'a> {
         })
     }
 
+    /// The model or metric name these parameters belong to (used in error messages).
     pub fn owner(&self) -> &str {
         &self.owner
     }
@@ -73,12 +76,14 @@ impl<'a> Params<'a> {
         ModelError::invalid(&self.owner, name, msg)
     }
 
+    /// A number. Errors: [`ModelError::InvalidParam`] when the value is not a JSON number.
     pub fn f64(&self, name: &str) -> Result<f64> {
         let v = self.value(name);
         v.as_f64()
             .ok_or_else(|| self.err(name, format!("expected a number, got {v}")))
     }
 
+    /// A finite number > 0. Errors: [`ModelError::InvalidParam`] otherwise.
     pub fn positive_f64(&self, name: &str) -> Result<f64> {
         let x = self.f64(name)?;
         if x > 0.0 && x.is_finite() {
@@ -88,6 +93,7 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// A number, or `None` for `null`. Errors: [`ModelError::InvalidParam`] for any other value.
     pub fn opt_f64(&self, name: &str) -> Result<Option<f64>> {
         match self.value(name) {
             Value::Null => Ok(None),
@@ -95,12 +101,14 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// `true` or `false`. Errors: [`ModelError::InvalidParam`] for any other value.
     pub fn bool(&self, name: &str) -> Result<bool> {
         let v = self.value(name);
         v.as_bool()
             .ok_or_else(|| self.err(name, format!("expected true or false, got {v}")))
     }
 
+    /// An integer >= 0. Errors: [`ModelError::InvalidParam`] for a negative, fractional or non-number value.
     pub fn usize(&self, name: &str) -> Result<usize> {
         let v = self.value(name);
         v.as_u64()
@@ -108,6 +116,7 @@ impl<'a> Params<'a> {
             .ok_or_else(|| self.err(name, format!("expected a non-negative integer, got {v}")))
     }
 
+    /// An integer >= 1. Errors: [`ModelError::InvalidParam`] otherwise.
     pub fn positive_usize(&self, name: &str) -> Result<usize> {
         let n = self.usize(name)?;
         if n == 0 {

@@ -14,16 +14,22 @@ use serde_json::Value;
 
 /// A model name with its parameters and constructor.
 pub struct ModelEntry {
+    /// The registry name specs use, e.g. `on_off`.
     pub name: &'static str,
+    /// One line for `synthsweep models`: what the model computes and the plenoptic class it follows.
     pub help: &'static str,
+    /// Its parameter table (names, types, defaults, help).
     pub params: fn() -> &'static [ParamDoc],
     build: fn(&Params) -> Result<Box<dyn Model>>,
 }
 
 /// A metric name with its parameters and constructor.
 pub struct MetricEntry {
+    /// The registry name specs use, e.g. `ssim_distance`.
     pub name: &'static str,
+    /// One line for `synthsweep metrics`: what the metric computes and the plenoptic function it follows.
     pub help: &'static str,
+    /// Its parameter table (names, types, defaults, help).
     pub params: fn() -> &'static [ParamDoc],
     build: fn(&Params) -> Result<Box<dyn Metric>>,
 }
@@ -120,6 +126,11 @@ fn build_metric_unlocked(spec: &Value) -> Result<Box<dyn Metric>> {
 }
 
 /// The spec with every default filled in: what a task records as "the resolved model".
+/// `kind` is `model` (anything else: `metric`).
+///
+/// # Errors
+/// [`ModelError`] for a spec that is not an object with a known `name`, an unknown
+/// parameter, or per-channel lists that disagree with each other or with `out_channels`.
 pub fn resolve_spec(kind: &str, spec: &Value) -> Result<Value> {
     let (name, mut params) = split_spec(kind, spec)?;
     let docs = match kind {

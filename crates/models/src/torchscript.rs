@@ -5,6 +5,7 @@ use crate::params::{ParamDoc, Params};
 use std::path::PathBuf;
 use tch::{CModule, Device, Kind, Tensor};
 
+/// The parameters of `torchscript`: the file and its checksum.
 pub const TORCHSCRIPT_PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "path",
@@ -27,8 +28,11 @@ pub fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// A TorchScript module used as a model. Its parameters are frozen (no gradient);
-/// gradients flow to the input only.
+/// A TorchScript module used as a model (no plenoptic counterpart: plenoptic takes any
+/// `torch.nn.Module`). Its `forward` maps an (N, C, H, W) batch to a tensor whose first
+/// dimension is N; shapes, value ranges and units are the module's. Its parameters are frozen
+/// (no gradient); gradients flow to the input only. `forward` panics when the module fails
+/// on an input.
 #[derive(Debug)]
 pub struct TorchScriptModel {
     path: PathBuf,
@@ -36,6 +40,9 @@ pub struct TorchScriptModel {
 }
 
 impl TorchScriptModel {
+    /// Loads the module at `path` in evaluation mode. Errors: [`ModelError::InvalidParam`] (on
+    /// `path`) when the file does not exist or is not a TorchScript module; [`ModelError::Torch`]
+    /// when libtorch cannot switch it to evaluation mode.
     pub fn load(path: PathBuf) -> Result<Self> {
         if !path.is_file() {
             return Err(ModelError::invalid(
@@ -55,6 +62,9 @@ impl TorchScriptModel {
         Ok(TorchScriptModel { path, module })
     }
 
+    /// From spec parameters ([`TORCHSCRIPT_PARAMS`]); the path is opened as given (a relative one
+    /// from the current directory). Errors: as [`TorchScriptModel::load`], and
+    /// [`ModelError::InvalidParam`] when `path` is missing or the file's SHA-256 differs from `sha256`.
     pub fn from_params(p: &Params) -> Result<Self> {
         let v = p.raw("path");
         let Some(s) = v.as_str() else {
@@ -83,6 +93,7 @@ impl TorchScriptModel {
         Self::load(path)
     }
 
+    /// The file it was loaded from.
     pub fn path(&self) -> &PathBuf {
         &self.path
     }

@@ -1,7 +1,7 @@
 //! Image I/O: PGM, PNG and JPEG, grayscale and RGB, 8 and 16 bit, to NCHW floats in [0, 1];
 //! PNG output clamped and rounded. (Colour, alpha and `as_gray` against plenoptic's values:
 //! load_images.rs.)
-mod common;
+use synthsweep_testkit_tch::models as common;
 
 use image::{ImageBuffer, Luma, Rgb};
 use synthsweep_models::image_io::{load_batch, load_image, load_image_with, png_bytes, save_png};

@@ -5,11 +5,9 @@
 //! repeated into three channels, colour and alpha kept), bit for bit up to float32 rounding;
 //! 16-bit colour as plenoptic reads it through Pillow (8 bits), a 16-bit PGM scaled by 1/65535
 //! where plenoptic divides by 2^31 - 1.
-mod common;
+use synthsweep_testkit_tch::models as common;
 
 use common::allclose;
-use serde_json::Value;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use synthsweep_models::image_io::{load_image, load_image_with, png_bytes};
 use tch::Tensor;
@@ -20,13 +18,7 @@ fn data_dir() -> PathBuf {
 
 #[test]
 fn files_load_as_plenoptic_loads_them() {
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(data_dir().join("expected.json")).unwrap())
-            .unwrap();
-    let arrays: HashMap<String, Tensor> = Tensor::read_npz(data_dir().join("expected.npz"))
-        .unwrap()
-        .into_iter()
-        .collect();
+    let (meta, arrays) = common::expected_data(&data_dir());
     let mut checked = 0;
     let mut failures = Vec::new();
     for (name, entry) in meta["files"].as_object().unwrap() {

@@ -2,7 +2,7 @@
 //! `grad_metric_*` case, `pyramid_laplacian_n5_e64` and `pyramid_normalized_laplacian_e64`
 //! of ../shared/fixtures/models, within the manifest's per-array tolerances; plus batching,
 //! identical-image values, float64 and input-shape checks.
-mod common;
+use synthsweep_testkit_tch::models as common;
 
 use common::*;
 use serde_json::{json, Value};
@@ -62,10 +62,11 @@ fn metrics_match_plenoptic() {
         .filter(|c| c["op"] == "forward")
         .collect();
     assert_eq!(cases.len(), 17, "every forward metric case");
+    let device = test_device();
     run_all(cases, |case| {
         let npz = load_npz(case);
-        let metric = build_metric(&metric_spec(case)).map_err(|e| e.to_string())?;
-        let (x, y) = (&npz["x"], &npz["y"]);
+        let metric = metric_on(&metric_spec(case), device)?;
+        let (x, y) = (&on_device(&npz["x"], device), &on_device(&npz["y"], device));
         metric.check_input(&x.size()).map_err(|e| e.to_string())?;
         let out = tch::no_grad(|| metric.forward(x, y));
         check(case, &npz, "out", &out)?;
@@ -83,11 +84,14 @@ fn metric_gradients_match_plenoptic() {
         .filter(|c| c["op"] == "grad_wrt_y")
         .collect();
     assert_eq!(cases.len(), 2);
+    let device = test_device();
     run_all(cases, |case| {
         let npz = load_npz(case);
-        let metric = build_metric(&metric_spec(case)).map_err(|e| e.to_string())?;
-        let y = npz["y"].detach().set_requires_grad(true);
-        let out = metric.forward(&npz["x"], &y);
+        let metric = metric_on(&metric_spec(case), device)?;
+        let y = on_device(&npz["y"], device)
+            .detach()
+            .set_requires_grad(true);
+        let out = metric.forward(&on_device(&npz["x"], device), &y);
         check(case, &npz, "out", &out)?;
         let total = out.sum(Kind::Float);
         let g = Tensor::run_backward(&[&total], &[&y], false, false).remove(0);
@@ -106,6 +110,7 @@ fn laplacian_pyramids_match_plenoptic() {
         })
         .collect();
     assert_eq!(cases.len(), 2);
+    let device = test_device();
     run_all(cases, |case| {
         let npz = load_npz(case);
         let spec = match case["name"].as_str().unwrap() {
@@ -116,8 +121,8 @@ fn laplacian_pyramids_match_plenoptic() {
             }
             _ => json!({"name": "normalized_laplacian_pyramid"}),
         };
-        let model = build_model(&spec).map_err(|e| e.to_string())?;
-        let x = &npz["x"];
+        let model = model_on(&spec, device)?;
+        let x = &on_device(&npz["x"], device);
         model.check_input(&x.size()).map_err(|e| e.to_string())?;
         let parts = tch::no_grad(|| model.parts(x));
         let levels: Vec<&(String, Tensor)> = parts.iter().filter(|(n, _)| n != "out").collect();

@@ -1,7 +1,7 @@
 //! Parity of the image models with plenoptic: every `model_*` and `grad_model_*` case of
 //! ../shared/fixtures/models, forward values and gradients, within the manifest's tolerances,
 //! for every filtering method of the Gaussian-based models (auto, direct, separable, fft).
-mod common;
+use synthsweep_testkit_tch::models as common;
 
 use common::*;
 use serde_json::{json, Value};
@@ -53,12 +53,13 @@ fn frontend_and_naive_models_match_plenoptic() {
         .into_iter()
         .filter(|c| c["op"] == "forward" && c["name"] != "PortillaSimoncelli")
         .collect();
+    let device = test_device();
     run_all(cases, |case| {
         let npz = load_npz(case);
         for filtering in FILTERINGS {
             let spec = with_filtering(model_spec(case, &npz), filtering);
-            let model = build_model(&spec).map_err(|e| e.to_string())?;
-            let x = &npz["x"];
+            let model = model_on(&spec, device)?;
+            let x = &on_device(&npz["x"], device);
             model.check_input(&x.size()).map_err(|e| e.to_string())?;
             let out = tch::no_grad(|| model.forward(x));
             check_array(case, &npz, "out", &out).map_err(|e| format!("{filtering}: {e}"))?;
@@ -73,12 +74,15 @@ fn model_gradients_match_plenoptic() {
         .into_iter()
         .filter(|c| c["op"] == "grad_sum_wrt_x")
         .collect();
+    let device = test_device();
     run_all(cases, |case| {
         let npz = load_npz(case);
         for filtering in FILTERINGS {
             let spec = with_filtering(model_spec(case, &npz), filtering);
-            let model = build_model(&spec).map_err(|e| e.to_string())?;
-            let x = npz["x"].detach().set_requires_grad(true);
+            let model = model_on(&spec, device)?;
+            let x = on_device(&npz["x"], device)
+                .detach()
+                .set_requires_grad(true);
             let out = model.forward(&x).sum(Kind::Float);
             check_array(case, &npz, "out", &out).map_err(|e| format!("{filtering}: {e}"))?;
             let g = Tensor::run_backward(&[&out], &[&x], false, false).remove(0);

@@ -3,7 +3,7 @@
 //! ../shared/fixtures/models (each array with its manifest tolerance), plus gradients and
 //! coarse-to-fine subsets checked against values computed with plenoptic 1.1.0
 //! (tests/data/make_ps_reference.py).
-mod common;
+use synthsweep_testkit_tch::models as common;
 
 use common::*;
 use serde_json::{json, Value};
@@ -25,10 +25,11 @@ fn steerable_cases() -> Vec<Value> {
 
 #[test]
 fn steerable_pyramid_matches_plenoptic() {
+    let device = test_device();
     run_all(steerable_cases(), |case| {
         let npz = load_npz(case);
-        let model = build_model(&spec(case, "steerable_pyramid")).map_err(|e| e.to_string())?;
-        let x = &npz["x"];
+        let model = model_on(&spec(case, "steerable_pyramid"), device)?;
+        let x = &on_device(&npz["x"], device);
         model.check_input(&x.size()).map_err(|e| e.to_string())?;
         let parts = tch::no_grad(|| model.parts(x));
         let mut checked = 0;
@@ -215,10 +216,11 @@ fn ps_cases() -> Vec<Value> {
 
 #[test]
 fn portilla_simoncelli_matches_plenoptic() {
+    let device = test_device();
     run_all(ps_cases(), |case| {
         let npz = load_npz(case);
-        let model = build_model(&spec(case, "portilla_simoncelli")).map_err(|e| e.to_string())?;
-        let x = &npz["x"];
+        let model = model_on(&spec(case, "portilla_simoncelli"), device)?;
+        let x = &on_device(&npz["x"], device);
         model.check_input(&x.size()).map_err(|e| e.to_string())?;
         let parts = tch::no_grad(|| model.parts(x));
         let mut worst = 0.0f64;
@@ -253,8 +255,14 @@ fn fixture_ps() -> Box<dyn synthsweep_models::Model> {
 #[test]
 fn portilla_simoncelli_gradient_matches_plenoptic() {
     let npz = data_npz("ps_reference.npz");
-    let model = fixture_ps();
-    let x = npz["x"].detach().set_requires_grad(true);
+    let device = test_device();
+    let mut model = fixture_ps();
+    if device != tch::Device::Cpu {
+        model.to(device, Kind::Float);
+    }
+    let x = on_device(&npz["x"], device)
+        .detach()
+        .set_requires_grad(true);
     let out = model.forward(&x).sum(Kind::Float);
     let g = Tensor::run_backward(&[&out], &[&x], false, false).remove(0);
     assert_eq!(

@@ -5,7 +5,7 @@
 //! plenoptic's output with `out_channels` inferred; what plenoptic refuses is refused with a
 //! message naming both parameters; and a spec with `out_channels` inferred resolves to the
 //! same spec (the same task) as one that states it.
-mod common;
+use synthsweep_testkit_tch::models as common;
 
 use common::allclose;
 use serde_json::{json, Value};

@@ -4,16 +4,15 @@
 //! every size matches plenoptic with the true autocorrelation; sizes whose coarsest width is
 //! even match plenoptic as it is; the odd ones differ from it exactly in the statistics the
 //! warning and the README name, and the warning is logged once per size, only for those.
-mod common;
+use synthsweep_testkit_tch::models as common;
 
 use common::{allclose, capture_logs};
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use synthsweep_models::build_model;
 use synthsweep_models::image_io::load_image;
 use synthsweep_models::portilla_simoncelli::PortillaSimoncelli;
-use tch::{Kind, Tensor};
+use tch::Kind;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ps_odd")
@@ -22,13 +21,7 @@ fn data_dir() -> PathBuf {
 #[test]
 fn odd_coarsest_widths_keep_the_true_autocorrelation_and_say_so() {
     tch::set_num_threads(1);
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(data_dir().join("expected.json")).unwrap())
-            .unwrap();
-    let arrays: HashMap<String, Tensor> = Tensor::read_npz(data_dir().join("expected.npz"))
-        .unwrap()
-        .into_iter()
-        .collect();
+    let (meta, arrays) = common::expected_data(&data_dir());
     let img = load_image(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/images/einstein_64.pgm"),
     )

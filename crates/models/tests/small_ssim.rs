@@ -5,7 +5,7 @@
 //! plenoptic's value within the case's tolerance, logs plenoptic's warning where plenoptic
 //! warns (once per metric and size, never per call) and nowhere else. The warnings are
 //! process-wide (once per process), so each size is used by one test only.
-mod common;
+use synthsweep_testkit_tch::models as common;
 
 use common::capture_logs;
 use serde_json::{json, Value};

@@ -1,20 +1,10 @@
 //! User models: a TorchScript module exported by the venv's torch (`torch.jit.save`),
 //! loaded with tch's CModule, matching PyTorch's output and differentiable w.r.t. the image.
 use serde_json::json;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use synthsweep_models::build_model;
+use synthsweep_testkit_tch::venv_python;
 use tch::{Kind, Tensor};
-
-fn venv_python() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/setup.sh first",
-        p.display()
-    );
-    p
-}
 
 const EXPORT: &str = r#"
 import sys, torch

@@ -1,6 +1,6 @@
 //! A writer groups results into few, bounded files.
 
-mod common;
+use synthsweep_testkit::store as common;
 
 use std::time::Duration;
 

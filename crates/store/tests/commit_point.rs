@@ -1,7 +1,7 @@
 //! The commit protocol: a kill at any point leaves every task fully visible or not at all,
 //! recovery removes the debris, and a re-run commits each task exactly once.
 
-mod common;
+use synthsweep_testkit::store as common;
 
 use std::path::Path;
 
@@ -34,11 +34,7 @@ fn run(store: &Store, n: usize, retry_failed: bool) -> (Prepared, WriterStats) {
 /// that is not in `tasks`.
 fn assert_consistent(store: &Store) -> Vec<String> {
     let d = store.read_dataset().unwrap();
-    let mut ids: Vec<String> = d.tasks.iter().map(|t| t.task_id.clone()).collect();
-    ids.sort();
-    let n = ids.len();
-    ids.dedup();
-    assert_eq!(ids.len(), n, "a task is in `tasks` twice");
+    let ids = common::unique_task_ids(&d);
     let committed: std::collections::HashSet<&String> = ids.iter().collect();
     for id in d
         .losses

@@ -1,6 +1,6 @@
 //! Results written to a local folder read back identical, column by column.
 
-mod common;
+use synthsweep_testkit::store as common;
 
 use std::fs::File;
 

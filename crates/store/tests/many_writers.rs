@@ -3,7 +3,7 @@
 //! Writers are real processes (this test binary run again) started together, or sessions
 //! on separate `Store`s within one process where a test needs to control the timing.
 
-mod common;
+use synthsweep_testkit::store as common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! polars, pandas, pyarrow and DuckDB read a dataset the writer made, with no options, and
 //! see the types of schemas/*.json (tests/python/check_tables.py).
 
-mod common;
+use synthsweep_testkit::store as common;
 
 use synthsweep_store::*;
 

@@ -1,7 +1,7 @@
 //! The same protocol on S3, against a moto server on loopback that the tests start
 //! themselves (`.venv` with `moto[server]`, see scripts/requirements.txt).
 
-mod common;
+use synthsweep_testkit::store as common;
 
 use std::time::{Duration, Instant};
 

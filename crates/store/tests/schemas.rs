@@ -1,6 +1,6 @@
 //! The schema files in `schemas/` and the Rust tables agree.
 
-mod common;
+use synthsweep_testkit::store as common;
 
 use arrow_schema::{DataType, TimeUnit};
 use synthsweep_store::*;

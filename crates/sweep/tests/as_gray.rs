@@ -2,9 +2,9 @@
 //! in `[params]`, an axis of its own, zipped with an image axis or set by `[[when]]`; part
 //! of the task id except where it changes nothing (a gray file loaded as gray, so those
 //! tasks keep their ids); anything but a boolean is an error naming the key.
-mod common;
 use common::{assert_mentions, Dir};
 use synthsweep_sweep::{Plan, Task};
+use synthsweep_testkit::sweep as common;
 
 fn tasks(plan: &Plan) -> Vec<Task> {
     plan.iter().map(|t| t.unwrap()).collect()

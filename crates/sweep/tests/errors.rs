@@ -1,7 +1,7 @@
 //! A bad spec is refused with a message naming the file, the key path (with line and
 //! column) and what was expected.
-mod common;
 use common::{assert_mentions, Dir};
+use synthsweep_testkit::sweep as common;
 
 const HEAD: &str = "name = \"t\"\nsynth = \"mad\"\n";
 const MAD_GRID: &str = r#"

@@ -1,11 +1,11 @@
 //! Expansion: task order, zips, exclusions, conditional values, pairs, repeats, shards, and
 //! a million-task grid planned and walked without holding it.
-mod common;
 use common::{assert_mentions, Dir};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Instant;
 use synthsweep_sweep::{Plan, ShardScheme, SweepError, Task, TaskImages};
+use synthsweep_testkit::sweep as common;
 
 fn tasks(plan: &Plan) -> Vec<Task> {
     plan.iter().map(|t| t.unwrap()).collect()

@@ -1,12 +1,12 @@
 //! Task identity: the same task has the same id on every run and machine, however the spec
 //! is written and wherever the images live; changing anything the task computes from
 //! changes it.
-mod common;
 use common::{pgm, Dir};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use synthsweep_sweep::{NoopResolver, Plan, Resolver, SweepSpec, Task};
+use synthsweep_testkit::sweep as common;
 
 const SPEC: &str = r#"
 name = "ids"

@@ -44,7 +44,13 @@ fn validate_coarse_to_fine(model: &dyn Model, image: &Tensor) -> Result<Vec<Stri
     })
 }
 
-/// A coarse-to-fine metamer synthesis in progress.
+/// A coarse-to-fine metamer synthesis in progress: plenoptic's `MetamerCTF`
+/// (`plenoptic.synthesize.metamer`), for models with scales ([`Model::scales`], e.g.
+/// `portilla_simoncelli` and `steerable_pyramid`).
+///
+/// Images, shapes, ranges and units as [`Metamer`]. Errors: those of [`Metamer`]'s
+/// constructors, and [`SynthError::InvalidParam`] when the model has no scales or returns the
+/// same shape when restricted to a scale (plenoptic's `validate_coarse_to_fine`).
 #[derive(Debug)]
 pub struct MetamerCtf<'a> {
     pub(crate) metamer: Metamer<'a>,
@@ -70,6 +76,7 @@ impl<'a> MetamerCtf<'a> {
         Self::build(image, model, options, None, coarse_to_fine)
     }
 
+    /// As [`MetamerCtf::new`], starting from `initial_image` (the image's shape) instead of noise.
     pub fn with_initial_image(
         image: &Tensor,
         model: &'a dyn Model,
@@ -126,6 +133,11 @@ impl<'a> MetamerCtf<'a> {
     }
 
     /// Runs up to `max_iter` iterations; a second call continues where the last one stopped.
+    ///
+    /// # Errors
+    /// [`SynthError::InvalidParam`] for invalid options (or a `store_progress` or optimizer
+    /// that differs from the first call's); [`SynthError::NonFinite`] when the objective
+    /// becomes NaN or infinite (the iterations done are kept).
     pub fn synthesize(&mut self, opts: &CtfSynthesizeOptions) -> Result<Outcome> {
         self.prepare(opts)?;
         run(self, &opts.common(), None)
@@ -237,27 +249,36 @@ impl<'a> MetamerCtf<'a> {
     pub fn as_metamer(&self) -> &Metamer<'a> {
         &self.metamer
     }
+    /// A caller-chosen identity of the model (e.g. its resolved spec), checked on load.
     pub fn set_identity(&mut self, identity: impl Into<String>) {
         self.metamer.set_identity(identity);
     }
+    /// The current metamer, the image's shape; a leaf that requires grad.
     pub fn metamer(&self) -> &Tensor {
         self.metamer.metamer()
     }
+    /// Full-model objective before each step, one entry per iteration (see [`MetamerCtf::scales_loss`]).
     pub fn losses(&self) -> &[f64] {
         self.metamer.losses()
     }
+    /// ‖∇‖ of the back-propagated (scale-restricted) objective, one entry per iteration.
     pub fn gradient_norm(&self) -> &[f64] {
         self.metamer.gradient_norm()
     }
+    /// ‖x after − x before‖ of each step (pixel units).
     pub fn pixel_change_norm(&self) -> &[f64] {
         self.metamer.pixel_change_norm()
     }
+    /// The snapshots of `store_progress`, stacked on the CPU (empty when none were taken).
     pub fn saved_metamer(&self) -> Tensor {
         self.metamer.saved_metamer()
     }
+    /// The full-model objective at the current metamer (no gradient).
     pub fn objective_function(&self) -> Tensor {
         self.metamer.objective_function()
     }
+    /// How scales are matched: `together` (the coarsest, then adding each finer one) or
+    /// `separate` (one scale at a time); both end with all scales.
     pub fn coarse_to_fine(&self) -> CoarseToFine {
         self.coarse_to_fine
     }
@@ -273,6 +294,7 @@ impl<'a> MetamerCtf<'a> {
     pub fn scales_timing(&self) -> &[(String, Vec<usize>)] {
         &self.scales_timing
     }
+    /// The scales done, in the order they finished.
     pub fn scales_finished(&self) -> &[String] {
         &self.scales_finished
     }

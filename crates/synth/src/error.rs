@@ -6,10 +6,20 @@ use synthsweep_models::ModelError;
 pub enum SynthError {
     /// A parameter outside its valid range (checked up front, before any work).
     #[error("{param}: {msg}")]
-    InvalidParam { param: String, msg: String },
+    InvalidParam {
+        /// The parameter, as the user wrote it.
+        param: String,
+        /// The value given and what was expected.
+        msg: String,
+    },
     /// The objective became NaN or infinite.
     #[error("loss is {value} at iteration {iteration}: the synthesis diverged (try a smaller learning rate)")]
-    NonFinite { iteration: usize, value: f64 },
+    NonFinite {
+        /// The iteration (0-based) whose objective is not finite.
+        iteration: usize,
+        /// The objective's value (NaN or ±inf).
+        value: f64,
+    },
     /// The model's representation of a target image (or a metric at the initial image) is
     /// already NaN or infinite before any iteration: the image and the model are at fault,
     /// not the optimization.
@@ -26,10 +36,18 @@ pub enum SynthError {
     },
     /// The per-iteration callback asked to stop.
     #[error("cancelled at iteration {iteration}")]
-    Cancelled { iteration: usize },
+    Cancelled {
+        /// The iteration (0-based, as in the records) after which the callback asked to stop.
+        iteration: usize,
+    },
     /// A saved state that does not belong to this synthesis, or cannot be read.
     #[error("synthesis state {path}: {msg}")]
-    State { path: String, msg: String },
+    State {
+        /// The state file.
+        path: String,
+        /// What does not match or cannot be read.
+        msg: String,
+    },
     /// A model or metric failure.
     #[error(transparent)]
     Model(#[from] ModelError),

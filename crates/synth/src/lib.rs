@@ -24,6 +24,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![warn(missing_docs)]
 pub mod autodiff;
 pub mod ctf;
 pub mod eigendistortion;

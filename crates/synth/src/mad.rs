@@ -24,7 +24,22 @@ pub fn automatic_tradeoff_lambda(optimized_loss: f64, reference_loss: f64) -> f6
     item(&Tensor::from(10i64).pow(&ratio.log10().round()))
 }
 
-/// A MAD competition synthesis in progress.
+/// A MAD competition synthesis in progress: plenoptic's `MADCompetition`
+/// (`plenoptic.synthesize.mad_competition`; Wang & Simoncelli 2008).
+///
+/// The image is a 4-D float tensor with values inside `allowed_range` ((0, 1) by default)
+/// for which both metrics return a single value (so (1, 1, H, W) for the per-channel
+/// metrics); the MAD image has its shape, dtype and device. The losses are in the optimized
+/// metric's units (the reference term in the reference metric's squared units, times
+/// `metric_tradeoff_lambda`).
+///
+/// # Errors
+/// [`MadCompetition::new`] returns [`SynthError::InvalidParam`] for invalid options, an image
+/// that is not a 4-D float tensor inside `allowed_range`, a metric that does not give one
+/// value, gives more than 5e-7 for identical images or a negative value, or an automatic
+/// `metric_tradeoff_lambda` that is 0 or not finite; [`SynthError::NonFiniteTarget`] when a
+/// metric is not finite at the initial image; [`SynthError::Model`] when a metric cannot
+/// take the image's shape.
 pub struct MadCompetition<'a> {
     pub(crate) optimized_metric: &'a dyn Metric,
     pub(crate) reference_metric: &'a dyn Metric,
@@ -163,6 +178,11 @@ impl<'a> MadCompetition<'a> {
     }
 
     /// Runs up to `max_iter` iterations; a second call continues where the last one stopped.
+    ///
+    /// # Errors
+    /// [`SynthError::InvalidParam`] for invalid options (or a `store_progress` or optimizer
+    /// that differs from the first call's); [`SynthError::NonFinite`] when the objective
+    /// becomes NaN or infinite (the iterations done are kept).
     pub fn synthesize(&mut self, opts: &SynthesizeOptions) -> Result<Outcome> {
         self.core.prepare(opts)?;
         run(self, opts, None)
@@ -304,33 +324,44 @@ impl<'a> MadCompetition<'a> {
         json!({"optimized": self.optimized_metric.name(), "reference": self.reference_metric.name(), "identity": self.identity})
     }
 
+    /// The metric pushed to its minimum or maximum (L1).
     pub fn optimized_metric(&self) -> &dyn Metric {
         self.optimized_metric
     }
+    /// The metric held at its initial value (L2).
     pub fn reference_metric(&self) -> &dyn Metric {
         self.reference_metric
     }
+    /// The reference image, detached.
     pub fn image(&self) -> &Tensor {
         &self.image
     }
+    /// The start: `clamp(image + initial_noise · randn_like(image), allowed_range)`.
     pub fn initial_image(&self) -> &Tensor {
         &self.initial_image
     }
+    /// The current MAD image, the image's shape; a leaf that requires grad.
     pub fn mad_image(&self) -> &Tensor {
         &self.core.x
     }
+    /// Whether the optimized metric is minimized or maximized.
     pub fn minmax(&self) -> MinMax {
         self.minmax
     }
+    /// The options it was built with.
     pub fn options(&self) -> &MadOptions {
         &self.options
     }
+    /// λ, the weight of the reference term: the option's value, or the automatic choice
+    /// [`automatic_tradeoff_lambda`] at the initial image.
     pub fn metric_tradeoff_lambda(&self) -> f64 {
         self.metric_tradeoff_lambda
     }
+    /// The weight of the range penalty (>= 0).
     pub fn range_penalty_lambda(&self) -> f64 {
         self.options.range_penalty_lambda
     }
+    /// The pixel range outside which the penalty applies, (min, max).
     pub fn allowed_range(&self) -> (f64, f64) {
         self.options.allowed_range
     }
@@ -338,12 +369,15 @@ impl<'a> MadCompetition<'a> {
     pub fn reference_metric_target(&self) -> f64 {
         self.reference_metric_target
     }
+    /// Objective before each step, one entry per iteration.
     pub fn losses(&self) -> &[f64] {
         &self.core.losses
     }
+    /// ‖∇‖ of that objective, one entry per iteration.
     pub fn gradient_norm(&self) -> &[f64] {
         &self.core.gradient_norm
     }
+    /// ‖x after − x before‖ of each step (pixel units).
     pub fn pixel_change_norm(&self) -> &[f64] {
         &self.core.pixel_change_norm
     }
@@ -355,12 +389,15 @@ impl<'a> MadCompetition<'a> {
     pub fn reference_metric_loss(&self) -> &[f64] {
         &self.reference_metric_loss
     }
+    /// The snapshots of `store_progress`, stacked on the CPU (empty when none were taken).
     pub fn saved_mad_image(&self) -> Tensor {
         self.core.saved_stack()
     }
+    /// `None` before the first `synthesize` call, then the snapshot interval (0 = off).
     pub fn store_progress(&self) -> Option<usize> {
         self.core.store_progress
     }
+    /// The optimizer, once the first `synthesize` call has built it.
     pub fn optimizer(&self) -> Option<&Optimizer> {
         self.core.optimizer.as_ref()
     }

@@ -39,7 +39,21 @@ pub(crate) fn rescale(x: &Tensor, (a, b): (f64, f64)) -> Tensor {
     g * (b - a) + a
 }
 
-/// A metamer synthesis in progress.
+/// A metamer synthesis in progress: plenoptic's `Metamer` (`plenoptic.synthesize.metamer`;
+/// Portilla & Simoncelli 2000, Freeman & Simoncelli 2011).
+///
+/// The image is an (N, C, H, W) float tensor with values inside `allowed_range` ((0, 1) by
+/// default); the metamer has its shape, dtype and device. The loss is in the units of
+/// `loss_function` applied to the model's representation (squared representation units for
+/// the default `mse`), plus `range_penalty_lambda` times the squared excursion of the pixels
+/// outside `allowed_range`.
+///
+/// # Errors
+/// The constructors return [`SynthError::InvalidParam`] for invalid options, an image that is
+/// not a 4-D float tensor inside `allowed_range`, an `initial_image` of another shape, or a
+/// model that loses the gradient, changes the dtype or returns neither 3-D nor 4-D output;
+/// [`SynthError::NonFiniteTarget`] when the model's representation of the image is not
+/// finite; [`SynthError::Model`] when the model cannot take the image's shape.
 pub struct Metamer<'a> {
     pub(crate) model: &'a dyn Model,
     pub(crate) image: Tensor,
@@ -131,6 +145,11 @@ impl<'a> Metamer<'a> {
     }
 
     /// Runs up to `max_iter` iterations; a second call continues where the last one stopped.
+    ///
+    /// # Errors
+    /// [`SynthError::InvalidParam`] for invalid options (or a `store_progress` or optimizer
+    /// that differs from the first call's); [`SynthError::NonFinite`] when the objective
+    /// becomes NaN or infinite (the iterations done are kept).
     pub fn synthesize(&mut self, opts: &SynthesizeOptions) -> Result<Outcome> {
         self.core.prepare(opts)?;
         run(self, opts, None)
@@ -225,27 +244,35 @@ impl<'a> Metamer<'a> {
         json!({"name": self.model.name(), "identity": self.identity})
     }
 
+    /// The model whose representation is matched.
     pub fn model(&self) -> &dyn Model {
         self.model
     }
+    /// The target image (N, C, H, W), detached.
     pub fn image(&self) -> &Tensor {
         &self.image
     }
+    /// The model's representation of the target image (no gradient).
     pub fn target_representation(&self) -> &Tensor {
         &self.target_representation
     }
+    /// The current metamer, the image's shape; a leaf that requires grad.
     pub fn metamer(&self) -> &Tensor {
         &self.core.x
     }
+    /// The options it was built with.
     pub fn options(&self) -> &MetamerOptions {
         &self.options
     }
+    /// The loss between representations (plenoptic's `loss_function`).
     pub fn loss_function(&self) -> LossFunction {
         self.options.loss_function
     }
+    /// The weight of the range penalty (>= 0).
     pub fn range_penalty_lambda(&self) -> f64 {
         self.options.range_penalty_lambda
     }
+    /// The pixel range outside which the penalty applies, (min, max).
     pub fn allowed_range(&self) -> (f64, f64) {
         self.options.allowed_range
     }
@@ -269,6 +296,7 @@ impl<'a> Metamer<'a> {
     pub fn store_progress(&self) -> Option<usize> {
         self.core.store_progress
     }
+    /// The optimizer, once the first `synthesize` call has built it.
     pub fn optimizer(&self) -> Option<&Optimizer> {
         self.core.optimizer.as_ref()
     }

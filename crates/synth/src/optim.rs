@@ -11,7 +11,9 @@ pub use synthsweep_core::params::{AdamOptions, OptimizerConfig, SgdOptions};
 /// An optimizer's state as named scalars and tensors, for saving and resuming.
 #[derive(Debug, Default)]
 pub struct OptimizerState {
+    /// Named scalars (step counts, learning rates, ...).
     pub scalars: BTreeMap<String, f64>,
+    /// Named tensors (moment estimates, L-BFGS history, ...), on the CPU when saved.
     pub tensors: BTreeMap<String, Tensor>,
 }
 
@@ -90,6 +92,7 @@ impl Optimizer {
         })
     }
 
+    /// The configuration it was built from.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
     }
@@ -99,6 +102,7 @@ impl Optimizer {
         self.lr
     }
 
+    /// Sets the learning rate of the next steps (as a scheduler writes `param_groups[0]['lr']`).
     pub fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
     }

@@ -20,6 +20,8 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// torch's `ReduceLROnPlateau` with `config`, before its first step. Errors:
+    /// [`crate::SynthError::InvalidParam`] for an option out of its range.
     pub fn new(config: &SchedulerConfig) -> Result<Self> {
         config.validate()?;
         let SchedulerConfig::ReduceLrOnPlateau(o) = config;
@@ -37,6 +39,7 @@ impl Scheduler {
         })
     }
 
+    /// The configuration it was built from.
     pub fn config(&self) -> &SchedulerConfig {
         &self.config
     }
@@ -76,6 +79,7 @@ impl Scheduler {
         }
     }
 
+    /// The running state (`best`, `num_bad_epochs`, `cooldown_counter`, `last_epoch`), as torch's `state_dict` holds it.
     pub fn export_state(&self) -> BTreeMap<String, f64> {
         BTreeMap::from([
             ("best".to_string(), self.best),
@@ -85,6 +89,7 @@ impl Scheduler {
         ])
     }
 
+    /// Restores a state of [`Scheduler::export_state`]. Errors: [`crate::SynthError::State`] when a key is missing.
     pub fn import_state(&mut self, st: &BTreeMap<String, f64>) -> Result<()> {
         let get = |k: &str| st.get(k).copied().ok_or_else(|| missing(k));
         self.best = get("best")?;

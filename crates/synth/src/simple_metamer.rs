@@ -13,7 +13,19 @@ use tch::Tensor;
 
 const METHOD: &str = "simple_metamer";
 
-/// A SimpleMetamer synthesis in progress.
+/// A SimpleMetamer synthesis in progress: plenoptic 1.1's `SimpleMetamer`
+/// (`plenoptic.synthesize.simple_metamer`).
+///
+/// The image is an (N, C, H, W) float tensor, pixel values in [0, 1] (the range penalty
+/// pulls the metamer into [0, 1]); the metamer starts as uniform noise of its shape. The loss
+/// is the mse between representations (squared representation units) plus 0.1 times the
+/// squared excursion outside [0, 1].
+///
+/// # Errors
+/// [`SimpleMetamer::new`] returns [`SynthError::InvalidParam`] for an image that is not a 4-D
+/// float tensor or a model that loses the gradient, changes the dtype or returns neither 3-D
+/// nor 4-D output; [`SynthError::NonFiniteTarget`] when the representation of the image is not
+/// finite; [`SynthError::Model`] when the model cannot take the image's shape.
 pub struct SimpleMetamer<'a> {
     model: &'a dyn Model,
     image: Tensor,
@@ -150,15 +162,19 @@ impl<'a> SimpleMetamer<'a> {
         Ok(())
     }
 
+    /// The model whose representation is matched.
     pub fn model(&self) -> &dyn Model {
         self.model
     }
+    /// The target image, detached.
     pub fn image(&self) -> &Tensor {
         &self.image
     }
+    /// The current metamer, the image's shape; a leaf that requires grad.
     pub fn metamer(&self) -> &Tensor {
         &self.metamer
     }
+    /// The model's representation of the target image (no gradient).
     pub fn target_representation(&self) -> &Tensor {
         &self.target_representation
     }
@@ -166,6 +182,7 @@ impl<'a> SimpleMetamer<'a> {
     pub fn losses(&self) -> &[f64] {
         &self.losses
     }
+    /// The optimizer, once the first `synthesize` call has built it.
     pub fn optimizer(&self) -> Option<&Optimizer> {
         self.optimizer.as_ref()
     }

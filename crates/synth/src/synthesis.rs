@@ -39,9 +39,13 @@ pub use synthsweep_core::params::{StoreProgress, SynthesizeOptions};
 pub struct Progress<'a> {
     /// 0-based, counted over all `synthesize` calls (the index into `losses`).
     pub iteration: usize,
+    /// The objective before this iteration's step (the entry of `losses`).
     pub loss: f64,
+    /// ‖∇‖ of that objective with respect to the synthesized image.
     pub gradient_norm: f64,
+    /// ‖x after − x before‖ of this step (pixel units).
     pub pixel_change_norm: f64,
+    /// The learning rate after this iteration (a scheduler may have lowered it).
     pub lr: f64,
     /// The synthesized image after this iteration's step.
     pub image: &'a Tensor,

@@ -1,7 +1,7 @@
 //! MetamerCTF's schedule on a small three-scale model: switching every `ctf_iters_to_check`
 //! iterations when the criterion is None, `together` vs `separate` scale sets, the
 //! learning-rate reset at a switch, and stopping only once at `all`.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::toy::{test_image, ToyPyramid};
 use std::ops::ControlFlow;

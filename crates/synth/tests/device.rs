@@ -1,7 +1,7 @@
 //! Moving a synthesis between devices and precisions with `to()`: a run continues in
 //! float64, and, when a CUDA device is present, fixture runs started on the CPU (so the
 //! seeded draws are the CPU generator's) and moved to the GPU still match plenoptic.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::toy::test_image;
 use common::*;
@@ -63,12 +63,17 @@ fn check_all(case: &serde_json::Value, arrays: &[(&str, tch::Tensor)]) -> Vec<St
 
 #[test]
 fn fixture_runs_moved_to_cuda_match_plenoptic() {
-    if !tch::Cuda::is_available() {
-        eprintln!("no CUDA device: skipped");
-        return;
-    }
+    // SYNTHSWEEP_TEST_DEVICE=cuda:N picks the GPU (and fails when it is absent); unset, the
+    // first GPU when there is one.
+    let gpu = match test_device() {
+        Device::Cuda(i) => Device::Cuda(i),
+        _ if tch::Cuda::is_available() => Device::Cuda(0),
+        _ => {
+            eprintln!("no CUDA device: skipped");
+            return;
+        }
+    };
     tch::set_num_threads(1);
-    let gpu = Device::Cuda(0);
     let mut failures = Vec::new();
 
     let case = case("metamer_gauss_ein32");

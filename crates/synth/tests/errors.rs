@@ -1,7 +1,7 @@
 //! Invalid parameters are rejected up front with messages that name them; a diverging or
 //! NaN objective stops with the iteration named; the callback can cancel, and the run can
 //! continue afterwards.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::toy::{test_image, NanModel, NotADistance, SignedDifference, ToyPyramid};
 use serde_json::json;

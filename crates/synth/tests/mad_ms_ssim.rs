@@ -3,7 +3,7 @@
 //! there, and the per-iteration losses, norms, metric losses, λ and final image must match
 //! its run (tests/data/mad_ms_ssim_ein32, from scripts/gen_mad_ms_ssim.py) within the
 //! shared MAD fixtures' tolerances (manifest case `mad_ssim_dist_min_ein32`).
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! start). The case: Portilla-Simoncelli (2 scales) on 64x64 vertical bars 16 px wide, whose
 //! bands have zero variance; which statistics are NaN, and how many values of each, come from
 //! plenoptic 1.1.0 (scripts/gen_nan_target.py, tests/data/nan_target.json).
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::toy::test_image;
 use serde_json::{json, Value};

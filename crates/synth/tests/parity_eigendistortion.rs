@@ -1,6 +1,6 @@
 //! Parity of the autodiff helpers and `Eigendistortion` with plenoptic 1.1: every `autodiff_*`
 //! and `eig_*` case of ../shared/fixtures/synth, with the RNG replayed from the case's seed.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::*;
 use serde_json::Value;
@@ -80,23 +80,7 @@ fn check_cosine(case: &Value, name: &str, actual: &Tensor) -> Result<(), String>
 /// generator is where the run left it, so the run made exactly those draws. Call right after the run.
 fn check_draws(case: &Value) -> Result<(), String> {
     let after_run = Tensor::randn([8], (Kind::Float, tch::Device::Cpu));
-    tch::manual_seed(case["seed"].as_i64().unwrap());
-    for spec in case["rng_draws"].as_array().unwrap() {
-        let shape: Vec<i64> = spec["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        let draw = match spec["fn"].as_str().unwrap() {
-            "rand" => Tensor::rand(shape.as_slice(), (Kind::Float, tch::Device::Cpu)),
-            "randn" => Tensor::randn(shape.as_slice(), (Kind::Float, tch::Device::Cpu)),
-            other => return Err(format!("{}: unexpected draw {other}", case["id"])),
-        };
-        if let Some(name) = spec["stored_as"].as_str() {
-            check(case, name, &draw)?;
-        }
-    }
+    replay_draws(case)?;
     let replayed = Tensor::randn([8], (Kind::Float, tch::Device::Cpu));
     if after_run != replayed {
         return Err(format!(

@@ -1,6 +1,6 @@
 //! Parity of `Geodesic` with plenoptic 1.1: both `geodesic_*` cases of ../shared/fixtures/synth
 //! (straight and bridge starts), with the RNG replayed from the case's seed.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::*;
 use serde_json::Value;
@@ -44,27 +44,6 @@ fn synth_options(case: &Value) -> GeodesicSynthesizeOptions {
 
 fn series_tensor(v: &[f64]) -> Tensor {
     Tensor::from_slice(v)
-}
-
-/// The manifest's draws, replayed from the seed; those it stores must match.
-fn check_draws(case: &Value) -> Result<(), String> {
-    tch::manual_seed(case["seed"].as_i64().unwrap());
-    for spec in case["rng_draws"].as_array().unwrap() {
-        let shape: Vec<i64> = spec["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        let draw = match spec["fn"].as_str().unwrap() {
-            "rand" => Tensor::rand(shape.as_slice(), (Kind::Float, tch::Device::Cpu)),
-            _ => Tensor::randn(shape.as_slice(), (Kind::Float, tch::Device::Cpu)),
-        };
-        if let Some(name) = spec["stored_as"].as_str() {
-            check(case, name, &draw)?;
-        }
-    }
-    Ok(())
 }
 
 fn run_case(case: &Value) -> Result<(), String> {
@@ -122,7 +101,7 @@ fn run_case(case: &Value) -> Result<(), String> {
         &geo.calculate_jerkiness(None)
             .map_err(|e| format!("{id}: {e}"))?,
     )?;
-    check_draws(case)
+    replay_draws(case)
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Parity of MADCompetition with plenoptic 1.1.0: the full set of four `mad_*` cases of
 //! ../shared/fixtures/synth (mse vs 1 − SSIM), built with `MadCompetition::full_set`.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::*;
 use serde_json::{json, Value};

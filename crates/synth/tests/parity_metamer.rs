@@ -1,6 +1,6 @@
 //! Parity of Metamer, MetamerCTF and SimpleMetamer with plenoptic 1.1.0: every `metamer_*`,
 //! `ctf_*` and `simple_metamer_*` case of ../shared/fixtures/synth, within its tolerances.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::*;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! freshly built synthesis, the rest, bit for bit on the CPU (losses, norms, image, snapshots
 //! and other records, optimizer and scheduler state). An eigendistortion analysis saves and
 //! loads its results unchanged. Loading refuses a file made for something else.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::toy::{test_image, ToyPyramid};
 use serde_json::json;

@@ -14,10 +14,13 @@ use crate::model::{Metric, Model};
 use crate::params::{ParamDoc, Params};
 use tch::{Device, Kind, Tensor};
 
-/// Mean squared error over height and width, (N, C).
+/// plenoptic's `mse` (`plenoptic.metric.naive.mse`): the mean squared pixel difference over
+/// height and width, (N, C), >= 0, in squared pixel units. Takes two (N, C, H, W) batches of
+/// the same shape (any range of values).
 #[derive(Debug, Default)]
 pub struct Mse;
 
+/// The parameters of `mse`: none.
 pub const MSE_PARAMS: &[ParamDoc] = &[];
 
 /// `mean((a - b)^2)` over the last two dimensions, as plenoptic's `mse`.
@@ -38,11 +41,13 @@ impl Metric for Mse {
 }
 
 /// plenoptic's `model_metric_factory`: `sqrt(mean((m(a) - m(b))^2) + 1e-10)`, taken per
-/// batch element, shape (N, 1).
+/// batch element, shape (N, 1), >= 1e-5, in the units of the model's representation.
+/// Takes what the model takes ([`Metric::check_input`] is the model's).
 pub struct ModelDistance {
     model: Box<dyn Model>,
 }
 
+/// The parameters of `model_distance`: the model spec.
 pub const MODEL_DISTANCE_PARAMS: &[ParamDoc] = &[ParamDoc {
     name: "model",
     ty: "model spec",
@@ -51,10 +56,13 @@ pub const MODEL_DISTANCE_PARAMS: &[ParamDoc] = &[ParamDoc {
 }];
 
 impl ModelDistance {
+    /// The distance over `model`'s representation.
     pub fn new(model: Box<dyn Model>) -> Self {
         ModelDistance { model }
     }
 
+    /// From spec parameters ([`MODEL_DISTANCE_PARAMS`]). Errors: [`crate::ModelError::InvalidParam`]
+    /// when `model` is missing or is not a spec the registry can build (the registry's error inside).
     pub fn from_params(p: &Params) -> Result<Self> {
         let spec = p.raw("model");
         if spec.is_null() {

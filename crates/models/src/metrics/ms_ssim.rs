@@ -13,6 +13,7 @@ use tch::{Device, Kind, Tensor};
 /// The psychophysically fitted exponents of Wang et al. (2003), fine to coarse.
 pub const DEFAULT_POWER_FACTORS: [f64; 5] = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];
 
+/// The parameters of `ms_ssim` and `ms_ssim_distance` (plenoptic's `ms_ssim` arguments).
 pub const MS_SSIM_PARAMS: &[ParamDoc] = &[ParamDoc {
     name: "power_factors",
     ty: "list of numbers >= 0",
@@ -20,7 +21,13 @@ pub const MS_SSIM_PARAMS: &[ParamDoc] = &[ParamDoc {
     help: "exponent of each scale, fine to coarse; its length is the number of scales",
 }];
 
-/// MS-SSIM per batch element and channel, (N, C); or `1 - MS-SSIM`.
+/// plenoptic's `ms_ssim` (`plenoptic.metric.perceptual_distance.ms_ssim`): MS-SSIM per batch
+/// element and channel, (N, C), in [0, 1] (1 for identical images; each scale's term goes
+/// through a ReLU); or `1 - MS-SSIM`, in [0, 1], as `ms_ssim_distance`.
+///
+/// Takes two (N, C, H, W) batches of the same shape, pixel values in [0, 1]. The number of
+/// scales is the length of `power_factors` (5 by default); every size is taken, scales under
+/// 11 px with a smaller window and plenoptic's warning. Follows Wang, Simoncelli & Bovik (2003).
 #[derive(Debug)]
 pub struct MsSsim {
     power_factors: Vec<f64>,
@@ -42,6 +49,8 @@ impl MsSsim {
         }
     }
 
+    /// From spec parameters ([`MS_SSIM_PARAMS`]). Errors: [`ModelError::InvalidParam`] when
+    /// `power_factors` is not a non-empty list of finite numbers >= 0.
     pub fn from_params(p: &Params, distance: bool) -> Result<Self> {
         let factors = p.f64_list("power_factors")?;
         if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f >= 0.0)) {

@@ -10,7 +10,9 @@ use tch::{Device, Kind, Tensor};
 
 const N_SCALES: usize = 6;
 
+/// The parameters of `normalized_laplacian_pyramid`: none (plenoptic's are fixed).
 pub const NORMALIZED_LAPLACIAN_PYRAMID_PARAMS: &[ParamDoc] = &[];
+/// The parameters of `nlpd`: none.
 pub const NLPD_PARAMS: &[ParamDoc] = &[];
 
 /// plenoptic's `normalized_laplacian_pyramid`: a 6-level Laplacian pyramid with
@@ -30,6 +32,7 @@ impl Default for NormalizedLaplacianPyramid {
 }
 
 impl NormalizedLaplacianPyramid {
+    /// The pyramid with plenoptic's published constants, float32 on the CPU.
     pub fn new() -> Self {
         NormalizedLaplacianPyramid {
             laplacian: LaplacianPyramid::new(N_SCALES, true),
@@ -96,14 +99,21 @@ impl Model for NormalizedLaplacianPyramid {
     }
 }
 
+/// plenoptic's `nlpd` (`plenoptic.metric.perceptual_distance.nlpd`, Laparra et al. 2016):
 /// `mean_levels(sqrt(mean_{h,w}((y1 - y2)²) + 1e-10))` over the normalized Laplacian
-/// pyramid, (N, C). The epsilon keeps the gradient finite at zero, so `nlpd(x, x) = 1e-5`.
+/// pyramid, (N, C), >= 1e-5. The epsilon keeps the gradient finite at zero, so
+/// `nlpd(x, x) = 1e-5`.
+///
+/// Takes two (N, C, H, W) batches with H, W >= 33 (six pyramid levels), pixel values in
+/// [0, 1] (the published normalization constants assume that range);
+/// [`Metric::check_input`] returns [`crate::ModelError::InputShape`] for smaller images.
 #[derive(Debug, Default)]
 pub struct Nlpd {
     pyramid: NormalizedLaplacianPyramid,
 }
 
 impl Nlpd {
+    /// The metric with plenoptic's published constants, float32 on the CPU.
     pub fn new() -> Self {
         Self::default()
     }

@@ -9,6 +9,7 @@ use crate::params::{ParamDoc, Params};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
+/// The parameters of `ssim` and `ssim_distance` (plenoptic's `ssim` arguments).
 pub const SSIM_PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "weighted",
@@ -205,7 +206,14 @@ pub(crate) fn pad_param(p: &Params) -> Result<Option<String>> {
     }
 }
 
-/// Mean SSIM per batch element and channel, (N, C); or `1 - SSIM` as `ssim_distance`.
+/// plenoptic's `ssim` (`plenoptic.metric.perceptual_distance.ssim`): mean SSIM per batch
+/// element and channel, (N, C), in [-1, 1] (1 for identical images); or `1 - SSIM`, in
+/// [0, 2], as `ssim_distance`.
+///
+/// Takes two (N, C, H, W) batches of the same shape, pixel values in [0, 1] (the constants
+/// C1 = 0.01², C2 = 0.03² assume a dynamic range of 1). Channels are treated as batch
+/// elements (plenoptic warns for C > 1). Follows Wang et al. (2004); `weighted` follows
+/// Wang & Simoncelli (2008).
 #[derive(Debug)]
 pub struct Ssim {
     weighted: bool,
@@ -225,6 +233,8 @@ impl Ssim {
         }
     }
 
+    /// From spec parameters ([`SSIM_PARAMS`]). Errors: [`ModelError::InvalidParam`] for a
+    /// non-bool `weighted` or a `pad` that is neither `false` nor a padding mode.
     pub fn from_params(p: &Params, distance: bool) -> Result<Self> {
         Ok(Self::new(
             p.bool("weighted")?,

@@ -5,14 +5,18 @@
 /// The scale a statistic belongs to, as plenoptic's `PortillaSimoncelli.scales` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StatScale {
+    /// Pixel moments (mean, variance, skew, kurtosis, min, max): `pixel_statistics`.
     PixelStatistics,
+    /// Statistics of the pyramid's residual lowpass band: `residual_lowpass`.
     ResidualLowpass,
     /// A pyramid scale, 0 = finest.
     Scale(usize),
+    /// Statistics of the pyramid's residual highpass band: `residual_highpass`.
     ResidualHighpass,
 }
 
 impl StatScale {
+    /// The name plenoptic uses (`pixel_statistics`, `residual_lowpass`, `0`, `1`, ..., `residual_highpass`).
     pub fn name(&self) -> String {
         match self {
             StatScale::PixelStatistics => "pixel_statistics".into(),
@@ -22,6 +26,7 @@ impl StatScale {
         }
     }
 
+    /// Parses a name of [`StatScale::name`]; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "pixel_statistics" => Some(StatScale::PixelStatistics),
@@ -44,9 +49,13 @@ impl StatScale {
 /// whether it is kept in the flat representation and its scale.
 #[derive(Debug, Clone)]
 pub struct StatEntry {
+    /// The statistic's name as plenoptic's `convert_to_dict` keys it, e.g. `auto_correlation_magnitude`.
     pub key: &'static str,
+    /// Its shape without the batch and channel dimensions.
     pub shape: Vec<i64>,
+    /// Per value (C order): kept in the flat representation (false for redundant values).
     pub necessary: Vec<bool>,
+    /// Per value (C order): the scale it belongs to.
     pub scales: Vec<StatScale>,
 }
 
@@ -156,12 +165,16 @@ pub fn stat_entries(n_scales: usize, n_ori: usize, width: usize) -> Vec<StatEntr
 /// (redundant) vector and their scales.
 #[derive(Debug, Clone)]
 pub struct StatLayout {
+    /// The statistics in representation order.
     pub entries: Vec<StatEntry>,
+    /// For each value of the flat representation, its position in the full (redundant) vector.
     pub kept_positions: Vec<i64>,
+    /// For each value of the flat representation, its scale.
     pub kept_scales: Vec<StatScale>,
 }
 
 impl StatLayout {
+    /// The layout for `n_scales` scales, `n_ori` orientations and `width` (the spatial correlation width).
     pub fn new(n_scales: usize, n_ori: usize, width: usize) -> Self {
         let entries = stat_entries(n_scales, n_ori, width);
         let mut kept_positions = Vec::new();

@@ -15,6 +15,7 @@ use crate::signal::shrink;
 use std::cell::RefCell;
 use tch::{Device, Kind, Tensor};
 
+/// The parameters of `portilla_simoncelli` (plenoptic's `PortillaSimoncelli` arguments).
 pub const PORTILLA_SIMONCELLI_PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "image_shape", ty: "[int, int] or null", default: "null", help: "input height and width; null = any valid size (pyramid masks built per size on first use)" },
     ParamDoc { name: "n_scales", ty: "int", default: "4", help: "number of pyramid scales" },
@@ -24,7 +25,15 @@ pub const PORTILLA_SIMONCELLI_PARAMS: &[ParamDoc] = &[
 
 const OWNER: &str = "portilla_simoncelli";
 
-/// plenoptic's `PortillaSimoncelli`.
+/// plenoptic's `PortillaSimoncelli` (`plenoptic.simulate.models.portilla_simoncelli`,
+/// Portilla & Simoncelli 2000): texture statistics of an (N, C, H, W) batch, one flat vector
+/// (N, C, K) per image and channel, redundant statistics removed (K depends on `n_scales`,
+/// `n_orientations` and `spatial_corr_width`, see [`StatLayout`]). Pixel values are
+/// typically in [0, 1]; the statistics are moments and correlations in those units.
+///
+/// Each side must be a multiple of 2^n_scales and at least 2^n_scales · max(spatial_corr_width, 4)
+/// (and equal `image_shape` when one was given); [`Model::check_input`] returns
+/// [`ModelError::InputShape`] otherwise, and `forward` panics on such an input.
 #[derive(Debug)]
 pub struct PortillaSimoncelli {
     image_shape: Option<(i64, i64)>,
@@ -41,6 +50,9 @@ pub struct PortillaSimoncelli {
 }
 
 impl PortillaSimoncelli {
+    /// The model for images of `image_shape` (height, width in pixels), or of any valid size when
+    /// `None`. Errors: [`ModelError::InvalidParam`] when `n_scales` or `spatial_corr_width` is 0,
+    /// `n_orientations` is outside [2, 16], or `image_shape` is a size the model cannot take.
     pub fn new(
         image_shape: Option<(i64, i64)>,
         n_scales: usize,
@@ -94,6 +106,8 @@ impl PortillaSimoncelli {
         Ok(ps)
     }
 
+    /// From spec parameters ([`PORTILLA_SIMONCELLI_PARAMS`]); errors as [`PortillaSimoncelli::new`],
+    /// plus [`ModelError::InvalidParam`] for a value of the wrong type.
     pub fn from_params(p: &Params) -> Result<Self> {
         Self::new(
             p.opt_shape("image_shape")?,

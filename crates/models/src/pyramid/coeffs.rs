@@ -5,9 +5,11 @@ use tch::Tensor;
 /// One entry of the pyramid, named as plenoptic's `scales` list names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PyrScale {
+    /// What lies above the finest band: `residual_highpass`.
     ResidualHighpass,
     /// The oriented bands of a scale, 0 = finest.
     Band(usize),
+    /// What lies below the coarsest band: `residual_lowpass`.
     ResidualLowpass,
 }
 
@@ -21,6 +23,7 @@ impl PyrScale {
         }
     }
 
+    /// Parses a name of [`PyrScale::name`]; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "residual_highpass" => Some(PyrScale::ResidualHighpass),

@@ -5,6 +5,7 @@ use crate::model::{check_4d, check_min_size, Model};
 use crate::params::{ParamDoc, Params};
 use tch::{Device, Kind, Tensor};
 
+/// The parameters of `laplacian_pyramid` (plenoptic's `LaplacianPyramid` arguments and defaults).
 pub const LAPLACIAN_PYRAMID_PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "n_scales",
@@ -29,8 +30,13 @@ fn binom5_outer() -> [f64; 25] {
     std::array::from_fn(|i| f[i / 5] * f[i % 5])
 }
 
-/// A Laplacian pyramid of `n_scales` levels, fine to coarse. Channels are treated as
-/// batch elements. Blurs use reflect padding.
+/// plenoptic's `LaplacianPyramid` (`plenoptic.simulate.canonical_computations.laplacian_pyramid`;
+/// Burt & Adelson 1983): `n_scales` levels, fine to coarse, of an (N, C, H, W) batch, level
+/// `i` of size about (H / 2^i, W / 2^i); `forward` returns the levels flattened and
+/// concatenated, (N, C, K), `parts` each level. Channels are treated as batch elements. Blurs
+/// use reflect padding, so each side must be at least [`LaplacianPyramid::min_size`]
+/// ([`Model::check_input`] returns [`crate::ModelError::InputShape`] otherwise). Linear:
+/// the levels are in the units of the pixel values.
 #[derive(Debug)]
 pub struct LaplacianPyramid {
     n_scales: usize,
@@ -61,6 +67,8 @@ impl LaplacianPyramid {
         }
     }
 
+    /// From spec parameters ([`LAPLACIAN_PYRAMID_PARAMS`]). Errors: [`crate::ModelError::InvalidParam`]
+    /// when `n_scales` is not an integer >= 1 or `scale_filter` is not a bool.
     pub fn from_params(p: &Params) -> Result<Self> {
         Ok(Self::new(
             p.positive_usize("n_scales")?,
@@ -88,6 +96,7 @@ impl LaplacianPyramid {
         (self.down, self.up, self.unit) = Self::filters(self.scale_filter, device, kind);
     }
 
+    /// The number of levels, the lowpass included.
     pub fn n_scales(&self) -> usize {
         self.n_scales
     }

@@ -13,6 +13,7 @@ use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 
+/// The parameters of `steerable_pyramid` (plenoptic's `SteerablePyramidFreq` arguments and defaults).
 pub const STEERABLE_PYRAMID_PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "image_shape",
@@ -63,6 +64,7 @@ pub const STEERABLE_PYRAMID_PARAMS: &[ParamDoc] = &[
 pub enum Height {
     /// `floor(log2(min(H, W))) - 2`.
     Auto,
+    /// This many scales (the image must be large enough: `min(H, W) >= 2^(n + 2)`).
     Fixed(usize),
 }
 
@@ -71,11 +73,17 @@ pub enum Height {
 pub struct SteerableConfig {
     /// `None`: masks are built for each input shape on first use.
     pub image_shape: Option<(i64, i64)>,
+    /// The number of scales.
     pub height: Height,
+    /// The derivative order of the oriented filters, in [1, 15]: `order + 1` orientations.
     pub order: usize,
+    /// The width of the radial transition region, in octaves (>= 1).
     pub twidth: usize,
+    /// Complex (quadrature pair) bands instead of real ones.
     pub is_complex: bool,
+    /// Halve the height and width at each scale.
     pub downsample: bool,
+    /// Orthonormal FFTs (energy preserving); `false` matches pyrtools.
     pub tight_frame: bool,
 }
 
@@ -117,7 +125,15 @@ struct ShapeMasks {
     tensors: Vec<(Device, Kind, DeviceMasks)>,
 }
 
-/// plenoptic's `SteerablePyramidFreq`.
+/// plenoptic's `SteerablePyramidFreq` (`plenoptic.simulate.canonical_computations.steerable_pyramid_freq`;
+/// Simoncelli & Freeman 1995): an (N, C, H, W) batch decomposed, per channel, into a residual
+/// highpass, `height` scales of `order + 1` oriented bands (halved in size at each scale when
+/// `downsample`) and a residual lowpass; `forward` returns every coefficient flattened, (N, C, K)
+/// (see [`PyramidCoeffs::flatten`]), `parts` each band by name. Coefficients are in the units
+/// of the pixel values (linear transform); complex bands are returned as real and imaginary parts.
+///
+/// A fixed `height` needs `min(H, W) >= 2^(height + 2)`; with `image_shape` the input must
+/// have that size. [`Model::check_input`] returns [`ModelError::InputShape`] otherwise.
 pub struct SteerablePyramid {
     cfg: SteerableConfig,
     cache: RefCell<HashMap<(i64, i64), ShapeMasks>>,
@@ -178,6 +194,9 @@ pub fn max_height(h: i64, w: i64) -> i64 {
 }
 
 impl SteerablePyramid {
+    /// The pyramid of `cfg` (float32, CPU); with an `image_shape`, its masks are built now.
+    /// Errors: [`ModelError::InvalidParam`] when `order` is outside [1, 15], `twidth` is 0, or
+    /// `image_shape` is not positive or too small for a fixed `height`.
     pub fn new(cfg: SteerableConfig) -> Result<Self> {
         const OWNER: &str = "steerable_pyramid";
         if !(1..=15).contains(&cfg.order) {
@@ -215,6 +234,8 @@ impl SteerablePyramid {
         Ok(pyr)
     }
 
+    /// From spec parameters ([`STEERABLE_PYRAMID_PARAMS`]); errors as [`SteerablePyramid::new`],
+    /// plus [`ModelError::InvalidParam`] for a `height` that is neither `"auto"` nor an integer >= 0.
     pub fn from_params(p: &Params) -> Result<Self> {
         let height = match p.raw("height") {
             Value::String(s) if s == "auto" => Height::Auto,
@@ -240,10 +261,12 @@ impl SteerablePyramid {
         })
     }
 
+    /// The options it was built with.
     pub fn config(&self) -> &SteerableConfig {
         &self.cfg
     }
 
+    /// `order + 1`, the number of oriented bands per scale.
     pub fn num_orientations(&self) -> usize {
         self.cfg.order + 1
     }

@@ -17,6 +17,7 @@ pub enum PowerPhase {
 /// What the per-iteration callback of the power method sees, after each iteration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PowerProgress {
+    /// Which run (top or bottom eigenvalues).
     pub phase: PowerPhase,
     /// Iterations done in this phase (1-based).
     pub iteration: usize,
@@ -27,6 +28,8 @@ pub struct PowerProgress {
 /// Iterations the power method ran in each phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PowerIterations {
+    /// Iterations of the run for the `k` largest eigenvalues.
     pub top: usize,
+    /// Iterations of the run for the `k` smallest eigenvalues (`F` shifted by the top one).
     pub bottom: usize,
 }

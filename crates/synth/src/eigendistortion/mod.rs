@@ -18,7 +18,16 @@ use std::ops::ControlFlow;
 use synthsweep_models::Model;
 use tch::{Kind, Tensor};
 
-/// The eigendistortions of one model at one image.
+/// The eigendistortions of one model at one image: plenoptic's `Eigendistortion`
+/// (`plenoptic.synthesize.eigendistortion`; Berardino et al. 2017).
+///
+/// The image is one (1, C, H, W) float tensor (pixel values usually in [0, 1]); results are
+/// eigendistortions of the image's shape with unit L2 norm, and eigenvalues of the Fisher
+/// matrix `F = JᵀJ`, in (representation units / pixel units)². Errors of
+/// [`Eigendistortion::new`]: [`SynthError::InvalidParam`] for an image that is not a single
+/// 4-D float image or a model that loses the gradient, changes the dtype or returns neither
+/// 3-D nor 4-D output; [`SynthError::NonFiniteTarget`] when the representation of the image
+/// holds NaN or infinite values; [`SynthError::Model`] when the model cannot take the image.
 pub struct Eigendistortion<'m> {
     model: &'m dyn Model,
     image_shape: Vec<i64>,
@@ -277,6 +286,7 @@ impl<'m> Eigendistortion<'m> {
         self.representation_flat.size()[0]
     }
 
+    /// The model whose Fisher matrix is analysed.
     pub fn model(&self) -> &dyn Model {
         self.model
     }

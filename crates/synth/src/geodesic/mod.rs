@@ -30,7 +30,20 @@ fn step_energy(z: &Tensor) -> Tensor {
         .square()
 }
 
-/// A geodesic synthesis in progress.
+/// A geodesic synthesis in progress: plenoptic 1.1's `Geodesic` (`plenoptic.synthesize.geodesic`;
+/// Hénaff & Simoncelli 2016).
+///
+/// `image_a` and `image_b` are (1, C, H, W) float tensors of the same shape with values inside
+/// `allowed_range`; the sequence is (n_steps + 1, C, H, W), its ends fixed. The loss is the
+/// mean squared step length of the representation sequence (squared representation units),
+/// plus the range penalty; step energies and deviations from the line are recorded on the CPU.
+///
+/// # Errors
+/// [`Geodesic::new`] returns [`SynthError::InvalidParam`] for invalid options, an image that
+/// is not a single 4-D float image inside `allowed_range`, images of different shapes, or a
+/// model that loses the gradient, changes the dtype or returns neither 3-D nor 4-D output;
+/// [`SynthError::NonFiniteTarget`] when the representation of either image is not finite;
+/// [`SynthError::Model`] when the model cannot take the images' shape.
 pub struct Geodesic<'a> {
     model: &'a dyn Model,
     image_a: Tensor,
@@ -125,6 +138,11 @@ impl<'a> Geodesic<'a> {
     }
 
     /// Runs up to `max_iter` iterations; a second call continues where the last one stopped.
+    ///
+    /// # Errors
+    /// [`SynthError::InvalidParam`] for invalid options (or a `store_progress` or optimizer
+    /// that differs from the first call's); [`SynthError::NonFinite`] when the objective
+    /// becomes NaN or infinite (the iterations done are kept).
     pub fn synthesize(&mut self, opts: &GeodesicSynthesizeOptions) -> Result<Outcome> {
         let loop_opts = self.prepare(opts)?;
         run(self, &loop_opts, None)
@@ -256,18 +274,23 @@ impl<'a> Geodesic<'a> {
         self.core.to(device, kind);
     }
 
+    /// The model whose representation space the path lies in.
     pub fn model(&self) -> &dyn Model {
         self.model
     }
+    /// The first end of the path (1, C, H, W), detached.
     pub fn image_a(&self) -> &Tensor {
         &self.image_a
     }
+    /// The last end of the path (1, C, H, W), on `image_a`'s device and dtype, detached.
     pub fn image_b(&self) -> &Tensor {
         &self.image_b
     }
+    /// The options it was built with.
     pub fn options(&self) -> &GeodesicOptions {
         &self.options
     }
+    /// The number of steps of the path (n_steps + 1 frames, the ends included).
     pub fn n_steps(&self) -> usize {
         self.options.n_steps
     }
@@ -299,6 +322,7 @@ impl<'a> Geodesic<'a> {
     pub fn store_progress(&self) -> Option<usize> {
         self.store_progress
     }
+    /// The optimizer, once the first `synthesize` call has built it.
     pub fn optimizer(&self) -> Option<&Optimizer> {
         self.core.optimizer.as_ref()
     }

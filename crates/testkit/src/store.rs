@@ -1,13 +1,14 @@
-//! Shared test harness: sample results, temp roots, a moto S3 server, the Python venv.
-#![allow(dead_code)]
-
+//! Sample results for the store, writers, temp roots, the moto S3 server and the Python
+//! table checks.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use synthsweep_store::*;
+
+pub use crate::{files_under, venv_python, workspace_root};
 
 /// A time with whole microseconds, so it survives the round trip exactly.
 pub fn at(us: i64) -> std::time::SystemTime {
@@ -124,44 +125,6 @@ pub fn big_writer(store: &Store, ledger: &Ledger, run: &str) -> Writer {
     o.max_bytes = usize::MAX;
     o.max_age = Duration::from_secs(3600);
     store.writer(o, ledger).unwrap()
-}
-
-/// The workspace root (two levels above this crate).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The project's Python (`.venv` at the workspace root); panics loudly when missing.
-pub fn venv_python() -> PathBuf {
-    let py = workspace_root().join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "no Python venv at {}: run scripts/setup.sh (the S3 and Python-reader tests need \
-         .venv with moto[server], polars, pandas, pyarrow, duckdb)",
-        py.display()
-    );
-    py
-}
-
-/// Files (relative paths, sorted) under a local folder.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.push(p.strip_prefix(base).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 /// Files of one table folder.
@@ -303,23 +266,21 @@ pub fn shared_moto() -> &'static Moto {
 
 /// Runs `tests/python/check_tables.py` on a root; panics with its output on failure.
 pub fn check_tables(root: &str, args: &[&str], env: &[(&str, String)]) -> String {
-    let script = workspace_root().join("tests/python/check_tables.py");
-    let mut cmd = Command::new(venv_python());
-    cmd.arg(&script).arg(root).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "check_tables.py failed on {root}:\n{text}"
-    );
-    text
+    crate::run_python(
+        "check_tables.py",
+        std::iter::once(root).chain(args.iter().copied()),
+        env,
+    )
+}
+
+/// The task ids of `tasks`, sorted; asserts that none is there twice.
+pub fn unique_task_ids(d: &Dataset) -> Vec<String> {
+    let mut ids: Vec<String> = d.tasks.iter().map(|t| t.task_id.clone()).collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a task is in `tasks` twice");
+    ids
 }
 
 /// One writer of the many-writer tests, as the engine runs one, in small: a session, a
@@ -428,11 +389,8 @@ impl ClaimingWriter {
 /// committed task with all its rows (`sample_result` rows). Returns the committed ids.
 pub fn assert_each_task_once(store: &Store) -> Vec<String> {
     let d = store.read_dataset().unwrap();
-    let mut ids: Vec<String> = d.tasks.iter().map(|t| t.task_id.clone()).collect();
-    ids.sort();
+    let ids = unique_task_ids(&d);
     let n = ids.len();
-    ids.dedup();
-    assert_eq!(ids.len(), n, "a task is in `tasks` twice");
     assert_eq!(d.losses.len(), 5 * n, "losses rows");
     assert_eq!(d.scores.len(), n, "scores rows");
     assert_eq!(d.images.len(), 2 * n, "images rows");

@@ -1,34 +1,22 @@
-//! Test harness for the synthesis fixtures (../shared/fixtures/synth): manifest, arrays,
-//! models as the fixtures built them, and the tolerance checks their README defines.
-#![allow(dead_code)]
+//! The synthesis fixtures (`../shared/fixtures/synth`: a manifest of cases, .npy arrays),
+//! models as the fixtures built them, the tolerance checks their README defines, and small
+//! models for behaviour tests ([`toy`]).
 pub mod toy;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::{Kind, Tensor};
 
-/// `../shared` next to the checkout, or `$SYNTHSWEEP_SHARED`.
-pub fn shared_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("SYNTHSWEEP_SHARED") {
-        return PathBuf::from(p);
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    assert!(
-        dir.join("fixtures").is_dir(),
-        "fixtures not found at {} (set SYNTHSWEEP_SHARED to the shared/ folder)",
-        dir.display()
-    );
-    dir
-}
+pub use crate::device::{on_device, test_device};
+pub use crate::shared_dir;
 
+/// `fixtures/synth` of the shared folder.
 pub fn synth_fixtures() -> PathBuf {
     shared_dir().join("fixtures/synth")
 }
 
+/// The synthesis fixtures' `manifest.json`.
 pub fn manifest() -> Value {
-    let path = synth_fixtures().join("manifest.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("manifest.json is JSON")
+    crate::read_json(&synth_fixtures().join("manifest.json"))
 }
 
 /// One case by id.
@@ -184,6 +172,30 @@ pub fn check_abs_cosine(id: &str, a: &Tensor, b: &Tensor, min: f64) -> Result<()
         let c = (x.dot(&y) / (x.norm() * y.norm())).abs().double_value(&[]);
         if c < min {
             return Err(format!("{id}: column {j}: |cos| {c} < {min}"));
+        }
+    }
+    Ok(())
+}
+
+/// Replays the manifest's random draws (`rng_draws`: `fn` `rand` or `randn`, `shape`) from the
+/// case's seed on the CPU generator, and checks those it stores (`stored_as`). Leaves the
+/// generator after the last draw.
+pub fn replay_draws(case: &Value) -> Result<(), String> {
+    tch::manual_seed(case["seed"].as_i64().unwrap());
+    for spec in case["rng_draws"].as_array().unwrap() {
+        let shape: Vec<i64> = spec["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let draw = match spec["fn"].as_str().unwrap() {
+            "rand" => Tensor::rand(shape.as_slice(), (Kind::Float, tch::Device::Cpu)),
+            "randn" => Tensor::randn(shape.as_slice(), (Kind::Float, tch::Device::Cpu)),
+            other => return Err(format!("{}: unexpected draw {other}", case["id"])),
+        };
+        if let Some(name) = spec["stored_as"].as_str() {
+            check(case, name, &draw)?;
         }
     }
     Ok(())

@@ -1,21 +1,35 @@
-//! Harness for the sweep end-to-end tests: a temp folder with tiny images and spec files,
-//! the `synthsweep` binary run as a user runs it, the output read back (store and Python),
-//! and the moto S3 server of the store tests.
-#![allow(dead_code)]
-
-#[path = "../../../store/tests/common/mod.rs"]
-pub mod store_common;
-
+//! The sweep end-to-end harness: a temp folder with tiny images and spec files, the
+//! `synthsweep` binary run as a user runs it, the output read back (store and Python), and the
+//! moto S3 server of the store tests.
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use synthsweep_store::{Dataset, OutputRoot, Store, StoreOptions, TaskRow, TaskStatus};
 
-pub use store_common::{shared_moto, venv_python, workspace_root};
+pub use crate::store as store_common;
+pub use crate::store::{shared_moto, venv_python, workspace_root};
+
+/// The `synthsweep` binary Cargo built for the cli crate's integration tests: beside the
+/// test executable's `deps` folder (where Cargo puts `CARGO_BIN_EXE_synthsweep`).
+pub fn bin_path() -> PathBuf {
+    let mut dir = std::env::current_exe().expect("the test executable's path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(format!("synthsweep{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} missing: the cli harness runs from synthsweep-cli's integration tests, for which \
+         Cargo builds the binary",
+        path.display()
+    );
+    path
+}
 
 /// The binary under test, with no S3 settings inherited from the environment.
 pub fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_synthsweep"));
+    let mut c = Command::new(bin_path());
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") {
             c.env_remove(k);
@@ -99,7 +113,14 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Sandbox {
+    /// An empty temp folder.
     pub fn new() -> Sandbox {
         Sandbox {
             dir: tempfile::tempdir().unwrap(),
@@ -199,12 +220,8 @@ pub fn canonical(d: &Dataset) -> Dataset {
 
 /// Every task once in `tasks`, no data row without its task, no row twice.
 pub fn assert_consistent(d: &Dataset) {
-    let mut ids: Vec<&str> = d.tasks.iter().map(|t| t.task_id.as_str()).collect();
-    ids.sort();
-    let n = ids.len();
-    ids.dedup();
-    assert_eq!(ids.len(), n, "a task_id is in `tasks` more than once");
-    let known: std::collections::HashSet<&str> = ids.iter().copied().collect();
+    let ids = crate::store::unique_task_ids(d);
+    let known: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
     let mut keys = std::collections::HashSet::new();
     for l in &d.losses {
         assert!(
@@ -366,24 +383,14 @@ pub fn expectations(d: &Dataset) -> Value {
 /// Runs `tests/python/check_run.py` (polars and pandas; schema types from check_tables.py)
 /// on roots with the values they must hold; panics with its output on any failure.
 pub fn python_check(roots: &[(String, Value)], env: &[(&str, String)], scratch: &Path) -> String {
-    let mut cmd = Command::new(venv_python());
-    cmd.arg(workspace_root().join("tests/python/check_run.py"));
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
     for (i, (root, expect)) in roots.iter().enumerate() {
         let f = scratch.join(format!("expect-{i}.json"));
         std::fs::write(&f, serde_json::to_vec(expect).unwrap()).unwrap();
-        cmd.arg(root).arg(&f);
+        args.push(root.into());
+        args.push(f.into());
     }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let t = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "check_run.py failed:\n{t}");
-    t
+    crate::run_python("check_run.py", args, env)
 }
 
 /// Store options for the shared moto (for the test's own reads).

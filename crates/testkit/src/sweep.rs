@@ -1,9 +1,13 @@
-//! A temp-dir harness: a folder with a few tiny PGM images, a spec written beside them.
-#![allow(dead_code)]
+//! A temp-dir harness for the planner: a folder with a few tiny PGM images, a spec written
+//! beside them.
 use std::path::{Path, PathBuf};
 use synthsweep_sweep::{NoopResolver, Plan, SweepError, SweepSpec};
 
+pub use crate::assert_mentions;
+
+/// A temp folder (deleted at the end of the test) with images and a spec.
 pub struct Dir {
+    /// The folder.
     pub tmp: tempfile::TempDir,
 }
 
@@ -17,6 +21,12 @@ pub fn pgm(seed: u8) -> Vec<u8> {
         seed.wrapping_add(3),
     ]);
     b
+}
+
+impl Default for Dir {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Dir {
@@ -64,13 +74,5 @@ impl Dir {
             Ok(p) => panic!("expected an error, got a plan: {}", p.summary()),
             Err(e) => e.to_string(),
         }
-    }
-}
-
-/// Asserts that `msg` contains every part.
-#[track_caller]
-pub fn assert_mentions(msg: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(msg.contains(p), "expected {p:?} in the message:\n{msg}");
     }
 }
