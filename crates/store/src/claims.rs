@@ -359,6 +359,80 @@ impl Store {
         Ok(n)
     }
 
+    /// Writes this writer's ending marker `_leases/<lease_id>.ending`: from now on it
+    /// claims nothing (it is ending its session), see [`Store::clean_committed_claims`].
+    pub(crate) async fn mark_ending(&self, s: &Session) -> Result<()> {
+        let remaining = s.check()?;
+        within(remaining, "marking the writer as ending", async {
+            self.inner
+                .coord
+                .put(
+                    &self.ending_path(&s.info.lease_id),
+                    PutPayload::from_static(b"ending"),
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes the claim objects (every generation) of committed tasks, when no writer but
+    /// `me` could still claim a task it does not know to be committed: every other live
+    /// writer is ending (has written its ending marker, after its last claim). The ledger
+    /// is read before the leases are listed, so a writer whose lease is not listed yet
+    /// reads the ledger (after creating its lease) later than this one did and sees those
+    /// tasks committed; it never claims them. `me` (this writer, or a reader's probe) knows
+    /// them too: it claims only tasks of a ledger read after this. `ledger`: one read
+    /// before this call, when the caller has it (else it is read here). Returns the
+    /// objects deleted (0 when a live writer is not ending).
+    ///
+    /// Writers that end together each write their marker before looking, so the last of
+    /// them sees all the others ending and cleans up; a recovery at the start of a later
+    /// writer does it after crashes.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`], [`StoreError::LeaseLost`] (this writer's lease ran out).
+    pub(crate) async fn clean_committed_claims(
+        &self,
+        me: &str,
+        ledger: Option<&crate::ledger::Ledger>,
+    ) -> Result<usize> {
+        let claims = self.list_coord(&[CLAIMS]).await?;
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        let read;
+        let ledger = match ledger {
+            Some(l) => l,
+            None => {
+                read = self.ledger_async().await?;
+                &read
+            }
+        };
+        let live = self.liveness(me).await?;
+        if !live.others_ending(me) {
+            return Ok(0);
+        }
+        let stale: Vec<_> = claims
+            .into_iter()
+            .filter(|f| {
+                let parts: Vec<_> = f.path.parts().collect();
+                parts.len() >= 2 && ledger.is_committed(parts[parts.len() - 2].as_ref())
+            })
+            .map(|f| f.path)
+            .collect();
+        let n = stale.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let remaining = match self.current_session() {
+            Some(s) => s.check()?,
+            None => Duration::from_secs(600),
+        };
+        within(remaining, "deleting claims", self.delete_many_coord(stale)).await?;
+        Ok(n)
+    }
+
     /// Takes the lock `name` (`_locks/<name>/`), waiting while a live writer holds it (a
     /// dead holder's lock is taken over after its lease expires).
     pub(crate) async fn lock(&self, s: &Session, name: &str) -> Result<LockGuard> {

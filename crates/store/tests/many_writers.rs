@@ -417,6 +417,9 @@ fn eight_shards_and_a_duplicate_run_commit_every_task_once() {
     );
     assert!(common::files_under(&dir.path().join("_staging")).is_empty());
     assert!(common::files_under(&dir.path().join("_leases")).is_empty());
+    // The writers ended together, each seeing the others alive: the last to end (all the
+    // others ending) deleted the claims of the committed tasks.
+    assert!(common::files_under(&dir.path().join("_claims")).is_empty());
     for t in ["losses", "eigen", "images", "scores"] {
         assert_eq!(
             common::table_files(dir.path(), t).len(),
@@ -438,7 +441,8 @@ fn eight_shards_and_a_duplicate_run_on_s3() {
     );
     let keys = moto.keys("together", "root/");
     assert!(
-        keys.iter().all(|k| !k.starts_with("root/_leases/")),
+        keys.iter()
+            .all(|k| !k.starts_with("root/_leases/") && !k.starts_with("root/_claims/")),
         "{keys:?}"
     );
 }
@@ -574,14 +578,17 @@ fn a_dead_writers_claims_are_taken_over_once_its_lease_expires() {
     let rec = b.recover(RecoverOptions::default()).unwrap();
     assert_eq!(rec.orphan_files_deleted.len(), 4, "{rec:?}");
     assert_eq!(rec.leases_expired.len(), 1);
+    // The claims of the 4 tasks A committed (A's g0 and B's g1 over it) go too: B, the
+    // only live writer, knows those tasks committed.
+    assert_eq!(rec.claims_deleted, 8, "{rec:?}");
     let mut w = writer(&b, &b.read_ledger().unwrap(), 100);
     for i in 4..12 {
         w.push(common::sample_result(i)).unwrap();
     }
     assert_eq!(w.finish().unwrap().tasks, 8);
     let end = b.finish_session().unwrap();
-    // 12 tasks: 10 claimed twice (A, then B), 2 once.
-    assert_eq!(end.claims_cleaned, 22, "{end:?}");
+    // The 8 other tasks: 6 claimed twice (A, then B), 2 once.
+    assert_eq!(end.claims_cleaned, 14, "{end:?}");
     assert_eq!(assert_each_task_once(&b).len(), 12);
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
 }
