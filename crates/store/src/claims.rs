@@ -20,6 +20,9 @@ use crate::store::Store;
 pub(crate) const CLAIMS: &str = "_claims";
 /// Folder of the locks (one folder per lock, generation keys inside).
 pub(crate) const LOCKS: &str = "_locks";
+/// Folder of the dead-writer marks: `_dead/<lease_id>` is written before the first claim
+/// of that writer is taken over, so its commits need one look per batch, not per task.
+pub(crate) const DEAD: &str = "_dead";
 
 /// Requests in flight at once when claiming or checking many tasks.
 const IN_FLIGHT: usize = 32;
@@ -174,6 +177,7 @@ impl Store {
             if judge.is_live(&owner).await? {
                 return Ok(Acquired::Held { by: owner });
             }
+            self.mark_dead(&owner).await?;
             if self.create_gen(dir, high + 1, me).await? {
                 return Ok(Acquired::Ours {
                     gen: high + 1,
@@ -287,9 +291,33 @@ impl Store {
             .collect())
     }
 
+    /// Marks `lease` dead (`_dead/<lease>`), before this writer takes over a claim of it:
+    /// once per dead writer and process.
+    async fn mark_dead(&self, lease: &str) -> Result<()> {
+        if self.inner.marked_dead.lock().unwrap().contains(lease) {
+            return Ok(());
+        }
+        self.inner
+            .coord
+            .put(
+                &self.path(&[DEAD, lease]),
+                PutPayload::from_static(b"taken over"),
+            )
+            .await?;
+        self.inner
+            .marked_dead
+            .lock()
+            .unwrap()
+            .insert(lease.to_string());
+        Ok(())
+    }
+
     /// Of these tasks, those this writer does not hold any more (or never held): their
     /// claim has a next generation, created by a writer that judged this one dead. The
-    /// commit path drops them.
+    /// commit path drops them. A takeover marks the dead writer (`_dead/<lease>`) before it
+    /// creates the next generation, so while this writer has no mark no claim of it has a
+    /// next generation: one HEAD for the batch. With a mark, each task's next generation is
+    /// looked at (one HEAD per task, in flight together).
     pub(crate) async fn lost_claims(
         &self,
         s: &Session,
@@ -302,6 +330,24 @@ impl Store {
                 .map(|t| claims.get(t).map(|h| h.gen))
                 .collect()
         };
+        let marked = match self
+            .inner
+            .coord
+            .head(&self.path(&[DEAD, &s.info.lease_id]))
+            .await
+        {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !marked {
+            return Ok(task_ids
+                .iter()
+                .zip(gens)
+                .filter(|(_, g)| g.is_none())
+                .map(|(t, _)| t.clone())
+                .collect());
+        }
         let lost: Vec<Option<String>> = futures::stream::iter(task_ids.iter().zip(gens))
             .map(|(t, g)| async move {
                 let Some(g) = g else {

@@ -244,6 +244,16 @@ impl Store {
         for id in &live.orphan_markers {
             self.delete_coord(&self.ending_path(id)).await?;
         }
+        // Dead-writer marks of writers whose lease has expired or is gone: they commit
+        // nothing any more, so nothing looks at their mark.
+        for f in self.list_coord(&[crate::claims::DEAD]).await? {
+            let Some(id) = f.path.filename() else {
+                continue;
+            };
+            if !live.is_live(id) && id != probe {
+                self.delete_coord(&f.path).await?;
+            }
+        }
         report.leases_expired.sort();
         Ok(report)
     }

@@ -455,6 +455,9 @@ fn three_writers_killed_then_a_resume_commit_every_task_once() {
     assert!(common::files_under(&dir.path().join("_staging")).is_empty());
     assert!(common::files_under(&dir.path().join("_leases")).is_empty());
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    // The survivors marked the killed writers dead before taking their claims over; the
+    // resume's recovery removed the marks with the expired leases.
+    assert!(common::files_under(&dir.path().join("_dead")).is_empty());
 }
 
 #[test]
@@ -661,25 +664,33 @@ fn a_writer_whose_lease_ran_out_commits_nothing() {
 fn the_commit_refuses_a_task_whose_claim_was_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let a = open(dir.path());
-    session(&a, "a", Duration::from_secs(60));
+    let info = session(&a, "a", Duration::from_secs(60));
     let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
-    a.claim(&ids(0..3)).unwrap();
-    // Someone created the next generation of task 1's claim (only a writer that judged
-    // A dead would), and task 3 was never claimed.
+    a.claim(&ids(0..4)).unwrap();
+    let mut w = writer(&a, &ledger, 100);
+    for i in 0..2 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    // Without a dead-writer mark of A, its claims have no next generation: no per-task look.
+    assert_eq!(w.flush().unwrap().unwrap().tasks, 2);
+    // Someone judged A dead (only a writer whose liveness look found A's lease expired
+    // would): it marked A dead, then created the next generation of task 3's claim; task
+    // 5 was never claimed.
+    std::fs::create_dir_all(dir.path().join("_dead")).unwrap();
+    std::fs::write(dir.path().join("_dead").join(&info.lease_id), b"taken over").unwrap();
     std::fs::write(
-        dir.path().join("_claims/task-00001/g000001"),
+        dir.path().join("_claims/task-00003/g000001"),
         br#"{"lease":"other","at":"now"}"#,
     )
     .unwrap();
-    let mut w = writer(&a, &ledger, 100);
-    for i in 0..4 {
+    for i in [2, 3, 5] {
         w.push(common::sample_result(i)).unwrap();
     }
     let b = w.flush().unwrap().unwrap();
-    assert_eq!(b.tasks, 2);
+    assert_eq!(b.tasks, 1);
     assert_eq!(
         b.refused,
-        ids(1..2).into_iter().chain(ids(3..4)).collect::<Vec<_>>()
+        ids(3..4).into_iter().chain(ids(5..6)).collect::<Vec<_>>()
     );
     let mut got: Vec<String> = a
         .read_tasks()
@@ -688,7 +699,7 @@ fn the_commit_refuses_a_task_whose_claim_was_taken_over() {
         .map(|t| t.task_id)
         .collect();
     got.sort();
-    assert_eq!(got, ["task-00000", "task-00002"]);
+    assert_eq!(got, ["task-00000", "task-00001", "task-00002"]);
     a.finish_session().unwrap();
 }
 
