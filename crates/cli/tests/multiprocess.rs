@@ -572,7 +572,10 @@ fn storage_failure_on(name: &str, victim: usize) {
         assert!(!log.contains("panicked"), "process {i}:\n{log}");
     }
     let partial = read(&out);
-    assert!(partial.tasks.len() < TASKS, "the victim's tasks are missing");
+    assert!(
+        partial.tasks.len() < TASKS,
+        "the victim's tasks are missing"
+    );
     assert_same(&partial, &f.reference, false);
     // The storage is back: the same command finishes the sweep (the victim's claims are
     // taken over once its lease, left to expire after its failed commit, has).
@@ -652,8 +655,8 @@ fn tasks_committed_by_another_run_are_counted_as_such_and_exit_0() {
     };
     let pending = number_before(p0, "to run on 2 processes").expect(p0);
     let done = number_before(p0, "done, 0 failed in this run").expect(p0);
-    let others = number_before(p0, "task(s) of this run were committed by other writers")
-        .unwrap_or(0);
+    let others =
+        number_before(p0, "task(s) of this run were committed by other writers").unwrap_or(0);
     assert_eq!(done + others, pending, "{p0}");
     let local_done = number_before(&llog, "done, 0 failed in this run").expect(&llog);
     assert_eq!(done + local_done, TASKS as u64, "{p0}\n{llog}");

@@ -29,8 +29,7 @@ use synthsweep_exec::{
 };
 use synthsweep_models::device::device_name;
 use synthsweep_store::{
-    LeaseOptions, Ledger, PrepareOptions, RunInfo, Store, TaskStatus, WriterIdentity,
-    WriterOptions,
+    LeaseOptions, Ledger, PrepareOptions, RunInfo, Store, TaskStatus, WriterIdentity, WriterOptions,
 };
 use synthsweep_sweep::Plan;
 use tch::Device;

@@ -282,7 +282,8 @@ impl Store {
             // writers ending together deletes the claims of committed tasks.
             self.block_on(self.mark_ending(&s))?;
             end.released = self.release_with(&s, &unrun)?;
-            end.claims_cleaned = self.block_on(self.clean_committed_claims(&s.info.lease_id, None))?;
+            end.claims_cleaned =
+                self.block_on(self.clean_committed_claims(&s.info.lease_id, None))?;
         }
         let id = s.info.lease_id.clone();
         // A commit that failed (a timeout, say) may still land: then the lease must expire
