@@ -7,10 +7,11 @@ use crate::sweep_cmd::{
     default_root, git_commit, load_plan, stop_handlers, EndSession, EXIT_INTERRUPTED,
     EXIT_TASKS_FAILED,
 };
-use crate::Exit;
+use crate::{Exit, EXIT_STORAGE};
 use anyhow::{bail, Context, Result};
 use std::sync::Arc;
 use std::time::Duration;
+use synthsweep_dist::protocol::StopKind;
 use synthsweep_dist::{slurm, Cluster, DistOptions, DistReport, SlurmStep};
 use synthsweep_models::device::parse_device;
 use synthsweep_store::{
@@ -106,18 +107,15 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
     let store =
         Store::open(&root).with_context(|| format!("cannot open output root {root_text}"))?;
     let run_id = new_run_id();
-    // This process's writer session (lease), before anything reads or writes the root: other
-    // writers on it (array shards, other runs) spare what this process does, and it claims
-    // each task before running it (PROTOCOL.md).
+    // This process's writer session (lease) is started by the run once every process is
+    // connected, before anything reads or writes the root (a failure to start it stops
+    // every process alike); it ends here, whichever way the run returns.
     let lease = LeaseOptions::from_env()?;
-    store.start_session(
-        WriterIdentity {
-            run_id: run_id.clone(),
-            tag: format!("p{}", cluster.index),
-            role: format!("process {} of {}", cluster.index, cluster.processes()),
-        },
-        lease,
-    )?;
+    let identity = WriterIdentity {
+        run_id: run_id.clone(),
+        tag: format!("p{}", cluster.index),
+        role: format!("process {} of {}", cluster.index, cluster.processes()),
+    };
     let _session = EndSession(&store);
     let mut info = RunInfo::new(
         &run_id,
@@ -149,13 +147,19 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
         connect_timeout: CONNECT_TIMEOUT,
         claim_poll: (lease.renew_every / 2)
             .clamp(Duration::from_millis(200), Duration::from_secs(5)),
+        identity,
+        lease,
     };
     let report = synthsweep_dist::run(Arc::new(plan), store.clone(), opts, cancel)
         .with_context(|| format!("process {me}"))?;
     outcome(&report, &root_text, &root)
 }
 
-/// Prints what the run did and turns it into the exit code.
+/// Prints what the run did and turns it into the exit code. A run stopped early exits with
+/// the code of what stopped it, on every process: 130 (Ctrl-C), 75 (preempted here, or a
+/// process lost its lease), 74 (the storage failed on some process), 2 (bad input found
+/// during the run). The process where it happened exits with its own error's code, the
+/// same one.
 fn outcome(r: &DistReport, root_text: &str, root: &OutputRoot) -> Result<()> {
     let e = &r.engine;
     let d = &e.dispatch;
@@ -171,14 +175,29 @@ fn outcome(r: &DistReport, root_text: &str, root: &OutputRoot) -> Result<()> {
         d.max.as_secs_f64() * 1e3
     );
     if let Some(stop) = &r.stop {
-        if stop.interrupted && synthsweep_exec::preempted() {
-            eprintln!("preempted: finished tasks committed, in-flight syntheses checkpointed; run the same command again to resume (exit {})", synthsweep_exec::EXIT_PREEMPTED);
-            return Err(Exit(synthsweep_exec::EXIT_PREEMPTED).into());
+        match stop.kind {
+            StopKind::Interrupted if synthsweep_exec::preempted() => {
+                eprintln!("preempted: finished tasks committed, in-flight syntheses checkpointed; run the same command again to resume (exit {})", synthsweep_exec::EXIT_PREEMPTED);
+                return Err(Exit(synthsweep_exec::EXIT_PREEMPTED).into());
+            }
+            StopKind::Interrupted => return Err(Exit(EXIT_INTERRUPTED).into()),
+            StopKind::Storage => {
+                eprintln!(
+                    "error: run stopped: {} (storage failure, run the same command again once the storage is back; exit {EXIT_STORAGE})",
+                    stop.message
+                );
+                return Err(Exit(EXIT_STORAGE).into());
+            }
+            StopKind::LeaseLost => {
+                eprintln!(
+                    "error: run stopped: {} (transient, run the same command again; exit {})",
+                    stop.message,
+                    synthsweep_exec::EXIT_PREEMPTED
+                );
+                return Err(Exit(synthsweep_exec::EXIT_PREEMPTED).into());
+            }
+            StopKind::Failed => bail!("run stopped: {}", stop.message),
         }
-        if stop.interrupted {
-            return Err(Exit(EXIT_INTERRUPTED).into());
-        }
-        bail!("run stopped: {}", stop.message);
     }
     let failed = match &r.totals {
         Some(t) => {
@@ -190,6 +209,12 @@ fn outcome(r: &DistReport, root_text: &str, root: &OutputRoot) -> Result<()> {
                 r.processes,
                 per.join("/")
             ))?;
+            if t.by_others > 0 {
+                eprintln!(
+                    "{} task(s) of this run were committed by other writers on the root",
+                    t.by_others
+                );
+            }
             if let Some((done, failed)) = r.committed_by_run {
                 if done as u64 + failed as u64 != t.done + t.failed {
                     eprintln!(

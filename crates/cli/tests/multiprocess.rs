@@ -511,3 +511,155 @@ fn processes_that_planned_different_sweeps_refuse_to_run() {
     }
     assert!(read(&out).tasks.is_empty(), "no task may run");
 }
+
+/// The lease id of process `p` of a run on `out` once its lease exists (`<run>-p<P>-<hex>`).
+fn lease_of(out: &Path, p: usize, procs: &mut [Proc]) -> String {
+    let t = Instant::now();
+    let tag = format!("-p{p}-");
+    loop {
+        let found = std::fs::read_dir(out.join("_leases"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.strip_suffix(".json")
+                    .filter(|n| n.contains(&tag))
+                    .map(str::to_string)
+            })
+            .next();
+        if let Some(id) = found {
+            return id;
+        }
+        for q in procs.iter_mut() {
+            if let Some(st) = q.child.try_wait().unwrap() {
+                panic!(
+                    "a process ended before its lease was seen ({st}):\n{}",
+                    std::fs::read_to_string(&q.log).unwrap_or_default()
+                );
+            }
+        }
+        assert!(t.elapsed() < HANG, "no lease of process {p} in {HANG:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A storage failure on one process (its staging folder replaced by a file, so its next
+/// commit cannot write: ENOTDIR, as a disk gone read-only or a lost mount would fail)
+/// stops every process with exit 74, the transient storage-failure code the Slurm script
+/// requeues on (it was 2, "bad input", on the processes where it did not happen); the
+/// same command run again once the storage is back finishes the sweep.
+fn storage_failure_on(name: &str, victim: usize) {
+    let f = fixture();
+    let out = out_dir(name);
+    let hosts = hostfile(f.dir.path(), 2);
+    let mut procs = start_all(&f.spec, &out, 2, with_hosts(&hosts), name);
+    // After process 0's start-up recovery (it would delete a stray file in _staging/):
+    // the run record is written after it.
+    let t = Instant::now();
+    while std::fs::read_dir(out.join("_runs")).map_or(0, |d| d.count()) == 0 {
+        assert!(t.elapsed() < HANG, "no run record");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let lease = lease_of(&out, victim, &mut procs);
+    let blocker = out.join("_staging").join(&lease);
+    let _ = std::fs::remove_dir_all(&blocker);
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    for (i, (st, log)) in wait_all(procs).into_iter().enumerate() {
+        assert_eq!(st.code(), Some(74), "process {i}: {st}\n{log}");
+        assert!(log.contains("storage failure"), "process {i}:\n{log}");
+        assert!(!log.contains("panicked"), "process {i}:\n{log}");
+    }
+    let partial = read(&out);
+    assert!(
+        partial.tasks.len() < TASKS,
+        "the victim's tasks are missing"
+    );
+    assert_same(&partial, &f.reference, false);
+    // The storage is back: the same command finishes the sweep (the victim's claims are
+    // taken over once its lease, left to expire after its failed commit, has).
+    std::fs::remove_file(&blocker).unwrap();
+    let hosts = hostfile(f.dir.path(), 2);
+    let again = wait_all(start_all(
+        &f.spec,
+        &out,
+        2,
+        with_hosts(&hosts),
+        &format!("{name}-again"),
+    ));
+    for (i, (st, log)) in again.iter().enumerate() {
+        assert!(st.success(), "re-run, process {i}: {st}\n{log}");
+    }
+    assert_same(&read(&out), &f.reference, true);
+}
+
+#[test]
+fn a_storage_failure_on_a_worker_process_exits_74_everywhere() {
+    storage_failure_on("storage-p1", 1);
+}
+
+#[test]
+fn a_storage_failure_on_the_coordinator_exits_74_everywhere() {
+    storage_failure_on("storage-p0", 0);
+}
+
+/// A process stalled past its writer lease (SIGSTOP for longer than the 4 s lease) must not
+/// commit any more once it runs again (others may have taken its tasks over): it stops the
+/// run, and every process exits 75 (transient, requeued), not 2.
+#[test]
+fn a_process_that_lost_its_lease_stops_the_run_with_exit_75_everywhere() {
+    let f = fixture();
+    let out = out_dir("stalled");
+    let hosts = hostfile(f.dir.path(), 2);
+    let mut procs = start_all(&f.spec, &out, 2, with_hosts(&hosts), "stalled");
+    wait_for_commits(&out, 2, &mut procs);
+    let pid = procs[1].child.id().to_string();
+    let signal = |sig: &str| {
+        let st = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(st.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_secs(6));
+    signal("-CONT");
+    for (i, (st, log)) in wait_all(procs).into_iter().enumerate() {
+        assert_eq!(st.code(), Some(75), "process {i}: {st}\n{log}");
+        assert!(log.contains("lease"), "process {i}:\n{log}");
+    }
+    let partial = read(&out);
+    assert_same(&partial, &f.reference, false);
+}
+
+/// A multi-process run and a local run of the same sweep started together on one root:
+/// both exit 0, every task is committed once, and the tasks the multi-process run left to
+/// the local run are counted as committed by other writers, not as abandoned: its own
+/// `done` plus those equal what it had to run.
+#[test]
+fn tasks_committed_by_another_run_are_counted_as_such_and_exit_0() {
+    let f = fixture();
+    let out = out_dir("beside-local");
+    let hosts = hostfile(f.dir.path(), 2);
+    let local = start(&f.spec, &out, &[], out.with_extension("local.log"));
+    let procs = start_all(&f.spec, &out, 2, with_hosts(&hosts), "beside");
+    let (lst, llog) = local.wait();
+    assert!(lst.success(), "local run: {lst}\n{llog}");
+    let results = wait_all(procs);
+    for (i, (st, log)) in results.iter().enumerate() {
+        assert!(st.success(), "process {i}: {st}\n{log}");
+    }
+    let p0 = &results[0].1;
+    let number_before = |text: &str, what: &str| -> Option<u64> {
+        let at = text.find(what)?;
+        let word = text[..at].split_whitespace().last()?;
+        word.trim_start_matches('(').parse().ok()
+    };
+    let pending = number_before(p0, "to run on 2 processes").expect(p0);
+    let done = number_before(p0, "done, 0 failed in this run").expect(p0);
+    let others =
+        number_before(p0, "task(s) of this run were committed by other writers").unwrap_or(0);
+    assert_eq!(done + others, pending, "{p0}");
+    let local_done = number_before(&llog, "done, 0 failed in this run").expect(&llog);
+    assert_eq!(done + local_done, TASKS as u64, "{p0}\n{llog}");
+    eprintln!("the multi-process run left {others} task(s) to the local run");
+    assert_same(&read(&out), &f.reference, true);
+}

@@ -2,7 +2,7 @@
 //! out one per request (one request per idle worker slot, a new one after each finished
 //! task), so fast and slow processes and short and long tasks balance; the totals of the
 //! whole run; and the decision to stop. Plain data in, messages out: no timely here.
-use crate::protocol::{Hello, StopReason, TaskEnd, ToCoordinator, ToProcess};
+use crate::protocol::{Hello, StopKind, StopReason, TaskEnd, ToCoordinator, ToProcess};
 use std::collections::HashMap;
 use std::sync::Arc;
 use synthsweep_exec::progress::Progress;
@@ -58,6 +58,9 @@ pub struct Totals {
     pub done: u64,
     pub failed: u64,
     pub abandoned: u64,
+    /// Tasks not run because another writer on the root committed them (another run, an
+    /// array shard, or a writer that died after committing them).
+    pub by_others: u64,
     /// Tasks finished (done or failed) per process.
     pub per_process: Vec<u64>,
 }
@@ -189,7 +192,7 @@ impl Dispatcher {
                         self.exhausted = true;
                         let reason = StopReason {
                             process: 0,
-                            interrupted: false,
+                            kind: StopKind::Failed,
                             message: format!("planning stopped the run: {e}"),
                         };
                         self.stop(reason, out);
@@ -217,15 +220,16 @@ impl Dispatcher {
                     TaskEnd::Done => self.totals.done += 1,
                     TaskEnd::Failed => self.totals.failed += 1,
                     TaskEnd::Abandoned => self.totals.abandoned += 1,
+                    TaskEnd::CommittedElsewhere => self.totals.by_others += 1,
                 }
-                if end != TaskEnd::Abandoned {
+                if matches!(end, TaskEnd::Done | TaskEnd::Failed) {
                     if let Some(n) = self.totals.per_process.get_mut(process as usize) {
                         *n += 1;
                     }
                 }
                 if let Some(p) = &self.progress {
                     match end {
-                        TaskEnd::Abandoned => p.task_abandoned(),
+                        TaskEnd::Abandoned | TaskEnd::CommittedElsewhere => p.task_abandoned(),
                         _ => p.task_finished(end == TaskEnd::Done),
                     }
                 }
@@ -365,7 +369,7 @@ mod tests {
         let _ = want(&mut d, 2, 0);
         let reason = StopReason {
             process: 2,
-            interrupted: true,
+            kind: StopKind::Interrupted,
             message: "interrupted".into(),
         };
         let mut out = Vec::new();
@@ -410,7 +414,7 @@ mod tests {
         );
         assert_eq!(out.len(), 3, "{out:?}");
         assert!(
-            matches!(&out[0], ToProcess::Stop { reason, .. } if reason.message.contains("planning stopped the run: bad image") && !reason.interrupted)
+            matches!(&out[0], ToProcess::Stop { reason, .. } if reason.message.contains("planning stopped the run: bad image") && reason.kind == StopKind::Failed)
         );
         assert_eq!(
             out[2],

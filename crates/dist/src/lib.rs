@@ -37,6 +37,9 @@
 //!   committed.
 //! - Processes that planned different sweeps (other spec or images) stop the run with an
 //!   error before any task runs.
+//! - A storage failure or a lost writer lease on any process stops the run with that kind
+//!   ([`protocol::StopKind`]), so every process exits with the same code: 74 (storage) or
+//!   75 (lease lost to a stall), both transient.
 pub mod abort;
 pub mod cluster;
 pub mod coordinator;

@@ -24,9 +24,48 @@ pub use synthsweep_exec::TaskEnd;
 pub struct StopReason {
     /// The process where it happened.
     pub process: u32,
-    /// Ctrl-C (exit code 130 everywhere) rather than an error (exit code 2).
-    pub interrupted: bool,
+    /// What kind of stop: every process of the run exits with its code.
+    pub kind: StopKind,
     pub message: String,
+}
+
+impl StopReason {
+    /// Whether Ctrl-C (or SIGTERM/SIGUSR1) stopped the run rather than an error.
+    pub fn interrupted(&self) -> bool {
+        self.kind == StopKind::Interrupted
+    }
+}
+
+/// The kind of an early stop, which decides the exit code of *every* process of the run
+/// (the binary's codes): a storage failure or a lost lease on one process is transient for
+/// the whole run, so the Slurm script requeues whichever process it looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopKind {
+    /// Ctrl-C on some process (exit 130; 75 on a process that was itself preempted by
+    /// SIGTERM/SIGUSR1).
+    Interrupted,
+    /// Bad input found during the run: processes that planned different sweeps, a
+    /// planning error (exit 2).
+    Failed,
+    /// The output root's storage failed on some process: an outage, a full disk, a lost
+    /// permission, or a writer lease lost because its renewals failed (exit 74).
+    Storage,
+    /// A process lost its writer lease to a stall, so other writers may have taken its
+    /// tasks over (exit 75).
+    LeaseLost,
+}
+
+impl StopKind {
+    /// The kind of a storage error on some process.
+    pub fn of_store(e: &synthsweep_store::StoreError) -> StopKind {
+        if e.is_storage() {
+            StopKind::Storage
+        } else if e.is_lease_lost() {
+            StopKind::LeaseLost
+        } else {
+            StopKind::Failed
+        }
+    }
 }
 
 /// From any process to the coordinator (process 0).

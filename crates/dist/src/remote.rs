@@ -3,7 +3,7 @@
 //! position and a task id, which this process checks against its own plan; how each task
 //! ended goes back the same way. Synthesis, the writer and checkpoints are the exec
 //! engine's, exactly as in a local run.
-use crate::protocol::StopReason;
+use crate::protocol::{StopKind, StopReason};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
@@ -118,7 +118,7 @@ impl TaskSource for RemoteSource<'_> {
                 *self.mismatch.lock().expect("mismatch") = Some(message.clone());
                 self.send(Event::Stop(StopReason {
                     process: self.process,
-                    interrupted: false,
+                    kind: StopKind::Failed,
                     message,
                 }));
                 self.send(Event::Finished(index, TaskEnd::Abandoned));
@@ -131,10 +131,10 @@ impl TaskSource for RemoteSource<'_> {
         self.send(Event::Finished(task.ticket, end));
     }
 
-    fn abort(&self, why: &str) {
+    fn abort(&self, why: &synthsweep_store::StoreError) {
         self.send(Event::Stop(StopReason {
             process: self.process,
-            interrupted: false,
+            kind: StopKind::of_store(why),
             message: format!("process {}: cannot commit results: {why}", self.process),
         }));
     }

@@ -15,7 +15,7 @@
 use crate::cluster::Cluster;
 use crate::coordinator::{fingerprint, Dispatcher, PendingTasks, Totals};
 use crate::error::{DistError, Result};
-use crate::protocol::{Hello, StopReason, ToCoordinator, ToProcess};
+use crate::protocol::{Hello, StopKind, StopReason, ToCoordinator, ToProcess};
 use crate::remote::{Event, RemoteSource, Reply};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,7 +28,9 @@ use synthsweep_exec::{
     engine, prepare_root, ClaimingSource, EngineOptions, ExecError, RunReport, TaskSource,
 };
 use synthsweep_models::device::device_name;
-use synthsweep_store::{Ledger, PrepareOptions, RunInfo, Store, TaskStatus, WriterOptions};
+use synthsweep_store::{
+    LeaseOptions, Ledger, PrepareOptions, RunInfo, Store, TaskStatus, WriterIdentity, WriterOptions,
+};
 use synthsweep_sweep::Plan;
 use tch::Device;
 use timely::container::CapacityContainerBuilder;
@@ -57,6 +59,11 @@ pub struct DistOptions {
     /// How often a slot looks again at tasks another writer on the root holds (half the
     /// lease's renewal period is a good choice).
     pub claim_poll: Duration,
+    /// This process's writer session (lease), started once every process is connected and
+    /// before anything reads or writes the root; a failure to write it stops the whole run
+    /// as a storage failure. The caller ends it (`Store::finish_session`).
+    pub identity: WriterIdentity,
+    pub lease: LeaseOptions,
 }
 
 /// What one process did.
@@ -205,11 +212,27 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
         stop: None,
     };
     let mut own_error: Option<DistError> = None;
+    let mut stop_sent = false;
+
+    // This process's writer lease, before anything reads or writes the root: other writers
+    // on it (array shards, other runs) spare what this process does, and it claims each
+    // task before running it (PROTOCOL.md). Started here, once every process is connected,
+    // so that a storage failure now stops every process with the same exit code instead
+    // of leaving the others waiting for a process that is gone.
+    if let Err(e) = ctx
+        .store
+        .start_session(opts.identity.clone(), opts.lease)
+        .map_err(DistError::Store)
+    {
+        send(&mut input, ToCoordinator::Stop(error_stop(me, &e)));
+        stop_sent = true;
+        own_error = Some(e);
+    }
 
     // Process 0: recover the root, then tell everyone the run id (the start signal).
     let mut ledger0: Option<Arc<Ledger>> = None;
     let mut info = opts.run.clone();
-    if me == 0 {
+    if me == 0 && own_error.is_none() {
         match prepare(ctx, &mut info, n) {
             Ok((ledger, hello)) => {
                 let progress = Progress::new(hello.pending);
@@ -222,6 +245,7 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
             }
             Err(e) => {
                 send(&mut input, ToCoordinator::Stop(error_stop(0, &e)));
+                stop_sent = true;
                 own_error = Some(e);
             }
         }
@@ -240,7 +264,6 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
     let mut ledger_here: Option<Arc<Ledger>> = None;
     let mut hello_here: Option<Hello> = None;
     let mut stop_received: Option<StopReason> = None;
-    let mut stop_sent = false;
     let mut local_done = false;
     let mut engine_result: Option<std::result::Result<RunReport, ExecError>> = None;
 
@@ -303,7 +326,7 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                             let r = match (r, claiming.error()) {
                                 (Ok(_), Some(e)) => {
                                     // Claiming failed: the others stop too.
-                                    claiming.abort(&e.to_string());
+                                    claiming.abort(&e);
                                     Err(ExecError::Store(e))
                                 }
                                 (r, _) => r,
@@ -348,7 +371,7 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                     &mut input,
                     ToCoordinator::Stop(StopReason {
                         process: me as u32,
-                        interrupted: true,
+                        kind: StopKind::Interrupted,
                         message: format!("interrupted (Ctrl-C) on process {me}"),
                     }),
                 );
@@ -380,8 +403,22 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                     .expect("engine")
                     .join()
                     .expect("engine thread");
-                if r.is_err() {
-                    // Its results cannot be committed: the source has told the coordinator.
+                if let Err(e) = &r {
+                    // Its results cannot be committed. The source has told the coordinator
+                    // when a commit or a claim failed; any other failure (the last flush,
+                    // the writer's set-up) is told here, with its kind, so that every
+                    // process exits with the same code.
+                    if !stop_sent {
+                        stop_sent = true;
+                        send(
+                            &mut input,
+                            ToCoordinator::Stop(StopReason {
+                                process: me as u32,
+                                kind: exec_kind(e),
+                                message: format!("process {me}: {e}"),
+                            }),
+                        );
+                    }
                     ctx.cancel.store(true, Ordering::SeqCst);
                 }
                 engine_result = Some(r);
@@ -444,10 +481,22 @@ fn devices_text(devices: &[Device]) -> String {
 }
 
 fn error_stop(process: usize, e: &DistError) -> StopReason {
+    let kind = match e {
+        DistError::Store(s) => StopKind::of_store(s),
+        DistError::Exec(e) => exec_kind(e),
+        _ => StopKind::Failed,
+    };
     StopReason {
         process: process as u32,
-        interrupted: false,
+        kind,
         message: format!("process {process}: {e}"),
+    }
+}
+
+fn exec_kind(e: &ExecError) -> StopKind {
+    match e {
+        ExecError::Store(s) => StopKind::of_store(s),
+        ExecError::Thread(_) => StopKind::Failed,
     }
 }
 

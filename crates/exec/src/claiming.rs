@@ -84,7 +84,8 @@ impl<'a> ClaimingSource<'a> {
         self.state.lock().expect("claims lock").error.take()
     }
 
-    /// Tasks this run waited for and another writer committed.
+    /// Tasks of this run that another writer committed: found committed when taking over a
+    /// dead writer's claim, or committed by a live writer while this one waited for them.
     pub fn committed_by_others(&self) -> u64 {
         self.state.lock().expect("claims lock").by_others
     }
@@ -118,7 +119,10 @@ impl<'a> ClaimingSource<'a> {
                 Claim::Ours => s.ready.push_back(a),
                 Claim::Held { by } => s.held.push((a, by)),
                 // Committed by a dead writer before it died: not run here.
-                Claim::Committed => self.inner.finished(slot, &a, TaskEnd::Abandoned),
+                Claim::Committed => {
+                    s.by_others += 1;
+                    self.inner.finished(slot, &a, TaskEnd::CommittedElsewhere)
+                }
             }
         }
         Ok(())
@@ -132,7 +136,7 @@ impl<'a> ClaimingSource<'a> {
         for (a, by) in std::mem::take(&mut s.held) {
             if self.store.known_committed(a.task.id()) {
                 s.by_others += 1;
-                self.inner.finished(slot, &a, TaskEnd::Abandoned);
+                self.inner.finished(slot, &a, TaskEnd::CommittedElsewhere);
             } else {
                 still.push((a, by));
             }
@@ -154,7 +158,7 @@ impl<'a> ClaimingSource<'a> {
                 Claim::Held { by } => still.push((a, by)),
                 Claim::Committed => {
                     s.by_others += 1;
-                    self.inner.finished(slot, &a, TaskEnd::Abandoned);
+                    self.inner.finished(slot, &a, TaskEnd::CommittedElsewhere);
                 }
             }
         }
@@ -235,7 +239,7 @@ impl TaskSource for ClaimingSource<'_> {
         self.inner.finished(slot, task, end);
     }
 
-    fn abort(&self, why: &str) {
+    fn abort(&self, why: &StoreError) {
         self.inner.abort(why);
     }
 }

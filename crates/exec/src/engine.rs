@@ -192,7 +192,7 @@ pub fn run(
         let written = committer.receive(&rx, &shared, &mut report);
         if let Err(e) = &written {
             shared.store_failed.store(true, Ordering::SeqCst);
-            source.abort(&e.to_string());
+            source.abort(e);
         }
         Ok(written?)
     })?;

@@ -24,6 +24,10 @@ pub enum TaskEnd {
     /// Given up without a result (the run is stopping, or a preemption checkpointed it);
     /// not committed: it runs again next time.
     Abandoned,
+    /// Not run here: another writer on the root (another run, an array shard, a writer
+    /// that died after committing it) committed it. Reported by
+    /// [`ClaimingSource`](crate::claiming::ClaimingSource).
+    CommittedElsewhere,
 }
 
 /// Where worker slots get tasks: a local plan iterator, or a remote coordinator. The engine
@@ -43,9 +47,10 @@ pub trait TaskSource: Sync {
     /// slot that ran it, after a finished task's result was handed to the writer.
     fn finished(&self, _slot: usize, _task: &Assignment, _end: TaskEnd) {}
 
-    /// The engine stops taking tasks because its results cannot be committed (`why`); a
-    /// source shared with other processes tells them at once.
-    fn abort(&self, _why: &str) {}
+    /// The engine stops taking tasks because its results cannot be committed (`why`: a
+    /// storage failure, a lost lease); a source shared with other processes tells them at
+    /// once, with the kind of failure, so that every process exits with the same code.
+    fn abort(&self, _why: &synthsweep_store::StoreError) {}
 }
 
 /// The plan's tasks that are not committed yet, in plan order, handed out as slots ask.

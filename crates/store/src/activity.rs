@@ -45,10 +45,14 @@ impl Store {
     /// [`StoreError::Storage`](crate::StoreError::Storage).
     pub fn activity(&self) -> Result<Activity> {
         self.block_on(async {
+            // The claims are listed before the ledger is read: a task committed after its
+            // claim was listed is in the ledger, so a committed task is never shown as
+            // claimed and not committed (its claim may stay until writers end).
+            let claims = self.list_coord(&[CLAIMS]).await?;
             let ledger = self.ledger_async().await?;
             let live = self.liveness(&self.staging_owner()).await?;
             let mut highest: BTreeMap<String, u32> = BTreeMap::new();
-            for f in self.list_coord(&[CLAIMS]).await? {
+            for f in claims {
                 let parts: Vec<String> = f.path.parts().map(|p| p.as_ref().to_string()).collect();
                 let (Some(name), Some(task)) = (parts.last(), parts.iter().rev().nth(1)) else {
                     continue;

@@ -20,6 +20,9 @@ use crate::store::Store;
 pub(crate) const CLAIMS: &str = "_claims";
 /// Folder of the locks (one folder per lock, generation keys inside).
 pub(crate) const LOCKS: &str = "_locks";
+/// Folder of the dead-writer marks: `_dead/<lease_id>` is written before the first claim
+/// of that writer is taken over, so its commits need one look per batch, not per task.
+pub(crate) const DEAD: &str = "_dead";
 
 /// Requests in flight at once when claiming or checking many tasks.
 const IN_FLIGHT: usize = 32;
@@ -174,6 +177,7 @@ impl Store {
             if judge.is_live(&owner).await? {
                 return Ok(Acquired::Held { by: owner });
             }
+            self.mark_dead(&owner).await?;
             if self.create_gen(dir, high + 1, me).await? {
                 return Ok(Acquired::Ours {
                     gen: high + 1,
@@ -287,9 +291,33 @@ impl Store {
             .collect())
     }
 
+    /// Marks `lease` dead (`_dead/<lease>`), before this writer takes over a claim of it:
+    /// once per dead writer and process.
+    async fn mark_dead(&self, lease: &str) -> Result<()> {
+        if self.inner.marked_dead.lock().unwrap().contains(lease) {
+            return Ok(());
+        }
+        self.inner
+            .coord
+            .put(
+                &self.path(&[DEAD, lease]),
+                PutPayload::from_static(b"taken over"),
+            )
+            .await?;
+        self.inner
+            .marked_dead
+            .lock()
+            .unwrap()
+            .insert(lease.to_string());
+        Ok(())
+    }
+
     /// Of these tasks, those this writer does not hold any more (or never held): their
     /// claim has a next generation, created by a writer that judged this one dead. The
-    /// commit path drops them.
+    /// commit path drops them. A takeover marks the dead writer (`_dead/<lease>`) before it
+    /// creates the next generation, so while this writer has no mark no claim of it has a
+    /// next generation: one HEAD for the batch. With a mark, each task's next generation is
+    /// looked at (one HEAD per task, in flight together).
     pub(crate) async fn lost_claims(
         &self,
         s: &Session,
@@ -302,6 +330,24 @@ impl Store {
                 .map(|t| claims.get(t).map(|h| h.gen))
                 .collect()
         };
+        let marked = match self
+            .inner
+            .coord
+            .head(&self.path(&[DEAD, &s.info.lease_id]))
+            .await
+        {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !marked {
+            return Ok(task_ids
+                .iter()
+                .zip(gens)
+                .filter(|(_, g)| g.is_none())
+                .map(|(t, _)| t.clone())
+                .collect());
+        }
         let lost: Vec<Option<String>> = futures::stream::iter(task_ids.iter().zip(gens))
             .map(|(t, g)| async move {
                 let Some(g) = g else {
@@ -356,6 +402,80 @@ impl Store {
         for (t, _) in &gens {
             claims.remove(t);
         }
+        Ok(n)
+    }
+
+    /// Writes this writer's ending marker `_leases/<lease_id>.ending`: from now on it
+    /// claims nothing (it is ending its session), see [`Store::clean_committed_claims`].
+    pub(crate) async fn mark_ending(&self, s: &Session) -> Result<()> {
+        let remaining = s.check()?;
+        within(remaining, "marking the writer as ending", async {
+            self.inner
+                .coord
+                .put(
+                    &self.ending_path(&s.info.lease_id),
+                    PutPayload::from_static(b"ending"),
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes the claim objects (every generation) of committed tasks, when no writer but
+    /// `me` could still claim a task it does not know to be committed: every other live
+    /// writer is ending (has written its ending marker, after its last claim). The ledger
+    /// is read before the leases are listed, so a writer whose lease is not listed yet
+    /// reads the ledger (after creating its lease) later than this one did and sees those
+    /// tasks committed; it never claims them. `me` (this writer, or a reader's probe) knows
+    /// them too: it claims only tasks of a ledger read after this. `ledger`: one read
+    /// before this call, when the caller has it (else it is read here). Returns the
+    /// objects deleted (0 when a live writer is not ending).
+    ///
+    /// Writers that end together each write their marker before looking, so the last of
+    /// them sees all the others ending and cleans up; a recovery at the start of a later
+    /// writer does it after crashes.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`], [`StoreError::LeaseLost`] (this writer's lease ran out).
+    pub(crate) async fn clean_committed_claims(
+        &self,
+        me: &str,
+        ledger: Option<&crate::ledger::Ledger>,
+    ) -> Result<usize> {
+        let claims = self.list_coord(&[CLAIMS]).await?;
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        let read;
+        let ledger = match ledger {
+            Some(l) => l,
+            None => {
+                read = self.ledger_async().await?;
+                &read
+            }
+        };
+        let live = self.liveness(me).await?;
+        if !live.others_ending(me) {
+            return Ok(0);
+        }
+        let stale: Vec<_> = claims
+            .into_iter()
+            .filter(|f| {
+                let parts: Vec<_> = f.path.parts().collect();
+                parts.len() >= 2 && ledger.is_committed(parts[parts.len() - 2].as_ref())
+            })
+            .map(|f| f.path)
+            .collect();
+        let n = stale.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let remaining = match self.current_session() {
+            Some(s) => s.check()?,
+            None => Duration::from_secs(600),
+        };
+        within(remaining, "deleting claims", self.delete_many_coord(stale)).await?;
         Ok(n)
     }
 

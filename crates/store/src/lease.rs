@@ -130,6 +130,9 @@ pub struct LeaseView {
     /// Whether the lease has expired: the writer no longer commits, its leftovers may be
     /// cleaned up and its claims taken over.
     pub expired: bool,
+    /// Whether the writer is ending (`_leases/<lease_id>.ending` exists): it claims nothing
+    /// any more, so the claims of committed tasks may be deleted (PROTOCOL.md, "Claims").
+    pub ending: bool,
 }
 
 /// A snapshot of the writers' leases, judged with the storage's clock: the time a probe
@@ -138,6 +141,8 @@ pub struct LeaseView {
 pub(crate) struct Liveness {
     pub now: SystemTime,
     pub leases: HashMap<String, LeaseView>,
+    /// Ending markers whose lease is gone (the writer died between deleting the two).
+    pub orphan_markers: Vec<String>,
 }
 
 impl Liveness {
@@ -147,7 +152,18 @@ impl Liveness {
     pub fn is_live(&self, lease_id: &str) -> bool {
         self.leases.get(lease_id).is_some_and(|l| !l.expired)
     }
+
+    /// Whether every live writer but `me` is ending (or there is none): then no writer can
+    /// claim a task it does not know to be committed (see `Store::clean_committed_claims`).
+    pub fn others_ending(&self, me: &str) -> bool {
+        self.leases
+            .values()
+            .all(|l| l.expired || l.ending || l.lease_id == me)
+    }
 }
+
+/// The suffix of a writer's ending marker, `_leases/<lease_id>.ending`.
+pub(crate) const ENDING: &str = ".ending";
 
 impl Store {
     /// Writes a clock probe and reads its timestamp back: the storage's current time.
@@ -174,6 +190,10 @@ impl Store {
         } else {
             S3_TIMESTAMP_SLACK
         };
+        let ending: std::collections::HashSet<String> = files
+            .iter()
+            .filter_map(|f| f.path.filename()?.strip_suffix(ENDING).map(str::to_string))
+            .collect();
         let mut leases = HashMap::new();
         for f in files {
             let Some(id) = f
@@ -192,6 +212,7 @@ impl Store {
             leases.insert(
                 id.clone(),
                 LeaseView {
+                    ending: ending.contains(&id),
                     lease_id: id,
                     info,
                     renewed: f.last_modified,
@@ -200,7 +221,19 @@ impl Store {
                 },
             );
         }
-        Ok(Liveness { now, leases })
+        let orphan_markers = ending
+            .into_iter()
+            .filter(|id| !leases.contains_key(id))
+            .collect();
+        Ok(Liveness {
+            now,
+            leases,
+            orphan_markers,
+        })
+    }
+
+    pub(crate) fn ending_path(&self, lease_id: &str) -> Path {
+        self.path(&[LEASES, &format!("{lease_id}{ENDING}")])
     }
 
     /// A lease's content, read once and cached (only the storage timestamp changes).

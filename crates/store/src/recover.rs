@@ -31,6 +31,9 @@ pub struct RecoveryReport {
     pub duplicates_resolved: usize,
     /// Expired leases deleted (their writers' leftovers were cleaned up first).
     pub leases_expired: Vec<String>,
+    /// Claim objects of committed tasks deleted (left by writers that ended together, or
+    /// died), when every other live writer was ending.
+    pub claims_deleted: usize,
     /// Files left alone because their writer's lease is alive (in flight, not debris).
     pub spared_live: usize,
 }
@@ -225,11 +228,31 @@ impl Store {
             }
         }
 
-        // 6. Expired leases, now that their leftovers are gone, and their clock probes.
+        // 6. Claims of committed tasks, when no live writer but this one could still claim
+        //    a task it does not know to be committed (PROTOCOL.md, "Claims"): the ledger
+        //    just read is older than the liveness look made there.
+        report.claims_deleted = self.clean_committed_claims(&probe, Some(&ledger)).await?;
+
+        // 7. Expired leases, now that their leftovers are gone, their clock probes and
+        //    ending markers; markers whose lease is gone.
         for l in live.leases.values().filter(|l| l.expired) {
             self.delete_coord(&self.path(&[CLOCK, &l.lease_id])).await?;
             self.delete_coord(&self.lease_path(&l.lease_id)).await?;
+            self.delete_coord(&self.ending_path(&l.lease_id)).await?;
             report.leases_expired.push(l.lease_id.clone());
+        }
+        for id in &live.orphan_markers {
+            self.delete_coord(&self.ending_path(id)).await?;
+        }
+        // Dead-writer marks of writers whose lease has expired or is gone: they commit
+        // nothing any more, so nothing looks at their mark.
+        for f in self.list_coord(&[crate::claims::DEAD]).await? {
+            let Some(id) = f.path.filename() else {
+                continue;
+            };
+            if !live.is_live(id) && id != probe {
+                self.delete_coord(&f.path).await?;
+            }
         }
         report.leases_expired.sort();
         Ok(report)

@@ -278,8 +278,12 @@ impl Store {
                 .filter(|(_, h)| h.state == HeldState::Claimed)
                 .map(|(t, _)| t.clone())
                 .collect();
+            // From here this writer claims nothing: say so, so that the last of several
+            // writers ending together deletes the claims of committed tasks.
+            self.block_on(self.mark_ending(&s))?;
             end.released = self.release_with(&s, &unrun)?;
-            end.claims_cleaned = self.block_on(self.clean_claims_if_alone(&s))?;
+            end.claims_cleaned =
+                self.block_on(self.clean_committed_claims(&s.info.lease_id, None))?;
         }
         let id = s.info.lease_id.clone();
         // A commit that failed (a timeout, say) may still land: then the lease must expire
@@ -303,7 +307,10 @@ impl Store {
             if let Some(dir) = &self.inner.local {
                 let _ = std::fs::remove_dir_all(dir.join(STAGING).join(&id));
             }
-            self.delete_coord(&self.lease_path(&id)).await
+            self.delete_coord(&self.lease_path(&id)).await?;
+            // After the lease: a marker without its lease means an ended writer, where a
+            // lease without its marker would look like a writer that may still claim.
+            self.delete_coord(&self.ending_path(&id)).await
         })?;
         tracing::debug!("writer lease {id} ended");
         Ok(end)
@@ -378,35 +385,6 @@ impl Store {
         if let Some(s) = self.inner.session.lock().unwrap().take() {
             stop_heartbeat(&s);
         }
-    }
-
-    /// Deletes the claims of committed tasks, but only when no other writer is alive: a
-    /// writer that starts afterwards reads the ledger after writing its lease, so it never
-    /// claims those tasks. The ledger is read before the leases are looked at.
-    async fn clean_claims_if_alone(&self, s: &Session) -> Result<usize> {
-        let ledger = self.ledger_async().await?;
-        let live = self.liveness(&s.info.lease_id).await?;
-        let others = live
-            .leases
-            .values()
-            .filter(|l| !l.expired && l.lease_id != s.info.lease_id)
-            .count();
-        if others > 0 {
-            return Ok(0);
-        }
-        let claims = self.list_coord(&[crate::claims::CLAIMS]).await?;
-        let stale: Vec<_> = claims
-            .into_iter()
-            .filter(|f| {
-                let parts: Vec<_> = f.path.parts().collect();
-                parts.len() >= 2 && ledger.is_committed(parts[parts.len() - 2].as_ref())
-            })
-            .map(|f| f.path)
-            .collect();
-        let n = stale.len();
-        let remaining = s.check()?;
-        within(remaining, "deleting claims", self.delete_many_coord(stale)).await?;
-        Ok(n)
     }
 
     /// Re-reads the tasks files this writer has not seen yet; returns the tasks they

@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     pub lease_cache: Mutex<HashMap<String, WriterInfo>>,
     /// Owner of staging files written outside a session (`nolease-<random>`).
     pub anon: String,
+    /// Dead writers this process has marked (`_dead/<lease_id>`, see `claims.rs`).
+    pub marked_dead: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,6 +106,7 @@ impl Store {
                     "nolease-{}",
                     &uuid::Uuid::new_v4().simple().to_string()[..12]
                 ),
+                marked_dead: Mutex::default(),
             }),
         })
     }

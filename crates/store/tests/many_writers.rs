@@ -336,6 +336,19 @@ fn together(root: &str, endpoint: Option<&str>, lease: Duration, tasks: usize) {
     );
     let busy = counts.iter().filter(|n| **n > 0).count();
     assert!(busy >= 2, "only {busy} writer(s) did any work ({counts:?})");
+    // The writers ended together, each seeing the others alive: the last to end (every
+    // other one ending) deleted the claims of the committed tasks, before any recovery.
+    let left = match endpoint {
+        None => common::files_under(&Path::new(root).join("_claims")),
+        Some(_) => {
+            let (bucket, prefix) = root["s3://".len()..].split_once('/').unwrap();
+            common::shared_moto().keys(bucket, &format!("{prefix}/_claims/"))
+        }
+    };
+    assert!(
+        left.is_empty(),
+        "claims left once the writers ended: {left:?}"
+    );
     let end = store.recover(RecoverOptions::default()).unwrap();
     assert!(end.is_clean(), "{end:?}");
     let act = store.activity().unwrap();
@@ -438,7 +451,8 @@ fn eight_shards_and_a_duplicate_run_on_s3() {
     );
     let keys = moto.keys("together", "root/");
     assert!(
-        keys.iter().all(|k| !k.starts_with("root/_leases/")),
+        keys.iter()
+            .all(|k| !k.starts_with("root/_leases/") && !k.starts_with("root/_claims/")),
         "{keys:?}"
     );
 }
@@ -451,6 +465,9 @@ fn three_writers_killed_then_a_resume_commit_every_task_once() {
     assert!(common::files_under(&dir.path().join("_staging")).is_empty());
     assert!(common::files_under(&dir.path().join("_leases")).is_empty());
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    // The survivors marked the killed writers dead before taking their claims over; the
+    // resume's recovery removed the marks with the expired leases.
+    assert!(common::files_under(&dir.path().join("_dead")).is_empty());
 }
 
 #[test]
@@ -574,14 +591,19 @@ fn a_dead_writers_claims_are_taken_over_once_its_lease_expires() {
     let rec = b.recover(RecoverOptions::default()).unwrap();
     assert_eq!(rec.orphan_files_deleted.len(), 4, "{rec:?}");
     assert_eq!(rec.leases_expired.len(), 1);
+    // The claims of the 4 tasks A committed (A's g0 and B's g1 over it) go too: B, the
+    // only live writer, knows those tasks committed.
+    assert_eq!(rec.claims_deleted, 8, "{rec:?}");
     let mut w = writer(&b, &b.read_ledger().unwrap(), 100);
     for i in 4..12 {
         w.push(common::sample_result(i)).unwrap();
     }
     assert_eq!(w.finish().unwrap().tasks, 8);
     let end = b.finish_session().unwrap();
-    // 12 tasks: 10 claimed twice (A, then B), 2 once.
-    assert_eq!(end.claims_cleaned, 22, "{end:?}");
+    // The 8 other tasks: 6 claimed twice (A, then B), 2 once; deleted by the recovery at
+    // B's end (B met a dead writer) or, failing that, by B's own clean-up.
+    let at_end = end.recovered.as_ref().map_or(0, |r| r.claims_deleted);
+    assert_eq!(at_end + end.claims_cleaned, 14, "{end:?}");
     assert_eq!(assert_each_task_once(&b).len(), 12);
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
 }
@@ -654,25 +676,33 @@ fn a_writer_whose_lease_ran_out_commits_nothing() {
 fn the_commit_refuses_a_task_whose_claim_was_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let a = open(dir.path());
-    session(&a, "a", Duration::from_secs(60));
+    let info = session(&a, "a", Duration::from_secs(60));
     let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
-    a.claim(&ids(0..3)).unwrap();
-    // Someone created the next generation of task 1's claim (only a writer that judged
-    // A dead would), and task 3 was never claimed.
+    a.claim(&ids(0..4)).unwrap();
+    let mut w = writer(&a, &ledger, 100);
+    for i in 0..2 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    // Without a dead-writer mark of A, its claims have no next generation: no per-task look.
+    assert_eq!(w.flush().unwrap().unwrap().tasks, 2);
+    // Someone judged A dead (only a writer whose liveness look found A's lease expired
+    // would): it marked A dead, then created the next generation of task 3's claim; task
+    // 5 was never claimed.
+    std::fs::create_dir_all(dir.path().join("_dead")).unwrap();
+    std::fs::write(dir.path().join("_dead").join(&info.lease_id), b"taken over").unwrap();
     std::fs::write(
-        dir.path().join("_claims/task-00001/g000001"),
+        dir.path().join("_claims/task-00003/g000001"),
         br#"{"lease":"other","at":"now"}"#,
     )
     .unwrap();
-    let mut w = writer(&a, &ledger, 100);
-    for i in 0..4 {
+    for i in [2, 3, 5] {
         w.push(common::sample_result(i)).unwrap();
     }
     let b = w.flush().unwrap().unwrap();
-    assert_eq!(b.tasks, 2);
+    assert_eq!(b.tasks, 1);
     assert_eq!(
         b.refused,
-        ids(1..2).into_iter().chain(ids(3..4)).collect::<Vec<_>>()
+        ids(3..4).into_iter().chain(ids(5..6)).collect::<Vec<_>>()
     );
     let mut got: Vec<String> = a
         .read_tasks()
@@ -681,7 +711,7 @@ fn the_commit_refuses_a_task_whose_claim_was_taken_over() {
         .map(|t| t.task_id)
         .collect();
     got.sort();
-    assert_eq!(got, ["task-00000", "task-00002"]);
+    assert_eq!(got, ["task-00000", "task-00001", "task-00002"]);
     a.finish_session().unwrap();
 }
 
