@@ -160,6 +160,14 @@ pub(crate) fn open(root: &OutputRoot, opts: &StoreOptions) -> Result<Opened> {
     }
 }
 
+/// Makes rustls's ring provider the process's TLS crypto (HTTPS to S3): the dependencies
+/// are built without aws-lc-rs, whose C build lengthened a first build, so rustls has no
+/// default provider until one is installed. Installing it again (or after another crate
+/// did) changes nothing.
+fn use_ring_for_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The S3 client settings: `AmazonS3Builder::from_env()` (AWS_ACCESS_KEY_ID,
 /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION,
 /// AWS_ENDPOINT_URL, AWS_ENDPOINT, AWS_ALLOW_HTTP, ...) plus what it leaves out:
@@ -174,6 +182,7 @@ fn s3_builder(
     opts: &StoreOptions,
     env: impl Fn(&str) -> Option<String>,
 ) -> std::result::Result<AmazonS3Builder, String> {
+    use_ring_for_tls();
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(opts.retry.clone());

@@ -197,3 +197,74 @@ fn s3_python_readers_see_the_schema_types() {
         "{out}"
     );
 }
+
+/// HTTPS, as real S3 is reached: moto serves TLS with a self-signed certificate (accepted
+/// here with `aws_allow_invalid_certificates`), so the rustls stack the binary is built
+/// with (ring as its crypto provider, see `root.rs`) does a real handshake, signs and
+/// commits.
+#[test]
+fn s3_over_https_commits_and_reads_back() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let py = common::venv_python();
+    // Under a shell that stops moto when our stdin pipe closes (the end of the test).
+    let mut moto = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "\"$0\" -m moto.server -s -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+                 cat >/dev/null; kill $m"
+            ),
+            py.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("https://127.0.0.1:{port}");
+    // The bucket, created with boto3 once the server answers (certificate not verified).
+    let made = Command::new(&py)
+        .args([
+            "-c",
+            "import sys, time, boto3, urllib3\n\
+             urllib3.disable_warnings()\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1], verify=False, region_name='us-east-1',\n\
+                 aws_access_key_id='test', aws_secret_access_key='test')\n\
+             for _ in range(600):\n\
+             \x20   try:\n\
+             \x20       s3.create_bucket(Bucket='tls'); break\n\
+             \x20   except Exception as e:\n\
+             \x20       err = e; time.sleep(0.1)\n\
+             else:\n\
+             \x20   sys.exit(f'moto with TLS did not answer: {err}')\n",
+            &endpoint,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let opts = StoreOptions::quick_retries()
+        .with_s3("aws_endpoint", &endpoint)
+        .with_s3("aws_allow_invalid_certificates", "true")
+        .with_s3("aws_access_key_id", "test")
+        .with_s3("aws_secret_access_key", "test")
+        .with_s3("aws_region", "us-east-1");
+    let store = Store::open_with(&OutputRoot::parse("s3://tls/p").unwrap(), opts).unwrap();
+    let mut w = store
+        .writer(WriterOptions::new("tls"), &Ledger::default())
+        .unwrap();
+    for i in 0..3 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    assert_eq!(w.finish().unwrap().tasks, 3);
+    assert_eq!(store.read_tasks().unwrap().len(), 3);
+    let _ = moto.stdin.take().unwrap().write_all(b"");
+    let _ = moto.wait();
+}
