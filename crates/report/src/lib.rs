@@ -392,7 +392,7 @@ fn mad_page(
                 dashed: *d == 0,
             })
             .collect();
-        let title = format!("{name}");
+        let title = name.to_string();
         let svg = figures::line_chart(
             &figures::LineChart {
                 title: &title,
@@ -735,7 +735,7 @@ fn index_page(
             example_label: ts[0].label(),
         })
         .collect();
-    failures.sort_by(|a, b| b.count.cmp(&a.count));
+    failures.sort_by_key(|f| std::cmp::Reverse(f.count));
     failures.truncate(100);
     let group_rows: Vec<GroupRow<'_>> = groups
         .iter()

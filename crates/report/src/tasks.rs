@@ -108,10 +108,9 @@ impl TaskInfo {
             if k == "seed" && v == "0" {
                 continue;
             }
-            parts.push(if k.starts_with("params.") {
-                format!("{}={v}", &k[7..])
-            } else {
-                v.clone()
+            parts.push(match k.strip_prefix("params.") {
+                Some(p) => format!("{p}={v}"),
+                None => v.clone(),
             });
         }
         parts.join(" ")
