@@ -2,7 +2,7 @@
 # Sets everything up on a fresh machine and runs synthsweep's main job on the built-in
 # default: the quickstart sweep (sweeps/quickstart.toml, a MAD competition between MSE and
 # SSIM on three sample images, 12 tasks) on in-process workers, results on local disk.
-# Then summarizes the sweep, writes the synthesized images as PNG files and shows how to read
+# Then summarizes the sweep, writes the HTML report (printing its path) and shows how to read
 # the tables. Re-running resumes: committed tasks are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,22 +17,9 @@ OUT=results/quickstart
 echo
 "$B" status "$OUT"
 
-# The synthesized images, as PNG files named by image, optimized metric and min/max.
-.venv/bin/python - "$OUT" <<'PY'
-import json, pathlib, sys
-import polars as pl
-root = pathlib.Path(sys.argv[1])
-tasks = pl.read_parquet(root / "tasks" / "**" / "*.parquet").filter(pl.col("status") == "done")
-images = pl.read_parquet(root / "images" / "**" / "*.parquet").filter(pl.col("role") == "mad_image")
-rows = images.join(tasks.select("task_id", "image", "optimized_metric", "minmax"), on="task_id")
-out = root / "png"
-out.mkdir(exist_ok=True)
-for r in rows.iter_rows(named=True):
-    metric = json.loads(r["optimized_metric"])["name"]
-    name = f"{pathlib.Path(r['image']).stem}_{r['minmax']}_{metric}.png"
-    (out / name).write_bytes(r["png"])
-print(f"quickstart: {rows.height} MAD images as PNG in {out}/")
-PY
-echo "quickstart: results in $OUT/ (tables tasks, losses, images as Parquet datasets)"
+# The report: the MAD images of each image in plenoptic's 2x2 layout, loss curves, pixel
+# histograms, results against the grid and a page per task, as a static site (no server).
+"$B" report "$OUT"
+echo "quickstart: results in $OUT/ (tables tasks, losses, images as Parquet datasets), report in $OUT/_report/index.html"
 echo "look at them with polars:"
 echo "  .venv/bin/python -c \"import polars as pl; print(pl.scan_parquet('$OUT/losses/**/*.parquet').group_by('task_id').agg(pl.col('loss').last()).collect())\""

@@ -25,6 +25,9 @@ pub enum Command {
     Run(RunArgs),
     /// Summarize a finished or running sweep's output root.
     Status(StatusArgs),
+    /// Write a static HTML report of an output root: plenoptic's figures per task, MAD
+    /// competitions, results against the grid, failures, provenance (incremental).
+    Report(ReportArgs),
     /// Submit a sweep to Slurm: one multi-node job, or a job array of shards (--array).
     Slurm(SlurmArgs),
     /// Evaluate a model's representation or a metric on image files.
@@ -216,6 +219,24 @@ pub struct StatusArgs {
     /// How many of the slowest tasks to list.
     #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     pub slowest: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Output root: a local folder or s3://bucket/prefix.
+    pub root: String,
+    /// Folder of the report (default: ROOT/_report for a local root, ./report-<bucket>-<prefix>
+    /// for an S3 root). Re-running into the same folder draws only the new tasks.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Keep only tasks whose AXIS shows VALUE (image, model, optimized_metric,
+    /// reference_metric, minmax, seed, synth, status, or a parameter such as
+    /// optimizer.lr); repeat to require several.
+    #[arg(long = "where", value_name = "AXIS=VALUE")]
+    pub filters: Vec<String>,
+    /// Open index.html in the default browser afterwards (xdg-open / open).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod eval;
 mod list;
 mod logging;
 mod output;
+mod report_cmd;
 mod slurm_cmd;
 mod sweep_cmd;
 
@@ -83,6 +84,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Plan(a) => sweep_cmd::plan(a),
         args::Command::Run(a) => sweep_cmd::run(a),
         args::Command::Status(a) => sweep_cmd::status(a),
+        args::Command::Report(a) => report_cmd::report(a),
         args::Command::Slurm(a) => slurm_cmd::slurm(a),
         args::Command::Models { json } => list::models(json),
         args::Command::Metrics { json } => list::metrics(json),
@@ -99,6 +101,12 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         use synthsweep_exec::ExecError;
         let store = cause
             .downcast_ref::<synthsweep_store::StoreError>()
+            .or_else(
+                || match cause.downcast_ref::<synthsweep_report::ReportError>() {
+                    Some(synthsweep_report::ReportError::Store(s)) => Some(s),
+                    _ => None,
+                },
+            )
             .or_else(|| match cause.downcast_ref::<ExecError>() {
                 Some(ExecError::Store(s)) => Some(s),
                 _ => None,

@@ -235,6 +235,7 @@ fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records>
     });
     // An input or final image has no iteration (schemas/images.json); snapshots do.
     let mut images = vec![
+        image_row("target_image", 0, None, &image, false),
         image_row("initial_image", 0, None, mad.initial_image(), false),
         image_row("mad_image", 0, None, mad.mad_image(), false),
     ];
@@ -278,6 +279,7 @@ fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Reco
     }
     let n = m.losses().len() as i64;
     let mut images = vec![
+        image_row("target_image", 0, None, &image, false),
         image_row("initial_image", 0, None, &initial, false),
         image_row("metamer", 0, None, m.metamer(), false),
     ];
@@ -334,6 +336,7 @@ fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<
     }
     let n = m.losses().len() as i64;
     let mut images = vec![
+        image_row("target_image", 0, None, &image, false),
         image_row("initial_image", 0, None, &initial, false),
         image_row("metamer", 0, None, m.metamer(), false),
     ];
@@ -387,6 +390,7 @@ fn simple_metamer(worker: &mut Worker, task: &Task) -> Result<Records> {
         iterations: n,
         losses: loss_rows(m.losses(), &[], &[]),
         images: vec![
+            image_row("target_image", 0, None, &image, false),
             image_row("initial_image", 0, None, &initial, false),
             image_row("metamer", 0, None, m.metamer(), false),
         ],
@@ -436,20 +440,18 @@ fn eigendistortion(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Res
     } else {
         (0..count).collect()
     };
-    let images = keep
-        .iter()
-        .map(|&j| {
-            let mut row = image_row(
-                "eigendistortion",
-                index[j as usize],
-                None,
-                &vectors.get(j),
-                true,
-            );
-            row.index = index[j as usize];
-            row
-        })
-        .collect();
+    let mut images = vec![image_row("target_image", 0, None, &image, false)];
+    images.extend(keep.iter().map(|&j| {
+        let mut row = image_row(
+            "eigendistortion",
+            index[j as usize],
+            None,
+            &vectors.get(j),
+            true,
+        );
+        row.index = index[j as usize];
+        row
+    }));
     let power = e.iterations();
     let iterations = power.map(|it| (it.top + it.bottom) as i64).unwrap_or(0);
     Ok(Records {

@@ -89,3 +89,71 @@ impl Store {
             .collect())
     }
 }
+
+/// Streaming reads, one committed batch at a time (the report's way through a large root:
+/// memory bounded by one batch, not by the number of tasks).
+impl Store {
+    /// Ids of the committed batches (those whose `tasks` file exists), sorted.
+    ///
+    /// # Errors
+    ///
+    /// A storage failure listing `tasks/`.
+    pub fn committed_batches(&self) -> Result<Vec<String>> {
+        self.block_on(async {
+            let mut ids: Vec<String> = self
+                .list(&[Table::Tasks.name()])
+                .await?
+                .iter()
+                .filter_map(|f| Store::batch_of(&f.path))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            Ok(ids)
+        })
+    }
+
+    /// The `tasks` rows of one committed batch (empty when its file is gone, e.g. removed
+    /// by an uncommit since it was listed).
+    ///
+    /// # Errors
+    ///
+    /// A storage failure, or a file that is not Parquet of the `tasks` schema.
+    pub fn read_batch_tasks(&self, batch_id: &str) -> Result<Vec<TaskRow>> {
+        let path = self.table_file(Table::Tasks, batch_id);
+        let mut rows = Vec::new();
+        for b in self.block_on(self.read_parquet(&path))?.unwrap_or_default() {
+            rows.extend(decode::tasks(&b)?);
+        }
+        Ok(rows)
+    }
+
+    /// The data rows (losses, eigen, images, scores) of one committed batch; `tasks` is left
+    /// empty (see [`Store::read_batch_tasks`]). A table without a file for the batch has no
+    /// rows in it.
+    ///
+    /// # Errors
+    ///
+    /// A storage failure, or a file that is not Parquet of its table's schema.
+    pub fn read_batch_data(&self, batch_id: &str) -> Result<Dataset> {
+        self.block_on(async {
+            let tables = [Table::Losses, Table::Eigen, Table::Images, Table::Scores];
+            let paths = tables
+                .iter()
+                .map(|&t| self.table_file(t, batch_id))
+                .collect();
+            let files = self.read_many(paths).await?;
+            let mut d = Dataset::default();
+            for (table, (_, batches)) in tables.iter().zip(files) {
+                for b in batches.unwrap_or_default() {
+                    match table {
+                        Table::Losses => d.losses.extend(decode::losses(&b)?),
+                        Table::Eigen => d.eigen.extend(decode::eigen(&b)?),
+                        Table::Images => d.images.extend(decode::images(&b)?),
+                        _ => d.scores.extend(decode::scores(&b)?),
+                    }
+                }
+            }
+            Ok(d)
+        })
+    }
+}

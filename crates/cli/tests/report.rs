@@ -1,0 +1,468 @@
+//! `synthsweep report`: small sweeps of every kind into one root, the report written and
+//! checked file by file, re-run incrementally, filtered, opened in headless Chromium
+//! (Debian's `chromium`, when installed: every page loads with every image, no console
+//! error, no request leaving the disk, screenshots not blank), and bad input.
+use synthsweep_testkit::cli as common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+const MAD: &str = r#"
+name = "r-mad"
+synth = "mad"
+[params]
+image = "images/a.pgm"
+max_iter = 4
+initial_noise = 0.1
+store_progress = 2
+optimizer = { name = "adam", lr = 0.01 }
+[grid]
+optimized_metric = ["mse", "ssim_distance"]
+reference_metric = ["mse", "ssim_distance"]
+minmax = ["min", "max"]
+[[exclude]]
+same = ["optimized_metric", "reference_metric"]
+"#;
+
+const EIGEN: &str = r#"
+name = "r-eigen"
+synth = "eigendistortion"
+[params]
+image = "images/a.pgm"
+model = { name = "gaussian", kernel_size = 5 }
+method = "exact"
+"#;
+
+const METAMER: &str = r#"
+name = "r-metamer"
+synth = "metamer"
+[params]
+image = "images/b.pgm"
+max_iter = 5
+store_progress = 2
+optimizer = { name = "adam", lr = 0.01 }
+model = { name = "gaussian", kernel_size = 5 }
+"#;
+
+const CTF: &str = r#"
+name = "r-ctf"
+synth = "metamer_ctf"
+[params]
+image = "images32/c.pgm"
+model = { name = "portilla_simoncelli", n_scales = 2, n_orientations = 2, spatial_corr_width = 3 }
+max_iter = 6
+change_scale_criterion = 1e9
+ctf_iters_to_check = 1
+optimizer = { name = "adam", lr = 0.02 }
+coarse_to_fine = "together"
+"#;
+
+const SIMPLE: &str = r#"
+name = "r-simple"
+synth = "simple_metamer"
+[params]
+image = "images/b.pgm"
+model = { name = "gaussian", kernel_size = 5 }
+max_iter = 3
+optimizer = { name = "adam", lr = 0.01 }
+"#;
+
+const GEODESIC: &str = r#"
+name = "r-geodesic"
+synth = "geodesic"
+[params]
+model = { name = "gaussian", kernel_size = 5 }
+n_steps = 4
+max_iter = 4
+optimizer = { name = "adam", lr = 0.001 }
+[grid]
+pairs = [["images/a.pgm", "images/b.pgm"]]
+"#;
+
+const SCORE: &str = r#"
+name = "r-score"
+synth = "score"
+[grid]
+image_a = "images/*.pgm"
+image_b = "images/*.pgm"
+metric = ["mse"]
+"#;
+
+fn report(args: &[&str]) -> std::process::Output {
+    let mut a = vec!["report"];
+    a.extend_from_slice(args);
+    synthsweep(&a)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Every `src="..."` / `href="..."` of an HTML page: none may leave the disk, and each
+/// relative one must name a file that exists.
+fn check_links(page: &Path) {
+    let html = read(page);
+    for attr in ["src=\"", "href=\""] {
+        for part in html.split(attr).skip(1) {
+            // minijinja escapes `/` in attributes; the browser decodes it.
+            let target = part[..part.find('"').unwrap()]
+                .replace("&#x2f;", "/")
+                .replace("&amp;", "&");
+            let target = target.as_str();
+            assert!(
+                !target.contains("://") && !target.starts_with("//"),
+                "{}: {target} leaves the disk",
+                page.display()
+            );
+            if target.starts_with("data:") || target.starts_with('#') {
+                continue;
+            }
+            let file = page.parent().unwrap().join(target);
+            assert!(file.is_file(), "{}: {target} missing", page.display());
+        }
+    }
+}
+
+fn task_pages(out: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(out.join("t"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("index.html"))
+        .collect()
+}
+
+#[test]
+fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_browser() {
+    let sb = Sandbox::new().with_images(16);
+    sb.write("images32/c.pgm", crop_pgm("reptile_skin_64.pgm", 8, 8, 32));
+    let root = sb.root("out");
+    let first = [MAD, EIGEN, METAMER, CTF, GEODESIC, SCORE];
+    // Separate processes, one root: run side by side, as several writers.
+    let outputs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let hs: Vec<_> = first
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let spec = sb.write(&format!("s{i}.toml"), spec);
+                let root = root.clone();
+                s.spawn(move || run(&spec, &root, &["--workers", "1"]))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outputs {
+        assert_code(o, 0);
+    }
+    let d = read_local(&root);
+    let n = d.tasks.len();
+    assert_eq!(n, 4 + 1 + 1 + 1 + 1 + 4);
+
+    let o = report(&[&root]);
+    assert_code(&o, 0);
+    let out = sb.path("out/_report");
+    assert!(
+        stdout(&o).contains(&format!("{n} pages drawn, 0 kept"))
+            && stdout(&o).contains(&out.join("index.html").display().to_string()),
+        "{}",
+        text(&o)
+    );
+    let index = read(&out.join("index.html"));
+    for needle in [
+        "mad",
+        "eigendistortion",
+        "metamer_ctf",
+        "geodesic",
+        "score",
+        "Scores: mse",
+        "MAD competitions",
+        "Runs (provenance)",
+        "r-geodesic",
+    ] {
+        assert!(index.contains(needle), "index lacks {needle}");
+    }
+    assert_eq!(task_pages(&out).len(), n);
+    for t in &d.tasks {
+        let dir = out.join("t").join(&t.task_id);
+        let files: &[&str] = match t.synth.as_str() {
+            "mad" => &[
+                "target.png",
+                "initial.png",
+                "final.png",
+                "loss.svg",
+                "optimized_loss.svg",
+                "pixel_values.svg",
+                "progress.gif",
+            ],
+            "eigendistortion" => &[
+                "target.png",
+                "eig0.png",
+                "eig0_plus.png",
+                "eig0_minus.png",
+                "eigenvalues.svg",
+            ],
+            "metamer" => &[
+                "target.png",
+                "final.png",
+                "difference.png",
+                "loss.svg",
+                "progress.gif",
+            ],
+            "metamer_ctf" => &["target.png", "final.png", "difference.png", "loss.svg"],
+            "geodesic" => &["frame000.png", "frame004.png", "loss.svg", "deviation.svg"],
+            _ => &[],
+        };
+        for f in files {
+            assert!(dir.join(f).is_file(), "{} lacks {f}", t.synth);
+        }
+        check_links(&dir.join("index.html"));
+    }
+    // The CTF loss curve marks its scale switches at the recorded iterations.
+    let ctf = d.tasks.iter().find(|t| t.synth == "metamer_ctf").unwrap();
+    let mut switches: Vec<(i64, String)> = Vec::new();
+    let mut rows: Vec<_> = d
+        .losses
+        .iter()
+        .filter(|l| l.task_id == ctf.task_id)
+        .collect();
+    rows.sort_by_key(|l| l.iteration);
+    for l in rows {
+        let s = l.scale.clone().unwrap();
+        if switches.last().map(|x| &x.1) != Some(&s) {
+            switches.push((l.iteration, s));
+        }
+    }
+    assert!(
+        switches.len() > 1,
+        "the CTF task never switched scale: {switches:?}"
+    );
+    let ctf_page = read(&out.join("t").join(&ctf.task_id).join("index.html"));
+    for (i, s) in &switches {
+        assert!(
+            ctf_page.contains(&format!("{s} from iteration {i}")),
+            "{s}@{i}"
+        );
+    }
+    // One MAD page with all four images.
+    let mad_pages: Vec<PathBuf> = std::fs::read_dir(out.join("mad"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+        .collect();
+    assert_eq!(mad_pages.len(), 1);
+    assert_eq!(read(&mad_pages[0]).matches("final.png").count(), 4);
+    for p in [
+        out.join("index.html"),
+        out.join("tasks.html"),
+        mad_pages[0].clone(),
+    ] {
+        check_links(&p);
+    }
+
+    // Again: nothing new, nothing drawn. Then a new sweep: only its task is drawn.
+    let o = report(&[&root]);
+    assert!(
+        stdout(&o).contains(&format!("0 pages drawn, {n} kept")),
+        "{}",
+        text(&o)
+    );
+    assert_code(
+        &run(&sb.write("s9.toml", SIMPLE), &root, &["--workers", "1"]),
+        0,
+    );
+    let o = report(&[&root]);
+    assert!(
+        stdout(&o).contains(&format!("1 pages drawn, {n} kept")),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(task_pages(&out).len(), n + 1);
+
+    // Filters.
+    let fo = sb.root("mad-only");
+    let o = report(&[
+        &root,
+        "--out",
+        &fo,
+        "--where",
+        "synth=mad",
+        "--where",
+        "minmax=max",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(task_pages(Path::new(&fo)).len(), 2);
+    assert_bad_input(
+        &report(&[&root, "--out", &fo, "--where", "minmax=middle"]),
+        &["minmax", "max, min"],
+    );
+    assert_bad_input(
+        &report(&[&root, "--out", &fo, "--where", "colour=red"]),
+        &["no task has an axis"],
+    );
+    assert_bad_input(&report(&[&root, "--where", "minmax"]), &["AXIS=VALUE"]);
+
+    browser_check(&out, &d);
+}
+
+/// Loads the index and one page per kind in headless Chromium. Skipped, saying so, when
+/// Chromium is not installed (scripts/test.sh installs Debian's `chromium` as root).
+fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find(|b| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {b}"))
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        eprintln!("SKIPPED browser check: no chromium installed (apt-get install chromium)");
+        return;
+    };
+    let mut pages = vec![out.join("index.html"), out.join("tasks.html")];
+    let mut kinds = std::collections::BTreeSet::new();
+    for t in &d.tasks {
+        if kinds.insert(t.synth.clone()) {
+            pages.push(out.join("t").join(&t.task_id).join("index.html"));
+        }
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let shots = tempfile::tempdir().unwrap();
+    for (i, page) in pages.iter().enumerate() {
+        // A checker page loads the report's page in an iframe and writes what it found into
+        // its own DOM: images that did not load, and whether the page's scripts ran.
+        let url = format!("file://{}", page.display());
+        let checker = shots.path().join(format!("check{i}.html"));
+        std::fs::write(
+            &checker,
+            format!(
+                r#"<!doctype html><html><body><iframe id="f" src="{url}" width="1200" height="900"></iframe>
+<pre id="r">pending</pre><script>
+document.getElementById('f').addEventListener('load', function() {{
+  var doc = this.contentDocument, bad = [];
+  var imgs = doc.images;
+  for (var i = 0; i < imgs.length; i++) if (!imgs[i].complete || imgs[i].naturalWidth === 0) bad.push(imgs[i].getAttribute('src'));
+  var n = doc.getElementById('n');
+  document.getElementById('r').textContent = 'IMAGES ' + imgs.length + ' BROKEN [' + bad.join(',') + '] COUNTER ' + (n ? n.textContent : '-');
+}});
+</script></body></html>"#
+            ),
+        )
+        .unwrap();
+        let o = std::process::Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--allow-file-access-from-files",
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("file://{}", checker.display()))
+            .output()
+            .expect("chromium");
+        let dom = String::from_utf8_lossy(&o.stdout);
+        let log = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            dom.contains("IMAGES "),
+            "{}: checker did not run\n{log}",
+            page.display()
+        );
+        assert!(dom.contains("BROKEN []"), "{}: {dom}", page.display());
+        if page.ends_with("tasks.html") {
+            assert!(
+                dom.contains("tasks shown"),
+                "tasks.html script did not run: {dom}"
+            );
+        }
+        for line in log.lines().filter(|l| l.contains("CONSOLE")) {
+            assert!(
+                !line.contains("Uncaught") && !line.contains("ERROR"),
+                "{}: console: {line}",
+                page.display()
+            );
+        }
+        // A screenshot of the page itself, not blank.
+        let shot = shots.path().join(format!("shot{i}.png"));
+        let o = std::process::Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1200,1400",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium");
+        let img = image::open(&shot)
+            .unwrap_or_else(|e| panic!("{}: no screenshot ({e}): {}", page.display(), text(&o)))
+            .to_luma8();
+        let dark = img.pixels().filter(|p| p.0[0] < 128).count();
+        assert!(
+            dark > 2000,
+            "{}: screenshot nearly blank ({dark} dark pixels)",
+            page.display()
+        );
+        if let Ok(dir) = std::env::var("SYNTHSWEEP_REPORT_SHOTS") {
+            std::fs::copy(&shot, Path::new(&dir).join(format!("shot{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_folder_that_is_not_a_root_an_empty_root_and_damaged_files() {
+    let sb = Sandbox::new().with_images(16);
+    // Not a root: the spec's folder.
+    assert_bad_input(&report(&[&sb.root("images")]), &["not an output root"]);
+    assert_bad_input(&report(&[&sb.root("nowhere")]), &["no such output root"]);
+    // A root being written: a run recorded, nothing committed yet.
+    let empty = sb.root("empty");
+    let store =
+        synthsweep_store::Store::open(&synthsweep_store::OutputRoot::parse(&empty).unwrap())
+            .unwrap();
+    store
+        .write_run(&synthsweep_store::RunInfo::new("r1", "name = 'x'"))
+        .unwrap();
+    let o = report(&[&empty]);
+    assert_bad_input(&o, &["no task committed yet"]);
+    assert!(!sb.path("empty/_report").exists(), "nothing written");
+    // Damaged files: a data file and a tasks file overwritten with garbage.
+    let root = sb.root("out");
+    assert_code(&run(&sb.write("m.toml", METAMER), &root, &[]), 0);
+    assert_code(&run(&sb.write("s.toml", SCORE), &root, &[]), 0);
+    let batches = |table: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(sb.path(&format!("out/{table}")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let losses = batches("losses");
+    std::fs::write(&losses[0], b"not parquet").unwrap();
+    let o = report(&[&root]);
+    assert_code(&o, 0);
+    assert!(
+        stderr(&o).contains("warning: data files of batch"),
+        "{}",
+        text(&o)
+    );
+    let index = read(&sb.path("out/_report/index.html"));
+    assert!(index.contains("warning: data files of batch"));
+    // The damaged batch is drawn again next time (it was not recorded as drawn).
+    let tasks = batches("tasks");
+    std::fs::write(&tasks[tasks.len() - 1], b"not parquet").unwrap();
+    let o = report(&[&root]);
+    assert_code(&o, 0);
+    assert!(
+        stderr(&o).contains("unreadable, its tasks are left out"),
+        "{}",
+        text(&o)
+    );
+}

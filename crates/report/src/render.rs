@@ -1,0 +1,675 @@
+//! One task's page, `t/<task_id>/index.html`, with its figures beside it, per kind as
+//! plenoptic draws them. Reads only the task's own rows (one batch is in memory at a time).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use synthsweep_store::{EigenRow, ImageRow, LossRow, ScoreRow};
+
+use crate::error::{ReportError, Result};
+use crate::figures::{histogram_chart, line_chart, LineChart, Series};
+use crate::layout::{downsample, headline, scale_switches, LossPoint, TaskExtra};
+use crate::pixels::{deviation_from_line, histogram, write_gif, Pixels, Range};
+use crate::tasks::TaskInfo;
+
+/// Display width of an image in CSS pixels: small images are enlarged (pixelated).
+pub fn display_width(width: i32) -> i32 {
+    if width <= 0 {
+        return 128;
+    }
+    width * (256 / width).clamp(1, 8)
+}
+
+/// Loss points kept per task for drawing.
+pub const MAX_POINTS: usize = 600;
+
+/// plenoptic's `display_eigendistortion` default: image ± 5 · eigendistortion.
+pub const EIGEN_ALPHA: f32 = 5.0;
+
+/// The rows of one task (its share of a batch).
+#[derive(Debug, Default)]
+pub struct TaskRows {
+    pub losses: Vec<LossRow>,
+    pub eigen: Vec<EigenRow>,
+    pub images: Vec<ImageRow>,
+    pub scores: Vec<ScoreRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Fig {
+    pub file: String,
+    pub caption: String,
+    pub width: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Section {
+    pub title: String,
+    pub figures: Vec<Fig>,
+}
+
+/// The cache of a drawn task (`t/<id>/data.json`).
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct TaskData {
+    pub extra: TaskExtra,
+    pub losses: Vec<LossPoint>,
+}
+
+struct Page<'a> {
+    dir: &'a Path,
+    sections: Vec<Section>,
+    notes: Vec<String>,
+    extra: TaskExtra,
+}
+
+impl Page<'_> {
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.dir.join(name);
+        std::fs::write(&p, bytes).map_err(ReportError::io(p))
+    }
+
+    fn image(&mut self, name: &str, px: &Pixels, range: Range, caption: String) -> Result<Fig> {
+        self.write(name, &px.png(range)?)?;
+        self.extra.files.insert(name.to_string(), caption.clone());
+        Ok(Fig {
+            file: name.to_string(),
+            caption,
+            width: Some(display_width(px.width as i32)),
+        })
+    }
+
+    fn svg(&mut self, name: &str, svg: String, caption: String) -> Result<Fig> {
+        self.write(name, svg.as_bytes())?;
+        Ok(Fig {
+            file: name.to_string(),
+            caption,
+            width: None,
+        })
+    }
+
+    fn section(&mut self, title: &str, figures: Vec<Fig>) {
+        if !figures.is_empty() {
+            self.sections.push(Section {
+                title: title.to_string(),
+                figures,
+            });
+        }
+    }
+}
+
+fn first<'a>(images: &'a [ImageRow], role: &str) -> Option<&'a ImageRow> {
+    images.iter().find(|i| i.role == role)
+}
+
+fn all<'a>(images: &'a [ImageRow], role: &str) -> Vec<&'a ImageRow> {
+    let mut v: Vec<&ImageRow> = images.iter().filter(|i| i.role == role).collect();
+    v.sort_by_key(|i| i.index);
+    v
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), |v| format!("{v:.6}"))
+}
+
+/// Draws task `t`'s page into `dir` (created): figures, `data.json` and `index.html`.
+/// Returns what the index and group pages need of it.
+///
+/// # Errors
+///
+/// Writing a file or drawing a figure failed.
+pub fn render_task(
+    env: &minijinja::Environment<'_>,
+    t: &TaskInfo,
+    rows: &TaskRows,
+    dir: &Path,
+    common: &minijinja::Value,
+) -> Result<TaskExtra> {
+    std::fs::create_dir_all(dir).map_err(ReportError::io(dir))?;
+    let mut page = Page {
+        dir,
+        sections: Vec::new(),
+        notes: Vec::new(),
+        extra: TaskExtra {
+            batch_id: t.batch_id.clone(),
+            headline: headline(t, &rows.losses, &rows.eigen, &rows.scores),
+            ..Default::default()
+        },
+    };
+    let losses = downsample(&rows.losses, MAX_POINTS);
+    match t.synth.as_str() {
+        "mad" => mad(&mut page, t, rows, &losses)?,
+        "metamer" | "metamer_ctf" | "simple_metamer" => metamer(&mut page, t, rows, &losses)?,
+        "eigendistortion" => eigendistortion(&mut page, rows)?,
+        "geodesic" => geodesic(&mut page, rows, &losses)?,
+        "score" => score(&mut page, rows),
+        other => page.notes.push(format!(
+            "kind {other} has no figures in this version of the report"
+        )),
+    }
+    animation(&mut page, rows)?;
+    let data = TaskData {
+        extra: page.extra.clone(),
+        losses,
+    };
+    let json =
+        serde_json::to_vec(&data).map_err(|e| ReportError::figure("data.json")(e.to_string()))?;
+    page.write("data.json", &json)?;
+
+    let mut fields: Vec<(String, String)> = vec![
+        ("task".into(), t.task_id.clone()),
+        ("kind".into(), t.synth.clone()),
+        ("sweep".into(), t.sweep.clone()),
+        ("status".into(), t.status.clone()),
+    ];
+    for (k, v) in &t.axes {
+        fields.push((k.clone(), v.clone()));
+    }
+    for (k, v) in &t.specs {
+        fields.push((format!("{k} (spec)"), v.clone()));
+    }
+    fields.push(("iterations".into(), t.iterations.to_string()));
+    if t.final_loss.is_some() {
+        fields.push(("final loss (objective)".into(), num(t.final_loss)));
+    }
+    if t.metric_tradeoff_lambda.is_some() {
+        fields.push((
+            "metric_tradeoff_lambda".into(),
+            num(t.metric_tradeoff_lambda),
+        ));
+    }
+    if t.jerkiness.is_some() {
+        fields.push(("jerkiness".into(), num(t.jerkiness)));
+    }
+    fields.push(("duration".into(), format!("{:.3} s", t.duration_s)));
+    fields.push((
+        "device / host".into(),
+        format!("{} on {}", t.device, t.host),
+    ));
+    fields.push(("finished".into(), t.finished_at.clone()));
+    fields.push((
+        "run / batch".into(),
+        format!("{} / {}", t.run_id, t.batch_id),
+    ));
+    let html = env.get_template("task.html")?.render(minijinja::context! {
+        title => format!("{} task {}", t.synth, t.short_id()),
+        up => "../../",
+        fields => fields,
+        error => t.error,
+        notes => page.notes,
+        sections => page.sections,
+        params => pretty(&t.params),
+        ..common.clone()
+    })?;
+    page.write("index.html", html.as_bytes())?;
+    Ok(page.extra)
+}
+
+fn pretty(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| json.to_string())
+}
+
+fn pixel_range(sets: &[&Pixels]) -> (f32, f32) {
+    let mut lo = 0f32;
+    let mut hi = 1f32;
+    for p in sets {
+        for &v in p.data.iter().filter(|v| v.is_finite()) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    (lo, hi)
+}
+
+/// `plot_pixel_values`: histograms of the target's and the synthesized image's pixels.
+fn pixel_values(
+    page: &mut Page<'_>,
+    target: Option<&Pixels>,
+    other: &Pixels,
+    name: &str,
+) -> Result<Fig> {
+    let sets: Vec<&Pixels> = target.into_iter().chain(std::iter::once(other)).collect();
+    let (lo, hi) = pixel_range(&sets);
+    let mut series = Vec::new();
+    if let Some(t) = target {
+        series.push(("target image".to_string(), histogram(&t.data, lo, hi, 40)));
+    }
+    series.push((name.to_string(), histogram(&other.data, lo, hi, 40)));
+    let svg = histogram_chart(
+        "Pixel values",
+        "pixel value",
+        f64::from(lo),
+        f64::from(hi),
+        &series,
+    )?;
+    page.svg(
+        "pixel_values.svg",
+        svg,
+        format!(
+            "Histogram of pixel values (40 bins over [{lo:.3}, {hi:.3}]); values outside [0, 1] lie beyond the allowed range."
+        ),
+    )
+}
+
+fn mad(page: &mut Page<'_>, t: &TaskInfo, rows: &TaskRows, losses: &[LossPoint]) -> Result<()> {
+    let opt = t.axes.get("optimized_metric").cloned().unwrap_or_default();
+    let rf = t.axes.get("reference_metric").cloned().unwrap_or_default();
+    let last = rows.losses.iter().max_by_key(|l| l.iteration);
+    page.extra.final_optimized = last.and_then(|l| l.optimized_metric_loss);
+    page.extra.final_reference = last.and_then(|l| l.reference_metric_loss);
+    let target = first(&rows.images, "target_image").and_then(Pixels::of);
+    let mut figs = Vec::new();
+    if let Some(p) = &target {
+        figs.push(page.image("target.png", p, Range::Unit, "Reference image".into())?);
+    } else {
+        page.notes.push("The tables of this root hold no target_image row (written by synthsweep since the report was added): the reference image is not shown.".into());
+    }
+    if let Some(p) = first(&rows.images, "initial_image").and_then(Pixels::of) {
+        figs.push(page.image(
+            "initial.png",
+            &p,
+            Range::Unit,
+            "Initial image (reference + noise)".into(),
+        )?);
+    }
+    let final_px = first(&rows.images, "mad_image").and_then(Pixels::of);
+    if let Some(p) = &final_px {
+        let caption = format!(
+            "MAD image: {} {opt} (held {rf}); {opt} = {}, {rf} = {}, λ = {}",
+            t.axes.get("minmax").map_or("", String::as_str),
+            num(page.extra.final_optimized),
+            num(page.extra.final_reference),
+            num(t.metric_tradeoff_lambda)
+        );
+        figs.push(page.image("final.png", p, Range::Unit, caption)?);
+    }
+    page.section("Images (as display_mad_image)", figs);
+    let iter = |f: fn(&LossPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+        losses
+            .iter()
+            .filter_map(|l| f(l).map(|v| (l.iteration as f64, v)))
+            .collect()
+    };
+    let mut figs = Vec::new();
+    for (file, name, pts, color) in [
+        ("optimized_loss.svg", &opt, iter(|l| l.optimized), 0),
+        ("reference_loss.svg", &rf, iter(|l| l.reference), 1),
+    ] {
+        let title = format!("{name} ({})", if color == 0 { "optimized" } else { "held" });
+        let svg = line_chart(
+            &LineChart {
+                title: &title,
+                x_label: "iteration",
+                y_label: name,
+                ..Default::default()
+            },
+            &[Series {
+                name: String::new(),
+                points: pts,
+                color,
+                dashed: false,
+            }],
+        )?;
+        figs.push(page.svg(
+            file,
+            svg,
+            format!(
+                "{name} at the image before each iteration, and at the final image (as plot_loss)."
+            ),
+        )?);
+    }
+    let objective: Vec<(f64, f64)> = losses
+        .iter()
+        .map(|l| (l.iteration as f64, l.loss))
+        .collect();
+    let svg = line_chart(
+        &LineChart {
+            title: "Objective",
+            x_label: "iteration",
+            y_label: "loss",
+            ..Default::default()
+        },
+        &[Series {
+            name: String::new(),
+            points: objective,
+            color: 2,
+            dashed: false,
+        }],
+    )?;
+    figs.push(page.svg(
+        "loss.svg",
+        svg,
+        format!(
+            "The objective MAD minimises (the optimized metric, negated for max, plus λ times the reference metric's squared deviation); final {}.",
+            num(t.final_loss)
+        ),
+    )?);
+    if let Some(p) = &final_px {
+        figs.push(pixel_values(page, target.as_ref(), p, "MAD image")?);
+    }
+    page.section("Losses and pixel values (as plot_synthesis_status)", figs);
+    Ok(())
+}
+
+fn metamer(page: &mut Page<'_>, t: &TaskInfo, rows: &TaskRows, losses: &[LossPoint]) -> Result<()> {
+    let target = first(&rows.images, "target_image").and_then(Pixels::of);
+    let meta = first(&rows.images, "metamer").and_then(Pixels::of);
+    let mut figs = Vec::new();
+    if let Some(p) = &target {
+        figs.push(page.image("target.png", p, Range::Unit, "Target image".into())?);
+    } else {
+        page.notes.push("The tables of this root hold no target_image row (written by synthsweep since the report was added): the target and the difference are not shown.".into());
+    }
+    if let Some(p) = first(&rows.images, "initial_image").and_then(Pixels::of) {
+        figs.push(page.image("initial.png", &p, Range::Unit, "Initial image".into())?);
+    }
+    if let Some(p) = &meta {
+        let caption = format!(
+            "Metamer after {} iterations; final loss {}",
+            t.iterations,
+            num(page.extra.headline)
+        );
+        figs.push(page.image("final.png", p, Range::Unit, caption)?);
+    }
+    if let (Some(a), Some(m)) = (&target, &meta) {
+        if let Some(d) = m.plus(-1.0, a) {
+            let max = d.data.iter().fold(0f32, |x, v| x.max(v.abs()));
+            figs.push(page.image(
+                "difference.png",
+                &d,
+                Range::Symmetric,
+                format!("Metamer − target (gray 0, white +{max:.3}, black −{max:.3})"),
+            )?);
+        }
+    }
+    page.section("Images (as display_metamer)", figs);
+    let switches = scale_switches(losses);
+    let mut figs = Vec::new();
+    let svg = line_chart(
+        &LineChart {
+            title: "Loss",
+            x_label: "iteration",
+            y_label: "loss",
+            log_y: losses.iter().all(|l| l.loss > 0.0),
+            markers: switches
+                .iter()
+                .skip(1)
+                .map(|(i, s)| (*i as f64, s.clone()))
+                .collect(),
+            dots: false,
+        },
+        &[Series {
+            name: String::new(),
+            points: losses
+                .iter()
+                .map(|l| (l.iteration as f64, l.loss))
+                .collect(),
+            color: 0,
+            dashed: false,
+        }],
+    )?;
+    let ctf = if switches.len() > 1 {
+        format!(
+            "; dashed lines: coarse-to-fine scale switches ({})",
+            switches
+                .iter()
+                .map(|(i, s)| format!("{s} from iteration {i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        String::new()
+    };
+    figs.push(page.svg(
+        "loss.svg",
+        svg,
+        format!("Loss (the objective over every scale) per iteration{ctf} (as plot_loss)."),
+    )?);
+    if let Some(m) = &meta {
+        figs.push(pixel_values(page, target.as_ref(), m, "metamer")?);
+    }
+    page.section("Loss and pixel values (as plot_synthesis_status)", figs);
+    page.notes.push("Representation error (plot_representation_error) needs the model's representation of both images, which the tables do not hold: not shown.".into());
+    Ok(())
+}
+
+fn eigendistortion(page: &mut Page<'_>, rows: &TaskRows) -> Result<()> {
+    let target = first(&rows.images, "target_image").and_then(Pixels::of);
+    let dists = all(&rows.images, "eigendistortion");
+    let mut eig: Vec<&EigenRow> = rows.eigen.iter().collect();
+    eig.sort_by_key(|e| e.eigenindex);
+    let value_of = |i: i64| eig.iter().find(|e| e.eigenindex == i).map(|e| e.eigenvalue);
+    if let Some(p) = &target {
+        let f = page.image("target.png", p, Range::Unit, "Image".into())?;
+        page.section("Image", vec![f]);
+    } else {
+        page.notes.push("The tables of this root hold no target_image row (written by synthsweep since the report was added): image ± α·eigendistortion is not shown.".into());
+    }
+    let ends: Vec<&&ImageRow> = match (dists.first(), dists.last()) {
+        (Some(a), Some(b)) if a.index != b.index => vec![a, b],
+        (Some(a), _) => vec![a],
+        _ => vec![],
+    };
+    let mut figs = Vec::new();
+    for d in ends {
+        let Some(dp) = Pixels::of(d) else { continue };
+        let which = if d.index == dists[0].index {
+            "top"
+        } else {
+            "bottom"
+        };
+        let ev = num(value_of(d.index));
+        if let Some(img) = &target {
+            for (sign, tag) in [(1f32, "plus"), (-1f32, "minus")] {
+                if let Some(px) = img.plus(sign * EIGEN_ALPHA, &dp) {
+                    figs.push(page.image(
+                        &format!("eig{}_{tag}.png", d.index),
+                        &px,
+                        Range::Unit,
+                        format!(
+                            "{which}: image {} {EIGEN_ALPHA}·eigendistortion {} (eigenvalue {ev}), clipped to [0, 1]",
+                            if sign > 0.0 { "+" } else { "−" },
+                            d.index
+                        ),
+                    )?);
+                }
+            }
+        }
+    }
+    page.section(
+        "Image ± α·eigendistortion (as display_eigendistortion, α = 5)",
+        figs,
+    );
+    let mut figs = Vec::new();
+    for d in &dists {
+        if let Some(dp) = Pixels::of(d) {
+            figs.push(page.image(
+                &format!("eig{}.png", d.index),
+                &dp,
+                Range::Symmetric,
+                format!(
+                    "eigendistortion {} (eigenvalue {}); gray 0, symmetric range",
+                    d.index,
+                    num(value_of(d.index))
+                ),
+            )?);
+        }
+    }
+    page.section("Eigendistortions", figs);
+    let svg = line_chart(
+        &LineChart {
+            title: "Eigenvalues",
+            x_label: "eigenindex",
+            y_label: "eigenvalue",
+            dots: true,
+            ..Default::default()
+        },
+        &[Series {
+            name: String::new(),
+            points: eig
+                .iter()
+                .map(|e| (e.eigenindex as f64, e.eigenvalue))
+                .collect(),
+            color: 0,
+            dashed: false,
+        }],
+    )?;
+    let f = page.svg(
+        "eigenvalues.svg",
+        svg,
+        format!(
+            "Eigenvalues of the Fisher information matrix by eigenindex (0 = largest); {} recorded.",
+            eig.len()
+        ),
+    )?;
+    page.section("Eigenvalues", vec![f]);
+    Ok(())
+}
+
+fn geodesic(page: &mut Page<'_>, rows: &TaskRows, losses: &[LossPoint]) -> Result<()> {
+    let frames: Vec<Pixels> = all(&rows.images, "geodesic_frame")
+        .into_iter()
+        .filter_map(Pixels::of)
+        .collect();
+    let n = frames.len();
+    let mut figs = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        figs.push(page.image(
+            &format!("frame{i:03}.png"),
+            f,
+            Range::Unit,
+            format!("frame {i} of {}", n.saturating_sub(1)),
+        )?);
+    }
+    page.section("Frames of the final path", figs);
+    let mut figs = Vec::new();
+    let svg = line_chart(
+        &LineChart {
+            title: "Loss (path energy)",
+            x_label: "iteration",
+            y_label: "loss",
+            log_y: losses.iter().all(|l| l.loss > 0.0),
+            ..Default::default()
+        },
+        &[Series {
+            name: String::new(),
+            points: losses
+                .iter()
+                .map(|l| (l.iteration as f64, l.loss))
+                .collect(),
+            color: 0,
+            dashed: false,
+        }],
+    )?;
+    figs.push(page.svg(
+        "loss.svg",
+        svg,
+        "The geodesic's objective per iteration (as plot_loss).".into(),
+    )?);
+    let dev = deviation_from_line(&frames);
+    if !dev.is_empty() {
+        let fade: Vec<(f64, f64)> = (0..n)
+            .map(|i| (i as f64 / (n - 1).max(1) as f64, 0.0))
+            .collect();
+        let svg = line_chart(
+            &LineChart {
+                title: "Deviation from the straight line (pixel space)",
+                x_label: "position along the line (fraction of its length)",
+                y_label: "distance from the line (fraction)",
+                dots: true,
+                ..Default::default()
+            },
+            &[
+                Series {
+                    name: "geodesic".into(),
+                    points: dev,
+                    color: 0,
+                    dashed: false,
+                },
+                Series {
+                    name: "pixel fade".into(),
+                    points: fade,
+                    color: 1,
+                    dashed: true,
+                },
+            ],
+        )?;
+        figs.push(page.svg(
+            "deviation.svg",
+            svg,
+            "Each frame's projection on, and distance from, the straight pixel-space line between the end images, next to the pixel fade's (which lies on it). plenoptic's plot_deviation_from_line measures this in the model's representation space, which the tables do not hold.".into(),
+        )?);
+    }
+    page.section("Loss and deviation", figs);
+    Ok(())
+}
+
+fn score(page: &mut Page<'_>, rows: &TaskRows) {
+    if let Some(s) = rows.scores.first() {
+        page.extra.score = Some((
+            crate::tasks::short_spec(&s.metric),
+            crate::tasks::image_label(&s.image_a),
+            crate::tasks::image_label(&s.image_b),
+            s.value,
+        ));
+        page.notes.push(format!(
+            "{} between {} and {}: {}",
+            crate::tasks::short_spec(&s.metric),
+            s.image_a,
+            s.image_b,
+            s.value
+        ));
+    }
+}
+
+/// `animate`: the stored progress (`saved` snapshots) as a looping GIF, 10 frames a second.
+fn animation(page: &mut Page<'_>, rows: &TaskRows) -> Result<()> {
+    let saved = all(&rows.images, "saved");
+    let frames: Vec<Pixels> = saved.iter().filter_map(|r| Pixels::of(r)).collect();
+    if frames.len() < 2 {
+        return Ok(());
+    }
+    write_gif(&page.dir.join("progress.gif"), &frames, 100)?;
+    let its: Vec<String> = saved
+        .iter()
+        .map(|r| r.iteration.map_or("?".into(), |i| i.to_string()))
+        .collect();
+    let caption = format!(
+        "Stored progress: {} snapshots at iterations {} (as animate, 10 frames/s)",
+        frames.len(),
+        its.join(", ")
+    );
+    page.extra
+        .files
+        .insert("progress.gif".into(), caption.clone());
+    let w = display_width(frames[0].width as i32);
+    page.section(
+        "Progress",
+        vec![Fig {
+            file: "progress.gif".into(),
+            caption,
+            width: Some(w),
+        }],
+    );
+    Ok(())
+}
+
+/// Groups a batch's data rows by task id.
+pub fn split_by_task(d: synthsweep_store::Dataset) -> BTreeMap<String, TaskRows> {
+    let mut out: BTreeMap<String, TaskRows> = BTreeMap::new();
+    for r in d.losses {
+        out.entry(r.task_id.clone()).or_default().losses.push(r);
+    }
+    for r in d.eigen {
+        out.entry(r.task_id.clone()).or_default().eigen.push(r);
+    }
+    for r in d.images {
+        out.entry(r.task_id.clone()).or_default().images.push(r);
+    }
+    for r in d.scores {
+        out.entry(r.task_id.clone()).or_default().scores.push(r);
+    }
+    out
+}

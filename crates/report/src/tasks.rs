@@ -1,0 +1,401 @@
+//! What the report knows of each task from the `tasks` table alone: a small summary per task
+//! (no losses, no pixels), its grid coordinates ("axes") and the `--where` filters.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use synthsweep_store::{TaskRow, TaskStatus};
+
+use crate::error::{ReportError, Result};
+
+/// One task as the index shows it. Strings are for display; `axes` holds the task's value on
+/// every axis of the grid (fixed columns and the parameters that vary within its kind).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskInfo {
+    pub task_id: String,
+    pub batch_id: String,
+    pub run_id: String,
+    pub sweep: String,
+    /// The kind as the tasks table writes it: mad, metamer, metamer_ctf, ...
+    pub synth: String,
+    /// `done` or `failed`.
+    pub status: String,
+    pub error: Option<String>,
+    pub iterations: i64,
+    pub final_loss: Option<f64>,
+    pub metric_tradeoff_lambda: Option<f64>,
+    pub jerkiness: Option<f64>,
+    /// Seconds.
+    pub duration_s: f64,
+    pub device: String,
+    pub host: String,
+    /// RFC 3339 UTC.
+    pub finished_at: String,
+    /// Axis name -> display value (`image`, `model`, `optimized_metric`, `reference_metric`,
+    /// `minmax`, `seed`, and `params.<path>` for parameters).
+    pub axes: BTreeMap<String, String>,
+    /// The full model/metric specs (JSON text), as the tasks table has them.
+    pub specs: BTreeMap<String, String>,
+    /// The resolved task (JSON text).
+    pub params: String,
+}
+
+impl TaskInfo {
+    /// The summary of a `tasks` row (axes from its columns and every leaf of its parameters;
+    /// [`keep_varying_axes`] later drops the ones that do not vary).
+    pub fn from_row(r: &TaskRow) -> TaskInfo {
+        let mut axes = BTreeMap::new();
+        let mut specs = BTreeMap::new();
+        if let Some(v) = &r.image {
+            axes.insert("image".to_string(), image_label(v));
+        }
+        for (name, v) in [
+            ("model", &r.model),
+            ("optimized_metric", &r.optimized_metric),
+            ("reference_metric", &r.reference_metric),
+        ] {
+            if let Some(v) = v {
+                axes.insert(name.to_string(), short_spec(v));
+                specs.insert(name.to_string(), v.clone());
+            }
+        }
+        if let Some(v) = &r.minmax {
+            axes.insert("minmax".to_string(), v.clone());
+        }
+        axes.insert("seed".to_string(), r.seed.to_string());
+        if let Ok(Value::Object(p)) = serde_json::from_str::<Value>(&r.params) {
+            if let Some(inner) = p.get("params") {
+                flatten("params", inner, &mut axes);
+            }
+        }
+        TaskInfo {
+            task_id: r.task_id.clone(),
+            batch_id: r.batch_id.clone(),
+            run_id: r.run_id.clone(),
+            sweep: r.sweep.clone(),
+            synth: r.synth.clone(),
+            status: r.status.as_str().to_string(),
+            error: r.error.clone(),
+            iterations: r.iterations,
+            final_loss: r.final_loss,
+            metric_tradeoff_lambda: r.metric_tradeoff_lambda,
+            jerkiness: r.jerkiness,
+            duration_s: r.duration_s,
+            device: r.device.clone(),
+            host: r.host.clone(),
+            finished_at: rfc3339(r.finished_at),
+            axes,
+            specs,
+            params: r.params.clone(),
+        }
+    }
+
+    /// True for a task that ran to the end.
+    pub fn done(&self) -> bool {
+        self.status == TaskStatus::Done.as_str()
+    }
+
+    /// The first 12 hex digits of the id (as `synthsweep status` prints it).
+    pub fn short_id(&self) -> &str {
+        &self.task_id[..12.min(self.task_id.len())]
+    }
+
+    /// A one-line label: kind, then every axis value but the seed's when it is 0.
+    pub fn label(&self) -> String {
+        let mut parts = vec![self.synth.clone()];
+        for (k, v) in &self.axes {
+            if k == "seed" && v == "0" {
+                continue;
+            }
+            parts.push(match k.strip_prefix("params.") {
+                Some(p) => format!("{p}={v}"),
+                None => v.clone(),
+            });
+        }
+        parts.join(" ")
+    }
+}
+
+/// A file name without its folders; a geodesic's or score's pair `a -> b` keeps both names.
+pub fn image_label(v: &str) -> String {
+    v.split(" -> ")
+        .map(|p| p.rsplit(['/', '\\']).next().unwrap_or(p))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// A model or metric spec (JSON) as a short label: `{"name":"mse"}` is `mse`,
+/// `{"name":"ps","n_scales":2}` is `ps(n_scales=2)`; text that is not a JSON object stays.
+pub fn short_spec(v: &str) -> String {
+    match serde_json::from_str::<Value>(v) {
+        Ok(Value::Object(m)) => {
+            let name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
+            let rest: Vec<String> = m
+                .iter()
+                .filter(|(k, _)| k.as_str() != "name")
+                .map(|(k, v)| format!("{k}={}", compact(v)))
+                .collect();
+            if rest.is_empty() {
+                name
+            } else {
+                format!("{name}({})", rest.join(","))
+            }
+        }
+        Ok(Value::String(s)) => s,
+        _ => v.to_string(),
+    }
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(_) => short_spec(&v.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// Every scalar leaf of `v` under `prefix` (`params.optimizer.lr`); arrays count as one leaf.
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                flatten(&format!("{prefix}.{k}"), x, out);
+            }
+        }
+        Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// Keeps, within each kind, the parameter axes (`params.*`) that take more than one value
+/// there, and every fixed axis (image, model, metrics, minmax, seed). Returns the axes that
+/// vary per kind (fixed ones included only when they vary), in a stable order.
+pub fn keep_varying_axes(tasks: &mut [TaskInfo]) -> BTreeMap<String, Vec<String>> {
+    let mut values: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for t in tasks.iter() {
+        for (k, v) in &t.axes {
+            values
+                .entry((t.synth.clone(), k.clone()))
+                .or_default()
+                .insert(v.clone());
+        }
+    }
+    let varying: BTreeSet<(String, String)> = values
+        .iter()
+        .filter(|(_, vs)| vs.len() > 1)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for t in tasks.iter_mut() {
+        let synth = t.synth.clone();
+        t.axes.retain(|k, _| {
+            !k.starts_with("params.") || varying.contains(&(synth.clone(), k.clone()))
+        });
+    }
+    let mut per_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (kind, axis) in varying {
+        per_kind.entry(kind).or_default().push(axis);
+    }
+    per_kind
+}
+
+/// A `--where AXIS=VALUE` filter: keeps tasks whose AXIS (an axis name, or `synth`,
+/// `status`, `sweep`, `run_id`) shows VALUE or whose full spec/value equals it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub axis: String,
+    pub value: String,
+}
+
+impl Filter {
+    /// Parses `AXIS=VALUE`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReportError::BadFilter`] without `=` or with an empty axis.
+    pub fn parse(s: &str) -> Result<Filter> {
+        match s.split_once('=') {
+            Some((a, v)) if !a.trim().is_empty() => Ok(Filter {
+                axis: a.trim().to_string(),
+                value: v.trim().to_string(),
+            }),
+            _ => Err(ReportError::BadFilter {
+                given: s.to_string(),
+                why: "expected AXIS=VALUE, e.g. --where minmax=max or --where optimized_metric=mse"
+                    .into(),
+            }),
+        }
+    }
+
+    fn value_of<'a>(&self, t: &'a TaskInfo) -> Option<&'a str> {
+        match self.axis.as_str() {
+            "synth" => Some(&t.synth),
+            "status" => Some(&t.status),
+            "sweep" => Some(&t.sweep),
+            "run_id" => Some(&t.run_id),
+            a => t
+                .axes
+                .get(a)
+                .or_else(|| t.axes.get(&format!("params.{a}")))
+                .map(String::as_str),
+        }
+    }
+
+    fn matches(&self, t: &TaskInfo) -> bool {
+        self.value_of(t) == Some(self.value.as_str())
+            || t.specs.get(&self.axis).map(String::as_str) == Some(self.value.as_str())
+            || (self.axis == "image"
+                && t.axes
+                    .get("image")
+                    .is_some_and(|v| v.split(" → ").any(|p| p == self.value)))
+    }
+}
+
+/// Keeps the tasks every filter matches.
+///
+/// # Errors
+///
+/// [`ReportError::BadFilter`] for an axis no task has (naming the axes there are) or a
+/// value that matches no task (naming the values the axis takes).
+pub fn apply_filters(tasks: Vec<TaskInfo>, filters: &[Filter]) -> Result<Vec<TaskInfo>> {
+    let mut tasks = tasks;
+    for f in filters {
+        let known: BTreeSet<&str> = ["synth", "status", "sweep", "run_id"]
+            .into_iter()
+            .chain(tasks.iter().flat_map(|t| t.axes.keys().map(String::as_str)))
+            .collect();
+        let has = tasks.iter().any(|t| f.value_of(t).is_some());
+        if !has {
+            return Err(ReportError::BadFilter {
+                given: format!("{}={}", f.axis, f.value),
+                why: format!(
+                    "no task has an axis {:?}; axes: {}",
+                    f.axis,
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        let kept: Vec<TaskInfo> = tasks.iter().filter(|t| f.matches(t)).cloned().collect();
+        if kept.is_empty() {
+            let values: BTreeSet<&str> = tasks.iter().filter_map(|t| f.value_of(t)).collect();
+            return Err(ReportError::BadFilter {
+                given: format!("{}={}", f.axis, f.value),
+                why: format!(
+                    "matches no task; {} takes: {}",
+                    f.axis,
+                    values.into_iter().take(20).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        tasks = kept;
+    }
+    Ok(tasks)
+}
+
+/// A time as RFC 3339 UTC with seconds (`2026-12-01T10:15:00Z`).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, opt: &str, refm: &str, mm: &str, lr: f64) -> TaskRow {
+        TaskRow {
+            task_id: id.into(),
+            synth: "mad".into(),
+            image: Some("/x/images/einstein.pgm".into()),
+            optimized_metric: Some(opt.into()),
+            reference_metric: Some(refm.into()),
+            minmax: Some(mm.into()),
+            params: format!(r#"{{"params":{{"optimizer":{{"lr":{lr}}},"max_iter":10}}}}"#),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn axes_keep_what_varies_and_filters_name_what_exists() {
+        let mut tasks: Vec<TaskInfo> = [
+            row("a", r#"{"name":"mse"}"#, r#"{"name":"ssim"}"#, "min", 0.01),
+            row("b", r#"{"name":"ssim"}"#, r#"{"name":"mse"}"#, "max", 0.02),
+        ]
+        .iter()
+        .map(TaskInfo::from_row)
+        .collect();
+        let per_kind = keep_varying_axes(&mut tasks);
+        assert_eq!(
+            per_kind["mad"],
+            vec![
+                "minmax",
+                "optimized_metric",
+                "params.optimizer.lr",
+                "reference_metric"
+            ]
+        );
+        assert_eq!(tasks[0].axes["image"], "einstein.pgm");
+        assert_eq!(tasks[0].axes["optimized_metric"], "mse");
+        assert!(!tasks[0].axes.contains_key("params.max_iter"));
+        let f = |s: &str| apply_filters(tasks.clone(), &[Filter::parse(s).unwrap()]);
+        assert_eq!(f("minmax=max").unwrap().len(), 1);
+        assert_eq!(f("optimizer.lr=0.01").unwrap()[0].task_id, "a");
+        assert_eq!(
+            f(r#"optimized_metric={"name":"ssim"}"#).unwrap()[0].task_id,
+            "b"
+        );
+        let e = f("minmax=middle").unwrap_err().to_string();
+        assert!(e.contains("max, min"), "{e}");
+        let e = f("colour=red").unwrap_err().to_string();
+        assert!(
+            e.contains("no task has an axis") && e.contains("minmax"),
+            "{e}"
+        );
+        assert!(Filter::parse("minmax").is_err());
+    }
+
+    #[test]
+    fn short_specs_and_times() {
+        assert_eq!(short_spec(r#"{"name":"mse"}"#), "mse");
+        assert_eq!(
+            short_spec(r#"{"name":"ps","n_scales":2}"#),
+            "ps(n_scales=2)"
+        );
+        assert_eq!(image_label("/a/b.pgm -> c/d.png"), "b.pgm → d.png");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_584_100);
+        assert_eq!(rfc3339(t), "2025-12-01T10:15:00Z");
+    }
+}

@@ -1,0 +1,137 @@
+//! The report's HTML templates (minijinja, auto-escaped). Everything is inline: no script,
+//! style sheet, font or icon is loaded from anywhere, so the pages open from disk offline.
+
+use minijinja::Environment;
+
+const BASE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{{ title }}</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:1.2em 2em;color:#222;max-width:1400px}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{display:inline-block;margin:.4em;vertical-align:top;text-align:center}
+figcaption{font-size:.8em;max-width:24em;margin:.2em auto}
+img.px{image-rendering:pixelated;border:1px solid #ccc}
+.failed{color:#b00}.done{color:#070}.note{background:#fff8e0;border:1px solid #e8d48a;padding:.4em .8em}
+.grid2{display:grid;grid-template-columns:auto auto auto;gap:.3em;align-items:start;justify-content:start}
+pre{background:#f7f7f7;padding:.5em;overflow:auto;max-height:30em}
+nav a{margin-right:1em}
+</style></head><body>
+<nav><a href="{{ up }}index.html">index</a><a href="{{ up }}tasks.html">all tasks</a></nav>
+{% block body %}{% endblock %}
+<p style="color:#888;font-size:.8em">synthsweep report {{ version }}, written {{ written }} from {{ root }}</p>
+</body></html>
+"#;
+
+const INDEX: &str = r#"{% extends "base.html" %}{% block body %}
+<h1>{{ title }}</h1>
+{% for w in warnings %}<p class="note">warning: {{ w }}</p>{% endfor %}
+{% if filters %}<p class="note">filtered: {{ filters }}</p>{% endif %}
+<h2>Status</h2>
+<table><tr><th>kind</th><th>done</th><th>failed</th><th>total</th><th>task time (s)</th></tr>
+{% for k in kinds %}<tr><td>{{ k.kind }}</td><td class="num done">{{ k.done }}</td><td class="num failed">{{ k.failed }}</td><td class="num">{{ k.total }}</td><td class="num">{{ k.seconds }}</td></tr>{% endfor %}
+<tr><th>all</th><th class="num">{{ done }}</th><th class="num">{{ failed }}</th><th class="num">{{ total }}</th><th class="num">{{ seconds }}</th></tr></table>
+<p>{{ running_note }}</p>
+<h2>By axis</h2>
+{% for a in axes %}<h3>{{ a.kind }}: {{ a.axis }}</h3>
+<table><tr><th>{{ a.axis }}</th><th>done</th><th>failed</th></tr>
+{% for v in a.values %}<tr><td>{{ v.value }}</td><td class="num">{{ v.done }}</td><td class="num">{{ v.failed }}</td></tr>{% endfor %}</table>
+{% else %}<p>No axis takes more than one value.</p>{% endfor %}
+<h2>Results against the grid</h2>
+{% for f in strips %}<figure><img src="{{ f.file }}" alt="{{ f.caption }}"><figcaption>{{ f.caption }}</figcaption></figure>{% else %}<p>No finished task with a value to plot.</p>{% endfor %}
+{% if mad_groups %}<h2>MAD competitions</h2>
+<table><tr><th>image</th><th>metric 1</th><th>metric 2</th><th>also</th><th>tasks</th></tr>
+{% for g in mad_groups %}<tr><td><a href="mad/{{ g.key }}.html">{{ g.image }}</a></td><td>{{ g.metric1 }}</td><td>{{ g.metric2 }}</td><td>{{ g.rest }}</td><td class="num">{{ g.count }}/4</td></tr>{% endfor %}</table>{% endif %}
+{% for m in score_matrices %}<h2>Scores: {{ m.metric }}</h2>
+<table><tr><th>image a \ image b</th>{% for c in m.cols %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for r in m.rows %}<tr><th>{{ r.name }}</th>{% for c in r.cells %}<td class="num" style="background:{{ c.color }}">{{ c.text }}</td>{% endfor %}</tr>{% endfor %}</table>{% endfor %}
+<h2>Durations</h2>
+<figure><img src="{{ durations }}" alt="task durations"><figcaption>Wall-clock seconds per finished task ({{ done }} tasks; median {{ median_s }} s, max {{ max_s }} s).</figcaption></figure>
+<h2>Failures</h2>
+{% if failures %}<table><tr><th>count</th><th>error</th><th>example</th></tr>
+{% for f in failures %}<tr><td class="num">{{ f.count }}</td><td><code>{{ f.error }}</code></td><td><a href="t/{{ f.example }}/index.html">{{ f.example_label }}</a></td></tr>{% endfor %}</table>{% else %}<p>No task failed.</p>{% endif %}
+<h2>Tasks</h2><p><a href="tasks.html">All {{ total }} tasks</a>, sortable and filterable, each with its page.</p>
+<h2>Runs (provenance)</h2>
+{% for r in runs %}<details><summary><b>{{ r.run_id }}</b>: started {{ r.started_at }}, {{ r.state }}; {{ r.processes }} process(es) × {{ r.threads }} thread(s) on {{ r.devices }}; hosts {{ r.hosts }}; synthsweep {{ r.version }}, torch {{ r.torch }}, commit {{ r.git }}{% if r.committed %}; committed {{ r.committed }}{% endif %}</summary>
+<p>command: <code>{{ r.command }}</code>{% if r.spec_path %}; spec {{ r.spec_path }}{% endif %}</p><pre>{{ r.spec_text }}</pre></details>{% else %}<p>No run record in _runs/.</p>{% endfor %}
+{% endblock %}"#;
+
+const TASKS: &str = r#"{% extends "base.html" %}{% block body %}
+<h1>{{ title }}</h1>
+<p>Filter: <input id="q" type="search" placeholder="text in any column" size="40"> <span id="n"></span>. Click a column's header to sort by it.</p>
+<table id="t"><thead><tr>{% for c in columns %}<th data-num="{{ c.num }}">{{ c.name }}</th>{% endfor %}</tr></thead><tbody>
+{% for r in rows %}<tr class="{{ r.status }}">{% for c in r.cells %}{% if loop.first %}<td><a href="t/{{ r.id }}/index.html">{{ c }}</a></td>{% else %}<td>{{ c }}</td>{% endif %}{% endfor %}</tr>
+{% endfor %}</tbody></table>
+<script>
+(function(){
+  var table=document.getElementById('t'),body=table.tBodies[0],q=document.getElementById('q'),n=document.getElementById('n');
+  var rows=Array.prototype.slice.call(body.rows);
+  function count(){var k=0;rows.forEach(function(r){if(r.style.display!=='none')k++;});n.textContent=k+' of '+rows.length+' tasks shown';}
+  q.addEventListener('input',function(){var s=q.value.toLowerCase();rows.forEach(function(r){r.style.display=r.textContent.toLowerCase().indexOf(s)>=0?'':'none';});count();});
+  var heads=table.tHead.rows[0].cells,dir={};
+  Array.prototype.forEach.call(heads,function(th,i){th.style.cursor='pointer';th.addEventListener('click',function(){
+    var num=th.getAttribute('data-num')==='true',d=dir[i]=-(dir[i]||-1);
+    rows.sort(function(a,b){var x=a.cells[i].textContent,y=b.cells[i].textContent;
+      if(num){x=parseFloat(x);y=parseFloat(y);if(isNaN(x))x=-Infinity;if(isNaN(y))y=-Infinity;return d*(x-y);}
+      return d*x.localeCompare(y);});
+    rows.forEach(function(r){body.appendChild(r);});});});
+  count();
+})();
+</script>
+{% endblock %}"#;
+
+const TASK: &str = r#"{% extends "base.html" %}{% block body %}
+<h1>{{ title }}</h1>
+<table>{% for f in fields %}<tr><th>{{ f.0 }}</th><td>{% if f.0 == "status" %}<span class="{{ f.1 }}">{{ f.1 }}</span>{% else %}{{ f.1 }}{% endif %}</td></tr>{% endfor %}</table>
+{% if error %}<p class="note failed">error: {{ error }}</p>{% endif %}
+{% for n in notes %}<p class="note">{{ n }}</p>{% endfor %}
+{% for s in sections %}<h2>{{ s.title }}</h2>
+{% for f in s.figures %}<figure><img src="{{ f.file }}" alt="{{ f.caption }}"{% if f.width %} class="px" width="{{ f.width }}"{% endif %}><figcaption>{{ f.caption }}</figcaption></figure>{% endfor %}
+{% endfor %}
+<details><summary>resolved task (params)</summary><pre>{{ params }}</pre></details>
+{% endblock %}"#;
+
+const MAD: &str = r#"{% extends "base.html" %}{% block body %}
+<h1>{{ title }}</h1>
+<p>As plenoptic's <code>display_mad_image_all</code>: the reference image and its initial (noisy) image, and the four MAD images: each metric pushed to its minimum and maximum while the other is held. Captions give both metrics' values at the final image.</p>
+<div class="grid2">
+{% for row in grid %}{% for f in row %}<figure>{% if f.file and f.link %}<a href="{{ f.link }}"><img src="{{ f.file }}" class="px" width="{{ width }}" alt="{{ f.caption }}"></a>{% elif f.file %}<img src="{{ f.file }}" class="px" width="{{ width }}" alt="{{ f.caption }}">{% endif %}<figcaption>{{ f.caption }}</figcaption></figure>{% endfor %}
+{% endfor %}</div>
+<h2>Losses (as <code>plot_loss_all</code>)</h2>
+{% for f in plots %}<figure><img src="{{ f.file }}" alt="{{ f.caption }}"><figcaption>{{ f.caption }}</figcaption></figure>{% endfor %}
+{% endblock %}"#;
+
+/// The environment with every template of the report.
+pub fn env() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, text) in [
+        ("base.html", BASE),
+        ("index.html", INDEX),
+        ("tasks.html", TASKS),
+        ("task.html", TASK),
+        ("mad.html", MAD),
+    ] {
+        // The templates are constants checked by the tests: a syntax error is a bug.
+        env.add_template(name, text)
+            .unwrap_or_else(|e| panic!("template {name}: {e}"));
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_parses_and_the_base_renders() {
+        let env = super::env();
+        let html = env
+            .get_template("base.html")
+            .unwrap()
+            .render(minijinja::context! { title => "<x>", up => "", version => "v", written => "w", root => "r" })
+            .unwrap();
+        assert!(html.contains("&lt;x&gt;") && html.contains("rel=\"icon\" href=\"data:,\""));
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Benchmark of `synthsweep report` on a 10 000-task root (issue: "reports in under a minute
+# on 2 cores with memory bounded independently of the number of tasks"). Writes a synthetic
+# root of N metamer-like tasks (crates/report/examples/fake_root.rs: 200 loss rows and three
+# 32x32 images each), then times a full report, a re-run with nothing new (incremental) and,
+# for the memory comparison, a full report of a root a tenth the size. Peak memory from
+# /usr/bin/time -v (installed with `apt-get install time` when missing).
+# Usage: bash scripts/bench_report.sh [N=10000] [WORKDIR=/tmp/bench_report]
+# (PROFILE=debug uses the dev build already there instead of building a release one.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-10000}"
+W="${2:-/tmp/bench_report}"
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then
+  cargo build --release --quiet -p synthsweep -p synthsweep-report --example fake_root
+else
+  cargo build --quiet -p synthsweep -p synthsweep-report --example fake_root
+fi
+B="target/$PROFILE/synthsweep"
+rm -rf "$W" && mkdir -p "$W"
+[ -x /usr/bin/time ] || { echo "bench_report: needs /usr/bin/time (apt-get install time)"; exit 2; }
+measure() { # label, command...
+  local label="$1"; shift
+  /usr/bin/time -f "%e %M" -o "$W/time" "$@" >"$W/out" 2>"$W/err"
+  read -r secs kb <"$W/time"
+  printf '%-44s %8.2f s  peak RSS %6.1f MiB   %s\n' "$label" "$secs" "$(echo "$kb/1024" | bc -l)" "$(tail -1 "$W/out")"
+}
+for n in "$((N / 10))" "$N"; do
+  "target/$PROFILE/examples/fake_root" "$W/root$n" "$n" >/dev/null
+  measure "report, $n tasks (all drawn)" "$B" -q report "$W/root$n" --out "$W/report$n"
+  measure "report again, $n tasks (nothing new)" "$B" -q report "$W/root$n" --out "$W/report$n"
+done
+du -sh "$W/report$N" | sed 's/^/report size: /'
