@@ -28,6 +28,7 @@
 #      finish every task, and the tasks/s of both are printed.
 #   4. Per-task time at 64 and 256 px for metamer and MAD on the GPU (bench_synth).
 # Everything is timed; the whole check takes a few minutes on a fresh GPU machine.
+# GPU_CHECK_DEVICE (default cuda:0) names another device, e.g. cpu to try the script out.
 set -euo pipefail
 
 usage() {
@@ -105,6 +106,7 @@ check() {
   export LD_LIBRARY_PATH="$lt/lib:${LD_LIBRARY_PATH:-}"
   export SYNTHSWEEP_SHARED="$pack/shared"
   local bin="$pack/bin/synthsweep" work; work="$(mktemp -d)"
+  local dev="${GPU_CHECK_DEVICE:-cuda:0}"
   local failed=0 summary=""
   result() {  # NAME STATUS SECONDS
     summary+="$(printf '%-4s  %-52s %6ss' "$2" "$1" "$3")"$'\n'
@@ -118,7 +120,7 @@ check() {
   }
   echo "gpu_check: pack built for torch $(cat "$pack/TORCH_VERSION" 2>/dev/null || echo '?'), libraries from $lt"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
-  step "doctor --device cuda:0" "$bin" doctor --device cuda:0
+  step "doctor --device $dev" "$bin" doctor --device "$dev"
   for t in "$pack"/tests/*; do
     step "tests: $(basename "$t")" "$t" --test-threads 1
   done
@@ -142,13 +144,13 @@ EOF
   sweep() {  # CHUNK: every task must finish; prints tasks/s
     local out="$work/out-$1" t0 t1
     t0=$(date +%s.%N)
-    SYNTHSWEEP_RECORD_CHUNK="$1" "$bin" run "$work/mad.toml" --out "$out" --devices cuda:0 -q || return 1
+    SYNTHSWEEP_RECORD_CHUNK="$1" "$bin" run "$work/mad.toml" --out "$out" --devices "$dev" -q || return 1
     t1=$(date +%s.%N)
     "$bin" status "$out"
     python3 -c "import sys; t = float(sys.argv[2]) - float(sys.argv[1]); print(f'sweep, records read every {sys.argv[3]} iteration(s): 12 tasks in {t:.1f} s, {12 / t:.2f} tasks/s')" "$t0" "$t1" "$1"
   }
-  step "sweep on cuda:0, records read every iteration" sweep 1
-  step "sweep on cuda:0, records read every 16 iterations" sweep 16
+  step "sweep on $dev, records read every iteration" sweep 1
+  step "sweep on $dev, records read every 16 iterations" sweep 16
   bench() {
     local ok=0
     for size in 64 256; do
@@ -165,7 +167,7 @@ EOF
         img="$work/einstein_256.pgm"
       fi
       for case in metamer_lgc mad_mse_ssim; do
-        "$pack/bin/bench_synth" "$case" "$img" 100 3 --device cuda:0 || ok=1
+        "$pack/bin/bench_synth" "$case" "$img" 100 3 --device "$dev" || ok=1
       done
     done
     return $ok
