@@ -58,17 +58,52 @@ pub(crate) fn read_mixed(values: &[Tensor], tensors: &[Tensor]) -> (Vec<f64>, Ve
         return (Vec::new(), Vec::new());
     }
     READS.with(|c| c.set(c.get() + 1));
-    let flat: Vec<Tensor> = values
-        .iter()
-        .chain(tensors)
-        .map(|t| t.detach().reshape([-1]).to_kind(Kind::Double))
-        .collect();
-    let all = Tensor::cat(&flat, 0).to_device(Device::Cpu);
-    let nv = values.len() as i64;
     assert!(
         values.iter().all(|t| t.numel() == 1),
         "values are one-element tensors"
     );
+    tch::no_grad(|| read_unchecked(values, tensors))
+}
+
+fn read_unchecked(values: &[Tensor], tensors: &[Tensor]) -> (Vec<f64>, Vec<Tensor>) {
+    if let ([v], []) = (values, tensors) {
+        // One value (`.item()`): read as it is.
+        return (
+            vec![v.reshape(Vec::<i64>::new()).double_value(&[])],
+            Vec::new(),
+        );
+    }
+    // The values stacked first (one op when they share a kind, the usual case), then
+    // everything widened and concatenated: few ops per chunk, whatever its length.
+    let mut flat: Vec<Tensor> = Vec::with_capacity(tensors.len() + 1);
+    if !values.is_empty() {
+        let scalars: Vec<Tensor> = values
+            .iter()
+            .map(|t| {
+                if t.dim() == 0 {
+                    t.shallow_clone()
+                } else {
+                    t.reshape(Vec::<i64>::new())
+                }
+            })
+            .collect();
+        if scalars.windows(2).all(|w| w[0].kind() == w[1].kind()) {
+            flat.push(Tensor::stack(&scalars, 0).to_kind(Kind::Double));
+        } else {
+            flat.extend(scalars.iter().map(|t| t.reshape([1]).to_kind(Kind::Double)));
+        }
+    }
+    flat.extend(
+        tensors
+            .iter()
+            .map(|t| t.reshape([-1]).to_kind(Kind::Double)),
+    );
+    let all = match flat.len() {
+        1 => flat.remove(0),
+        _ => Tensor::cat(&flat, 0),
+    }
+    .to_device(Device::Cpu);
+    let nv = values.len() as i64;
     let head = Vec::<f64>::try_from(all.narrow(0, 0, nv)).expect("a float64 vector");
     let mut out = Vec::with_capacity(tensors.len());
     let mut at = nv;
