@@ -5,7 +5,7 @@
 //!
 //! Reads per iteration before chunking (one `.item()` per value): metamer and geodesic 3,
 //! metamer_ctf 4, MAD 5, simple_metamer 1, power eigendistortion 2 per phase.
-mod common;
+use synthsweep_testkit_tch::synth as common;
 
 use common::toy::{test_image, ToyPyramid};
 use serde_json::json;
