@@ -44,6 +44,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check this machine: libtorch, CUDA, threads; every model and metric forward and
+    /// backward and a few iterations of every synthesis kind on the device, compared with
+    /// the CPU. Exit 0 when all pass, 1 otherwise.
+    Doctor {
+        /// Device to check: auto (CUDA when present), cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! and turn every error into one line on stderr and an exit code.
 mod args;
 mod dist_cmd;
+mod doctor;
 mod eval;
 mod list;
 mod logging;
@@ -88,6 +89,10 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Slurm(a) => slurm_cmd::slurm(a),
         args::Command::Models { json } => list::models(json),
         args::Command::Metrics { json } => list::metrics(json),
+        args::Command::Doctor { device, json } => match doctor::doctor(&device, json)? {
+            0 => Ok(()),
+            code => Err(Exit(code as u8).into()),
+        },
     }
 }
 

@@ -416,3 +416,44 @@ fn as_gray_loads_images_as_plenoptic_does() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--as-gray"));
 }
+
+/// `synthsweep doctor --device cpu` (in the test command, so the GPU check's first step
+/// cannot rot): every model, metric and synthesis kind runs and compares, exit 0 and PASS;
+/// `--json` gives one object with every check; a device that is not there is bad input.
+#[test]
+fn doctor_on_the_cpu_passes() {
+    let out = run(&["doctor", "--device", "cpu", "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["verdict"], "PASS");
+    assert_eq!(v["info"]["device"], "cpu");
+    let checks = v["checks"].as_array().unwrap();
+    let passed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["ok"] == true)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for name in [
+        "model luminance_gain_control forward+backward",
+        "model portilla_simoncelli forward+backward",
+        "metric nlpd forward+backward",
+        "metric model_distance forward+backward",
+        "metamer (gaussian)",
+        "metamer_ctf (steerable_pyramid)",
+        "mad (mse vs ssim_distance)",
+        "geodesic (gaussian)",
+        "simple_metamer (gaussian)",
+        "eigendistortion (exact values; power runs)",
+    ] {
+        assert!(passed.contains(&name), "{name} not among {passed:?}");
+    }
+    let out = run(&["doctor", "--device", "cuda:7"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("device"));
+}

@@ -2,7 +2,8 @@
 //! metrics are built once (not timed), then each repeat constructs the synthesis object and
 //! runs `synthesize` (timed). Prints one JSON line with the times and their median.
 //!
-//! Usage: `bench_synth CASE IMAGE ITERATIONS REPEATS [--image-b PATH] [--warmup-iters N]`
+//! Usage: `bench_synth CASE IMAGE ITERATIONS REPEATS [--image-b PATH] [--warmup-iters N]
+//! [--device cpu|cuda:N]` (default cpu; on a GPU each task's time ends after a device sync).
 //!
 //! Cases (the plenoptic side is `scripts/bench_vs_plenoptic.py`):
 //! - `mad_mse_ssim`: MADCompetition, optimized `mse`, reference `ssim_distance`, `min`.
@@ -42,11 +43,12 @@ struct Args {
     repeats: usize,
     image_b: Option<PathBuf>,
     warmup_iters: usize,
+    device: tch::Device,
 }
 
 fn usage() -> String {
     format!(
-        "usage: bench_synth CASE IMAGE ITERATIONS REPEATS [--image-b PATH] [--warmup-iters N]\n\
+        "usage: bench_synth CASE IMAGE ITERATIONS REPEATS [--image-b PATH] [--warmup-iters N] [--device D]\n\
          cases: {}",
         CASES.join(", ")
     )
@@ -54,12 +56,15 @@ fn usage() -> String {
 
 fn parse_args() -> Result<Args, BoxError> {
     let mut positional = Vec::new();
-    let (mut image_b, mut warmup_iters) = (None, 2);
+    let (mut image_b, mut warmup_iters, mut device) = (None, 2, tch::Device::Cpu);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--image-b" => image_b = Some(PathBuf::from(it.next().ok_or_else(usage)?)),
             "--warmup-iters" => warmup_iters = it.next().ok_or_else(usage)?.parse()?,
+            "--device" => {
+                device = synthsweep_models::device::parse_device(&it.next().ok_or_else(usage)?)?
+            }
             "-h" | "--help" => return Err(usage().into()),
             _ => positional.push(a),
         }
@@ -81,6 +86,7 @@ fn parse_args() -> Result<Args, BoxError> {
         repeats,
         image_b,
         warmup_iters,
+        device,
     })
 }
 
@@ -98,6 +104,18 @@ enum Built {
 }
 
 fn build(case: &str, image: &Tensor) -> Result<Built, BoxError> {
+    let mut built = build_cpu(case, image)?;
+    match &mut built {
+        Built::Model(m) => m.to(image.device(), image.kind()),
+        Built::Metrics(a, b) => {
+            a.to(image.device(), image.kind());
+            b.to(image.device(), image.kind());
+        }
+    }
+    Ok(built)
+}
+
+fn build_cpu(case: &str, image: &Tensor) -> Result<Built, BoxError> {
     let size = image.size();
     Ok(match case {
         "mad_mse_ssim" => Built::Metrics(
@@ -225,8 +243,18 @@ fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     tch::set_num_threads(1);
     tch::set_num_interop_threads(1);
-    let image = load_image(&args.image)?;
-    let image_b = args.image_b.as_deref().map(load_image).transpose()?;
+    let image = load_image(&args.image)?.to_device(args.device);
+    let image_b = args
+        .image_b
+        .as_deref()
+        .map(load_image)
+        .transpose()?
+        .map(|b| b.to_device(args.device));
+    let sync = || {
+        if let tch::Device::Cuda(i) = args.device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
     let built = build(&args.case, &image)?;
     if args.warmup_iters > 0 {
         task(
@@ -248,6 +276,7 @@ fn main() -> Result<(), BoxError> {
             image_b.as_ref(),
             args.iterations,
         )?;
+        sync();
         times.push(start.elapsed().as_secs_f64());
         result = Some(r);
     }
@@ -262,6 +291,7 @@ fn main() -> Result<(), BoxError> {
         "repeats": args.repeats,
         "warmup_iters": args.warmup_iters,
         "threads": tch::get_num_threads(),
+        "device": synthsweep_models::device::device_name(args.device),
         "times_s": times,
         "median_s": median(&times),
         "iterations_run": result.iterations_run,

@@ -2,10 +2,9 @@
 //! `MetamerCTF`): the loss is restricted to one scale at a time, coarse first, then to all.
 use crate::error::{Result, SynthError};
 use crate::metamer::{Metamer, MetamerOptions};
-use crate::optim::item;
 use crate::state::{Mismatches, StateFile, StateWriter};
 use crate::synthesis::{
-    loss_converged, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions,
+    loss_converged, run, with_rng, Callback, Core, Method, Outcome, StepRecord, SynthesizeOptions,
 };
 use serde_json::json;
 use std::path::Path;
@@ -60,7 +59,7 @@ pub struct MetamerCtf<'a> {
     pub(crate) scales_loss: Vec<f64>,
     pub(crate) scales_finished: Vec<String>,
     ctf_target: Option<Tensor>,
-    pending_overall: Option<f64>,
+    pending_overall: Option<Tensor>,
     change_scale_criterion: Option<f64>,
     ctf_iters_to_check: usize,
 }
@@ -308,20 +307,31 @@ impl Method for MetamerCtf<'_> {
         &mut self.metamer.core
     }
 
-    /// The scale switch (spec §3.2), checked before the step.
-    fn before_step(&mut self) -> Result<()> {
+    /// The scale switch (spec §3.2), checked before the step of iteration `n`. Its counts
+    /// are known ahead; its flatness test reads `scales_loss`, which [`Method::chunk_limit`]
+    /// keeps on the host whenever the counts allow a switch.
+    fn before_step(&mut self, n: usize) -> Result<()> {
         self.pending_overall = None;
         let c = self.ctf_iters_to_check;
-        let n = self.metamer.core.losses.len();
-        let sl = &self.scales_loss;
-        if self.scales.len() <= 1 || sl.len() < c {
+        // scales_loss has one entry per iteration, some still on the device.
+        let sl_len = self.scales_loss.len() + (n - self.metamer.core.losses.len());
+        if self.scales.len() <= 1 || sl_len < c {
             return Ok(());
         }
+        let current = self.scales[0].clone();
+        if n - self.timing(&current)[0] < c {
+            return Ok(());
+        }
+        let sl = &self.scales_loss;
+        debug_assert_eq!(
+            sl.len(),
+            sl_len,
+            "chunk_limit keeps these records on the host"
+        );
         let flat = self
             .change_scale_criterion
             .is_none_or(|crit| (sl[sl.len() - 1] - sl[sl.len() - c]).abs() < crit);
-        let current = self.scales[0].clone();
-        if flat && n - self.timing(&current)[0] >= c {
+        if flat {
             self.timing_mut(&current).push(n - 1);
             self.scales_finished.push(self.scales.remove(0));
             let next = self.scales[0].clone();
@@ -332,6 +342,19 @@ impl Method for MetamerCtf<'_> {
             self.ctf_target = None;
         }
         Ok(())
+    }
+
+    /// Iterations before the next one whose `before_step` may switch scales: that one runs
+    /// alone, with the records before it read.
+    fn chunk_limit(&self) -> usize {
+        if self.scales.len() <= 1 {
+            return usize::MAX;
+        }
+        let c = self.ctf_iters_to_check;
+        let n = self.metamer.core.losses.len();
+        let start = self.timing(&self.scales[0])[0];
+        let first = (c.saturating_sub(self.scales_loss.len())).max((start + c).saturating_sub(n));
+        first.max(1)
     }
 
     fn objective(&mut self, x: &Tensor) -> Result<Tensor> {
@@ -351,14 +374,26 @@ impl Method for MetamerCtf<'_> {
         if self.pending_overall.is_none() {
             let overall =
                 tch::no_grad(|| m.objective_at(x, &m.model.forward(x), &m.target_representation));
-            self.pending_overall = Some(item(&overall));
+            self.pending_overall = Some(overall);
         }
         Ok(m.objective_at(x, &rep, &target))
     }
 
-    fn after_step(&mut self, step_loss: f64) -> Result<(f64, f64)> {
-        self.scales_loss.push(step_loss);
-        Ok((self.pending_overall.take().unwrap_or(step_loss), step_loss))
+    /// `losses` gets the full-model objective, `scales_loss` (the extra) the restricted one.
+    fn after_step(&mut self, step_loss: &Tensor) -> Result<StepRecord> {
+        let loss = self
+            .pending_overall
+            .take()
+            .unwrap_or_else(|| step_loss.shallow_clone());
+        Ok(StepRecord {
+            loss,
+            scheduler_loss: step_loss.shallow_clone(),
+            extras: vec![step_loss.shallow_clone()],
+        })
+    }
+
+    fn push_extras(&mut self, values: &[f64]) {
+        self.scales_loss.push(values[0]);
     }
 
     fn extra(&self) -> Vec<(&'static str, f64)> {

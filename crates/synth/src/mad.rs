@@ -7,7 +7,7 @@ use crate::state::{
     image_record, load_core, parameters, save_core, Mismatches, StateFile, StateWriter,
 };
 use crate::synthesis::{
-    penalize_range, run, with_rng, Callback, Core, Method, Outcome, SynthesizeOptions,
+    penalize_range, run, with_rng, Callback, Core, Method, Outcome, StepRecord, SynthesizeOptions,
 };
 use crate::validate::{validate_image_and_range, validate_initial_metric, validate_metric};
 use serde_json::{json, Value};
@@ -413,18 +413,24 @@ impl Method for MadCompetition<'_> {
     fn objective(&mut self, x: &Tensor) -> Result<Tensor> {
         Ok(self.objective_at(x))
     }
-    /// Both metrics at the updated image.
-    fn after_step(&mut self, step_loss: f64) -> Result<(f64, f64)> {
+    /// Both metrics at the updated image (the extras: reference, optimized).
+    fn after_step(&mut self, step_loss: &Tensor) -> Result<StepRecord> {
         let x = self.core.x.detach();
         let (fm, sm) = tch::no_grad(|| {
             (
-                item(&self.reference_metric.forward(&self.image, &x)),
-                item(&self.optimized_metric.forward(&self.image, &x)),
+                self.reference_metric.forward(&self.image, &x),
+                self.optimized_metric.forward(&self.image, &x),
             )
         });
-        self.reference_metric_loss.push(fm);
-        self.optimized_metric_loss.push(sm);
-        Ok((step_loss, step_loss))
+        Ok(StepRecord {
+            loss: step_loss.shallow_clone(),
+            scheduler_loss: step_loss.shallow_clone(),
+            extras: vec![fm, sm],
+        })
+    }
+    fn push_extras(&mut self, values: &[f64]) {
+        self.reference_metric_loss.push(values[0]);
+        self.optimized_metric_loss.push(values[1]);
     }
     fn extra(&self) -> Vec<(&'static str, f64)> {
         vec![

@@ -145,6 +145,11 @@ impl Optimizer {
         }
     }
 
+    /// Whether a step reads values on the host (L-BFGS: its line search and tolerances).
+    pub(crate) fn reads_on_host(&self) -> bool {
+        matches!(self.inner, Inner::Lbfgs(..))
+    }
+
     /// Rebinds the optimizer to a moved or cast parameter, moving its state along.
     pub fn to(&mut self, param: &Tensor) {
         let (device, kind) = (param.device(), param.kind());
@@ -273,9 +278,10 @@ fn sgd_step(param: &mut Tensor, lr: f64, o: &SgdOptions, s: &mut SgdState) {
     let _ = param.g_add_(&(grad * -lr));
 }
 
-/// The value of a one-element tensor (`.item()`), as f64.
+/// The value of a one-element tensor (`.item()`), as f64: one counted host read (see
+/// [`crate::host`]).
 pub fn item(t: &Tensor) -> f64 {
-    t.detach().reshape(Vec::<i64>::new()).double_value(&[])
+    crate::host::read_values(std::slice::from_ref(t))[0]
 }
 
 #[cfg(test)]

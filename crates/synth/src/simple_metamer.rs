@@ -1,7 +1,7 @@
 //! SimpleMetamer: the minimal metamer of plenoptic 1.1 (deprecated there): uniform-noise
 //! start, `mse + 0.1·B(x; 0, 1)`, no stop rule, the loss logged inside the closure.
 use crate::error::{Result, SynthError};
-use crate::optim::{item, Optimizer, OptimizerConfig};
+use crate::optim::{Optimizer, OptimizerConfig};
 use crate::state::{
     image_record, load_optimizer, model_record, save_optimizer, Mismatches, StateFile, StateWriter,
 };
@@ -83,26 +83,68 @@ impl<'a> SimpleMetamer<'a> {
             (None, Some(_)) => {}
         }
         let opt = self.optimizer.as_mut().expect("set above");
-        for _ in 0..max_iter {
-            let x = self.metamer.shallow_clone();
-            let losses = &mut self.losses;
-            let (model, target) = (self.model, &self.target_representation);
-            let _ = opt.step(|| {
-                let mut g = x.shallow_clone();
-                g.zero_grad();
-                let rep = model.forward(&x);
-                let loss = (rep - target).square().mean(None::<tch::Kind>)
-                    + penalize_range(&x, (0.0, 1.0)) * 0.1;
-                losses.push(item(&loss));
-                loss.f_backward()?;
-                Ok(loss)
-            })?;
-            if let Some(&l) = self.losses.last().filter(|l| !l.is_finite()) {
+        // Losses are read once per chunk (see `crate::host`); a chunk holding a non-finite
+        // loss is run again from its start one step at a time, to stop where an
+        // iteration-by-iteration run stops. L-BFGS reads on the host anyway: one step a chunk.
+        let chunk = if opt.reads_on_host() {
+            1
+        } else {
+            crate::host::record_chunk()
+        };
+        let (model, target) = (self.model, &self.target_representation);
+        let mut done = 0;
+        let mut single_until = 0;
+        while done < max_iter {
+            let len = if done < single_until { 1 } else { chunk }.min(max_iter - done);
+            let start = (len > 1).then(|| (self.metamer.detach().copy(), opt.export_state()));
+            let mut pending: Vec<Tensor> = Vec::new();
+            let mut failure = None;
+            for _ in 0..len {
+                let x = self.metamer.shallow_clone();
+                let r = opt.step(|| {
+                    let mut g = x.shallow_clone();
+                    g.zero_grad();
+                    let rep = model.forward(&x);
+                    let loss = (rep - target).square().mean(None::<tch::Kind>)
+                        + penalize_range(&x, (0.0, 1.0)) * 0.1;
+                    pending.push(loss.detach());
+                    loss.f_backward()?;
+                    Ok(loss)
+                });
+                if let Err(e) = r {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            let values = crate::host::read_values(&pending);
+            // One step a chunk: its last loss is checked (L-BFGS logs several per step);
+            // otherwise each loss is one step's.
+            let bad = if len == 1 {
+                values
+                    .last()
+                    .filter(|l| !l.is_finite())
+                    .map(|_| values.len() - 1)
+            } else {
+                values.iter().position(|l| !l.is_finite())
+            };
+            if let Some(bad) = bad {
+                if let Some((x, st)) = start.filter(|_| failure.is_none()) {
+                    tch::no_grad(|| self.metamer.copy_(&x));
+                    opt.import_state(&st)?;
+                    single_until = done + len;
+                    continue;
+                }
+                self.losses.extend_from_slice(&values[..=bad]);
                 return Err(SynthError::NonFinite {
                     iteration: self.losses.len() - 1,
-                    value: l,
+                    value: values[bad],
                 });
             }
+            self.losses.extend_from_slice(&values);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            done += len;
         }
         Ok(&self.metamer)
     }

@@ -2,7 +2,7 @@
 //! `OptimizedSynthesis`): range penalty, loss stop rule, progress snapshots, optimizer and
 //! scheduler set-up, the per-iteration callback, and moving the state between devices.
 use crate::error::{Result, SynthError};
-use crate::optim::{item, Optimizer, OptimizerConfig};
+use crate::optim::{Optimizer, OptimizerConfig};
 use crate::scheduler::Scheduler;
 use std::ops::ControlFlow;
 use tch::{Device, Kind, Tensor};
@@ -167,29 +167,69 @@ impl Core {
     }
 }
 
+/// What one iteration hands to the records, as device tensors (one element each).
+pub(crate) struct StepRecord {
+    /// The value that goes into `losses`.
+    pub loss: Tensor,
+    /// The value the scheduler steps on.
+    pub scheduler_loss: Tensor,
+    /// The method's own series, handed back as values by [`Method::push_extras`].
+    pub extras: Vec<Tensor>,
+}
+
+/// The method's own state that an iteration changes, beyond the image, the optimizer and
+/// the snapshots (tensors are not modified in place afterwards, so shallow copies do).
+#[derive(Default)]
+pub(crate) struct MethodState {
+    pub tensors: Vec<Tensor>,
+    pub lens: Vec<usize>,
+}
+
 /// The method-specific parts of one iteration.
 pub(crate) trait Method {
     fn core(&self) -> &Core;
     fn core_mut(&mut self) -> &mut Core;
 
-    /// Runs before the optimizer step (MetamerCTF's scale switch).
-    fn before_step(&mut self) -> Result<()> {
+    /// Runs before the optimizer step of iteration `n` (counted over all calls; MetamerCTF's
+    /// scale switch, Geodesic's records). Records of earlier iterations of the current chunk
+    /// may still be on the device: a decision that needs them must be excluded from the
+    /// chunk by [`Method::chunk_limit`].
+    fn before_step(&mut self, _n: usize) -> Result<()> {
         Ok(())
     }
 
     /// The objective to back-propagate at `x` (the closure's body).
     fn objective(&mut self, x: &Tensor) -> Result<Tensor>;
 
-    /// Records the method's own series after the step; returns the loss that goes into
-    /// `losses` (checked for finiteness and by the stop rule) and the one for the scheduler.
-    fn after_step(&mut self, step_loss: f64) -> Result<(f64, f64)> {
-        Ok((step_loss, step_loss))
+    /// The method's records of this step (on the device), from the objective before it.
+    fn after_step(&mut self, step_loss: &Tensor) -> Result<StepRecord> {
+        Ok(StepRecord {
+            loss: step_loss.shallow_clone(),
+            scheduler_loss: step_loss.shallow_clone(),
+            extras: Vec::new(),
+        })
     }
+
+    /// Appends the values of one iteration's `StepRecord::extras`, in order.
+    fn push_extras(&mut self, _values: &[f64]) {}
 
     /// Extra values for the callback.
     fn extra(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+
+    /// How many iterations from now can run before one whose `before_step` needs the records
+    /// of the iterations before it on the host (at least 1).
+    fn chunk_limit(&self) -> usize {
+        usize::MAX
+    }
+
+    /// The method's state after an iteration, for putting it back (see [`MethodState`]).
+    fn save_state(&self) -> MethodState {
+        MethodState::default()
+    }
+
+    fn restore_state(&mut self, _state: MethodState) {}
 
     /// The stop test after iteration `i` (0-based within this call).
     fn converged(&self, _i: usize, opts: &SynthesizeOptions) -> bool {
@@ -201,84 +241,204 @@ pub(crate) trait Method {
     }
 }
 
-fn snapshot(x: &Tensor) -> Tensor {
-    x.detach().to_device(Device::Cpu).copy()
+/// The state after one iteration of a chunk, kept until the chunk's records are read.
+struct IterState {
+    x: Tensor,
+    optimizer: Option<crate::optim::OptimizerState>,
+    saved: usize,
+    method: MethodState,
+}
+
+fn save_iteration<M: Method>(m: &M) -> IterState {
+    let core = m.core();
+    IterState {
+        x: core.x.detach().copy(),
+        optimizer: core.optimizer.as_ref().map(|o| o.export_state()),
+        saved: core.saved.len(),
+        method: m.save_state(),
+    }
+}
+
+/// Puts the synthesis back to `state` (image in place: the optimizer holds it).
+fn restore_iteration<M: Method>(m: &mut M, state: IterState) -> Result<()> {
+    let core = m.core_mut();
+    tch::no_grad(|| core.x.copy_(&state.x));
+    if let (Some(o), Some(st)) = (&mut core.optimizer, &state.optimizer) {
+        o.import_state(st)?;
+    }
+    core.saved.truncate(state.saved);
+    m.restore_state(state.method);
+    Ok(())
+}
+
+/// One iteration (iteration `n` over all calls, starting from the image `prev`): snapshot,
+/// `before_step`, the optimizer step; returns its records and (‖∇‖, ‖Δx‖), on the device.
+fn iterate<M: Method>(
+    m: &mut M,
+    n: usize,
+    prev: &Tensor,
+) -> Result<(StepRecord, (Tensor, Tensor))> {
+    let core = m.core_mut();
+    let every = core.store_progress.unwrap_or(0);
+    if every > 0 && n.is_multiple_of(every) {
+        // On the device until the chunk's read.
+        core.saved.push(prev.shallow_clone());
+    }
+    m.before_step(n)?;
+    let x = m.core().x.shallow_clone();
+    let mut opt = m
+        .core_mut()
+        .optimizer
+        .take()
+        .expect("prepare() sets the optimizer");
+    let stepped = opt.step(|| {
+        let mut g = x.shallow_clone();
+        g.zero_grad();
+        let loss = m.objective(&x)?;
+        loss.f_backward()?;
+        Ok(loss)
+    });
+    m.core_mut().optimizer = Some(opt);
+    let step_loss = stepped?.detach();
+    let grad = x.grad();
+    let gradient_norm = if grad.defined() {
+        grad.norm()
+    } else {
+        Tensor::zeros([], (x.kind(), x.device()))
+    };
+    let record = m.after_step(&step_loss)?;
+    let pixel_change_norm = (&m.core().x.detach() - prev).norm();
+    Ok((record, (gradient_norm, pixel_change_norm)))
 }
 
 /// plenoptic's synthesis loop (spec §1). Call after [`Core::prepare`].
+///
+/// Iterations run in chunks (see [`crate::host`]): the records of a chunk stay on the
+/// device until its end, then are read at once and handed to the records, the scheduler,
+/// the finiteness check, the callback and the stop rule iteration by iteration, as an
+/// iteration-by-iteration loop does; when one of them ends the run inside the chunk, the
+/// state after that iteration is put back. A chunk is one iteration when a step depends on
+/// the last records on the host: with a scheduler (the learning rate follows the loss),
+/// with L-BFGS (it reads values in its step), and where [`Method::chunk_limit`] says so.
 pub(crate) fn run<M: Method>(
     m: &mut M,
     opts: &SynthesizeOptions,
     mut callback: Option<&mut Callback>,
 ) -> Result<Outcome> {
-    for i in 0..opts.max_iter {
-        let core = m.core_mut();
-        let every = core.store_progress.unwrap_or(0);
-        if every > 0 && core.losses.len().is_multiple_of(every) {
-            let s = snapshot(&core.x);
-            core.saved.push(s);
-        }
-        let prev = core.x.detach().copy();
-        m.before_step()?;
-        let x = m.core().x.shallow_clone();
-        let mut opt = m
-            .core_mut()
-            .optimizer
-            .take()
-            .expect("prepare() sets the optimizer");
-        let stepped = opt.step(|| {
-            let mut g = x.shallow_clone();
-            g.zero_grad();
-            let loss = m.objective(&x)?;
-            loss.f_backward()?;
-            Ok(loss)
-        });
-        m.core_mut().optimizer = Some(opt);
-        let step_loss = item(&stepped?);
-        let grad = x.grad();
-        let gradient_norm = if grad.defined() {
-            item(&grad.norm())
+    let chunk = crate::host::record_chunk();
+    let mut i = 0;
+    while i < opts.max_iter {
+        let per_iteration = m.core().scheduler.is_some()
+            || m.core()
+                .optimizer
+                .as_ref()
+                .is_some_and(|o| o.reads_on_host());
+        let len = if per_iteration {
+            1
         } else {
-            0.0
+            chunk.min(opts.max_iter - i).min(m.chunk_limit()).max(1)
         };
-        let (loss, scheduler_loss) = m.after_step(step_loss)?;
-        let core = m.core_mut();
-        core.losses.push(loss);
-        core.gradient_norm.push(gradient_norm);
-        if let (Some(s), Some(o)) = (&mut core.scheduler, &mut core.optimizer) {
-            s.step(scheduler_loss, o);
-        }
-        let pixel_change_norm = item(&(&core.x.detach() - &prev).norm());
-        core.pixel_change_norm.push(pixel_change_norm);
-        let iteration = core.losses.len() - 1;
-        if !loss.is_finite() {
-            return Err(SynthError::NonFinite {
-                iteration,
-                value: loss,
-            });
-        }
-        if let Some(cb) = callback.as_deref_mut() {
-            let extra = m.extra();
-            let image = m.core().x.detach();
-            let p = Progress {
-                iteration,
-                loss,
-                gradient_norm,
-                pixel_change_norm,
-                lr: m.core().lr(),
-                image: &image,
-                extra: &extra,
-            };
-            if cb(&p).is_break() {
-                return Err(SynthError::Cancelled { iteration });
+        let start_n = m.core().losses.len();
+        let saved_before = m.core().saved.len();
+        let mut records: Vec<StepRecord> = Vec::with_capacity(len);
+        let mut norms: Vec<(Tensor, Tensor)> = Vec::with_capacity(len);
+        let mut states: Vec<IterState> = Vec::with_capacity(len);
+        let mut prev = m.core().x.detach().copy();
+        let mut failure = None;
+        for c in 0..len {
+            match iterate(m, start_n + c, &prev) {
+                Ok((record, norms_c)) => {
+                    records.push(record);
+                    norms.push(norms_c);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            if c + 1 < len {
+                let st = save_iteration(m);
+                prev = st.x.shallow_clone();
+                states.push(st);
             }
         }
-        if m.converged(i, opts) {
-            return Ok(Outcome {
-                iterations: i + 1,
-                converged: true,
-            });
+        let len = records.len();
+        // One read: every value of the chunk, and the snapshots it took.
+        let width = records.first().map_or(0, |r| r.extras.len());
+        let mut parts = Vec::with_capacity(len * (4 + width));
+        for (r, (g, p)) in records.iter().zip(&norms) {
+            parts.push(r.loss.shallow_clone());
+            parts.push(r.scheduler_loss.shallow_clone());
+            parts.push(g.shallow_clone());
+            parts.push(p.shallow_clone());
+            parts.extend(r.extras.iter().map(|e| e.shallow_clone()));
         }
+        let core = m.core_mut();
+        let (values, snapshots) = crate::host::read_mixed(&parts, &core.saved[saved_before..]);
+        for (k, s) in snapshots.into_iter().enumerate() {
+            core.saved[saved_before + k] = s;
+        }
+        let row = 4 + width;
+        let mut states = states.into_iter();
+        for c in 0..len {
+            let v = &values[c * row..(c + 1) * row];
+            let (loss, scheduler_loss, gradient_norm, pixel_change_norm) = (v[0], v[1], v[2], v[3]);
+            // The state after this iteration, kept for all but a complete chunk's last.
+            let state = states.next();
+            let image = state
+                .as_ref()
+                .map_or_else(|| m.core().x.detach(), |s| s.x.shallow_clone());
+            m.push_extras(&v[4..]);
+            let core = m.core_mut();
+            core.losses.push(loss);
+            core.gradient_norm.push(gradient_norm);
+            if let (Some(s), Some(o)) = (&mut core.scheduler, &mut core.optimizer) {
+                s.step(scheduler_loss, o);
+            }
+            core.pixel_change_norm.push(pixel_change_norm);
+            let iteration = core.losses.len() - 1;
+            let ended = if !loss.is_finite() {
+                Some(Err(SynthError::NonFinite {
+                    iteration,
+                    value: loss,
+                }))
+            } else {
+                let mut cancelled = false;
+                if let Some(cb) = callback.as_deref_mut() {
+                    let extra = m.extra();
+                    let p = Progress {
+                        iteration,
+                        loss,
+                        gradient_norm,
+                        pixel_change_norm,
+                        lr: m.core().lr(),
+                        image: &image,
+                        extra: &extra,
+                    };
+                    cancelled = cb(&p).is_break();
+                }
+                if cancelled {
+                    Some(Err(SynthError::Cancelled { iteration }))
+                } else if m.converged(i + c, opts) {
+                    Some(Ok(Outcome {
+                        iterations: i + c + 1,
+                        converged: true,
+                    }))
+                } else {
+                    None
+                }
+            };
+            if let Some(end) = ended {
+                if let Some(st) = state {
+                    restore_iteration(m, st)?;
+                }
+                return end;
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        i += len;
     }
     Ok(Outcome {
         iterations: opts.max_iter,
@@ -289,6 +449,7 @@ pub(crate) fn run<M: Method>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::item;
 
     #[test]
     fn stop_rule_compares_entries_k_minus_1_apart() {

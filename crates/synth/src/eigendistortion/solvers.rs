@@ -45,33 +45,63 @@ pub(super) fn power(
     v = &fv / column_norms(&fv);
     let mut lambda = fisher.quadform(&v)?;
     let tol = Tensor::from(tol).to_kind(x.kind()).to_device(x.device());
-    let mut delta = Tensor::from(f64::INFINITY)
-        .to_kind(x.kind())
-        .to_device(x.device());
+    // Each iteration's change and stop test stay on the device and are read once per chunk
+    // (see `crate::host`); the loop then goes through the chunk's iterations in order and
+    // keeps the eigenpairs of the one where it stops (tolerance met, or cancelled).
+    let chunk = crate::host::record_chunk();
     let mut iterations = 0;
-    while iterations < max_iter {
-        if delta.le_tensor(&tol).int64_value(&[]) != 0 {
-            break;
+    let mut converged = false;
+    while iterations < max_iter && !converged {
+        let len = chunk.min(max_iter - iterations);
+        let mut steps: Vec<(Tensor, Tensor)> = Vec::with_capacity(len);
+        let mut parts: Vec<Tensor> = Vec::with_capacity(2 * len);
+        let mut failure = None;
+        for _ in 0..len {
+            let step = (|| {
+                let mut fv = fisher.apply(&v)?;
+                if let Some(shift) = shift {
+                    fv -= shift * &v;
+                }
+                let (v_new, _) = Tensor::f_linalg_qr(&fv, "reduced")?;
+                let lambda_new = fisher.quadform(&v_new)?;
+                Ok::<_, SynthError>((v_new, lambda_new))
+            })();
+            let (v_new, lambda_new) = match step {
+                Ok(s) => s,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let delta = (&lambda - &lambda_new).norm();
+            parts.push(delta.le_tensor(&tol));
+            parts.push(delta);
+            v = v_new;
+            lambda = lambda_new;
+            steps.push((v.shallow_clone(), lambda.shallow_clone()));
         }
-        let mut fv = fisher.apply(&v)?;
-        if let Some(shift) = shift {
-            fv -= shift * &v;
-        }
-        let (v_new, _) = Tensor::f_linalg_qr(&fv, "reduced")?;
-        let lambda_new = fisher.quadform(&v_new)?;
-        delta = (&lambda - &lambda_new).norm();
-        v = v_new;
-        lambda = lambda_new;
-        iterations += 1;
-        let progress = PowerProgress {
-            phase,
-            iteration: iterations,
-            delta_eigenvalue: delta.double_value(&[]),
-        };
-        if callback(&progress).is_break() {
-            return Err(SynthError::Cancelled {
+        let values = crate::host::read_values(&parts);
+        for (c, (v_c, lambda_c)) in steps.into_iter().enumerate() {
+            iterations += 1;
+            let progress = PowerProgress {
+                phase,
                 iteration: iterations,
-            });
+                delta_eigenvalue: values[2 * c + 1],
+            };
+            let cancelled = callback(&progress).is_break();
+            if cancelled || values[2 * c] != 0.0 {
+                (v, lambda) = (v_c, lambda_c);
+                if cancelled {
+                    return Err(SynthError::Cancelled {
+                        iteration: iterations,
+                    });
+                }
+                converged = true;
+                break;
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
     }
     Ok(PowerRun {
@@ -110,7 +140,7 @@ pub(super) fn randomized_svd(
     let vectors = basis.f_matmul(&v)?;
     let omega = fisher.apply(test)?;
     let residual = &omega - basis.matmul(&basis.tr()).matmul(&omega);
-    let error_approx = column_norms(&residual).mean(None).double_value(&[]);
+    let error_approx = crate::optim::item(&column_norms(&residual).mean(None));
     Ok(RsvdRun {
         eigenvalues: s.narrow(0, 0, k),
         eigenvectors: vectors.narrow(1, 0, k),

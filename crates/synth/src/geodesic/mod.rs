@@ -14,7 +14,7 @@ pub use straightness::{deviation_from_line, make_straight_line, sample_brownian_
 use crate::error::{Result, SynthError};
 use crate::optim::{item, Optimizer, OptimizerConfig};
 use crate::synthesis::{
-    penalize_range, run, with_rng, Callback, Core, Method, Outcome, StoreProgress,
+    penalize_range, run, with_rng, Callback, Core, Method, MethodState, Outcome, StoreProgress,
     SynthesizeOptions,
 };
 use crate::validate::{
@@ -240,9 +240,10 @@ impl<'a> Geodesic<'a> {
     /// `store_progress`: at the start of an iteration, the step energies and deviation from
     /// the line of the most recent objective evaluation (one step behind the current
     /// sequence), or of the current sequence before any.
-    fn store(&mut self) {
+    /// `n`: the iteration about to start. One host read per record (see [`crate::host`]).
+    fn store(&mut self, n: usize) {
         let every = self.store_progress.unwrap_or(0);
-        if every == 0 || !self.core.losses.len().is_multiple_of(every) {
+        if every == 0 || !n.is_multiple_of(every) {
             return;
         }
         let (z, energy) = match &self.cache {
@@ -253,10 +254,10 @@ impl<'a> Geodesic<'a> {
                 (z, e)
             }),
         };
-        let cpu = tch::Device::Cpu;
-        self.step_energy.push(energy.to_device(cpu));
-        self.dev_from_line
-            .push(deviation_from_line(&z.to_device(cpu)));
+        let (_, mut host) = crate::host::read_mixed(&[], &[energy, z]);
+        let z = host.pop().expect("two tensors read");
+        self.step_energy.push(host.pop().expect("two tensors read"));
+        self.dev_from_line.push(deviation_from_line(&z));
     }
 
     /// Moves the synthesis to `device` as `kind`; the records stay on the CPU. Move the model
@@ -344,9 +345,26 @@ impl Method for Geodesic<'_> {
     fn core_mut(&mut self) -> &mut Core {
         &mut self.core
     }
-    fn before_step(&mut self) -> Result<()> {
-        self.store();
+    fn before_step(&mut self, n: usize) -> Result<()> {
+        self.store(n);
         Ok(())
+    }
+    /// The last objective's representation and energies, and the records' lengths.
+    fn save_state(&self) -> MethodState {
+        MethodState {
+            tensors: self
+                .cache
+                .as_ref()
+                .map(|(z, e)| vec![z.shallow_clone(), e.shallow_clone()])
+                .unwrap_or_default(),
+            lens: vec![self.step_energy.len(), self.dev_from_line.len()],
+        }
+    }
+    fn restore_state(&mut self, state: MethodState) {
+        let mut t = state.tensors.into_iter();
+        self.cache = t.next().zip(t.next());
+        self.step_energy.truncate(state.lens[0]);
+        self.dev_from_line.truncate(state.lens[1]);
     }
     fn objective(&mut self, x: &Tensor) -> Result<Tensor> {
         let (loss, z, energy) = self.objective_parts(x);
