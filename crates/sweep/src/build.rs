@@ -40,7 +40,7 @@ impl Plan {
         }
         for (g, group) in self.spec.groups.iter().enumerate() {
             for (c, name) in group.columns.iter().enumerate() {
-                m.insert(name, &group.rows[rows[g]][c]);
+                m.insert(name, group.item(rows[g], c));
             }
         }
         for w in &self.spec.whens {
@@ -202,7 +202,16 @@ impl Plan {
                         MinMax::Min
                     })
                 }
-                Some(Role::Seed) => seed = item.value.as_u64().unwrap_or(0),
+                Some(Role::Seed) => {
+                    // A `repeats` seed is its row; a listed one its value.
+                    seed = self
+                        .spec
+                        .groups
+                        .iter()
+                        .zip(rows)
+                        .find_map(|(g, &r)| g.seed_at(item, r))
+                        .unwrap_or_else(|| item.value.as_u64().unwrap_or(0))
+                }
                 Some(Role::AsGray) => as_gray = item.value.as_bool().unwrap_or(true),
                 _ => {}
             }
@@ -338,12 +347,11 @@ impl Plan {
                 .iter()
                 .enumerate()
                 .flat_map(|(g, group)| {
-                    group.columns.iter().enumerate().map(move |(c, _)| {
-                        (
-                            self.col_names[g][c].clone(),
-                            group.rows[rows[g]][c].value.clone(),
-                        )
-                    })
+                    group
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .map(move |(c, _)| (self.col_names[g][c].clone(), group.value(rows[g], c)))
                 })
                 .collect(),
             canonical,
@@ -426,7 +434,7 @@ fn coords_of(groups: &[Group], rows: &[usize]) -> Vec<(String, Value)> {
                 .columns
                 .iter()
                 .enumerate()
-                .map(move |(c, name)| (name.clone(), group.rows[rows[g]][c].value.clone()))
+                .map(move |(c, name)| (name.clone(), group.value(rows[g], c)))
         })
         .collect()
 }
