@@ -287,6 +287,43 @@ fn save_torchscript(path: &Path) {
     m.save(path).unwrap();
 }
 
+/// The task id of a TorchScript model comes from its file (name and content), not from how
+/// the path is spelled: `net.pt`, `./net.pt`, `../study/net.pt` and the absolute path are
+/// one task; new bytes in the file make another.
+#[test]
+fn a_torchscript_model_enters_the_task_id_by_its_file_not_its_spelling() {
+    let sb = Sandbox::new();
+    sb.write(
+        "study/images/a.pgm",
+        crop_pgm("einstein_64.pgm", 20, 16, 16),
+    );
+    let net = sb.path("study/net.pt");
+    save_torchscript(&net);
+    let id = |path: &str| {
+        let spec = metamer_spec(
+            &sb,
+            "study/spec.toml",
+            1,
+            &format!("{{ name = \"torchscript\", path = \"{path}\" }}"),
+        );
+        let o = synthsweep(&["plan", spec.to_str().unwrap(), "--json"]);
+        assert_code(&o, 0);
+        let line = stdout(&o).lines().next().unwrap().to_string();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["task_id"].as_str().unwrap().to_string()
+    };
+    let first = id("net.pt");
+    for other in ["./net.pt", "../study/net.pt", net.to_str().unwrap()] {
+        assert_eq!(id(other), first, "{other}");
+    }
+    let x = tch::Tensor::zeros([1, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
+    tch::CModule::create_by_tracing("Net", "forward", &[x], &mut |xs| vec![&xs[0] * 3.0])
+        .unwrap()
+        .save(&net)
+        .unwrap();
+    assert_ne!(id("net.pt"), first, "the file's content changed");
+}
+
 /// A spec in `study/` naming `net.pt` and `images/a.pgm` means `study/net.pt` and
 /// `study/images/a.pgm`, whatever the current directory: as a model spec, a dotted
 /// override and a metric's nested model.

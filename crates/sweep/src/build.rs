@@ -103,7 +103,7 @@ impl Plan {
         let out = out
             .map(|v| {
                 Arc::new(Resolved {
-                    canon: canonical_json(&v),
+                    canon: canonical_json(&identity_form(&v)),
                     value: Arc::new(v),
                 })
             })
@@ -478,4 +478,30 @@ fn apply_overrides(base: &str, item: &Item, overrides: &[(&str, &Item)]) -> Resu
         }
     }
     Ok(value)
+}
+
+/// A resolved model/metric spec as it enters a task's identity: a TorchScript model (also
+/// a metric's nested `model`) whose resolver added the file's `sha256` is named by that
+/// digest and the file's name, as an image is, not by the path as typed — so `net.pt`,
+/// `./net.pt` and the absolute path of the same file give the same task id, and moving the
+/// folder keeps it. The spec the worker loads keeps the path.
+pub(crate) fn identity_form(v: &Value) -> Value {
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let hashed_model = m.get("name").and_then(Value::as_str) == Some("torchscript")
+        && m.get("sha256").is_some_and(Value::is_string);
+    let mut out = Map::new();
+    for (k, x) in m {
+        let x = match (k.as_str(), x) {
+            ("path", Value::String(p)) if hashed_model => Value::String(
+                std::path::Path::new(p)
+                    .file_name()
+                    .map_or_else(|| p.clone(), |n| n.to_string_lossy().into_owned()),
+            ),
+            _ => identity_form(x),
+        };
+        out.insert(k.clone(), x);
+    }
+    Value::Object(out)
 }
