@@ -432,7 +432,10 @@ fn an_s3_root_without_credentials_is_refused_naming_the_bucket_and_what_is_missi
     );
     let line = only_error_line(&o);
     // Not the old failure: a request for a token to the instance metadata service.
-    assert!(!line.contains("PUT") && !line.contains("/latest/api/token"), "{line}");
+    assert!(
+        !line.contains("PUT") && !line.contains("/latest/api/token"),
+        "{line}"
+    );
     let o = run(&[("AWS_ACCESS_KEY_ID", "test")]);
     assert_bad_input(&o, &["bucket nocreds", "AWS_SECRET_ACCESS_KEY is not"]);
     only_error_line(&o);
