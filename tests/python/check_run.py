@@ -12,7 +12,8 @@ its own reading of the same files:
 
   {"tasks":  {task_id: {column: value, ...}},
    "losses": {task_id: [[iteration, loss, gradient_norm, pixel_change_norm,
-                         optimized_metric_loss, reference_metric_loss, scale, scale_loss], ...]},
+                         optimized_metric_loss, reference_metric_loss, scale, scale_loss,
+                         step_energy, dist_along_line, dist_from_line], ...]},
    "eigen":  {task_id: [[eigenindex, eigenvalue], ...]},
    "images": {task_id: [[role, index, iteration, channels, height, width, pixels, png_len], ...]},
    "scores": {task_id: [[image_a, image_b, metric, value], ...]}}
@@ -66,7 +67,8 @@ def key_of(t, r):
     """A data row as the expectation writes it."""
     if t == "losses":
         return [r["iteration"], r["loss"], r["gradient_norm"], r["pixel_change_norm"],
-                r["optimized_metric_loss"], r["reference_metric_loss"], r["scale"], r["scale_loss"]]
+                r["optimized_metric_loss"], r["reference_metric_loss"], r["scale"], r["scale_loss"],
+                r["step_energy"], r["dist_along_line"], r["dist_from_line"]]
     if t == "eigen":
         return [r["eigenindex"], r["eigenvalue"]]
     if t == "images":

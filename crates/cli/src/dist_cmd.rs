@@ -4,7 +4,7 @@
 use crate::args::RunArgs;
 use crate::output::{self, outln};
 use crate::sweep_cmd::{
-    default_root, git_commit, load_plan, stop_handlers, EndSession, EXIT_INTERRUPTED,
+    git_commit, plan_spec, root_for_writing, stop_handlers, EndSession, EXIT_INTERRUPTED,
     EXIT_TASKS_FAILED,
 };
 use crate::{Exit, EXIT_STORAGE};
@@ -18,6 +18,7 @@ use synthsweep_store::{
     new_run_id, LeaseOptions, OutputRoot, PrepareOptions, RunInfo, Store, WriterIdentity,
     WriterOptions,
 };
+use synthsweep_sweep::SweepSpec;
 use tch::Device;
 
 /// How long a process waits for all the others to connect before giving up.
@@ -100,12 +101,11 @@ fn devices(a: &RunArgs, cluster: &Cluster) -> Result<(Vec<Device>, usize)> {
 }
 
 pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
-    let (spec, plan) = load_plan(&a.spec)?;
+    let spec = SweepSpec::from_path(&a.spec)?;
     let (workers, threads) = devices(&a, &cluster)?;
-    let root_text = default_root(&spec, &a.out);
-    let root = OutputRoot::parse(&root_text)?;
-    let store =
-        Store::open(&root).with_context(|| format!("cannot open output root {root_text}"))?;
+    let (root_text, root) = root_for_writing(&spec, &a.out)?;
+    let plan = plan_spec(&spec, None)?;
+    let store = Store::open(&root)?;
     let run_id = new_run_id();
     // This process's writer session (lease) is started by the run once every process is
     // connected, before anything reads or writes the root (a failure to start it stops

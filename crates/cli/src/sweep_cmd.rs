@@ -18,7 +18,7 @@ use synthsweep_store::{
     new_run_id, LeaseOptions, OutputRoot, PrepareOptions, RunInfo, Store, TaskStatus,
     WriterIdentity, WriterOptions,
 };
-use synthsweep_sweep::{Plan, SweepError, SweepSpec, Task};
+use synthsweep_sweep::{CheckScope, Plan, PlanOptions, SweepError, SweepSpec, Task};
 use tch::Device;
 
 /// Exit code when some tasks failed (the others are committed).
@@ -31,8 +31,37 @@ pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 pub(crate) fn load_plan(path: &Path) -> Result<(SweepSpec, Plan)> {
     let spec = SweepSpec::from_path(path)?;
-    let plan = spec.clone().plan(TaskResolver::new())?;
+    let plan = plan_spec(&spec, None)?;
     Ok((spec, plan))
+}
+
+/// Plans `spec`, checking every task, or with `shard` only the shard's tasks (what that
+/// process runs; the whole-spec checks, every value in at least one task, are made in
+/// either case).
+pub(crate) fn plan_spec(spec: &SweepSpec, shard: Option<Shard>) -> Result<Plan> {
+    let check = match shard {
+        Some(s) => CheckScope::Shard {
+            index: s.index,
+            count: s.count,
+        },
+        None => CheckScope::All,
+    };
+    Ok(spec
+        .clone()
+        .plan_with(Arc::new(TaskResolver::new()), PlanOptions { check })?)
+}
+
+/// The output root a run writes to, checked before any planning or other work (creating
+/// nothing): S3 credentials present, a local folder that can be created and written to.
+/// Either failure is one error naming the root (exit 2).
+pub(crate) fn root_for_writing(
+    spec: &SweepSpec,
+    out: &Option<String>,
+) -> Result<(String, OutputRoot)> {
+    let root_text = default_root(spec, out);
+    let root = OutputRoot::parse(&root_text)?;
+    root.check_writable()?;
+    Ok((root_text, root))
 }
 
 pub(crate) fn default_root(spec: &SweepSpec, out: &Option<String>) -> String {
@@ -204,12 +233,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(cluster) = crate::dist_cmd::cluster(&a)? {
         return crate::dist_cmd::run(a, cluster);
     }
-    let (spec, plan) = load_plan(&a.spec)?;
+    let spec = SweepSpec::from_path(&a.spec)?;
     let (workers, threads) = devices(&a)?;
-    let root_text = default_root(&spec, &a.out);
-    let root = OutputRoot::parse(&root_text)?;
-    let store =
-        Store::open(&root).with_context(|| format!("cannot open output root {root_text}"))?;
+    let (root_text, root) = root_for_writing(&spec, &a.out)?;
+    let plan = plan_spec(&spec, a.shard)?;
+    let store = Store::open(&root)?;
     // This run's writer session: its lease exists before it reads the ledger, claims a
     // task or writes a file, so other writers on the root spare what it does (PROTOCOL.md).
     let lease = LeaseOptions::from_env()?;

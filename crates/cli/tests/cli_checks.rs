@@ -287,6 +287,43 @@ fn save_torchscript(path: &Path) {
     m.save(path).unwrap();
 }
 
+/// The task id of a TorchScript model comes from its file (name and content), not from how
+/// the path is spelled: `net.pt`, `./net.pt`, `../study/net.pt` and the absolute path are
+/// one task; new bytes in the file make another.
+#[test]
+fn a_torchscript_model_enters_the_task_id_by_its_file_not_its_spelling() {
+    let sb = Sandbox::new();
+    sb.write(
+        "study/images/a.pgm",
+        crop_pgm("einstein_64.pgm", 20, 16, 16),
+    );
+    let net = sb.path("study/net.pt");
+    save_torchscript(&net);
+    let id = |path: &str| {
+        let spec = metamer_spec(
+            &sb,
+            "study/spec.toml",
+            1,
+            &format!("{{ name = \"torchscript\", path = \"{path}\" }}"),
+        );
+        let o = synthsweep(&["plan", spec.to_str().unwrap(), "--json"]);
+        assert_code(&o, 0);
+        let line = stdout(&o).lines().next().unwrap().to_string();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["task_id"].as_str().unwrap().to_string()
+    };
+    let first = id("net.pt");
+    for other in ["./net.pt", "../study/net.pt", net.to_str().unwrap()] {
+        assert_eq!(id(other), first, "{other}");
+    }
+    let x = tch::Tensor::zeros([1, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
+    tch::CModule::create_by_tracing("Net", "forward", &[x], &mut |xs| vec![&xs[0] * 3.0])
+        .unwrap()
+        .save(&net)
+        .unwrap();
+    assert_ne!(id("net.pt"), first, "the file's content changed");
+}
+
 /// A spec in `study/` naming `net.pt` and `images/a.pgm` means `study/net.pt` and
 /// `study/images/a.pgm`, whatever the current directory: as a model spec, a dotted
 /// override and a metric's nested model.
@@ -338,4 +375,105 @@ fn a_torchscript_path_resolves_against_the_spec_folder() {
         .unwrap();
     assert_code(&o, 0);
     assert!(stdout(&o).contains("study/net.pt"), "{}", text(&o));
+}
+
+// ---- output roots that cannot be written: refused once, before any work --------------
+
+/// The lines on stderr: these failures are one `error:` line and nothing else (no planning
+/// line, no repeated error).
+fn only_error_line(o: &Output) -> String {
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{}", text(o));
+    assert!(stdout(o).is_empty(), "{}", text(o));
+    lines[0].to_string()
+}
+
+/// An S3 root without credentials (the moto server reachable, its keys not given) fails
+/// before any request with exit 2, naming the bucket and the variables expected; half a
+/// key pair names the missing half; nothing is written to the bucket.
+#[test]
+fn an_s3_root_without_credentials_is_refused_naming_the_bucket_and_what_is_missing() {
+    let sb = Sandbox::new().with_images(16);
+    let spec = metamer_spec(&sb, "spec.toml", 1, GAUSSIAN);
+    let moto = shared_moto();
+    moto.create_bucket("nocreds");
+    let child = |extra: &[(&str, &str)], args: &[&str]| {
+        let mut c = bin();
+        c.env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_REGION", "us-east-1");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.args(args).output().unwrap()
+    };
+    let run = |extra: &[(&str, &str)]| {
+        child(
+            extra,
+            &[
+                "run",
+                spec.to_str().unwrap(),
+                "--out",
+                "s3://nocreds/study",
+                "--workers",
+                "1",
+            ],
+        )
+    };
+    let o = run(&[]);
+    assert_bad_input(
+        &o,
+        &[
+            "s3://nocreds/study",
+            "bucket nocreds",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ],
+    );
+    let line = only_error_line(&o);
+    // Not the old failure: a request for a token to the instance metadata service.
+    assert!(
+        !line.contains("PUT") && !line.contains("/latest/api/token"),
+        "{line}"
+    );
+    let o = run(&[("AWS_ACCESS_KEY_ID", "test")]);
+    assert_bad_input(&o, &["bucket nocreds", "AWS_SECRET_ACCESS_KEY is not"]);
+    only_error_line(&o);
+    let o = child(&[], &["status", "s3://nocreds/study"]);
+    assert_bad_input(&o, &["bucket nocreds", "AWS_ACCESS_KEY_ID"]);
+    assert!(moto.keys("nocreds", "").is_empty(), "nothing written");
+    // With the keys the same command runs.
+    let o = run(&[
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ]);
+    assert_code(&o, 0);
+}
+
+/// A local root that cannot be created (its parent is a file) or written to (a read-only
+/// folder: /sys, which even root cannot write) fails once, before the planning line, with
+/// exit 2 naming the root; nothing is written.
+#[test]
+fn an_unwritable_local_root_is_refused_once_before_planning() {
+    let sb = Sandbox::new().with_images(16);
+    let spec = metamer_spec(&sb, "spec.toml", 1, GAUSSIAN);
+    let file = sb.write("a-file", "not a folder");
+    let under_file = file.join("out");
+    for (root, why) in [
+        (under_file.to_str().unwrap(), "cannot create the folder"),
+        ("/sys", "cannot write to this folder"),
+    ] {
+        let o = synthsweep(&[
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            root,
+            "--workers",
+            "1",
+        ]);
+        assert_bad_input(&o, &[root, why]);
+        let line = only_error_line(&o);
+        assert!(!line.contains("to run"), "{line}");
+    }
+    assert!(!under_file.exists());
 }

@@ -186,3 +186,30 @@ image_b = ["images/b.pgm", "small/tiny.pgm"]
         &["grid.image_b", "16", "8"],
     );
 }
+
+/// `run --shard I/N` checks the tasks it runs (and every value once), not the others: a
+/// combination that only task 3 has (a 17 px kernel on an 8 px image) stops `plan` and
+/// shard 1/2 (tasks 1 and 3) before anything is written, while shard 0/2 (tasks 0 and 2)
+/// runs.
+#[test]
+fn a_shard_checks_the_tasks_it_runs() {
+    let sb = Sandbox::new().with_images(16);
+    sb.write("small/tiny.pgm", pgm(8, 8));
+    let spec = sb.write(
+        "shard.toml",
+        "name = \"shard\"\nsynth = \"metamer\"\n[params]\nmax_iter = 2\n[grid]\nimage = [\"images/a.pgm\", \"small/tiny.pgm\"]\nmodel = [{ name = \"gaussian\", kernel_size = 3 }, { name = \"gaussian\", kernel_size = 17 }]\n",
+    );
+    let needles = ["shard.toml", "task 3", "tiny.pgm", "gaussian"];
+    assert_bad_input(&synthsweep(&["plan", spec.to_str().unwrap()]), &needles);
+    let bad = sb.root("out-1");
+    assert_bad_input(
+        &run(&spec, &bad, &["--shard", "1/2", "--workers", "1"]),
+        &needles,
+    );
+    assert!(!Path::new(&bad).exists(), "bad input must not create {bad}");
+    let good = sb.root("out-0");
+    let o = run(&spec, &good, &["--shard", "0/2", "--workers", "1"]);
+    assert_code(&o, 0);
+    let d = read_local(&good);
+    assert_eq!(done(&d), 2, "{}", text(&o));
+}

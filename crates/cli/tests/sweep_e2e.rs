@@ -154,6 +154,7 @@ model = { name = "gaussian", kernel_size = 5 }
 n_steps = 3
 max_iter = 4
 stop_iters_to_check = 2
+store_progress = 2
 optimizer = { name = "adam", lr = 0.001 }
 [grid]
 pairs = [["images/a.pgm", "images/b.pgm"]]
@@ -389,7 +390,81 @@ fn check_geodesic(d: &Dataset, a: &[f32], b: &[f32]) {
         assert!(energy.is_finite() && energy >= 0.0, "{energy}");
         assert!(jerk.is_finite() && jerk >= 0.0, "{jerk}");
         assert_shapes(d, &t.task_id, 16);
+        check_geodesic_records(d, t, a, b);
     }
+}
+
+/// What the tables hold of a geodesic task equals what the synthesis itself gives, run here
+/// with the spec's parameters: losses, the `store_progress` records (step_energy and
+/// dev_from_line, on the rows of iterations 0 and 2) and the per-frame jerkiness.
+fn check_geodesic_records(d: &Dataset, t: &TaskRow, a: &[f32], b: &[f32]) {
+    use synthsweep_synth::{
+        Geodesic, GeodesicOptions, GeodesicSynthesizeOptions, InitialSequence, OptimizerConfig,
+        StoreProgress,
+    };
+    let bridge = t.params.contains("\"bridge\"");
+    assert!(bridge || t.params.contains("\"straight\""), "{}", t.params);
+    let img = |p: &[f32]| tch::Tensor::from_slice(p).reshape([1, 1, 16, 16]);
+    let model =
+        synthsweep_models::build_model(&serde_json::json!({"name": "gaussian", "kernel_size": 5}))
+            .unwrap();
+    let opts = GeodesicOptions {
+        n_steps: 3,
+        initial_sequence: if bridge {
+            InitialSequence::Bridge
+        } else {
+            InitialSequence::Straight
+        },
+        seed: Some(t.seed),
+        ..Default::default()
+    };
+    let mut g = Geodesic::new(&img(a), &img(b), model.as_ref(), opts).unwrap();
+    g.synthesize(&GeodesicSynthesizeOptions {
+        max_iter: 4,
+        optimizer: Some(OptimizerConfig::adam_with_lr(0.001)),
+        store_progress: StoreProgress::Every(2),
+        stop_iters_to_check: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let close = |what: &str, got: &[f64], want: &tch::Tensor| {
+        let want: Vec<f64> = Vec::try_from(want.to_kind(tch::Kind::Double).reshape([-1])).unwrap();
+        assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
+        for (x, y) in got.iter().zip(&want) {
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1e-6),
+                "{what}: {got:?} vs {want:?}"
+            );
+        }
+    };
+    let mut rows: Vec<_> = d.losses.iter().filter(|l| l.task_id == t.task_id).collect();
+    rows.sort_by_key(|l| l.iteration);
+    let losses: Vec<f64> = rows.iter().map(|l| l.loss).collect();
+    close("loss", &losses, &tch::Tensor::from_slice(g.losses()));
+    let (energy, dev) = (g.step_energy(), g.dev_from_line());
+    assert_eq!(energy.size(), [2, 3], "records at iterations 0 and 2");
+    for l in &rows {
+        if l.iteration % 2 != 0 {
+            assert!(
+                l.step_energy.is_none()
+                    && l.dist_along_line.is_none()
+                    && l.dist_from_line.is_none(),
+                "iteration {} was not recorded",
+                l.iteration
+            );
+            continue;
+        }
+        let k = l.iteration / 2;
+        let at = format!("iteration {}", l.iteration);
+        close(&at, l.step_energy.as_deref().unwrap(), &energy.get(k));
+        let (along, from) = (dev.get(k).select(1, 0), dev.get(k).select(1, 1));
+        close(&at, l.dist_along_line.as_deref().unwrap(), &along);
+        close(&at, l.dist_from_line.as_deref().unwrap(), &from);
+    }
+    let frames = g.calculate_jerkiness(None).unwrap();
+    close("jerkiness", t.jerkiness_frames.as_deref().unwrap(), &frames);
+    let sum: f64 = t.jerkiness_frames.as_ref().unwrap().iter().sum();
+    assert_eq!(t.jerkiness, Some(sum));
 }
 
 fn check_score(d: &Dataset, a: &[f32], b: &[f32]) {

@@ -494,15 +494,53 @@ fn geodesic(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Rec
     let n = g.losses().len() as i64;
     let final_loss = scalar(&g.objective_function(None));
     // Needs gradients (a vector-Jacobian product): not under no_grad.
-    let jerkiness = scalar(&g.calculate_jerkiness(None)?.sum(tch::Kind::Double));
+    let jerkiness = vector(&g.calculate_jerkiness(None)?)?;
     Ok(Records {
         iterations: n,
         final_loss: Some(final_loss),
-        jerkiness: Some(jerkiness),
-        losses: loss_rows(g.losses(), g.gradient_norm(), g.pixel_change_norm()),
+        jerkiness: Some(jerkiness.iter().sum()),
+        jerkiness_frames: Some(jerkiness),
+        losses: geodesic_loss_rows(&g)?,
         images: stack_rows("geodesic_frame", &frames, |_| None, false),
         ..Default::default()
     })
+}
+
+/// A tensor's values, flattened, as f64.
+fn vector(t: &Tensor) -> Result<Vec<f64>> {
+    Vec::try_from(
+        t.detach()
+            .to_device(tch::Device::Cpu)
+            .to_kind(tch::Kind::Double)
+            .reshape([-1]),
+    )
+    .map_err(|e: tch::TchError| TaskError::Failed(e.to_string()))
+}
+
+/// Loss rows of a geodesic: the standard series, plus plenoptic's `step_energy` and
+/// `dev_from_line` records on the rows of the iterations they were taken at (record k at
+/// iteration k · store_progress, as the synthesis takes them).
+fn geodesic_loss_rows(g: &Geodesic<'_>) -> Result<Vec<LossRow>> {
+    let mut rows = loss_rows(g.losses(), g.gradient_norm(), g.pixel_change_norm());
+    let every = g.store_progress().unwrap_or(0);
+    if every == 0 {
+        return Ok(rows);
+    }
+    let (energy, deviation) = (g.step_energy(), g.dev_from_line());
+    for k in 0..energy.size()[0] {
+        let iteration = k as usize * every;
+        let row = rows.get_mut(iteration).ok_or_else(|| {
+            TaskError::Failed(format!(
+                "internal: geodesic record {k} (iteration {iteration}) has no loss row; {} iterations ran",
+                g.losses().len()
+            ))
+        })?;
+        let dev = deviation.get(k);
+        row.step_energy = Some(vector(&energy.get(k))?);
+        row.dist_along_line = Some(vector(&dev.select(1, 0))?);
+        row.dist_from_line = Some(vector(&dev.select(1, 1))?);
+    }
+    Ok(rows)
 }
 
 /// As [`remaining`], with Geodesic's stop rule (pixel change, over the whole run).

@@ -24,6 +24,7 @@ pub struct Records {
     pub final_loss: Option<f64>,
     pub metric_tradeoff_lambda: Option<f64>,
     pub jerkiness: Option<f64>,
+    pub jerkiness_frames: Option<Vec<f64>>,
     pub power_iterations_top: Option<i64>,
     pub power_iterations_bottom: Option<i64>,
     pub losses: Vec<synthsweep_store::LossRow>,
@@ -156,6 +157,7 @@ impl Worker {
             final_loss: records.final_loss,
             metric_tradeoff_lambda: records.metric_tradeoff_lambda,
             jerkiness: records.jerkiness,
+            jerkiness_frames: records.jerkiness_frames,
             power_iterations_top: records.power_iterations_top,
             power_iterations_bottom: records.power_iterations_bottom,
             ..self.task_row(

@@ -64,6 +64,13 @@ impl<'a> Cols<'a> {
         let a = self.col(name).as_primitive::<Float64Type>();
         move |i| a.is_valid(i).then(|| a.value(i))
     }
+    fn f64_list(&self, name: &str) -> impl Fn(usize) -> Option<Vec<f64>> + 'a {
+        let a = self.col(name).as_list::<i32>();
+        move |i| {
+            a.is_valid(i)
+                .then(|| a.value(i).as_primitive::<Float64Type>().values().to_vec())
+        }
+    }
     fn ts(&self, name: &str) -> impl Fn(usize) -> Option<i64> + 'a {
         let a = self.col(name).as_primitive::<TimestampMicrosecondType>();
         move |i| a.is_valid(i).then(|| a.value(i))
@@ -118,6 +125,7 @@ pub fn tasks(batch: &RecordBatch) -> Result<Vec<TaskRow>> {
         c.f64("metric_tradeoff_lambda"),
         c.f64("jerkiness"),
     );
+    let jerkiness_frames = c.f64_list("jerkiness_frames");
     let (power_top, power_bottom) = (
         c.i64("power_iterations_top"),
         c.i64("power_iterations_bottom"),
@@ -149,6 +157,7 @@ pub fn tasks(batch: &RecordBatch) -> Result<Vec<TaskRow>> {
                 final_loss: final_loss(i),
                 metric_tradeoff_lambda: lambda(i),
                 jerkiness: jerkiness(i),
+                jerkiness_frames: jerkiness_frames(i),
                 power_iterations_top: power_top(i),
                 power_iterations_bottom: power_bottom(i),
                 duration_s: duration(i)?,
@@ -177,6 +186,11 @@ pub fn losses(batch: &RecordBatch) -> Result<Vec<LossRow>> {
         c.f64("reference_metric_loss"),
     );
     let (scale, scale_loss) = (c.str("scale"), c.f64("scale_loss"));
+    let (energy, along, from) = (
+        c.f64_list("step_energy"),
+        c.f64_list("dist_along_line"),
+        c.f64_list("dist_from_line"),
+    );
     (0..batch.num_rows())
         .map(|i| {
             Ok(LossRow {
@@ -189,6 +203,9 @@ pub fn losses(batch: &RecordBatch) -> Result<Vec<LossRow>> {
                 reference_metric_loss: r(i),
                 scale: scale(i),
                 scale_loss: scale_loss(i),
+                step_energy: energy(i),
+                dist_along_line: along(i),
+                dist_from_line: from(i),
             })
         })
         .collect()

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arrow_array::builder::{Float32Builder, ListBuilder};
+use arrow_array::builder::{Float32Builder, Float64Builder, ListBuilder};
 use arrow_array::{
     ArrayRef, BinaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
@@ -63,6 +63,24 @@ impl Columns {
     fn opt_f64(&mut self, name: &'static str, v: impl Iterator<Item = Option<f64>>) {
         self.add(name, v.collect::<Float64Array>());
     }
+    /// A `list<float64>` column; `None` is a null cell.
+    fn opt_f64_list<'a>(
+        &mut self,
+        name: &'static str,
+        v: impl ExactSizeIterator<Item = Option<&'a [f64]>>,
+    ) {
+        let mut b = ListBuilder::with_capacity(Float64Builder::new(), v.len());
+        for cell in v {
+            match cell {
+                Some(x) => {
+                    b.values().append_slice(x);
+                    b.append(true);
+                }
+                None => b.append(false),
+            }
+        }
+        self.add(name, b.finish());
+    }
 
     /// Puts the columns in the schema's order and checks types and nullability.
     fn finish(mut self, table: Table) -> Result<RecordBatch> {
@@ -115,6 +133,10 @@ pub fn tasks(rows: &[TaskRow]) -> Result<RecordBatch> {
         rows.iter().map(|r| r.metric_tradeoff_lambda),
     );
     c.opt_f64("jerkiness", rows.iter().map(|r| r.jerkiness));
+    c.opt_f64_list(
+        "jerkiness_frames",
+        rows.iter().map(|r| r.jerkiness_frames.as_deref()),
+    );
     c.opt_i64(
         "power_iterations_top",
         rows.iter().map(|r| r.power_iterations_top),
@@ -170,6 +192,15 @@ pub fn losses(rows: &[LossRow]) -> Result<RecordBatch> {
     );
     c.opt_utf8("scale", rows.iter().map(|r| r.scale.as_deref()));
     c.opt_f64("scale_loss", rows.iter().map(|r| r.scale_loss));
+    c.opt_f64_list("step_energy", rows.iter().map(|r| r.step_energy.as_deref()));
+    c.opt_f64_list(
+        "dist_along_line",
+        rows.iter().map(|r| r.dist_along_line.as_deref()),
+    );
+    c.opt_f64_list(
+        "dist_from_line",
+        rows.iter().map(|r| r.dist_from_line.as_deref()),
+    );
     c.finish(Table::Losses)
 }
 

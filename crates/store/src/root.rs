@@ -70,6 +70,64 @@ impl OutputRoot {
     pub fn is_local(&self) -> bool {
         matches!(self, OutputRoot::Local(_))
     }
+
+    /// Checks, before any work and creating nothing, that a writer can use this root: an
+    /// S3 root must name a source of credentials (the environment as [`Store::open`] reads
+    /// it; see `check_credentials`), a local folder must be writable, or, when it does not
+    /// exist yet, its nearest existing parent must be a folder this process can create files
+    /// in. Local folders are tested by creating and removing a probe file, which also finds
+    /// read-only file systems and folders root cannot write (`/sys`). Either failure is one
+    /// [`StoreError::Root`] naming the root and what is wrong: bad input, not a storage
+    /// failure.
+    ///
+    /// [`Store::open`]: crate::Store::open
+    pub fn check_writable(&self) -> Result<()> {
+        match self {
+            OutputRoot::S3 { bucket, .. } => {
+                let b = s3_builder(bucket, &StoreOptions::default(), |k| std::env::var(k).ok())
+                    .map_err(|msg| StoreError::root(self.display(), msg))?;
+                check_credentials(&b).map_err(|msg| {
+                    StoreError::root(self.display(), format!("bucket {bucket}: {msg}"))
+                })
+            }
+            OutputRoot::Local(dir) => {
+                let mut existing = dir.as_path();
+                while !existing.exists() {
+                    match existing.parent() {
+                        Some(p) if !p.as_os_str().is_empty() => existing = p,
+                        _ => {
+                            existing = std::path::Path::new(".");
+                            break;
+                        }
+                    }
+                }
+                let what = if existing == dir.as_path() {
+                    "cannot write to this folder".to_string()
+                } else {
+                    format!("cannot create the folder in {}", existing.display())
+                };
+                if !existing.is_dir() {
+                    return Err(StoreError::root(
+                        self.display(),
+                        format!("{what}: {} is not a folder", existing.display()),
+                    ));
+                }
+                let probe = existing.join(format!(
+                    ".synthsweep-write-probe-{}-{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                ));
+                std::fs::write(&probe, b"")
+                    .and_then(|()| std::fs::remove_file(&probe))
+                    .map_err(|e| {
+                        StoreError::root(
+                            self.display(),
+                            format!("{what} ({e}); give a folder you can write to"),
+                        )
+                    })
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for OutputRoot {
@@ -146,6 +204,9 @@ pub(crate) fn open(root: &OutputRoot, opts: &StoreOptions) -> Result<Opened> {
         OutputRoot::S3 { bucket, prefix } => {
             let b = s3_builder(bucket, opts, |k| std::env::var(k).ok())
                 .map_err(|msg| StoreError::root(root.display(), msg))?;
+            check_credentials(&b).map_err(|msg| {
+                StoreError::root(root.display(), format!("bucket {bucket}: {msg}"))
+            })?;
             let s3 = b
                 .build()
                 .map_err(|e| StoreError::root(root.display(), e.to_string()))?;
@@ -210,6 +271,50 @@ fn s3_builder(
     Ok(b)
 }
 
+/// Checks, without any request, that the S3 settings name a way to sign requests. Without
+/// one, object_store would ask the EC2 instance metadata service (169.254.169.254) for
+/// credentials, which off EC2 ends after its retries in an error that names neither the
+/// bucket nor what is missing. Accepted, as object_store takes them:
+/// - AWS_ACCESS_KEY_ID with AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if temporary);
+/// - AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (Kubernetes service accounts);
+/// - AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, or AWS_CONTAINER_CREDENTIALS_FULL_URI with
+///   AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (ECS tasks, EKS pod identity);
+/// - AWS_METADATA_ENDPOINT: an explicit choice of instance-profile credentials (on EC2,
+///   `http://169.254.169.254`);
+/// - AWS_SKIP_SIGNATURE=true: unsigned requests (a public bucket).
+///
+/// The same names work lower-case as `StoreOptions::s3_config` keys.
+fn check_credentials(b: &AmazonS3Builder) -> std::result::Result<(), String> {
+    use AmazonS3ConfigKey as K;
+    let set = |k: K| b.get_config_value(&k).is_some_and(|v| !v.trim().is_empty());
+    match (set(K::AccessKeyId), set(K::SecretAccessKey)) {
+        (true, true) => return Ok(()),
+        (true, false) => {
+            return Err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into())
+        }
+        (false, true) => {
+            return Err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into())
+        }
+        (false, false) => {}
+    }
+    let other_source = (set(K::WebIdentityTokenFile) && set(K::RoleArn))
+        || set(K::ContainerCredentialsRelativeUri)
+        || (set(K::ContainerCredentialsFullUri) && set(K::ContainerAuthorizationTokenFile))
+        || set(K::MetadataEndpoint)
+        || b.get_config_value(&K::SkipSignature).as_deref() == Some("true");
+    if other_source {
+        return Ok(());
+    }
+    Err(
+        "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus \
+         AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE with \
+         AWS_ROLE_ARN, or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; on EC2 with an instance \
+         profile set AWS_METADATA_ENDPOINT=http://169.254.169.254; for a public bucket \
+         AWS_SKIP_SIGNATURE=true"
+            .into(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +350,53 @@ mod tests {
             OutputRoot::parse("s3://b/p").unwrap().to_string(),
             "s3://b/p"
         );
+    }
+
+    #[test]
+    fn s3_without_a_credential_source_is_refused_naming_what_is_missing() {
+        let none = AmazonS3Builder::new().with_bucket_name("b");
+        let e = check_credentials(&none).unwrap_err();
+        assert!(
+            e.contains("AWS_ACCESS_KEY_ID") && e.contains("AWS_SECRET_ACCESS_KEY"),
+            "{e}"
+        );
+        let half = AmazonS3Builder::new().with_access_key_id("k");
+        let e = check_credentials(&half).unwrap_err();
+        assert!(e.contains("AWS_SECRET_ACCESS_KEY is not"), "{e}");
+        let half = AmazonS3Builder::new().with_secret_access_key("s");
+        assert!(check_credentials(&half)
+            .unwrap_err()
+            .contains("AWS_ACCESS_KEY_ID is not"));
+        let with = |k: AmazonS3ConfigKey, v: &str, b: AmazonS3Builder| b.with_config(k, v);
+        use AmazonS3ConfigKey as K;
+        for ok in [
+            AmazonS3Builder::new()
+                .with_access_key_id("k")
+                .with_secret_access_key("s"),
+            with(K::SkipSignature, "true", AmazonS3Builder::new()),
+            with(
+                K::MetadataEndpoint,
+                "http://169.254.169.254",
+                AmazonS3Builder::new(),
+            ),
+            with(
+                K::ContainerCredentialsRelativeUri,
+                "/v2/x",
+                AmazonS3Builder::new(),
+            ),
+            with(
+                K::RoleArn,
+                "arn:aws:iam::1:role/r",
+                with(K::WebIdentityTokenFile, "/tok", AmazonS3Builder::new()),
+            ),
+        ] {
+            assert_eq!(check_credentials(&ok), Ok(()));
+        }
+        // Half of a pair is not a source.
+        let e = check_credentials(&with(K::RoleArn, "arn", AmazonS3Builder::new()));
+        assert!(e.is_err());
+        let e = check_credentials(&with(K::SkipSignature, "false", AmazonS3Builder::new()));
+        assert!(e.is_err());
     }
 
     #[test]

@@ -65,8 +65,10 @@ pub struct TaskRow {
     pub final_loss: Option<f64>,
     /// MAD: the reference metric's weight, as used.
     pub metric_tradeoff_lambda: Option<f64>,
-    /// Geodesic: the final path's jerkiness.
+    /// Geodesic: the final path's jerkiness (the sum of `jerkiness_frames`).
     pub jerkiness: Option<f64>,
+    /// Geodesic: the final path's jerkiness per interior frame (n_steps − 1 values).
+    pub jerkiness_frames: Option<Vec<f64>>,
     /// Eigendistortion (power): iterations for the top eigenvalues.
     pub power_iterations_top: Option<i64>,
     /// Eigendistortion (power): iterations for the bottom eigenvalues.
@@ -104,6 +106,7 @@ impl Default for TaskRow {
             final_loss: None,
             metric_tradeoff_lambda: None,
             jerkiness: None,
+            jerkiness_frames: None,
             power_iterations_top: None,
             power_iterations_bottom: None,
             duration_s: 0.0,
@@ -133,6 +136,12 @@ pub struct LossRow {
     pub scale: Option<String>,
     /// Coarse-to-fine: the objective on this iteration's scale set.
     pub scale_loss: Option<f64>,
+    /// Geodesic with store_progress: the step energies recorded at this iteration (n_steps).
+    pub step_energy: Option<Vec<f64>>,
+    /// Geodesic with store_progress: each frame's distance along the line (n_steps + 1).
+    pub dist_along_line: Option<Vec<f64>>,
+    /// Geodesic with store_progress: each frame's distance from the line (n_steps + 1).
+    pub dist_from_line: Option<Vec<f64>>,
 }
 
 /// A row of `eigen`: one eigenvalue of an eigendistortion task.
@@ -202,9 +211,17 @@ impl TaskResult {
             + opt(&t.optimized_metric)
             + opt(&t.reference_metric)
             + opt(&t.error)
-            + opt(&t.worker);
+            + opt(&t.worker)
+            + t.jerkiness_frames.as_ref().map_or(0, |v| v.len() * 8);
         let id = t.task_id.len();
-        let losses = self.losses.len() * (id + 56);
+        let list = |v: &Option<Vec<f64>>| v.as_ref().map_or(0, |v| v.len() * 8);
+        let losses: usize = self
+            .losses
+            .iter()
+            .map(|l| {
+                id + 56 + list(&l.step_energy) + list(&l.dist_along_line) + list(&l.dist_from_line)
+            })
+            .sum();
         let eigen = self.eigen.len() * (id + 16);
         let images: usize = self
             .images

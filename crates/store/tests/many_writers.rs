@@ -36,6 +36,9 @@ fn moto_options(endpoint: &str) -> StoreOptions {
 
 /// A bare S3 client of the moto server (for the create-if-absent race).
 fn s3_client(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    // Built without a Store, so without the TLS provider Store::open installs (rustls has
+    // no default one in this build): a process that opened no Store would panic here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     object_store::aws::AmazonS3Builder::new()
         .with_endpoint(endpoint)
         .with_bucket_name(bucket)

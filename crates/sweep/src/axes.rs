@@ -5,6 +5,7 @@ use crate::error::{Location, SweepError};
 use crate::source::{child_key, index_key, Node, NodeKind, Source};
 use crate::values::{check_name, parse_value, Item};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use synthsweep_core::Role;
@@ -16,9 +17,54 @@ pub(crate) struct Group {
     pub label: String,
     /// The parameters it sets (one for a grid axis, several for a zip or pairs).
     pub columns: Vec<String>,
-    /// `rows[r][c]`: the value of column `c` in row `r`.
+    /// `rows[r][c]`: the value of column `c` in row `r`. For `repeats` (see `seeds`) one
+    /// row only, the template of every seed: read values with [`Group::value`] and rows
+    /// with [`Group::row`], which know both kinds.
     pub rows: Vec<Vec<Item>>,
+    /// `repeats = n`: the axis is the seeds 0..n, made when asked, so its memory does not
+    /// grow with `n` (a long `repeats` plans in the memory of a grid of the same size).
+    pub seeds: Option<u64>,
     pub at: Location,
+}
+
+impl Group {
+    /// Number of rows (values of the axis).
+    pub fn len(&self) -> usize {
+        self.seeds.map_or(self.rows.len(), |n| n as usize)
+    }
+
+    /// Row `r`'s items: borrowed for a list axis, made for a `repeats` seed.
+    pub fn row(&self, r: usize) -> Cow<'_, [Item]> {
+        match self.seeds {
+            None => Cow::Borrowed(&self.rows[r]),
+            Some(_) => Cow::Owned(vec![Item::new(
+                Value::from(r as u64),
+                self.rows[0][0].at.clone(),
+            )]),
+        }
+    }
+
+    /// The item of column `c` in row `r` as a reference: for `repeats` the template (its
+    /// value is not row `r`'s seed; [`Group::seed_at`] gives that).
+    pub fn item(&self, r: usize, c: usize) -> &Item {
+        match self.seeds {
+            None => &self.rows[r][c],
+            Some(_) => &self.rows[0][0],
+        }
+    }
+
+    /// The value of column `c` in row `r`.
+    pub fn value(&self, r: usize, c: usize) -> Value {
+        match self.seeds {
+            None => self.rows[r][c].value.clone(),
+            Some(_) => Value::from(r as u64),
+        }
+    }
+
+    /// When `item` is this `repeats` axis's template: the seed of row `r`.
+    pub fn seed_at(&self, item: &Item, r: usize) -> Option<u64> {
+        (self.seeds.is_some() && std::ptr::eq(item, &self.rows[0][0])).then_some(r as u64)
+    }
 }
 
 /// The values of one list (an image entry may expand to several files).
@@ -79,6 +125,7 @@ pub(crate) fn grid_axis(
         label: key.clone(),
         columns: vec![name.to_string()],
         rows: items.into_iter().map(|i| vec![i]).collect(),
+        seeds: None,
         at: src.loc(&key, &node.span),
     })
 }
@@ -136,6 +183,7 @@ pub(crate) fn pairs_axis(src: &Source, base: &Path, node: &Node) -> Result<Group
         label: key.to_string(),
         columns: vec!["image_a".into(), "image_b".into()],
         rows,
+        seeds: None,
         at: src.loc(key, &node.span),
     })
 }
@@ -211,13 +259,14 @@ pub(crate) fn zip_group(
         label: label.clone(),
         columns,
         rows,
+        seeds: None,
         at: src.loc(&label, &node.span),
     })
 }
 
-/// The most values `repeats` may make. The planner holds one entry per value of an axis
-/// (a few hundred bytes each), so this bounds a seed axis to a few GB of memory; beyond it
-/// the size is refused, naming `repeats`, instead of failing an allocation.
+/// The most values `repeats` may make. Its seeds take no memory (they are made when
+/// asked), but every task is checked while planning (about a microsecond each), so this
+/// bounds that to minutes; beyond it the size is refused, naming `repeats`.
 pub(crate) const MAX_REPEATS: i64 = 1 << 24;
 
 /// `repeats = n`: a `seed` axis 0..n.
@@ -249,9 +298,8 @@ pub(crate) fn repeats_group(src: &Source, node: &Node) -> Result<Group, SweepErr
     Ok(Group {
         label: "repeats".into(),
         columns: vec!["seed".into()],
-        rows: (0..n)
-            .map(|s| vec![Item::new(Value::from(s), at.clone())])
-            .collect(),
+        rows: vec![vec![Item::new(Value::from(0), at.clone())]],
+        seeds: Some(n as u64),
         at,
     })
 }

@@ -40,7 +40,7 @@ impl Plan {
         }
         for (g, group) in self.spec.groups.iter().enumerate() {
             for (c, name) in group.columns.iter().enumerate() {
-                m.insert(name, &group.rows[rows[g]][c]);
+                m.insert(name, group.item(rows[g], c));
             }
         }
         for w in &self.spec.whens {
@@ -103,7 +103,7 @@ impl Plan {
         let out = out
             .map(|v| {
                 Arc::new(Resolved {
-                    canon: canonical_json(&v),
+                    canon: canonical_json(&identity_form(&v)),
                     value: Arc::new(v),
                 })
             })
@@ -202,7 +202,16 @@ impl Plan {
                         MinMax::Min
                     })
                 }
-                Some(Role::Seed) => seed = item.value.as_u64().unwrap_or(0),
+                Some(Role::Seed) => {
+                    // A `repeats` seed is its row; a listed one its value.
+                    seed = self
+                        .spec
+                        .groups
+                        .iter()
+                        .zip(rows)
+                        .find_map(|(g, &r)| g.seed_at(item, r))
+                        .unwrap_or_else(|| item.value.as_u64().unwrap_or(0))
+                }
                 Some(Role::AsGray) => as_gray = item.value.as_bool().unwrap_or(true),
                 _ => {}
             }
@@ -338,12 +347,11 @@ impl Plan {
                 .iter()
                 .enumerate()
                 .flat_map(|(g, group)| {
-                    group.columns.iter().enumerate().map(move |(c, _)| {
-                        (
-                            self.col_names[g][c].clone(),
-                            group.rows[rows[g]][c].value.clone(),
-                        )
-                    })
+                    group
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .map(move |(c, _)| (self.col_names[g][c].clone(), group.value(rows[g], c)))
                 })
                 .collect(),
             canonical,
@@ -426,7 +434,7 @@ fn coords_of(groups: &[Group], rows: &[usize]) -> Vec<(String, Value)> {
                 .columns
                 .iter()
                 .enumerate()
-                .map(move |(c, name)| (name.clone(), group.rows[rows[g]][c].value.clone()))
+                .map(move |(c, name)| (name.clone(), group.value(rows[g], c)))
         })
         .collect()
 }
@@ -470,4 +478,30 @@ fn apply_overrides(base: &str, item: &Item, overrides: &[(&str, &Item)]) -> Resu
         }
     }
     Ok(value)
+}
+
+/// A resolved model/metric spec as it enters a task's identity: a TorchScript model (also
+/// a metric's nested `model`) whose resolver added the file's `sha256` is named by that
+/// digest and the file's name, as an image is, not by the path as typed — so `net.pt`,
+/// `./net.pt` and the absolute path of the same file give the same task id, and moving the
+/// folder keeps it. The spec the worker loads keeps the path.
+pub(crate) fn identity_form(v: &Value) -> Value {
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let hashed_model = m.get("name").and_then(Value::as_str) == Some("torchscript")
+        && m.get("sha256").is_some_and(Value::is_string);
+    let mut out = Map::new();
+    for (k, x) in m {
+        let x = match (k.as_str(), x) {
+            ("path", Value::String(p)) if hashed_model => Value::String(
+                std::path::Path::new(p)
+                    .file_name()
+                    .map_or_else(|| p.clone(), |n| n.to_string_lossy().into_owned()),
+            ),
+            _ => identity_form(x),
+        };
+        out.insert(k.clone(), x);
+    }
+    Value::Object(out)
 }

@@ -138,7 +138,7 @@ impl SweepSpec {
 impl Plan {
     fn new(mut spec: SweepSpec, resolver: Arc<dyn Resolver>) -> Result<Plan, SweepError> {
         let slots = assign_slots(&mut spec);
-        let radix: Vec<u64> = spec.groups.iter().map(|g| g.rows.len() as u64).collect();
+        let radix: Vec<u64> = spec.groups.iter().map(|g| g.len() as u64).collect();
         let mut stride = vec![1u64; radix.len()];
         let mut grid_size: u64 = 1;
         for g in (0..radix.len()).rev() {

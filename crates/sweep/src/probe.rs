@@ -116,7 +116,7 @@ impl Plan {
             // tasks: one task shows what a seed axis can show, however long it is (so a long
             // `repeats` plans in the time of a grid of the same size).
             let seeds_only = group.columns.iter().all(|c| c == Role::Seed.as_str());
-            let shown = if seeds_only { 1 } else { group.rows.len() };
+            let shown = if seeds_only { 1 } else { group.len() };
             for (r, row) in group.rows.iter().enumerate().take(shown) {
                 // A value that only excluded combinations have is never run: nothing to check.
                 if let Found::Task(rows) = self.first_kept(&|_, _| true, Some((g, r))) {

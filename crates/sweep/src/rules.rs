@@ -136,15 +136,16 @@ impl Names<'_> {
         let (g, c) = self.axis(src, key, name, node)?;
         let pattern = to_json(src, key, node)?;
         let pcanon = canonical_json(&pattern);
-        let rows = &self.groups[g].rows;
-        let matches: Vec<bool> = rows
-            .iter()
-            .map(|row| pattern_matches(&pattern, &pcanon, &row[c]))
+        let group = &self.groups[g];
+        let matches: Vec<bool> = (0..group.len())
+            .map(|r| pattern_matches(&pattern, &pcanon, &group.row(r)[c]))
             .collect();
         if !matches.iter().any(|&m| m) {
-            let mut shown: Vec<String> = rows.iter().take(8).map(|r| r[c].short()).collect();
-            if rows.len() > 8 {
-                shown.push(format!("... ({} values)", rows.len()));
+            let mut shown: Vec<String> = (0..group.len().min(8))
+                .map(|r| group.row(r)[c].short())
+                .collect();
+            if group.len() > 8 {
+                shown.push(format!("... ({} values)", group.len()));
             }
             return Err(src.err(
                 key,
@@ -221,15 +222,20 @@ pub(crate) fn exclude(
                     "expected a list of two or more axis names, like same = [\"optimized_metric\", \"reference_metric\"]",
                 ));
             }
-            let mut ids: HashMap<&str, u32> = HashMap::new();
+            let mut ids: HashMap<String, u32> = HashMap::new();
             for (i, (name, n)) in axes.iter().enumerate() {
                 let (g, c) = names.axis(src, &index_key(&key, i), name, n)?;
-                let col = names.groups[g]
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        let next = ids.len() as u32;
-                        *ids.entry(row[c].canon.as_str()).or_insert(next)
+                let group = &names.groups[g];
+                let col = (0..group.len())
+                    .map(|r| {
+                        let row = group.row(r);
+                        let canon = row[c].canon.as_str();
+                        if let Some(&id) = ids.get(canon) {
+                            return id;
+                        }
+                        let id = ids.len() as u32;
+                        ids.insert(canon.to_string(), id);
+                        id
                     })
                     .collect();
                 same.push((g, col));

@@ -115,7 +115,7 @@ impl SweepSpec {
             .map(|g| AxisInfo {
                 label: g.label.clone(),
                 columns: g.columns.clone(),
-                len: g.rows.len(),
+                len: g.len(),
             })
             .collect()
     }

@@ -3,7 +3,8 @@
 //! Identity: `id` is the hex SHA-256 of [`Task::canonical_json`], a description of what is
 //! computed and nothing else: the schema tag, the method, each image's file name and content
 //! digest (and `as_gray`, unless a gray file is loaded as gray), the resolved model/metric
-//! specs, `minmax`, the seed and the method parameters in the canonical form of their typed
+//! specs (a TorchScript model by its file's name and content digest, like an image, not by
+//! its path as typed), `minmax`, the seed and the method parameters in the canonical form of their typed
 //! value ([`MethodParams::canonical_json`]). Left out on purpose: the sweep's name, the
 //! task's index, the image's folder, and how the spec was written (axis vs fixed, key order,
 //! `1` vs `1.0`, `true` vs `1` for `store_progress`, defaults given or left out, plenoptic's

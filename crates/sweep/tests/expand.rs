@@ -243,6 +243,54 @@ fn repeats_make_seeds_zero_to_n() {
     assert_eq!(tasks(&plan)[0].seed, 0);
 }
 
+/// `repeats` makes its seeds when asked (it holds no row per seed), yet acts exactly as the
+/// same seeds listed in `[grid]`: crossed with another axis, matched by `[[exclude]]` and
+/// `[[when]]`, in the coordinates, the ids and a shard.
+#[test]
+fn a_repeats_axis_acts_as_the_listed_seeds() {
+    let d = Dir::new();
+    let head = "name = \"r\"\nsynth = \"metamer\"\n";
+    let body = "[params]\nimage = \"images/a.pgm\"\n[grid]\nmodel = [\"gaussian\", { name = \"gaussian\", kernel_size = 5 }]\n";
+    let rules = "[[exclude]]\nseed = 2\n[[when]]\nmatch = { seed = 3 }\nset = { max_iter = 7 }\n";
+    let lazy = d
+        .plan(&format!("{head}repeats = 5\n{body}{rules}"))
+        .unwrap();
+    let listed = d
+        .plan(&format!("{head}{body}seed = [0, 1, 2, 3, 4]\n{rules}"))
+        .unwrap();
+    let view = |p: &Plan| -> Vec<(String, u64, Option<u64>, String)> {
+        tasks(p)
+            .iter()
+            .map(|t| {
+                (
+                    t.id().to_string(),
+                    t.seed,
+                    t.params.to_json()["max_iter"].as_u64(),
+                    format!("{:?}", t.coords),
+                )
+            })
+            .collect()
+    };
+    let got = view(&lazy);
+    assert_eq!(got, view(&listed));
+    assert_eq!(got.len(), 8);
+    let seeds: Vec<u64> = got.iter().map(|t| t.1).collect();
+    assert_eq!(seeds, vec![0, 1, 3, 4, 0, 1, 3, 4]);
+    assert!(got.iter().all(|t| (t.2 == Some(7)) == (t.1 == 3)));
+    let shard = |p: &Plan| -> Vec<String> {
+        p.shard(1, 3)
+            .unwrap()
+            .map(|t| t.unwrap().id().to_string())
+            .collect()
+    };
+    assert_eq!(shard(&lazy), shard(&listed));
+    let e = d.error(&format!("{head}repeats = 5\n{body}[[exclude]]\nseed = 9\n"));
+    assert_mentions(
+        &e,
+        &["9 matches no value of the axis `seed`", "0, 1, 2, 3, 4"],
+    );
+}
+
 fn shard_plan(d: &Dir) -> Plan {
     d.plan(
         r#"

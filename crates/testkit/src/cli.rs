@@ -298,7 +298,8 @@ pub fn expectations(d: &Dataset) -> Value {
                 "error": t.error, "iterations": t.iterations, "duration_s": t.duration_s,
                 "device": t.device, "run_id": t.run_id, "batch_id": t.batch_id,
                 "final_loss": t.final_loss, "metric_tradeoff_lambda": t.metric_tradeoff_lambda,
-                "jerkiness": t.jerkiness, "power_iterations_top": t.power_iterations_top,
+                "jerkiness": t.jerkiness, "jerkiness_frames": t.jerkiness_frames,
+                "power_iterations_top": t.power_iterations_top,
                 "power_iterations_bottom": t.power_iterations_bottom,
             }),
         );
@@ -329,7 +330,10 @@ pub fn expectations(d: &Dataset) -> Value {
                         opt(l.optimized_metric_loss),
                         opt(l.reference_metric_loss),
                         l.scale,
-                        opt(l.scale_loss)
+                        opt(l.scale_loss),
+                        l.step_energy,
+                        l.dist_along_line,
+                        l.dist_from_line
                     ]),
                 )
             })

@@ -38,6 +38,7 @@ pub fn sample_result(i: usize) -> TaskResult {
         final_loss: (kind != 1 && !failed).then_some(0.125 * i as f64),
         metric_tradeoff_lambda: (kind == 0 && !failed).then_some(1.5),
         jerkiness: (kind == 3 && !failed).then_some(0.0625),
+        jerkiness_frames: (kind == 3 && !failed).then(|| vec![0.03125, 0.03125]),
         power_iterations_top: (kind == 1 && !failed).then_some(7),
         power_iterations_bottom: (kind == 1 && !failed).then_some(i as i64),
         ..Default::default()
@@ -64,6 +65,10 @@ pub fn sample_result(i: usize) -> TaskResult {
             reference_metric_loss: (kind == 0).then_some(0.25),
             scale: (kind == 2).then(|| if it < 3 { "1" } else { "all" }.to_string()),
             scale_loss: (kind == 2).then_some(0.75 / (1.0 + it as f64)),
+            // Geodesic, store_progress = 2: lists at even iterations only.
+            step_energy: (kind == 3 && it % 2 == 0).then(|| vec![0.5, 0.25 * it as f64, 0.125]),
+            dist_along_line: (kind == 3 && it % 2 == 0).then(|| vec![0.0, 0.4, 0.7, 1.0]),
+            dist_from_line: (kind == 3 && it % 2 == 0).then(|| vec![0.0, 0.1, it as f64, 0.0]),
             ..Default::default()
         })
         .collect();
