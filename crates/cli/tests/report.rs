@@ -155,6 +155,7 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
     let d = read_local(&root);
     let n = d.tasks.len();
     assert_eq!(n, 4 + 1 + 1 + 1 + 1 + 4);
+    python_analysis_example(&root, &d);
 
     let o = report(&[&root]);
     assert_code(&o, 0);
@@ -465,4 +466,52 @@ fn a_folder_that_is_not_a_root_an_empty_root_and_damaged_files() {
         "{}",
         text(&o)
     );
+}
+
+/// examples/mad_analysis.py (polars + matplotlib) on the root: one row per MAD task with the
+/// values of the tables, and a PNG figure. Skipped, saying so, without matplotlib.
+fn python_analysis_example(root: &str, d: &synthsweep_store::Dataset) {
+    let py = venv_python();
+    let has_mpl = std::process::Command::new(&py)
+        .args(["-c", "import matplotlib"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_mpl {
+        println!("SKIPPED examples/mad_analysis.py: no matplotlib in .venv (scripts/setup.sh installs it)");
+        return;
+    }
+    let png = Path::new(root).join("mad.png");
+    let csv = Path::new(root).join("mad.csv");
+    let o = std::process::Command::new(&py)
+        .arg(workspace_root().join("examples/mad_analysis.py"))
+        .args([root, "--out", png.to_str().unwrap()])
+        .args(["--csv", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (id, fin, first) = (
+        col("task_id"),
+        col("optimized_final"),
+        col("optimized_initial"),
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let mad: Vec<_> = d.tasks.iter().filter(|t| t.synth == "mad").collect();
+    assert_eq!(rows.len(), mad.len(), "{csv}");
+    // The first and last optimized metric values are the tables' own.
+    for r in &rows {
+        let mut l: Vec<_> = d.losses.iter().filter(|l| l.task_id == r[id]).collect();
+        l.sort_by_key(|l| l.iteration);
+        let value = |s: &str| s.parse::<f64>().unwrap();
+        assert_eq!(value(r[first]), l[0].optimized_metric_loss.unwrap());
+        assert_eq!(
+            value(r[fin]),
+            l.last().unwrap().optimized_metric_loss.unwrap()
+        );
+    }
+    let img = image::open(&png).expect("the example's figure is a PNG");
+    assert!(img.width() > 300 && img.height() > 200);
 }
