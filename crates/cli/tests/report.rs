@@ -515,3 +515,42 @@ fn python_analysis_example(root: &str, d: &synthsweep_store::Dataset) {
     let img = image::open(&png).expect("the example's figure is a PNG");
     assert!(img.width() > 300 && img.height() > 200);
 }
+
+/// An S3 root (the moto server on loopback): the same pages as a local root, written to a
+/// local folder, and incremental there too.
+#[test]
+fn a_report_of_an_s3_root_is_written_locally_and_incrementally() {
+    let sb = Sandbox::new().with_images(16);
+    let spec = sb.write("mad.toml", MAD);
+    shared_moto().create_bucket("report");
+    let root = "s3://report/studies/mad";
+    let env = s3_env();
+    let with_env = |args: &[&str]| {
+        let mut c = bin();
+        c.args(args);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let o = with_env(&["run", spec.to_str().unwrap(), "--out", root]);
+    assert_code(&o, 0);
+    let out = sb.path("s3-report");
+    let o = with_env(&["report", root, "--out", out.to_str().unwrap()]);
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("4 pages drawn, 0 kept"), "{}", text(&o));
+    let d = read_s3(root);
+    assert_eq!(task_pages(&out).len(), d.tasks.len());
+    let index = read(&out.join("index.html"));
+    assert!(index.contains("MAD competitions"), "{index}");
+    check_links(&out.join("index.html"));
+    for t in &d.tasks {
+        let dir = out.join("t").join(&t.task_id);
+        for f in ["target.png", "final.png", "loss.svg"] {
+            assert!(dir.join(f).is_file(), "{} lacks {f}", dir.display());
+        }
+    }
+    let o = with_env(&["report", root, "--out", out.to_str().unwrap()]);
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("0 pages drawn, 4 kept"), "{}", text(&o));
+}
