@@ -229,7 +229,8 @@ impl Dispatcher {
                 }
                 if let Some(p) = &self.progress {
                     match end {
-                        TaskEnd::Abandoned | TaskEnd::CommittedElsewhere => p.task_abandoned(),
+                        TaskEnd::Abandoned => p.task_abandoned(),
+                        TaskEnd::CommittedElsewhere => p.task_committed_elsewhere(),
                         _ => p.task_finished(end == TaskEnd::Done),
                     }
                 }

@@ -198,6 +198,10 @@ impl<'a> ClaimingSource<'a> {
 }
 
 impl TaskSource for ClaimingSource<'_> {
+    fn committed_elsewhere(&self) -> u64 {
+        self.committed_by_others()
+    }
+
     /// One claimed task at a time (claims are made in groups ahead of the slots).
     fn next(&self, slot: usize, _max: usize) -> Vec<Assignment> {
         let mut s = self.state.lock().expect("claims lock");

@@ -221,6 +221,9 @@ fn slot_loop(
     while !shared.stopping() {
         let asked = Instant::now();
         let tasks = shared.source.next(slot, 1);
+        if let Some(p) = &shared.progress {
+            p.set_committed_elsewhere(shared.source.committed_elsewhere());
+        }
         if tasks.is_empty() {
             break;
         }

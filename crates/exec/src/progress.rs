@@ -27,6 +27,9 @@ pub struct Progress {
     done: AtomicU64,
     failed: AtomicU64,
     running: AtomicU64,
+    /// Tasks of this run that other writers on the root committed (they count towards the
+    /// total, not towards the rate).
+    elsewhere: AtomicU64,
     started: Instant,
     bar: Option<ProgressBar>,
     last_log: Mutex<Instant>,
@@ -56,6 +59,7 @@ impl Progress {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             running: AtomicU64::new(0),
+            elsewhere: AtomicU64::new(0),
             started: Instant::now(),
             bar,
             last_log: Mutex::new(Instant::now()),
@@ -81,6 +85,21 @@ impl Progress {
         self.render(false);
     }
 
+    /// A task handed out and started here, then found committed by another writer.
+    pub fn task_committed_elsewhere(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        self.elsewhere.fetch_add(1, Ordering::Relaxed);
+        self.render(false);
+    }
+
+    /// How many tasks of this run other writers committed so far (never decreases), as the
+    /// task source counts them when it skips them before they start.
+    pub fn set_committed_elsewhere(&self, n: u64) {
+        if self.elsewhere.fetch_max(n, Ordering::Relaxed) < n {
+            self.render(false);
+        }
+    }
+
     pub fn counts(&self) -> (u64, u64, u64) {
         (
             self.done.load(Ordering::Relaxed),
@@ -97,14 +116,21 @@ impl Progress {
         } else {
             0.0
         };
-        format!("done {done}, failed {failed}, running {running}, {rate:.1} tasks/min")
+        let elsewhere = self.elsewhere.load(Ordering::Relaxed);
+        let others = if elsewhere > 0 {
+            format!(", {elsewhere} by other writers")
+        } else {
+            String::new()
+        };
+        format!("done {done}, failed {failed}, running {running}{others}, {rate:.1} tasks/min")
     }
 
     fn render(&self, force: bool) {
         let _ = force;
         let (done, failed, _) = self.counts();
+        let elsewhere = self.elsewhere.load(Ordering::Relaxed);
         if let Some(bar) = &self.bar {
-            bar.set_position(done + failed);
+            bar.set_position(done + failed + elsewhere);
             bar.set_message(self.summary());
             return;
         }
@@ -116,13 +142,14 @@ impl Progress {
                 let per = self.started.elapsed().as_secs_f64() / finished as f64;
                 format!(
                     ", ETA {:.0} s",
-                    per * (self.total.saturating_sub(finished)) as f64
+                    per * (self.total.saturating_sub(finished + elsewhere)) as f64
                 )
             } else {
                 String::new()
             };
             tracing::info!(
-                "progress: {finished}/{} tasks; {}{eta}",
+                "progress: {}/{} tasks; {}{eta}",
+                finished + elsewhere,
                 self.total,
                 self.summary()
             );
@@ -140,7 +167,7 @@ impl Progress {
         let (done, failed, _) = self.counts();
         tracing::info!(
             "finished {} of {} tasks in {:.1} s: {}",
-            done + failed,
+            done + failed + self.elsewhere.load(Ordering::Relaxed),
             self.total,
             self.started.elapsed().as_secs_f64(),
             self.summary()
@@ -150,5 +177,36 @@ impl Progress {
     /// Redraws (or logs, when due) without a change: keeps the rate and ETA current.
     pub fn tick(&self) {
         self.render(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_committed_by_other_writers_count_towards_the_total_not_the_rate() {
+        let p = Progress::new(10);
+        p.task_started();
+        p.task_started();
+        p.task_finished(true);
+        // Started here, then found committed by another writer (multi-process runs).
+        p.task_committed_elsewhere();
+        assert_eq!(p.counts(), (1, 0, 0));
+        assert!(
+            p.summary().contains("1 by other writers"),
+            "{}",
+            p.summary()
+        );
+        // Skipped before starting, as the claiming source counts them (local runs).
+        p.set_committed_elsewhere(3);
+        p.set_committed_elsewhere(2);
+        assert_eq!(p.elsewhere.load(Ordering::Relaxed), 3);
+        assert!(
+            p.summary()
+                .starts_with("done 1, failed 0, running 0, 3 by other writers"),
+            "{}",
+            p.summary()
+        );
     }
 }

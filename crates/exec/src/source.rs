@@ -51,6 +51,12 @@ pub trait TaskSource: Sync {
     /// storage failure, a lost lease); a source shared with other processes tells them at
     /// once, with the kind of failure, so that every process exits with the same code.
     fn abort(&self, _why: &synthsweep_store::StoreError) {}
+
+    /// Tasks of this source that other writers committed and that were therefore never
+    /// handed out (shown in the progress, which counts them towards its total).
+    fn committed_elsewhere(&self) -> u64 {
+        0
+    }
 }
 
 /// The plan's tasks that are not committed yet, in plan order, handed out as slots ask.
