@@ -302,16 +302,7 @@ impl Store {
             );
             return Ok(end);
         }
-        self.block_on(async {
-            self.delete_coord(&self.path(&[CLOCK, &id])).await?;
-            if let Some(dir) = &self.inner.local {
-                let _ = std::fs::remove_dir_all(dir.join(STAGING).join(&id));
-            }
-            self.delete_coord(&self.lease_path(&id)).await?;
-            // After the lease: a marker without its lease means an ended writer, where a
-            // lease without its marker would look like a writer that may still claim.
-            self.delete_coord(&self.ending_path(&id)).await
-        })?;
+        self.block_on(self.delete_lease(&id))?;
         tracing::debug!("writer lease {id} ended");
         Ok(end)
     }
@@ -358,14 +349,25 @@ impl Store {
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(200));
-        let r = self.block_on(within(left, "deleting the writer lease", async {
-            self.delete_coord(&self.path(&[CLOCK, &id])).await?;
-            if let Some(dir) = &self.inner.local {
-                let _ = std::fs::remove_dir_all(dir.join(STAGING).join(&id));
-            }
-            self.delete_coord(&self.lease_path(&id)).await
-        }));
+        let r = self.block_on(within(
+            left,
+            "deleting the writer lease",
+            self.delete_lease(&id),
+        ));
         r.is_ok()
+    }
+
+    /// The end of a stopped writer's traces: its clock probe, its staging folder (local
+    /// roots), its lease, then its ending marker (if it wrote one).
+    async fn delete_lease(&self, id: &str) -> Result<()> {
+        self.delete_coord(&self.path(&[CLOCK, id])).await?;
+        if let Some(dir) = &self.inner.local {
+            let _ = std::fs::remove_dir_all(dir.join(STAGING).join(id));
+        }
+        self.delete_coord(&self.lease_path(id)).await?;
+        // After the lease: a marker without its lease means an ended writer, where a
+        // lease without its marker would look like a writer that may still claim.
+        self.delete_coord(&self.ending_path(id)).await
     }
 
     /// Test hook: stops renewing the lease but keeps the session, as when the process is
