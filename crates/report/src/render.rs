@@ -320,10 +320,6 @@ fn mad(page: &mut Page<'_>, t: &TaskInfo, rows: &TaskRows, losses: &[LossPoint])
             ),
         )?);
     }
-    let objective: Vec<(f64, f64)> = losses
-        .iter()
-        .map(|l| (l.iteration as f64, l.loss))
-        .collect();
     let svg = line_chart(
         &LineChart {
             title: "Objective",
@@ -331,12 +327,7 @@ fn mad(page: &mut Page<'_>, t: &TaskInfo, rows: &TaskRows, losses: &[LossPoint])
             y_label: "loss",
             ..Default::default()
         },
-        &[Series {
-            name: String::new(),
-            points: objective,
-            color: 2,
-            dashed: false,
-        }],
+        &[loss_series(losses, 2)],
     )?;
     figs.push(page.svg(
         "loss.svg",
@@ -400,15 +391,7 @@ fn metamer(page: &mut Page<'_>, t: &TaskInfo, rows: &TaskRows, losses: &[LossPoi
                 .collect(),
             dots: false,
         },
-        &[Series {
-            name: String::new(),
-            points: losses
-                .iter()
-                .map(|l| (l.iteration as f64, l.loss))
-                .collect(),
-            color: 0,
-            dashed: false,
-        }],
+        &[loss_series(losses, 0)],
     )?;
     let ctf = if switches.len() > 1 {
         format!(
@@ -553,15 +536,7 @@ fn geodesic(page: &mut Page<'_>, rows: &TaskRows, losses: &[LossPoint]) -> Resul
             log_y: losses.iter().all(|l| l.loss > 0.0),
             ..Default::default()
         },
-        &[Series {
-            name: String::new(),
-            points: losses
-                .iter()
-                .map(|l| (l.iteration as f64, l.loss))
-                .collect(),
-            color: 0,
-            dashed: false,
-        }],
+        &[loss_series(losses, 0)],
     )?;
     figs.push(page.svg(
         "loss.svg",
@@ -672,4 +647,17 @@ pub fn split_by_task(d: synthsweep_store::Dataset) -> BTreeMap<String, TaskRows>
         out.entry(r.task_id.clone()).or_default().scores.push(r);
     }
     out
+}
+
+/// The objective (`loss`) per iteration as one unnamed solid curve.
+fn loss_series(losses: &[LossPoint], color: usize) -> Series {
+    Series {
+        name: String::new(),
+        points: losses
+            .iter()
+            .map(|l| (l.iteration as f64, l.loss))
+            .collect(),
+        color,
+        dashed: false,
+    }
 }
