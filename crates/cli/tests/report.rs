@@ -524,19 +524,10 @@ fn a_report_of_an_s3_root_is_written_locally_and_incrementally() {
     let spec = sb.write("mad.toml", MAD);
     shared_moto().create_bucket("report");
     let root = "s3://report/studies/mad";
-    let env = s3_env();
-    let with_env = |args: &[&str]| {
-        let mut c = bin();
-        c.args(args);
-        for (k, v) in &env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    };
-    let o = with_env(&["run", spec.to_str().unwrap(), "--out", root]);
+    let o = synthsweep_s3(&["run", spec.to_str().unwrap(), "--out", root]);
     assert_code(&o, 0);
     let out = sb.path("s3-report");
-    let o = with_env(&["report", root, "--out", out.to_str().unwrap()]);
+    let o = synthsweep_s3(&["report", root, "--out", out.to_str().unwrap()]);
     assert_code(&o, 0);
     assert!(stdout(&o).contains("4 pages drawn, 0 kept"), "{}", text(&o));
     let d = read_s3(root);
@@ -550,7 +541,7 @@ fn a_report_of_an_s3_root_is_written_locally_and_incrementally() {
             assert!(dir.join(f).is_file(), "{} lacks {f}", dir.display());
         }
     }
-    let o = with_env(&["report", root, "--out", out.to_str().unwrap()]);
+    let o = synthsweep_s3(&["report", root, "--out", out.to_str().unwrap()]);
     assert_code(&o, 0);
     assert!(stdout(&o).contains("0 pages drawn, 4 kept"), "{}", text(&o));
 }

@@ -1248,16 +1248,7 @@ fn s3_run_status_and_rerun_match_the_same_sweep_on_local_disk() {
     let moto = shared_moto();
     moto.create_bucket("e2e");
     let s3_root = "s3://e2e/studies/seeds";
-    let env = s3_env();
-    let s3 = |args: &[&str]| {
-        let mut c = bin();
-        c.args(args);
-        for (k, v) in &env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    };
-    let o = s3(&[
+    let o = synthsweep_s3(&[
         "run",
         spec.to_str().unwrap(),
         "--out",
@@ -1266,7 +1257,7 @@ fn s3_run_status_and_rerun_match_the_same_sweep_on_local_disk() {
         "3",
     ]);
     assert_code(&o, 0);
-    let status = s3(&["status", s3_root]);
+    let status = synthsweep_s3(&["status", s3_root]);
     assert_code(&status, 0);
     assert!(
         stdout(&status).contains("4 tasks committed: 4 done, 0 failed"),
@@ -1287,7 +1278,7 @@ fn s3_run_status_and_rerun_match_the_same_sweep_on_local_disk() {
         "{keys:?}"
     );
 
-    let o = s3(&["run", spec.to_str().unwrap(), "--out", s3_root]);
+    let o = synthsweep_s3(&["run", spec.to_str().unwrap(), "--out", s3_root]);
     assert_code(&o, 0);
     assert!(
         stderr(&o).contains("4 already committed") && stderr(&o).contains(" 0 to run"),
@@ -1305,7 +1296,7 @@ fn s3_run_status_and_rerun_match_the_same_sweep_on_local_disk() {
 
     let py = python_check(
         &[(s3_root.to_string(), expectations(&on_s3))],
-        &env,
+        &s3_env(),
         sb.dir.path(),
     );
     assert!(py.contains(" 0 failed") && py.contains("pyarrow"), "{py}");

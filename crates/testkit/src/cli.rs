@@ -180,6 +180,15 @@ pub fn s3_env() -> Vec<(&'static str, String)> {
     shared_moto().env()
 }
 
+/// Runs `synthsweep ARGS` to the end with [`s3_env`] (an `s3://` root on the shared moto).
+pub fn synthsweep_s3(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .envs(s3_env())
+        .output()
+        .expect("run synthsweep")
+}
+
 /// A tasks row without what differs between two runs of the same task (ids of the run and
 /// batch, times, host, worker).
 pub fn stable_task(t: &TaskRow) -> TaskRow {
