@@ -26,8 +26,8 @@ fn write_pgm(path: &Path, negative: bool) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// The long task's iterations, metamer and geodesic alike (at ~2700 iterations/s on an idle
-/// 2-core machine, 6000 finished before the second signal once resumed).
+/// The long task's iterations, metamer and geodesic alike (~2700 iterations/s on an idle
+/// 2-core machine, ~7000/s on the CI machine: 3 s or more).
 const LONG: i64 = 20000;
 
 /// Two metamer tasks: seed 0 is quick, seed 1 long enough to be interrupted.
@@ -91,15 +91,25 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `synthsweep run SPEC --out ROOT --workers 2`; with a signal, sends it 1.5 s after the
-/// run announced its tasks (the quick task is done by then, the long one in flight).
-fn run(spec: &Path, root: &Path, signal: Option<&str>) -> Run {
+/// When the signal goes: on events, never after a fixed time, so that a machine of any speed
+/// still finds the long task in flight (a fixed 1.5 s let a fast CI machine finish the
+/// resumed long task before the signal came).
+#[derive(Clone, Copy)]
+enum When {
+    /// Once the quick task is committed (read from the root while the run writes it).
+    QuickCommitted,
+    /// Once a process printed that it resumes from a checkpoint, and 0.3 s more.
+    Resumed,
+}
+
+/// Runs `synthsweep run SPEC --out ROOT --workers 2`; with a signal, sends it at `when`.
+fn run(spec: &Path, root: &Path, signal: Option<(&str, When)>) -> Run {
     run_processes(spec, root, signal, 1).pop().unwrap()
 }
 
 /// As [`run`], on `n` processes of one run (1 worker each when n > 1); the signal goes to
 /// every process, as Slurm sends it to every task of a step.
-fn run_processes(spec: &Path, root: &Path, signal: Option<&str>, n: usize) -> Vec<Run> {
+fn run_processes(spec: &Path, root: &Path, signal: Option<(&str, When)>, n: usize) -> Vec<Run> {
     let port = common::free_base(n).to_string();
     let (tx, rx) = mpsc::channel();
     let procs: Vec<_> = (0..n)
@@ -129,8 +139,7 @@ fn run_processes(spec: &Path, root: &Path, signal: Option<&str>, n: usize) -> Ve
                 let mut all = String::new();
                 for line in BufReader::new(stderr).lines() {
                     let line = line.unwrap_or_default();
-                    // Process 0 (or a local run) announces the sweep once the root is ready.
-                    if line.contains("sweep ") && line.contains(" to run on ") {
+                    if line.contains("resuming from checkpoint") {
                         let _ = tx.send(());
                     }
                     all += &line;
@@ -141,10 +150,24 @@ fn run_processes(spec: &Path, root: &Path, signal: Option<&str>, n: usize) -> Ve
             (child, reader)
         })
         .collect();
-    if let Some(sig) = signal {
-        rx.recv_timeout(Duration::from_secs(120))
-            .expect("the run never announced its tasks");
-        std::thread::sleep(Duration::from_millis(1500));
+    if let Some((sig, when)) = signal {
+        match when {
+            When::Resumed => {
+                rx.recv_timeout(Duration::from_secs(120))
+                    .expect("the run never resumed from a checkpoint");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            When::QuickCommitted => {
+                let start = std::time::Instant::now();
+                while committed(root) == 0 {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(120),
+                        "the quick task was never committed"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
         for (child, _) in &procs {
             let ok = Command::new("kill")
                 .args([&format!("-{sig}"), &child.id().to_string()])
@@ -164,6 +187,14 @@ fn run_processes(spec: &Path, root: &Path, signal: Option<&str>, n: usize) -> Ve
             }
         })
         .collect()
+}
+
+/// Tasks committed so far (0 while the root is not yet set up).
+fn committed(root: &Path) -> usize {
+    Store::open(&OutputRoot::Local(root.to_path_buf()))
+        .and_then(|s| s.read_dataset())
+        .map(|d| d.tasks.len())
+        .unwrap_or(0)
 }
 
 fn dataset(root: &Path) -> Dataset {
@@ -208,14 +239,14 @@ fn preempted_geodesic_checkpoints_and_resumes_bit_for_bit() {
 
 /// SIGUSR1, resume, SIGTERM, resume to the end; then the same sweep uninterrupted, and the
 /// two datasets compared. The spec has a quick task (10 iterations) and a long one (`long`
-/// iterations: long enough that the signals 1.5 s after each start still find it running on
-/// an idle machine).
+/// iterations: the signals come once the quick task is committed and 0.3 s after the long one
+/// resumed, and 20000 iterations take several seconds on any machine we know).
 fn preempt_resume_and_compare(dir: &Path, spec: &Path, long: i64) {
     let spec = spec.to_path_buf();
     let (root, whole) = (dir.join("preempted"), dir.join("whole"));
 
     // 1. SIGUSR1 mid-task: exit 75, the quick task committed, the long one checkpointed.
-    let r = run(&spec, &root, Some("USR1"));
+    let r = run(&spec, &root, Some(("USR1", When::QuickCommitted)));
     assert_eq!(r.code, Some(EXIT_PREEMPTED), "stderr:\n{}", r.stderr);
     assert!(r.stderr.contains("checkpoint saved to"), "{}", r.stderr);
     let d = dataset(&root);
@@ -228,7 +259,7 @@ fn preempt_resume_and_compare(dir: &Path, spec: &Path, long: i64) {
     assert_ne!(long_id, d.tasks[0].task_id);
 
     // 2. Resumed, then SIGTERM: checkpointed again, further along.
-    let r = run(&spec, &root, Some("TERM"));
+    let r = run(&spec, &root, Some(("TERM", When::Resumed)));
     assert_eq!(r.code, Some(EXIT_PREEMPTED), "stderr:\n{}", r.stderr);
     assert!(
         r.stderr.contains(&format!(
@@ -291,7 +322,7 @@ fn preempted_multiprocess_run_resumes_and_deletes_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path());
     let root = dir.path().join("preempted");
-    let runs = run_processes(&spec, &root, Some("USR1"), 2);
+    let runs = run_processes(&spec, &root, Some(("USR1", When::QuickCommitted)), 2);
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(r.code, Some(EXIT_PREEMPTED), "process {i}:\n{}", r.stderr);
     }
