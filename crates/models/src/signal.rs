@@ -124,9 +124,48 @@ pub fn expand(x: &Tensor, factor: i64) -> Tensor {
     }
 }
 
+/// Doubles the phase of a complex tensor, keeping its magnitude: `z^2 / |z|` (0 where
+/// `z = 0`), any shape. Equal to plenoptic's `modulate_phase(x, 2)` (atan2, then amplitude
+/// times cos and sin of the doubled angle) to float rounding, without its transcendental
+/// functions (about a tenth of a Portilla-Simoncelli forward-backward pass on the CPU), and
+/// with a zero gradient at `z = 0` where atan2's is NaN.
+pub fn double_phase(x: &Tensor) -> Tensor {
+    let amp = x.abs();
+    let nonzero = amp.gt(0.0);
+    let safe = amp.where_self(&nonzero, &amp.ones_like());
+    x * x / safe
+}
+
 /// Multiplies the phase of a complex tensor by `factor`, keeping its magnitude.
 pub fn modulate_phase(x: &Tensor, factor: f64) -> Tensor {
     let angle = x.imag().atan2(&x.real()) * factor;
     let amp = x.abs();
     Tensor::complex(&(&amp * angle.cos()), &(&amp * angle.sin()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// `double_phase` is plenoptic's `modulate_phase(x, 2)` to float rounding, and its
+    /// gradient is finite where `x = 0` (the atan2 form gives NaN there).
+    #[test]
+    fn double_phase_is_modulate_phase_by_two() {
+        tch::manual_seed(0);
+        let re = Tensor::randn([3, 17, 19], (Kind::Float, Device::Cpu));
+        let im = Tensor::randn([3, 17, 19], (Kind::Float, Device::Cpu));
+        let x = Tensor::complex(&re, &im);
+        let diff = (double_phase(&x) - modulate_phase(&x, 2.0)).abs().max();
+        assert!(diff.double_value(&[]) < 1e-5, "{diff}");
+
+        let re = Tensor::from_slice(&[0.0f32, 1.0, -2.0]).set_requires_grad(true);
+        let im = Tensor::from_slice(&[0.0f32, 0.5, 0.0]).set_requires_grad(true);
+        let y = double_phase(&Tensor::complex(&re, &im));
+        (y.real().sum(Kind::Float) + y.imag().sum(Kind::Float)).backward();
+        for g in [re.grad(), im.grad()] {
+            assert!(g.isfinite().all().int64_value(&[]) == 1, "{g}");
+        }
+        assert_eq!(y.abs().double_value(&[0]), 0.0);
+    }
 }

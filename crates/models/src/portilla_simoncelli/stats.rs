@@ -1,6 +1,6 @@
 //! The Portilla-Simoncelli statistics themselves, each computed independently per batch
 //! element and channel, as plenoptic computes them.
-use crate::signal::{autocorrelation, center_crop, expand, modulate_phase};
+use crate::signal::{autocorrelation, center_crop, double_phase, expand};
 use tch::{Kind, Tensor};
 
 const HW: [i64; 2] = [-2, -1];
@@ -142,7 +142,7 @@ pub fn phase_doubled(bands: &[&Tensor]) -> (Vec<Tensor>, Vec<Tensor>) {
     let mut parts = Vec::new();
     for c in bands.iter().skip(1) {
         // The factor 4 brings the unnormalized pyramid's coarser amplitudes to the finer scale's.
-        let d = modulate_phase(&(expand(c, 2) / 4.0), 2.0);
+        let d = double_phase(&(expand(c, 2) / 4.0));
         let mag = d.abs();
         let m = mean_hw(&mag, true);
         mags.push(mag - m);
