@@ -138,10 +138,12 @@ pub struct RunArgs {
     pub out: Option<String>,
     /// CPU worker threads (default: one per CUDA device when there are GPUs, else the
     /// fastest split of this machine's cores, see the README).
-    #[arg(long, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
+    /// At most the CPUs this process may use.
+    #[arg(long, value_parser = one_to_cpus, allow_negative_numbers = true)]
     pub workers: Option<usize>,
-    /// libtorch intra-op threads per process (default: cores / workers).
-    #[arg(long, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
+    /// libtorch intra-op threads per process (default: cores / workers; at most the CPUs
+    /// this process may use).
+    #[arg(long, value_parser = one_to_cpus, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Devices for the workers, comma-separated: cpu, cuda, cuda:N, auto.
     #[arg(long, value_delimiter = ',')]
@@ -189,6 +191,34 @@ where
             "expected a whole number of at least 1 (at most {} bits), got {s:?}",
             std::mem::size_of::<T>() * 8
         )),
+    }
+}
+
+/// The CPUs this process may use (its affinity mask and cgroup quota: under Slurm, the CPUs
+/// of its allocation).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// A whole number from 1 to [`cpus`] (`--threads`, `--workers`): more threads or CPU
+/// workers than CPUs only time-slice the same cores, and a slip such as 100000 would start
+/// that many threads before anything else could fail.
+pub fn one_to_cpus(s: &str) -> Result<usize, String> {
+    let n: usize = at_least_one(s)?;
+    at_most_cpus(n)
+}
+
+/// `n` when it is at most [`cpus`], else the message for it.
+pub fn at_most_cpus(n: usize) -> Result<usize, String> {
+    let cpus = cpus();
+    if n > cpus {
+        Err(format!(
+            "expected at most {cpus} (the CPUs this process may use), got {n}"
+        ))
+    } else {
+        Ok(n)
     }
 }
 

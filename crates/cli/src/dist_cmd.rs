@@ -95,7 +95,11 @@ fn devices(a: &RunArgs, cluster: &Cluster) -> Result<(Vec<Device>, usize)> {
         }
         vec![Device::Cpu; n]
     };
-    let cpu_workers = workers.iter().filter(|d| **d == Device::Cpu).count().max(1);
+    let cpu_workers = workers.iter().filter(|d| **d == Device::Cpu).count();
+    if let Err(e) = crate::args::at_most_cpus(cpu_workers) {
+        bail!("--devices: {cpu_workers} cpu workers: {e}");
+    }
+    let cpu_workers = cpu_workers.max(1);
     let threads = a.threads.unwrap_or((share / cpu_workers).max(1));
     Ok((workers, threads))
 }

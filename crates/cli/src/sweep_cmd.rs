@@ -177,7 +177,11 @@ fn devices(a: &RunArgs) -> Result<(Vec<Device>, usize)> {
         }
         vec![Device::Cpu; n]
     };
-    let cpu_workers = workers.iter().filter(|d| **d == Device::Cpu).count().max(1);
+    let cpu_workers = workers.iter().filter(|d| **d == Device::Cpu).count();
+    if let Err(e) = crate::args::at_most_cpus(cpu_workers) {
+        bail!("--devices: {cpu_workers} cpu workers: {e}");
+    }
+    let cpu_workers = cpu_workers.max(1);
     let threads = a.threads.unwrap_or((cores / cpu_workers).max(1));
     Ok((workers, threads))
 }
@@ -233,8 +237,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(cluster) = crate::dist_cmd::cluster(&a)? {
         return crate::dist_cmd::run(a, cluster);
     }
-    let spec = SweepSpec::from_path(&a.spec)?;
     let (workers, threads) = devices(&a)?;
+    let spec = SweepSpec::from_path(&a.spec)?;
     let (root_text, root) = root_for_writing(&spec, &a.out)?;
     let plan = plan_spec(&spec, a.shard)?;
     let store = Store::open(&root)?;

@@ -17,6 +17,8 @@ fn every_numeric_flag_is_checked() {
     let spec = spec.to_str().unwrap();
     let at_least_one = "expected a whole number of at least 1";
     let seconds = "expected a number of seconds greater than 0";
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let many_cpus = vec!["cpu"; cpus + 1].join(",");
     let cases: &[(&[&str], &str, &str)] = &[
         (&["run", spec, "--workers", "0"], "--workers", at_least_one),
         (
@@ -25,6 +27,23 @@ fn every_numeric_flag_is_checked() {
             at_least_one,
         ),
         (&["run", spec, "--threads", "0"], "--threads", at_least_one),
+        // More threads or CPU workers than CPUs: a slip like 100000 started that many
+        // threads and exhausted the machine's processes before anything failed.
+        (
+            &["run", spec, "--threads", "100000"],
+            "--threads",
+            "at most",
+        ),
+        (
+            &["run", spec, "--workers", "100000"],
+            "--workers",
+            "at most",
+        ),
+        (
+            &["run", spec, "--devices", &many_cpus],
+            "--devices",
+            "at most",
+        ),
         (
             &["run", spec, "--batch-tasks", "0"],
             "--batch-tasks",
