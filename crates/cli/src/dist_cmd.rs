@@ -4,11 +4,12 @@
 use crate::args::RunArgs;
 use crate::output::{self, outln};
 use crate::sweep_cmd::{
-    git_commit, plan_spec, root_for_writing, stop_handlers, EndSession, EXIT_INTERRUPTED,
-    EXIT_TASKS_FAILED,
+    git_commit, plan_spec, quit_store, root_for_writing, stopped_early, EndSession,
+    EXIT_INTERRUPTED, EXIT_TASKS_FAILED,
 };
 use crate::{Exit, EXIT_STORAGE};
 use anyhow::{bail, Context, Result};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use synthsweep_dist::protocol::StopKind;
@@ -104,12 +105,16 @@ fn devices(a: &RunArgs, cluster: &Cluster) -> Result<(Vec<Device>, usize)> {
     Ok((workers, threads))
 }
 
-pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
+/// A run over several processes; `cancel` is set by the handlers `sweep_cmd::run` installed
+/// first thing (see `stop_handlers`).
+pub fn run(a: RunArgs, cluster: Cluster, cancel: Arc<AtomicBool>) -> Result<()> {
     let spec = SweepSpec::from_path(&a.spec)?;
     let (workers, threads) = devices(&a, &cluster)?;
     let (root_text, root) = root_for_writing(&spec, &a.out)?;
     let plan = plan_spec(&spec, None)?;
+    stopped_early(&cancel)?;
     let store = Store::open(&root)?;
+    quit_store(&store);
     let run_id = new_run_id();
     // This process's writer session (lease) is started by the run once every process is
     // connected, before anything reads or writes the root (a failure to start it stops
@@ -135,7 +140,6 @@ pub fn run(a: RunArgs, cluster: Cluster) -> Result<()> {
     // as after a lost process). SIGTERM/SIGUSR1 (Slurm's time-limit warning or preemption,
     // sent to every process of the step): in-flight syntheses are checkpointed, every
     // process exits 75.
-    let cancel = stop_handlers("stopping the run, committing finished tasks", &store)?;
     let me = cluster.index;
     let opts = DistOptions {
         cluster,

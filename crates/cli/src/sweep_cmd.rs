@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synthsweep_exec::{
-    engine, install_preemption_handlers, prepare_root, ClaimingSource, EngineOptions, PlanSource,
-    TaskResolver, Worker, EXIT_PREEMPTED,
+    engine, install_preemption_handlers, preempted, prepare_root, ClaimingSource, EngineOptions,
+    PlanSource, TaskResolver, Worker, EXIT_PREEMPTED,
 };
 use synthsweep_models::device::{device_name, parse_device};
 use synthsweep_store::{
@@ -206,42 +206,76 @@ fn shard_tasks(plan: &Plan, shard: Option<Shard>) -> Result<TaskIter<'_>> {
     })
 }
 
-/// The flag that stops a run, set by the signal handlers installed here. First Ctrl-C: stop
-/// cleanly (finished tasks are committed, in-flight ones dropped; `what` says what happens);
-/// a second one exits at once (within about a second: commits in flight land first and the
-/// writer lease is deleted, so the next run cleans up and takes over at once, see
-/// `Store::quit_session`); nothing half-written becomes visible either way.
-/// SIGTERM/SIGUSR1 (Slurm's time-limit warning, preemption): in-flight syntheses are
-/// checkpointed and the run exits 75.
-pub(crate) fn stop_handlers(what: &str, store: &Store) -> Result<Arc<AtomicBool>> {
+/// The store whose writer session a second Ctrl-C closes (see [`stop_handlers`]); set once
+/// the output root is open.
+static QUIT_STORE: std::sync::OnceLock<Store> = std::sync::OnceLock::new();
+
+/// The flag that stops a run, set by the signal handlers installed here, first thing in
+/// `run` (a signal during planning or start-up is not lost: started in the background by a
+/// script, a process inherits SIGINT ignored, and SIGTERM's default would end it with 143,
+/// which a Slurm script does not requeue). First Ctrl-C: stop cleanly (finished tasks are
+/// committed, in-flight ones dropped); a second one exits at once (within about a second:
+/// commits in flight land first and the writer lease is deleted, so the next run cleans up
+/// and takes over at once, see `Store::quit_session`); nothing half-written becomes visible
+/// either way. SIGTERM/SIGUSR1 (Slurm's time-limit warning, preemption): in-flight
+/// syntheses are checkpointed and the run exits 75. See [`stopped_early`].
+pub(crate) fn stop_handlers() -> Result<Arc<AtomicBool>> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
-        let what = what.to_string();
-        let store = store.clone();
         let _ = ctrlc::set_handler(move || {
             if cancel.swap(true, Ordering::SeqCst) {
-                if !store.quit_session(QUIT_WAIT) {
-                    eprintln!("quitting now: this run's writer lease expires by itself");
+                if let Some(store) = QUIT_STORE.get() {
+                    if !store.quit_session(QUIT_WAIT) {
+                        eprintln!("quitting now: this run's writer lease expires by itself");
+                    }
                 }
                 synthsweep_dist::abort::exit_now(EXIT_INTERRUPTED as i32);
             }
-            eprintln!("\ninterrupted: {what} (Ctrl-C again to quit now)");
+            eprintln!(
+                "\ninterrupted: stopping, finished tasks are committed (Ctrl-C again to quit now)"
+            );
         });
     }
     install_preemption_handlers(&cancel).context("cannot install signal handlers")?;
+    tracing::debug!("signal handlers installed: Ctrl-C, SIGTERM and SIGUSR1 stop the run");
     Ok(cancel)
 }
 
+/// Registers the store a second Ctrl-C closes.
+pub(crate) fn quit_store(store: &Store) {
+    let _ = QUIT_STORE.set(store.clone());
+}
+
+/// Stops a run that was interrupted or preempted before it started any task: exit 130 or
+/// 75 (nothing to checkpoint, nothing committed by this run; the same command resumes).
+pub(crate) fn stopped_early(cancel: &AtomicBool) -> Result<()> {
+    if !cancel.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    if preempted() {
+        eprintln!(
+            "preempted before any task started; run the same command again to resume (exit {EXIT_PREEMPTED})"
+        );
+        Err(Exit(EXIT_PREEMPTED).into())
+    } else {
+        eprintln!("interrupted before any task started (exit {EXIT_INTERRUPTED})");
+        Err(Exit(EXIT_INTERRUPTED).into())
+    }
+}
+
 pub fn run(a: RunArgs) -> Result<()> {
+    let cancel = stop_handlers()?;
     if let Some(cluster) = crate::dist_cmd::cluster(&a)? {
-        return crate::dist_cmd::run(a, cluster);
+        return crate::dist_cmd::run(a, cluster, cancel);
     }
     let (workers, threads) = devices(&a)?;
     let spec = SweepSpec::from_path(&a.spec)?;
     let (root_text, root) = root_for_writing(&spec, &a.out)?;
     let plan = plan_spec(&spec, a.shard)?;
+    stopped_early(&cancel)?;
     let store = Store::open(&root)?;
+    quit_store(&store);
     // This run's writer session: its lease exists before it reads the ledger, claims a
     // task or writes a file, so other writers on the root spare what it does (PROTOCOL.md).
     let lease = LeaseOptions::from_env()?;
@@ -273,6 +307,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     let tasks = || shard_tasks(&plan, a.shard);
     let (mut total, mut pending, mut failed_before) = (0u64, 0u64, 0u64);
     for t in tasks()? {
+        if total % 4096 == 0 {
+            stopped_early(&cancel)?;
+        }
         total += 1;
         match t.as_ref().ok().and_then(|t| ledger.status(t.id())) {
             Some(TaskStatus::Failed) => failed_before += 1,
@@ -310,9 +347,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     info.devices = workers.iter().map(|d| device_name(*d)).collect();
     info.threads = threads;
     info.processes = 1;
+    stopped_early(&cancel)?;
     store.write_run(&info)?;
 
-    let cancel = stop_handlers("committing finished tasks", &store)?;
     let mut writer = WriterOptions::new(&run_id);
     writer.writer_tag = "p0".into();
     writer.max_tasks = a.batch_tasks;

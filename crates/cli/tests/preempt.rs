@@ -365,3 +365,65 @@ fn bad_shard_is_bad_input() {
         assert!(err.contains(needle), "{shard}: {err}");
     }
 }
+
+/// A signal that arrives while the run is still planning is not lost (it was: the handlers
+/// came after planning, so a script's background run, which inherits SIGINT ignored, ran
+/// every task and exited 0, and SIGTERM ended it with 143, which Slurm scripts do not
+/// requeue): SIGTERM exits 75 and SIGINT 130 before any task ran, nothing committed. Both
+/// runs start together; a million lazy repeats keep them planning for seconds.
+#[test]
+fn a_signal_during_planning_stops_the_run_before_any_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path());
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("seed = [0, 1]\n", "")
+        .replace("synth = \"metamer\"\n", "synth = \"metamer\"\nrepeats = 1000000\n");
+    std::fs::write(&spec, text).unwrap();
+    let cases = [("TERM", EXIT_PREEMPTED), ("INT", 130)];
+    let children: Vec<_> = cases
+        .iter()
+        .map(|(sig, _)| {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_synthsweep"))
+                .args(["run", spec.to_str().unwrap(), "--out"])
+                .arg(dir.path().join(sig))
+                .env("RUST_LOG", "synthsweep=debug")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stderr = child.stderr.take().unwrap();
+            let pid = child.id().to_string();
+            let sig = sig.to_string();
+            let reader = std::thread::spawn(move || {
+                let mut all = String::new();
+                for line in BufReader::new(stderr).lines() {
+                    let line = line.unwrap_or_default();
+                    if line.contains("signal handlers installed") {
+                        let ok = Command::new("kill")
+                            .args([&format!("-{sig}"), &pid])
+                            .status()
+                            .unwrap()
+                            .success();
+                        assert!(ok, "kill -{sig}");
+                    }
+                    all += &line;
+                    all += "\n";
+                }
+                all
+            });
+            (child, reader)
+        })
+        .collect();
+    for ((mut child, reader), (sig, code)) in children.into_iter().zip(cases) {
+        let status = child.wait().unwrap();
+        let stderr = reader.join().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{sig}:\n{stderr}");
+        assert!(stderr.contains("before any task started"), "{stderr}");
+        assert_eq!(
+            committed(&dir.path().join(sig)),
+            0,
+            "SIG{sig}: nothing committed"
+        );
+    }
+}
