@@ -21,6 +21,8 @@ use synthsweep_core::{ImageShape, Role, SynthKind};
 pub(crate) struct Resolved {
     pub value: Arc<Value>,
     pub canon: String,
+    /// A hash of `canon`, for telling tasks apart cheaply (see [`Plan::check`]).
+    pub key: u64,
 }
 
 /// A task's method parameters, typed, with their canonical text.
@@ -28,6 +30,17 @@ pub(crate) struct Resolved {
 pub(crate) struct Typed {
     pub params: Arc<MethodParams>,
     pub canon: String,
+    /// A hash of `canon`, for telling tasks apart cheaply (see [`Plan::check`]).
+    pub key: u64,
+}
+
+/// A hash of a canonical text, stable within one process (what [`Plan::check`] compares
+/// tasks by before rendering their ids).
+pub(crate) fn text_key(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 /// Why a task could not be built, and the spec value to blame when one can be named.
@@ -198,6 +211,7 @@ impl Plan {
                 message: format!("the exclusions drop all {grid_size} tasks"),
             });
         }
+        plan.check_axis_identities()?;
         plan.probe()?;
         Ok(plan)
     }
