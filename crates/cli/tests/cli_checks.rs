@@ -509,3 +509,21 @@ fn an_unwritable_local_root_is_refused_once_before_planning() {
     }
     assert!(!under_file.exists());
 }
+
+/// An error that shows its cause in its own text does not repeat it: a missing spec says
+/// "No such file or directory" once, and exits 2 having written nothing.
+#[test]
+fn a_missing_spec_says_why_once() {
+    let sb = Sandbox::new();
+    let spec = sb.path("missing.toml");
+    let o = synthsweep(&["plan", spec.to_str().unwrap()]);
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    assert!(err.contains("cannot read sweep spec"), "{}", text(&o));
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "{}",
+        text(&o)
+    );
+}
