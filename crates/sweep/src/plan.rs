@@ -3,7 +3,9 @@
 //! number of tasks is held: a task's rows are its index in mixed radix (the last axis
 //! fastest), exclusions and `[[when]]` rules are per-row tables, and resolved model/metric
 //! specs, typed parameters, shape checks and image digests are computed once per distinct
-//! value and shared (the typed-parameter cache is bounded).
+//! value and shared (the typed-parameter cache is bounded). The check of every task
+//! ([`Plan::check`]) is the exception: while it runs it keeps a `u64` per task checked, to
+//! find two tasks with one id.
 use crate::error::{Location, SweepError};
 use crate::images::{self, ImageRef};
 use crate::resolve::Resolver;
