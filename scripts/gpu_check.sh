@@ -21,8 +21,11 @@
 #      forward and backward and a few iterations of every synthesis kind on the GPU,
 #      compared with the CPU.
 #   2. The device tests (crates/synth/tests/device.rs: fixture runs moved to the GPU still
-#      match plenoptic; crates/synth/tests/chunked_records.rs: records read in chunks), on
-#      CUDA where they can.
+#      match plenoptic; crates/synth/tests/chunked_records.rs: records read in chunks) and
+#      the synthesis parity tests (crates/synth/tests/parity_*.rs: every fixture run drawn
+#      on the CPU, moved to the GPU, run there and checked within the fixtures'
+#      tolerances; each asserts its results are on the GPU), with
+#      SYNTHSWEEP_TEST_DEVICE set to the device checked.
 #   3. A small sweep (12 MAD tasks) on the GPU, run twice: with records read every
 #      iteration (SYNTHSWEEP_RECORD_CHUNK=1) and in chunks of 16 (the default); both must
 #      finish every task, and the tasks/s of both are printed.
@@ -76,7 +79,8 @@ pack() {
   echo "gpu_check: building synthsweep, bench_synth and the device tests against torch $torch (tch $tch)"
   (cd "$src" && cargo build --release -p synthsweep -p synthsweep-synth --example bench_synth)
   local tests
-  tests="$(cd "$src" && cargo test --release -p synthsweep-synth --test device --test chunked_records --no-run --message-format=json \
+  tests="$(cd "$src" && cargo test --release -p synthsweep-synth --test device --test chunked_records \
+    --test parity_metamer --test parity_mad --test parity_geodesic --test parity_eigendistortion --no-run --message-format=json \
     | python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -122,7 +126,7 @@ check() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
   step "doctor --device $dev" "$bin" doctor --device "$dev"
   for t in "$pack"/tests/*; do
-    step "tests: $(basename "$t")" "$t" --test-threads 1
+    step "tests: $(basename "$t") on $dev" env SYNTHSWEEP_TEST_DEVICE="$dev" "$t" --test-threads 1
   done
   # The quickstart's 12 MAD tasks (3 images x 2 metric orders x min/max), 100 iterations.
   cp -r "$pack/images" "$work/images"

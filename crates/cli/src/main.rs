@@ -43,12 +43,9 @@ fn main() -> ExitCode {
                 _ => "",
             };
             if what.is_empty() {
-                eprintln!("error: {}", one_line(&format!("{e:#}")));
+                eprintln!("error: {}", one_line(&message(&e)));
             } else {
-                eprintln!(
-                    "error: {} ({what}; exit {code})",
-                    one_line(&format!("{e:#}"))
-                );
+                eprintln!("error: {} ({what}; exit {code})", one_line(&message(&e)));
             }
             ExitCode::from(code)
         }
@@ -133,6 +130,21 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 /// libtorch messages span many lines (with C++ backtraces); keep the first meaningful one.
+/// The error and its causes, `outer: cause: ...`, each cause once: a cause whose text the
+/// message already holds (an error that shows its source in its own text, as
+/// `cannot read sweep spec s.toml: No such file or directory`) is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
 fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)

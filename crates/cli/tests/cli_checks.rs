@@ -335,6 +335,19 @@ fn a_torchscript_model_enters_the_task_id_by_its_file_not_its_spelling() {
     for other in ["./net.pt", "../study/net.pt", net.to_str().unwrap()] {
         assert_eq!(id(other), first, "{other}");
     }
+    // Two spellings in one axis are one model listed twice: refused (they would be two
+    // tasks with one id), naming the axis and both spellings.
+    let spec = metamer_spec(
+        &sb,
+        "study/spec.toml",
+        1,
+        "{ name = \"torchscript\", path = \"net.pt\" }, { name = \"torchscript\", path = \"./net.pt\" }",
+    );
+    let o = synthsweep(&["plan", spec.to_str().unwrap()]);
+    assert_code(&o, 2);
+    for part in ["grid.model[1]", "./net.pt", "listed twice in grid.model"] {
+        assert!(stderr(&o).contains(part), "{part}: {}", text(&o));
+    }
     let x = tch::Tensor::zeros([1, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
     tch::CModule::create_by_tracing("Net", "forward", &[x], &mut |xs| vec![&xs[0] * 3.0])
         .unwrap()
@@ -495,4 +508,22 @@ fn an_unwritable_local_root_is_refused_once_before_planning() {
         assert!(!line.contains("to run"), "{line}");
     }
     assert!(!under_file.exists());
+}
+
+/// An error that shows its cause in its own text does not repeat it: a missing spec says
+/// "No such file or directory" once, and exits 2 having written nothing.
+#[test]
+fn a_missing_spec_says_why_once() {
+    let sb = Sandbox::new();
+    let spec = sb.path("missing.toml");
+    let o = synthsweep(&["plan", spec.to_str().unwrap()]);
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    assert!(err.contains("cannot read sweep spec"), "{}", text(&o));
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "{}",
+        text(&o)
+    );
 }

@@ -7,7 +7,7 @@ use crate::axes::Group;
 use crate::canonical::canonical_json;
 use crate::error::Location;
 use crate::images::ImageRef;
-use crate::plan::{Fail, Plan, Resolved, Typed};
+use crate::plan::{text_key, Fail, Plan, Resolved, Typed};
 use crate::rules::holds;
 use crate::task::{Description, Task, TaskImages};
 use crate::values::{short_value, Item};
@@ -28,6 +28,28 @@ pub(crate) struct Parts {
     pub seed: u64,
     /// How the images are loaded (plenoptic's `as_gray`).
     pub as_gray: bool,
+}
+
+impl Parts {
+    /// A hash of everything the task id is rendered from (images, resolved specs, typed
+    /// parameters, `minmax`, seed): equal ids give equal keys, so two tasks with different
+    /// keys are different tasks, without rendering and hashing their descriptions.
+    pub(crate) fn identity_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.params.key.hash(&mut h);
+        for (role, spec) in &self.specs {
+            role.hash(&mut h);
+            spec.key.hash(&mut h);
+        }
+        for (role, _, canon) in &self.images {
+            role.hash(&mut h);
+            canon.hash(&mut h);
+        }
+        self.minmax.hash(&mut h);
+        self.seed.hash(&mut h);
+        h.finish()
+    }
 }
 
 impl Plan {
@@ -82,7 +104,7 @@ impl Plan {
         })
     }
 
-    fn resolve_cached(
+    pub(crate) fn resolve_cached(
         &self,
         role: Role,
         raw: &Value,
@@ -102,8 +124,10 @@ impl Plan {
         };
         let out = out
             .map(|v| {
+                let canon = canonical_json(&identity_form(&v));
                 Arc::new(Resolved {
-                    canon: canonical_json(&identity_form(&v)),
+                    key: text_key(&canon),
+                    canon,
                     value: Arc::new(v),
                 })
             })
@@ -153,8 +177,10 @@ impl Plan {
         let synth = self.spec.synth;
         let out = MethodParams::from_values(synth, values.iter().map(|(k, v)| (*k, v.as_ref())))
             .map(|params| {
+                let canon = params.canonical_json();
                 Arc::new(Typed {
-                    canon: params.canonical_json(),
+                    key: text_key(&canon),
+                    canon,
                     params: Arc::new(params),
                 })
             })

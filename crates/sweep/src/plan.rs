@@ -3,7 +3,9 @@
 //! number of tasks is held: a task's rows are its index in mixed radix (the last axis
 //! fastest), exclusions and `[[when]]` rules are per-row tables, and resolved model/metric
 //! specs, typed parameters, shape checks and image digests are computed once per distinct
-//! value and shared (the typed-parameter cache is bounded).
+//! value and shared (the typed-parameter cache is bounded). The check of every task
+//! ([`Plan::check`]) is the exception: while it runs it keeps a `u64` per task checked, to
+//! find two tasks with one id.
 use crate::error::{Location, SweepError};
 use crate::images::{self, ImageRef};
 use crate::resolve::Resolver;
@@ -21,6 +23,8 @@ use synthsweep_core::{ImageShape, Role, SynthKind};
 pub(crate) struct Resolved {
     pub value: Arc<Value>,
     pub canon: String,
+    /// A hash of `canon`, for telling tasks apart cheaply (see [`Plan::check`]).
+    pub key: u64,
 }
 
 /// A task's method parameters, typed, with their canonical text.
@@ -28,6 +32,17 @@ pub(crate) struct Resolved {
 pub(crate) struct Typed {
     pub params: Arc<MethodParams>,
     pub canon: String,
+    /// A hash of `canon`, for telling tasks apart cheaply (see [`Plan::check`]).
+    pub key: u64,
+}
+
+/// A hash of a canonical text, stable within one process (what [`Plan::check`] compares
+/// tasks by before rendering their ids).
+pub(crate) fn text_key(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 /// Why a task could not be built, and the spec value to blame when one can be named.
@@ -198,6 +213,7 @@ impl Plan {
                 message: format!("the exclusions drop all {grid_size} tasks"),
             });
         }
+        plan.check_axis_identities()?;
         plan.probe()?;
         Ok(plan)
     }

@@ -10,7 +10,9 @@ use crate::axes::Group;
 use crate::canonical::canonical_json;
 use crate::error::SweepError;
 use crate::source::{child_key, did_you_mean, index_key, to_json, Entry, Node, Source};
-use crate::values::{check_name, parse_value, short_value, Item};
+use crate::values::{
+    check_name, dotted_base, parse_value, resolve_model_paths, short_value, spec_relative, Item,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,6 +93,9 @@ fn pattern_matches(pattern: &Value, pcanon: &str, item: &Item) -> bool {
 
 /// What the rules need to know about the spec's parameters.
 pub(crate) struct Names<'a> {
+    /// The spec's folder: a pattern's TorchScript path resolves against it, as the axis
+    /// values it is matched with do.
+    pub base: &'a Path,
     pub groups: &'a [Group],
     pub columns: &'a Columns,
     pub fixed: &'a [(String, Item)],
@@ -134,7 +139,19 @@ impl Names<'_> {
         node: &Node,
     ) -> Result<(Cond, String), SweepError> {
         let (g, c) = self.axis(src, key, name, node)?;
-        let pattern = to_json(src, key, node)?;
+        let mut pattern = to_json(src, key, node)?;
+        // A model/metric pattern names its TorchScript file as the axis value does.
+        if Role::from_name(name).is_some_and(|r| r.is_spec()) {
+            resolve_model_paths(&mut pattern, self.base);
+        } else if name.ends_with(".path")
+            && dotted_base(name)
+                .and_then(Role::from_name)
+                .is_some_and(|r| r.is_spec())
+        {
+            if let Value::String(p) = &pattern {
+                pattern = Value::String(spec_relative(self.base, p));
+            }
+        }
         let pcanon = canonical_json(&pattern);
         let group = &self.groups[g];
         let matches: Vec<bool> = (0..group.len())

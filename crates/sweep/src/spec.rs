@@ -345,6 +345,7 @@ impl Parser<'_> {
         }
 
         let names = Names {
+            base: self.base,
             groups: &groups,
             columns: &columns,
             fixed: &fixed,

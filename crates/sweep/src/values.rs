@@ -208,7 +208,7 @@ pub(crate) fn parse_value(
 /// A TorchScript model's `path` (in a model spec, or a metric's nested `model`) resolved
 /// against the spec's folder, as image paths are: `{name = "torchscript", path = "net.pt"}`
 /// in `studies/spec.toml` names `studies/net.pt`. Absolute paths are kept.
-fn resolve_model_paths(value: &mut Value, base_dir: &Path) {
+pub(crate) fn resolve_model_paths(value: &mut Value, base_dir: &Path) {
     let Value::Object(m) = value else { return };
     if m.get("name").and_then(Value::as_str) == Some("torchscript") {
         if let Some(Value::String(p)) = m.get_mut("path") {
@@ -224,7 +224,7 @@ fn resolve_model_paths(value: &mut Value, base_dir: &Path) {
 
 /// `path` joined to the spec's folder; unchanged when absolute or when the spec is in the
 /// current directory (so a spec run from its own folder keeps the text it was written with).
-fn spec_relative(base_dir: &Path, path: &str) -> String {
+pub(crate) fn spec_relative(base_dir: &Path, path: &str) -> String {
     if base_dir == Path::new(".") || Path::new(path).is_absolute() {
         path.to_string()
     } else {

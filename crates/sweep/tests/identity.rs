@@ -1,7 +1,7 @@
 //! Task identity: the same task has the same id on every run and machine, however the spec
 //! is written and wherever the images live; changing anything the task computes from
 //! changes it.
-use common::{pgm, Dir};
+use common::{assert_mentions, pgm, Dir};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -284,9 +284,13 @@ fn two_values_that_resolve_alike_are_refused() {
     let e = plan_with(&d, &text, Arc::new(Defaults::default()))
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("two grid positions describe the same task"),
-        "{e}"
+    assert_mentions(
+        &e,
+        &[
+            "grid.model[1]",
+            "one model once resolved: {\"name\":\"gaussian\",\"std\":3}",
+            "listed twice in grid.model",
+        ],
     );
     // With the no-op resolver they are different tasks.
     assert!(d.spec(&text).unwrap().plan(NoopResolver).is_ok());
@@ -324,4 +328,153 @@ model = ["gaussian", "center_surround"]
     let plan = plan_with(&d, eig, r.clone()).unwrap();
     assert_eq!(tasks(&plan).len(), 6);
     assert_eq!(r.models.load(Ordering::SeqCst), 2);
+}
+
+/// Like the models registry: a TorchScript model (also a metric's nested `model`) gets its
+/// file's `sha256`, so its identity is the file, not the path as typed.
+struct Hashing;
+
+fn with_digest(spec: &Value) -> Result<Value, String> {
+    let mut m = spec.as_object().unwrap().clone();
+    if m["name"] == "torchscript" {
+        let path = m["path"].as_str().unwrap().to_string();
+        let bytes = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
+        m.insert(
+            "sha256".into(),
+            synthsweep_sweep::canonical::sha256_hex(&bytes).into(),
+        );
+    }
+    if let Some(inner) = m.get("model").cloned() {
+        m.insert("model".into(), with_digest(&inner)?);
+    }
+    Ok(Value::Object(m))
+}
+
+impl Resolver for Hashing {
+    fn resolve_model(&self, spec: &Value) -> Result<Value, String> {
+        with_digest(spec)
+    }
+    fn resolve_metric(&self, spec: &Value) -> Result<Value, String> {
+        with_digest(spec)
+    }
+}
+
+fn hashing_error(d: &Dir, text: &str) -> String {
+    match SweepSpec::from_str(text, d.spec_path()).and_then(|s| s.plan(Hashing)) {
+        Ok(p) => panic!("expected an error, got a plan of {} tasks", p.len()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Every axis whose values are files compares them as the task id does (an image by its
+/// name and bytes, a TorchScript model by its file's name and digest, a `model.path` by
+/// the file it names), not by spelling: one file listed twice under two spellings is
+/// refused when planning, naming the axis and both spellings, even where an exclusion keeps
+/// the first tasks of the two values apart (before, those tasks planned with one id).
+#[test]
+fn one_file_under_two_spellings_is_refused_in_every_file_valued_axis() {
+    let d = Dir::new();
+    d.write("copy/a.pgm", &pgm(0));
+    d.write("m.pt", b"torchscript bytes");
+    let abs_model = d.path().join("m.pt");
+    let abs_model = abs_model.to_str().unwrap();
+    let metamer =
+        |grid: &str| format!("name = \"t\"\nsynth = \"metamer\"\n[params]\nmax_iter = 1\n{grid}");
+    let pair = |grid: &str| {
+        format!("name = \"t\"\nsynth = \"geodesic\"\n[params]\nmodel = \"gaussian\"\n{grid}")
+    };
+    // Drops (b.pgm, m.pt): the first task of `m.pt` has c.pgm, that of `./m.pt` has b.pgm.
+    let exclude_first = "[[exclude]]\nimage = \"images/b.pgm\"\nmodel = { name = \"torchscript\", path = \"m.pt\" }\n";
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            metamer("model = \"gaussian\"\n[grid]\nimage = [\"images/a.pgm\", \"images/b.pgm\", \"copy/a.pgm\"]\n"),
+            vec!["grid.image[2]", "copy/a.pgm and images/a.pgm", "the file a.pgm, sha256", "listed twice in grid.image"],
+        ),
+        (
+            metamer("model = \"gaussian\"\n[[zip]]\nimage = [\"images/a.pgm\", \"copy/a.pgm\"]\nseed = [0, 0]\n"),
+            vec!["zip[0] row 1", "copy/a.pgm, 0 and images/a.pgm, 0", "listed twice in zip[0]"],
+        ),
+        (
+            metamer(&format!("[grid]\nimage = [\"images/b.pgm\", \"images/c.pgm\"]\nmodel = [{{ name = \"torchscript\", path = \"m.pt\" }}, {{ name = \"torchscript\", path = \"./m.pt\" }}]\n{exclude_first}")),
+            vec!["grid.model[1]", "./m.pt", "\"path\":\"m.pt\"", "one model once resolved", "listed twice in grid.model"],
+        ),
+        (
+            metamer(&format!("[grid]\nimage = [\"images/a.pgm\"]\nmodel = [{{ name = \"torchscript\", path = \"m.pt\" }}, {{ name = \"torchscript\", path = \"{abs_model}\" }}]\n")),
+            vec!["grid.model[1]", abs_model, "listed twice in grid.model"],
+        ),
+        (
+            metamer("[params]\n[grid]\nimage = [\"images/a.pgm\"]\n[[zip]]\nmodel = [{ name = \"torchscript\", path = \"x.pt\" }, { name = \"torchscript\", path = \"x.pt\" }]\n\"model.path\" = [\"m.pt\", \"copy/../m.pt\"]\n").replace("[params]\n[grid]", "[grid]"),
+            vec!["zip[0] row 1", "copy/../m.pt", "the file m.pt, sha256", "listed twice in zip[0]"],
+        ),
+        (
+            "name = \"t\"\nsynth = \"score\"\n[params]\nimage_a = \"images/a.pgm\"\nimage_b = \"images/b.pgm\"\n[grid]\nmetric = [{ name = \"model_distance\", model = { name = \"torchscript\", path = \"m.pt\" } }, { name = \"model_distance\", model = { name = \"torchscript\", path = \"./m.pt\" } }]\n".to_string(),
+            vec!["grid.metric[1]", "./m.pt", "one metric once resolved", "listed twice in grid.metric"],
+        ),
+        (
+            pair("[grid]\npairs = [[\"images/a.pgm\", \"images/b.pgm\"], [\"copy/a.pgm\", \"images/b.pgm\"]]\n"),
+            vec!["grid.pairs row 1", "copy/a.pgm, images/b.pgm and images/a.pgm, images/b.pgm", "listed twice in grid.pairs"],
+        ),
+        (
+            pair("[params]\nimage_b = \"images/b.pgm\"\n[grid]\nimage_a = [\"images/a.pgm\", \"copy/a.pgm\"]\n").replace("model = \"gaussian\"\n[params]\n", "model = \"gaussian\"\n"),
+            vec!["grid.image_a[1]", "copy/a.pgm and images/a.pgm", "listed twice in grid.image_a"],
+        ),
+        (
+            pair("image_a = \"images/a.pgm\"\n[grid]\nimage_b = [\"copy/a.pgm\", \"images/a.pgm\"]\n"),
+            vec!["grid.image_b[1]", "images/a.pgm and copy/a.pgm", "listed twice in grid.image_b"],
+        ),
+    ];
+    for (text, expect) in &cases {
+        let msg = hashing_error(&d, text);
+        assert_mentions(&msg, expect);
+    }
+    // The same spellings of different files are different tasks.
+    d.write("other/m.pt", b"other bytes");
+    let ok = metamer("[grid]\nimage = [\"images/a.pgm\"]\nmodel = [{ name = \"torchscript\", path = \"m.pt\" }, { name = \"torchscript\", path = \"other/m.pt\" }]\n");
+    let plan = SweepSpec::from_str(&ok, d.spec_path())
+        .unwrap()
+        .plan(Hashing)
+        .unwrap();
+    assert_eq!(tasks(&plan).len(), 2);
+}
+
+/// Two tasks with one id that no single axis shows (a `[[when]]` makes eigendistortion
+/// `exact`, which ignores `k`, for one image only; the probe's first tasks miss the pair):
+/// the check of every task finds them and names both, whatever the grid order.
+#[test]
+fn two_tasks_with_one_id_are_refused_wherever_they_are() {
+    let d = Dir::new();
+    let text = r#"
+name = "t"
+synth = "eigendistortion"
+[params]
+model = "gaussian"
+[grid]
+k = [1, 2]
+image = ["images/a.pgm", "images/b.pgm"]
+[[when]]
+match = { image = "images/b.pgm" }
+set = { method = "exact" }
+"#;
+    let msg = d.error(text);
+    assert_mentions(
+        &msg,
+        &[
+            "grid.k[1]",
+            "tasks 1 (k=1, image=images/b.pgm) and 3 (k=2, image=images/b.pgm) are one task",
+            "the tasks would repeat",
+        ],
+    );
+    // Planning only one shard checks that shard's tasks the same way.
+    let spec = d.spec(text).unwrap();
+    let opts = synthsweep_sweep::PlanOptions {
+        check: synthsweep_sweep::CheckScope::Shard { index: 1, count: 2 },
+    };
+    let e = spec
+        .plan_with(Arc::new(NoopResolver), opts)
+        .unwrap_err()
+        .to_string();
+    assert_mentions(&e, &["tasks 1 (", "and 3 (", "are one task"]);
+    // `power` reads `k`: four tasks.
+    let power = text.replace("\"exact\"", "\"power\"");
+    assert_eq!(tasks(&d.plan(&power).unwrap()).len(), 4);
 }

@@ -68,6 +68,33 @@ impl<'a> SimpleMetamer<'a> {
         })
     }
 
+    /// Moves the synthesis to `device` as `kind` (image, target representation, metamer and
+    /// optimizer state; the losses stay), bound to `model`, which must already be there
+    /// (`Model::to` on the same or another instance). Seeded draws made on the CPU by
+    /// [`SimpleMetamer::new`] then run on the device, as `Metamer::to` does.
+    pub fn to<'b>(
+        self,
+        device: tch::Device,
+        kind: tch::Kind,
+        model: &'b dyn Model,
+    ) -> SimpleMetamer<'b> {
+        let mv = |t: &Tensor| t.detach().to_device(device).to_kind(kind);
+        let metamer = mv(&self.metamer).set_requires_grad(true);
+        let mut optimizer = self.optimizer;
+        if let Some(o) = optimizer.as_mut() {
+            o.to(&metamer);
+        }
+        SimpleMetamer {
+            model,
+            image: mv(&self.image),
+            metamer,
+            target_representation: mv(&self.target_representation),
+            optimizer,
+            losses: self.losses,
+            identity: self.identity,
+        }
+    }
+
     /// Runs `max_iter` steps. `optimizer`: `None` keeps the current one (Adam(0.01, amsgrad)
     /// the first time); a config replaces it, as plenoptic does.
     pub fn synthesize(

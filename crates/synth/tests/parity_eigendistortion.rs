@@ -1,5 +1,13 @@
 //! Parity of the autodiff helpers and `Eigendistortion` with plenoptic 1.1: every `autodiff_*`
 //! and `eig_*` case of ../shared/fixtures/synth, with the RNG replayed from the case's seed.
+//!
+//! `exact` and `randomized_svd` runs are built on the CPU (the model check's seeded draw is
+//! the CPU generator's, as in the fixtures), moved to the test device
+//! (`SYNTHSWEEP_TEST_DEVICE`: cpu, cuda or cuda:N; the CPU when unset) with a model built
+//! there, and run there (`exact` draws nothing more, `randomized_svd` draws on the CPU
+//! generator as plenoptic does); their results must be on that device. The power method
+//! draws its start on the image's device, as plenoptic does, so on a GPU its draws are the
+//! GPU generator's, not the fixtures': it is checked on the CPU only.
 use synthsweep_testkit_tch::synth as common;
 
 use common::*;
@@ -19,6 +27,13 @@ fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
 
 fn model_for(case: &Value) -> Box<dyn Model> {
     build_model(&model_spec(case)).unwrap_or_else(|e| panic!("{}: {e}", case["id"]))
+}
+
+/// The case's model on `device` (float32), for the run after the move.
+fn model_on(case: &Value, device: tch::Device) -> Box<dyn Model> {
+    let mut m = model_for(case);
+    m.to(device, Kind::Float);
+    m
 }
 
 /// Runs every case, collecting failures so one run reports them all.
@@ -42,7 +57,10 @@ fn allclose(
     atol: f64,
     rtol: f64,
 ) -> Result<(), String> {
-    let a = actual.to_kind(Kind::Double).reshape([-1]);
+    let a = actual
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Double)
+        .reshape([-1]);
     let e = expected.to_kind(Kind::Double).reshape([-1]);
     if a.size() != e.size() {
         return Err(format!(
@@ -154,11 +172,19 @@ fn exact_matches_plenoptic() {
     run_all(&cases("eigendistortion_exact"), |case| {
         let model = model_for(case);
         let img = image(case, "image");
+        // Built before the seed: building a model may draw.
+        let device = test_device();
+        let dev_model = model_on(case, device);
         tch::manual_seed(case["seed"].as_i64().unwrap());
-        let mut eig = Eigendistortion::new(&img, model.as_ref()).map_err(|e| e.to_string())?;
+        let eig = Eigendistortion::new(&img, model.as_ref()).map_err(|e| e.to_string())?;
+        let model = dev_model;
+        let mut eig = eig
+            .to(device, Kind::Float, model.as_ref())
+            .map_err(|e| e.to_string())?;
         eig.synthesize(Method::Exact)
             .map_err(|e| format!("{}: {e}", case["id"]))?;
         let id = case["id"].as_str().unwrap();
+        check_device(case, "eigenvalues", eig.eigenvalues().unwrap(), device)?;
         check(case, "representation_flat", &eig.representation_flat())?;
         if !case["arrays"]["jacobian"].is_null() {
             check(
@@ -293,10 +319,23 @@ fn randomized_svd_matches_plenoptic() {
             p: s["p"].as_u64().unwrap() as usize,
             q: s["q"].as_u64().unwrap() as usize,
         };
+        // Built before the seed: building a model may draw.
+        let device = test_device();
+        let dev_model = model_on(case, device);
         tch::manual_seed(case["seed"].as_i64().unwrap());
-        let mut eig = Eigendistortion::new(&img, model.as_ref()).map_err(|e| e.to_string())?;
+        let eig = Eigendistortion::new(&img, model.as_ref()).map_err(|e| e.to_string())?;
+        let model = dev_model;
+        let mut eig = eig
+            .to(device, Kind::Float, model.as_ref())
+            .map_err(|e| e.to_string())?;
         eig.synthesize(method)
             .map_err(|e| format!("{}: {e}", case["id"]))?;
+        check_device(
+            case,
+            "eigendistortions",
+            eig.eigendistortions().unwrap(),
+            device,
+        )?;
         check(case, "eigenvalues", eig.eigenvalues().unwrap())?;
         check(case, "eigenindex", eig.eigenindex().unwrap())?;
         check_cosine(case, "eigendistortions", eig.eigendistortions().unwrap())?;

@@ -1,5 +1,10 @@
 //! Parity of `Geodesic` with plenoptic 1.1: both `geodesic_*` cases of ../shared/fixtures/synth
 //! (straight and bridge starts), with the RNG replayed from the case's seed.
+//!
+//! Each path is built on the CPU (its seeded draws are the CPU generator's, in plenoptic's
+//! order: what the fixtures hold), then moved to the test device (`SYNTHSWEEP_TEST_DEVICE`:
+//! cpu, cuda or cuda:N; the CPU when unset) with a model built there, run there, and checked
+//! within the fixtures' tolerances; the path must be on that device.
 use synthsweep_testkit_tch::synth as common;
 
 use common::*;
@@ -47,10 +52,13 @@ fn series_tensor(v: &[f64]) -> Tensor {
 }
 
 fn run_case(case: &Value) -> Result<(), String> {
+    let device = test_device();
+    let mut dev_model = build_model(&model_spec(case)).map_err(|e| e.to_string())?;
+    dev_model.to(device, Kind::Float);
     let model: Box<dyn Model> = build_model(&model_spec(case)).map_err(|e| e.to_string())?;
     let (a, b) = (image(case, "image"), image(case, "image_b"));
     let id = case["id"].as_str().unwrap();
-    let mut geo =
+    let geo =
         Geodesic::new(&a, &b, model.as_ref(), options(case)).map_err(|e| format!("{id}: {e}"))?;
     check(case, "initial_geodesic", &geo.geodesic())?;
     check(case, "pixelfade", geo.pixelfade())?;
@@ -67,6 +75,8 @@ fn run_case(case: &Value) -> Result<(), String> {
         ));
     }
 
+    let model = dev_model;
+    let mut geo = geo.to(device, Kind::Float, model.as_ref());
     let outcome = geo
         .synthesize(&synth_options(case))
         .map_err(|e| format!("{id}: {e}"))?;
@@ -78,6 +88,7 @@ fn run_case(case: &Value) -> Result<(), String> {
             "{id}: {outcome:?}, expected {expected_iters} iterations"
         ));
     }
+    check_device(case, "geodesic", &geo.geodesic(), device)?;
     check(case, "geodesic", &geo.geodesic())?;
     check(case, "losses", &series_tensor(geo.losses()))?;
     check(case, "gradient_norm", &series_tensor(geo.gradient_norm()))?;

@@ -1,5 +1,11 @@
 //! Parity of MADCompetition with plenoptic 1.1.0: the full set of four `mad_*` cases of
 //! ../shared/fixtures/synth (mse vs 1 − SSIM), built with `MadCompetition::full_set`.
+//!
+//! The set is built on the CPU (its seeded draws are the CPU generator's, in plenoptic's
+//! order: what the fixtures hold), then each synthesis is moved to the test device
+//! (`SYNTHSWEEP_TEST_DEVICE`: cpu, cuda or cuda:N; the CPU when unset) with metrics built
+//! there, run there, and checked within the fixtures' tolerances; its MAD image must be on
+//! that device.
 use synthsweep_testkit_tch::synth as common;
 
 use common::*;
@@ -7,7 +13,14 @@ use serde_json::{json, Value};
 use std::ops::ControlFlow;
 use synthsweep_models::{build_metric, Metric};
 use synthsweep_synth::{MadCompetition, MadOptions, MinMax, StoreProgress, SynthesizeOptions};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
+
+/// The metric on `device` (float32).
+fn metric_on(fixture_name: &str, device: Device) -> Box<dyn Metric> {
+    let mut m = metric(fixture_name);
+    m.to(device, Kind::Float);
+    m
+}
 
 fn metric(fixture_name: &str) -> Box<dyn Metric> {
     let name = match fixture_name {
@@ -61,9 +74,19 @@ fn mad_full_set_matches_plenoptic() {
     };
     let seeds = [0, 1, 2, 3].map(|i| cases[i]["seed"].as_i64().unwrap());
     let img = image(first, "image");
-    let mut set = MadCompetition::full_set(&img, a.as_ref(), b.as_ref(), &options, seeds).unwrap();
+    let set = MadCompetition::full_set(&img, a.as_ref(), b.as_ref(), &options, seeds).unwrap();
+    let device = test_device();
+    let a_name = first["optimized_metric"]["name"].as_str().unwrap();
+    let b_name = first["reference_metric"]["name"].as_str().unwrap();
+    let (a_dev, b_dev) = (metric_on(a_name, device), metric_on(b_name, device));
     let mut failures = Vec::new();
-    for (mad, case) in set.iter_mut().zip(&cases) {
+    for (mad, case) in set.into_iter().zip(&cases) {
+        // The set holds (a, b) and (b, a): bind each to the same pair on the device.
+        let mut mad = if mad.optimized_metric().name() == a.name() {
+            mad.to(device, Kind::Float, a_dev.as_ref(), b_dev.as_ref())
+        } else {
+            mad.to(device, Kind::Float, b_dev.as_ref(), a_dev.as_ref())
+        };
         let id = case["id"].as_str().unwrap();
         assert_eq!(
             mad.optimized_metric().name(),
@@ -123,6 +146,9 @@ fn mad_full_set_matches_plenoptic() {
             ("trajectory", Tensor::stack(&trajectory, 0)),
             ("saved_mad_image", mad.saved_mad_image()),
         ]);
+        if let Err(e) = check_device(case, "mad_image", mad.mad_image(), device) {
+            failures.push(e);
+        }
         for (name, t) in &arrays {
             if case["arrays"].get(*name).is_some() {
                 if let Err(e) = check(case, name, &t.to_kind(Kind::Double)) {

@@ -1,5 +1,11 @@
 //! Parity of Metamer, MetamerCTF and SimpleMetamer with plenoptic 1.1.0: every `metamer_*`,
 //! `ctf_*` and `simple_metamer_*` case of ../shared/fixtures/synth, within its tolerances.
+//!
+//! Each run is built on the CPU, so that its seeded draws are the CPU generator's in
+//! plenoptic's order (what the fixtures hold), then moved to the test device
+//! (`SYNTHSWEEP_TEST_DEVICE`: cpu, cuda or cuda:N; the CPU when unset) with a model built
+//! there, run there, and checked within the fixtures' tolerances; its results must be on
+//! that device.
 use synthsweep_testkit_tch::synth as common;
 
 use common::*;
@@ -10,7 +16,7 @@ use synthsweep_synth::{
     CoarseToFine, CtfSynthesizeOptions, Metamer, MetamerCtf, MetamerOptions, SimpleMetamer,
     StoreProgress, SynthesizeOptions,
 };
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Runs every case, then fails listing every mismatch.
 fn run_all(cases: Vec<Value>, f: impl Fn(&Value) -> Result<(), Vec<String>>) {
@@ -40,6 +46,11 @@ impl Checks {
             if let Err(e) = check(case, name, actual) {
                 self.0.push(e);
             }
+        }
+    }
+    fn device(&mut self, case: &Value, name: &str, actual: &Tensor, device: Device) {
+        if let Err(e) = check_device(case, name, actual, device) {
+            self.0.push(e);
         }
     }
     fn series(&mut self, case: &Value, name: &str, actual: &[f64]) {
@@ -104,6 +115,13 @@ fn model_for(case: &Value) -> Result<Box<dyn Model>, String> {
         .map_err(|e| format!("{}: cannot build the model: {e}", case["id"]))
 }
 
+/// The case's model on `device` (float32), for the run after the move.
+fn model_on(case: &Value, device: Device) -> Result<Box<dyn Model>, String> {
+    let mut m = model_for(case)?;
+    m.to(device, Kind::Float);
+    Ok(m)
+}
+
 #[test]
 fn metamer_matches_plenoptic() {
     run_all(
@@ -112,13 +130,17 @@ fn metamer_matches_plenoptic() {
             .filter(|c| c["method"] == "metamer")
             .collect(),
         |case| {
+            let device = test_device();
+            let dev_model = model_on(case, device).map_err(|e| vec![e])?;
             let model = model_for(case).map_err(|e| vec![e])?;
             let img = image(case, "image");
-            let mut m = Metamer::new(&img, model.as_ref(), options(case))
+            let m = Metamer::new(&img, model.as_ref(), options(case))
                 .map_err(|e| vec![e.to_string()])?;
             let mut c = Checks::default();
             c.array(case, "initial_image", m.metamer());
             c.array(case, "target_representation", m.target_representation());
+            let model = dev_model;
+            let mut m = m.to(device, Kind::Float, model.as_ref());
             let mut trajectory = Vec::new();
             let outcome = m
                 .synthesize_with(&synthesize_options(case), &mut |p| {
@@ -141,6 +163,7 @@ fn metamer_matches_plenoptic() {
             c.series(case, "losses", m.losses());
             c.series(case, "gradient_norm", m.gradient_norm());
             c.series(case, "pixel_change_norm", m.pixel_change_norm());
+            c.device(case, "metamer", m.metamer(), device);
             c.array(case, "metamer", m.metamer());
             c.array(
                 case,
@@ -162,13 +185,17 @@ fn metamer_matches_plenoptic() {
 #[test]
 fn simple_metamer_matches_plenoptic() {
     run_all(cases("simple_metamer"), |case| {
+        let device = test_device();
+        let dev_model = model_on(case, device).map_err(|e| vec![e])?;
         let model = model_for(case).map_err(|e| vec![e])?;
         let img = image(case, "image");
-        let mut m = SimpleMetamer::new(&img, model.as_ref(), case["seed"].as_i64())
+        let m = SimpleMetamer::new(&img, model.as_ref(), case["seed"].as_i64())
             .map_err(|e| vec![e.to_string()])?;
         let mut c = Checks::default();
         c.array(case, "initial_image", m.metamer());
         c.array(case, "target_representation", m.target_representation());
+        let model = dev_model;
+        let mut m = m.to(device, Kind::Float, model.as_ref());
         let max_iter = case["synthesize"]["max_iter"].as_u64().unwrap() as usize;
         // Two calls continue where the first stopped, as plenoptic's do.
         m.synthesize(max_iter / 2, None)
@@ -176,6 +203,7 @@ fn simple_metamer_matches_plenoptic() {
         m.synthesize(max_iter - max_iter / 2, None)
             .map_err(|e| vec![e.to_string()])?;
         c.series(case, "losses", m.losses());
+        c.device(case, "metamer", m.metamer(), device);
         c.array(case, "metamer", m.metamer());
         c.done()
     });
@@ -190,13 +218,15 @@ fn metamer_ctf_matches_plenoptic() {
         return;
     }
     run_all(ctf, |case| {
+        let device = test_device();
+        let dev_model = model_on(case, device).map_err(|e| vec![e])?;
         let model = model_for(case).map_err(|e| vec![e])?;
         let img = image(case, "image");
         let how = match case["params"]["coarse_to_fine"].as_str().unwrap() {
             "together" => CoarseToFine::Together,
             _ => CoarseToFine::Separate,
         };
-        let mut m = MetamerCtf::new(&img, model.as_ref(), options(case), how)
+        let m = MetamerCtf::new(&img, model.as_ref(), options(case), how)
             .map_err(|e| vec![e.to_string()])?;
         let mut c = Checks::default();
         c.array(case, "initial_image", m.metamer());
@@ -205,6 +235,8 @@ fn metamer_ctf_matches_plenoptic() {
             "target_representation",
             m.as_metamer().target_representation(),
         );
+        let model = dev_model;
+        let mut m = m.to(device, Kind::Float, model.as_ref());
         let s = &case["synthesize"];
         let base = synthesize_options(case);
         let opts = CtfSynthesizeOptions {
@@ -260,6 +292,7 @@ fn metamer_ctf_matches_plenoptic() {
         c.series(case, "scales_loss", m.scales_loss());
         c.series(case, "gradient_norm", m.gradient_norm());
         c.series(case, "pixel_change_norm", m.pixel_change_norm());
+        c.device(case, "metamer", m.metamer(), device);
         c.array(case, "metamer", m.metamer());
         c.array(
             case,

@@ -93,6 +93,48 @@ impl<'m> Eigendistortion<'m> {
         })
     }
 
+    /// Moves the eigendistortion to `device` as `kind`, bound to `model`, which must already
+    /// be there (`Model::to` on the same or another instance): the image is moved and the
+    /// model run on it there once more (the Jacobian products differentiate through that
+    /// graph); results of an earlier `synthesize` are dropped. The constructor's draw (the
+    /// model check) stays made where it was: built on the CPU and moved, `randomized_svd`
+    /// (which draws on the CPU generator) and `exact` (no draw) give the CPU's results; the
+    /// power method draws its start on the image's device.
+    ///
+    /// # Errors
+    /// As [`Eigendistortion::new`] for the representation on the device.
+    pub fn to<'b>(
+        self,
+        device: tch::Device,
+        kind: Kind,
+        model: &'b dyn Model,
+    ) -> Result<Eigendistortion<'b>> {
+        let image_flat = self
+            .image_flat
+            .detach()
+            .to_device(device)
+            .to_kind(kind)
+            .set_requires_grad(true);
+        let representation = model.forward(&image_flat.view(self.image_shape.as_slice()));
+        validate_representation(model, &representation, "the image")?;
+        let representation_flat = representation.squeeze().reshape([-1, 1]);
+        Ok(Eigendistortion {
+            model,
+            image_shape: self.image_shape,
+            image_flat,
+            representation_flat,
+            jacobian: None,
+            eigendistortions: None,
+            eigenvalues: None,
+            eigenindex: None,
+            iterations: None,
+            error_approx: None,
+            method: None,
+            seed: self.seed,
+            identity: self.identity,
+        })
+    }
+
     /// The random draws `method` makes, in plenoptic's order: for power, the initial blocks of
     /// both runs (nothing else draws between them); for randomized_svd, the probes and the
     /// error-estimate test vectors (drawn on the CPU generator, then moved, as plenoptic does).

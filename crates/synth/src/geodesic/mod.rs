@@ -260,19 +260,28 @@ impl<'a> Geodesic<'a> {
         self.dev_from_line.push(deviation_from_line(&z));
     }
 
-    /// Moves the synthesis to `device` as `kind`; the records stay on the CPU. Move the model
-    /// yourself (`Model::to`).
-    pub fn to(&mut self, device: tch::Device, kind: Kind) {
-        self.image_a = self.image_a.to_device(device).to_kind(kind);
-        self.image_b = self.image_b.to_device(device).to_kind(kind);
-        self.pixelfade = self.pixelfade.to_device(device).to_kind(kind);
-        self.cache = self.cache.take().map(|(z, e)| {
-            (
-                z.to_device(device).to_kind(kind),
-                e.to_device(device).to_kind(kind),
-            )
-        });
-        self.core.to(device, kind);
+    /// Moves the synthesis to `device` as `kind` (anchors, pixelfade, interior frames,
+    /// optimizer state; the records stay on the CPU), bound to `model`, which must already
+    /// be there (`Model::to` on the same or another instance), as `Metamer::to` does: the
+    /// seeded draws of [`Geodesic::new`] made on the CPU then run on the device.
+    pub fn to<'b>(self, device: tch::Device, kind: Kind, model: &'b dyn Model) -> Geodesic<'b> {
+        let mv = |t: &Tensor| t.to_device(device).to_kind(kind);
+        let mut core = self.core;
+        core.to(device, kind);
+        Geodesic {
+            model,
+            image_a: mv(&self.image_a),
+            image_b: mv(&self.image_b),
+            options: self.options,
+            pixelfade: mv(&self.pixelfade),
+            core,
+            store_progress: self.store_progress,
+            step_energy: self.step_energy,
+            dev_from_line: self.dev_from_line,
+            // The last objective's values, which the next record reads (one step behind).
+            cache: self.cache.map(|(z, e)| (mv(&z.detach()), mv(&e.detach()))),
+            identity: self.identity,
+        }
     }
 
     /// The model whose representation space the path lies in.

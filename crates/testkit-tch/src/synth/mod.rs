@@ -115,6 +115,25 @@ pub fn tol<'a>(case: &'a Value, name: &str) -> &'a Value {
     &case["arrays"][name]["tolerance"]
 }
 
+/// A fixture run's result `name` is on `device` (the device the run was moved to): so a
+/// run asked of a GPU cannot pass on the CPU unnoticed.
+pub fn check_device(
+    case: &Value,
+    name: &str,
+    actual: &Tensor,
+    device: tch::Device,
+) -> Result<(), String> {
+    if actual.device() == device {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}/{name}: on {:?}, but the run was moved to {device:?}",
+            case["id"].as_str().unwrap_or("?"),
+            actual.device()
+        ))
+    }
+}
+
 /// `allclose` with the array's tolerance, plus `mean|a-b| <= mean_abs_max` when given.
 pub fn check(case: &Value, name: &str, actual: &Tensor) -> Result<(), String> {
     let expected = array(case, name);
@@ -165,8 +184,8 @@ pub fn series(case: &Value, name: &str) -> Vec<f64> {
 
 /// `|cos(a_j, b_j)| >= min` for each column pair of two (n, k) matrices.
 pub fn check_abs_cosine(id: &str, a: &Tensor, b: &Tensor, min: f64) -> Result<(), String> {
-    let a = a.to_kind(Kind::Double);
-    let b = b.to_kind(Kind::Double);
+    let a = a.to_device(tch::Device::Cpu).to_kind(Kind::Double);
+    let b = b.to_device(tch::Device::Cpu).to_kind(Kind::Double);
     for j in 0..a.size()[1] {
         let (x, y) = (a.select(1, j), b.select(1, j));
         let c = (x.dot(&y) / (x.norm() * y.norm())).abs().double_value(&[]);
