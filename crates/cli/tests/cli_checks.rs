@@ -398,7 +398,7 @@ fn a_torchscript_path_resolves_against_the_spec_folder() {
 
     let nested = sb.write(
         "study/nested.toml",
-        "name = \"cli\"\nsynth = \"mad\"\n[params]\nmax_iter = 2\n[grid]\nimage = [\"images/a.pgm\"]\noptimized_metric = [\"mse\"]\nreference_metric = [{ name = \"model_distance\", model = { name = \"torchscript\", path = \"net.pt\" } }]\nminmax = [\"min\"]\n",
+        "name = \"cli\"\nsynth = \"mad\"\n[params]\nmax_iter = 2\n[grid]\nimage = [\"images/a.pgm\"]\noptimized_metric = [\"mse\"]\nreference_metric = [{ name = \"model_distance\", model = { name = \"torchscript\", path = \"net.pt\" }, epsilon = 0.0 }]\nminmax = [\"min\"]\n",
     );
     let o = bin()
         .current_dir(sb.dir.path())

@@ -185,6 +185,24 @@ image_b = ["images/b.pgm", "small/tiny.pgm"]
 "#,
         &["grid.image_b", "16", "8"],
     );
+    // A MAD metric that is not ~0 for identical images (plenoptic's validate_metric), as
+    // plenoptic's model_metric with its 1e-10 under the root: every task failed at run time.
+    refused(
+        &sb,
+        "mad.toml",
+        r#"
+name = "checks-mad"
+synth = "mad"
+[params]
+image = "images/a.pgm"
+max_iter = 2
+optimized_metric = "mse"
+minmax = "min"
+[grid]
+reference_metric = [{ name = "model_distance", model = { name = "gaussian", kernel_size = 3 } }]
+"#,
+        &["reference_metric", "model_distance", "5e-7", "epsilon = 0"],
+    );
 }
 
 /// `run --shard I/N` checks the tasks it runs (and every value once), not the others: a

@@ -378,7 +378,10 @@ fn a_signal_during_planning_stops_the_run_before_any_task() {
     let text = std::fs::read_to_string(&spec)
         .unwrap()
         .replace("seed = [0, 1]\n", "")
-        .replace("synth = \"metamer\"\n", "synth = \"metamer\"\nrepeats = 1000000\n");
+        .replace(
+            "synth = \"metamer\"\n",
+            "synth = \"metamer\"\nrepeats = 1000000\n",
+        );
     std::fs::write(&spec, text).unwrap();
     let cases = [("TERM", EXIT_PREEMPTED), ("INT", 130)];
     let children: Vec<_> = cases

@@ -88,17 +88,41 @@ fn check_model(synth: SynthKind, m: &dyn Model, shape: ImageShape) -> Result<(),
     Ok(())
 }
 
-/// `metric.check_input`, and for MAD one value per image (plenoptic's `validate_metric`):
-/// a per-channel metric on a colour image gives three.
+/// `metric.check_input`, and for MAD what plenoptic's `validate_metric` asks: one value
+/// per image (a per-channel metric on a colour image gives three) and at most 5e-7 for two
+/// identical images (checked here on a fixed pattern of the task's shape, not a random
+/// draw, so planning leaves the generator alone; the run checks again on plenoptic's draw).
 fn check_metric(synth: SynthKind, m: &dyn Metric, shape: ImageShape) -> Result<(), String> {
     m.check_input(&shape.nchw()).map_err(|e| e.to_string())?;
+    if synth == SynthKind::Mad {
+        let n: i64 = shape.nchw().iter().product();
+        let x = (Tensor::arange(n, (Kind::Float, Device::Cpu)) * 0.618_034)
+            .frac()
+            .reshape(shape.nchw());
+        let same = tch::no_grad(|| m.forward(&x, &x));
+        if same.numel() == 1 {
+            let v = same.double_value(&[]);
+            if v.is_nan() || v > 5e-7 {
+                return Err(format!(
+                    "`{}` gives {v:e} for two identical images; MAD needs at most 5e-7 \
+                     (plenoptic's validate_metric){}",
+                    m.name(),
+                    if m.name() == "model_distance" {
+                        ": set its epsilon = 0 (plenoptic's 1e-10 under the root gives 1e-5)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+    }
     if synth == SynthKind::Mad && shape.channels > 1 {
         let x = Tensor::zeros(shape.nchw(), (Kind::Float, Device::Cpu));
         let n = tch::no_grad(|| m.forward(&x, &x)).numel();
         if n != 1 {
             return Err(format!(
                 "`{}` gives {n} values for a {}-channel image; MAD needs one value per image \
-                 (use gray images or a metric that gives one value, e.g. model_distance)",
+                 (use gray images or a metric that gives one value, e.g. model_distance with epsilon = 0)",
                 m.name(),
                 shape.channels
             ));
