@@ -138,11 +138,11 @@ pub struct RunArgs {
     pub out: Option<String>,
     /// CPU worker threads (default: one per CUDA device when there are GPUs, else the
     /// fastest split of this machine's cores, see the README).
-    /// At most the CPUs this process may use.
+    /// At most 4 x the CPUs this process may use.
     #[arg(long, value_parser = one_to_cpus, allow_negative_numbers = true)]
     pub workers: Option<usize>,
-    /// libtorch intra-op threads per process (default: cores / workers; at most the CPUs
-    /// this process may use).
+    /// libtorch intra-op threads per process (default: cores / workers; at most 4 x the
+    /// CPUs this process may use).
     #[arg(long, value_parser = one_to_cpus, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Devices for the workers, comma-separated: cpu, cuda, cuda:N, auto.
@@ -202,20 +202,22 @@ pub fn cpus() -> usize {
         .unwrap_or(1)
 }
 
-/// A whole number from 1 to [`cpus`] (`--threads`, `--workers`): more threads or CPU
-/// workers than CPUs only time-slice the same cores, and a slip such as 100000 would start
-/// that many threads before anything else could fail.
+/// A whole number from 1 to 4 x [`cpus`] (`--threads`, `--workers`): a worker or thread
+/// per CPU is the default; a few more only time-slice the same cores (useful to check that
+/// results do not depend on the split), and a slip such as 100000 would start that many
+/// threads before anything else could fail.
 pub fn one_to_cpus(s: &str) -> Result<usize, String> {
     let n: usize = at_least_one(s)?;
     at_most_cpus(n)
 }
 
-/// `n` when it is at most [`cpus`], else the message for it.
+/// `n` when it is at most 4 x [`cpus`], else the message for it.
 pub fn at_most_cpus(n: usize) -> Result<usize, String> {
     let cpus = cpus();
-    if n > cpus {
+    if n > 4 * cpus {
         Err(format!(
-            "expected at most {cpus} (the CPUs this process may use), got {n}"
+            "expected at most {} (4 x the {cpus} CPUs this process may use), got {n}",
+            4 * cpus
         ))
     } else {
         Ok(n)

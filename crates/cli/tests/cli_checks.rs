@@ -18,7 +18,7 @@ fn every_numeric_flag_is_checked() {
     let at_least_one = "expected a whole number of at least 1";
     let seconds = "expected a number of seconds greater than 0";
     let cpus = std::thread::available_parallelism().unwrap().get();
-    let many_cpus = vec!["cpu"; cpus + 1].join(",");
+    let many_cpus = vec!["cpu"; 4 * cpus + 1].join(",");
     let cases: &[(&[&str], &str, &str)] = &[
         (&["run", spec, "--workers", "0"], "--workers", at_least_one),
         (
