@@ -202,10 +202,20 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
                 &["Eigenvalues"],
             ),
             "metamer" => (
-                &["target.png", "final.png", "difference.png", "progress.gif"],
-                &["Loss", "Pixel values"],
+                &[
+                    "target.png",
+                    "final.png",
+                    "difference.png",
+                    "progress.gif",
+                    "representation_error0.png",
+                ],
+                &["Loss", "Pixel values", "Representation error"],
             ),
-            "metamer_ctf" => (&["target.png", "final.png", "difference.png"], &["Loss"]),
+            // Portilla-Simoncelli: a statistics vector, drawn as a line by index.
+            "metamer_ctf" => (
+                &["target.png", "final.png", "difference.png"],
+                &["Loss", "Representation error", "elements in the model"],
+            ),
             // store_progress = 2 over 4 iterations: records at iterations 0 and 2, drawn in
             // the representation space as plot_deviation_from_line.
             "geodesic" => (
@@ -247,6 +257,30 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
             t.synth
         );
         check_links(&dir.join("index.html"));
+    }
+    // plot_representation_error's data: model(metamer) − model(target) at the final
+    // metamer. The gaussian model's is an image (1 × 16 × 16); its mean square is the
+    // objective at the final metamer less the range penalty (≥ 0).
+    for t in d.tasks.iter().filter(|t| t.synth.contains("metamer")) {
+        let e = d
+            .images
+            .iter()
+            .find(|i| i.task_id == t.task_id && i.role == "representation_error")
+            .unwrap_or_else(|| panic!("{}: no representation_error row", t.synth));
+        let px = e.pixels.as_ref().unwrap();
+        assert_eq!(px.len(), (e.channels * e.height * e.width) as usize);
+        assert!(px.iter().all(|v| v.is_finite()) && px.iter().any(|v| *v != 0.0));
+        if t.synth == "metamer" {
+            assert_eq!((e.channels, e.height, e.width), (1, 16, 16));
+            let ms = px.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / px.len() as f64;
+            let loss = t.final_loss.unwrap();
+            assert!(
+                ms <= loss * (1.0 + 1e-4) + 1e-9,
+                "mean square {ms} > objective {loss}"
+            );
+        } else if t.synth == "metamer_ctf" {
+            assert_eq!((e.channels, e.height), (1, 1));
+        }
     }
     // The CTF loss curve marks its scale switches at the recorded iterations.
     let ctf = d.tasks.iter().find(|t| t.synth == "metamer_ctf").unwrap();

@@ -415,7 +415,91 @@ fn metamer(page: &mut Page<'_>, t: &TaskInfo, rows: &TaskRows, losses: &[LossPoi
         figs.push(pixel_values(page, target.as_ref(), m, "metamer")?);
     }
     page.section("Loss and pixel values (as plot_synthesis_status)", figs);
-    page.notes.push("Representation error (plot_representation_error) needs the model's representation of both images, which the tables do not hold: not shown.".into());
+    representation_error(page, rows)?;
+    Ok(())
+}
+
+/// Channels of a representation error drawn as images at most.
+const MAX_ERROR_CHANNELS: usize = 16;
+
+/// `plot_representation_error`: model(metamer) − model(target) as the tables hold it (role
+/// `representation_error`): each channel of a (C, H, W) representation as an image (gray 0,
+/// symmetric range per channel), a flattened one (1 × 1 × N, e.g. Portilla-Simoncelli
+/// statistics) as a line of values by index.
+fn representation_error(page: &mut Page<'_>, rows: &TaskRows) -> Result<()> {
+    let Some(e) = first(&rows.images, "representation_error").and_then(Pixels::of) else {
+        page.notes.push("The tables of this root hold no representation_error row (written by synthsweep since it was added to the report): plot_representation_error is not shown.".into());
+        return Ok(());
+    };
+    let max = e
+        .data
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |x, v| x.max(v.abs()));
+    let norm = e
+        .data
+        .iter()
+        .map(|v| f64::from(*v).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let mut figs = Vec::new();
+    if e.height == 1 && e.channels == 1 {
+        let svg = line_chart(
+            &LineChart {
+                title: "Representation error",
+                x_label: "representation element (model output order)",
+                y_label: "model(metamer) − model(target)",
+                dots: e.width <= 200,
+                ..Default::default()
+            },
+            &[Series {
+                name: String::new(),
+                points: e
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as f64, f64::from(*v)))
+                    .collect(),
+                color: 0,
+                dashed: false,
+            }],
+        )?;
+        figs.push(page.svg(
+            "representation_error.svg",
+            svg,
+            format!(
+                "model(metamer) − model(target), {} elements in the model's output order; L2 norm {norm:.4e}, largest magnitude {max:.4e}.",
+                e.width
+            ),
+        )?);
+    } else {
+        let plane = e.height * e.width;
+        for c in 0..e.channels.min(MAX_ERROR_CHANNELS) {
+            let ch = Pixels {
+                channels: 1,
+                height: e.height,
+                width: e.width,
+                data: e.data[c * plane..(c + 1) * plane].to_vec(),
+            };
+            figs.push(page.image(
+                &format!("representation_error{c}.png"),
+                &ch,
+                Range::Symmetric,
+                format!("channel {c} of model(metamer) − model(target), {}×{} (gray 0, white and black ± the channel's largest magnitude)", e.height, e.width),
+            )?);
+        }
+        if e.channels > MAX_ERROR_CHANNELS {
+            page.notes.push(format!(
+                "Representation error: the first {MAX_ERROR_CHANNELS} of {} channels are drawn.",
+                e.channels
+            ));
+        }
+        page.notes.push(format!(
+            "Representation error model(metamer) − model(target): L2 norm {norm:.4e}, largest magnitude {max:.4e} over {} channel(s) of {}×{}.",
+            e.channels, e.height, e.width
+        ));
+    }
+    page.section("Representation error (as plot_representation_error)", figs);
     Ok(())
 }
 
