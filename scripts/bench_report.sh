@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark of `synthsweep report` on a 10 000-task root (issue: "reports in under a minute
 # on 2 cores with memory bounded independently of the number of tasks"). Writes a synthetic
-# root of N metamer-like tasks (crates/report/examples/fake_root.rs: 200 loss rows and three
+# root of N metamer-like tasks (crates/report/examples/fake_root.rs: 200 loss rows and four
 # 32x32 images each), then times a full report, a re-run with nothing new (incremental) and,
 # for the memory comparison, a full report of a root a tenth the size. Peak memory from
-# /usr/bin/time -v (installed with `apt-get install time` when missing).
+# /usr/bin/time (installed with `apt-get install time` when missing). The `synthsweep`
+# binary loads libtorch, about 500 MiB resident before any work: the report alone is also
+# measured, through crates/report/examples/report_root.rs (no libtorch).
 # Usage: bash scripts/bench_report.sh [N=10000] [WORKDIR=/tmp/bench_report]
 # (PROFILE=debug uses the dev build already there instead of building a release one.)
 set -euo pipefail
@@ -13,9 +15,9 @@ N="${1:-10000}"
 W="${2:-/tmp/bench_report}"
 PROFILE="${PROFILE:-release}"
 if [ "$PROFILE" = release ]; then
-  cargo build --release --quiet -p synthsweep -p synthsweep-report --example fake_root
+  cargo build --release --quiet -p synthsweep -p synthsweep-report --example fake_root --example report_root
 else
-  cargo build --quiet -p synthsweep -p synthsweep-report --example fake_root
+  cargo build --quiet -p synthsweep -p synthsweep-report --example fake_root --example report_root
 fi
 B="target/$PROFILE/synthsweep"
 rm -rf "$W" && mkdir -p "$W"
@@ -30,5 +32,11 @@ for n in "$((N / 10))" "$N"; do
   "target/$PROFILE/examples/fake_root" "$W/root$n" "$n" >/dev/null
   measure "report, $n tasks (all drawn)" "$B" -q report "$W/root$n" --out "$W/report$n"
   measure "report again, $n tasks (nothing new)" "$B" -q report "$W/root$n" --out "$W/report$n"
+  measure "report crate alone, $n tasks (all drawn)" "target/$PROFILE/examples/report_root" "$W/root$n" "$W/alone$n"
+  measure "report crate alone again, $n tasks" "target/$PROFILE/examples/report_root" "$W/root$n" "$W/alone$n"
 done
+measure "synthsweep --version (libtorch loaded, no work)" "$B" --version
+uptime | sed 's/^/load: /'
+du -sh --apparent-size "$W/report$N" | sed 's/^/report size (apparent): /'
+echo "per task: $(( $(du -s --apparent-size -k "$W/report$N" | cut -f1) / N )) KiB apparent, $(( $(du -s -k "$W/report$N" | cut -f1) / N )) KiB on disk"
 du -sh "$W/report$N" | sed 's/^/report size: /'

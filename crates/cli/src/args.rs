@@ -280,6 +280,9 @@ pub struct ReportArgs {
     /// Open index.html in the default browser afterwards (xdg-open / open).
     #[arg(long)]
     pub open: bool,
+    /// Rows per page of the task table (tasks.html, tasks-2.html, ...).
+    #[arg(long, default_value_t = synthsweep_report::PAGE_ROWS, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
+    pub page_rows: usize,
 }
 
 #[derive(Debug, Args)]

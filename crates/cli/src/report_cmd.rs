@@ -44,7 +44,14 @@ pub fn report(a: ReportArgs) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let out = a.out.clone().unwrap_or_else(|| default_out(&root, &a.root));
     let store = Store::open(&root)?;
-    let outcome = write_report(&store, &ReportOptions { out, filters })?;
+    let outcome = write_report(
+        &store,
+        &ReportOptions {
+            out,
+            filters,
+            page_rows: a.page_rows,
+        },
+    )?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }

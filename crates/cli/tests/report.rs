@@ -74,6 +74,7 @@ synth = "geodesic"
 model = { name = "gaussian", kernel_size = 5 }
 n_steps = 4
 max_iter = 4
+store_progress = 2
 optimizer = { name = "adam", lr = 0.001 }
 [grid]
 pairs = [["images/a.pgm", "images/b.pgm"]]
@@ -157,7 +158,8 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
     assert_eq!(n, 4 + 1 + 1 + 1 + 1 + 4);
     python_analysis_example(&root, &d);
 
-    let o = report(&[&root]);
+    // Pages of 5 rows: 13 tasks on three pages of the task table.
+    let o = report(&[&root, "--page-rows", "5"]);
     assert_code(&o, 0);
     let out = sb.path("out/_report");
     assert!(
@@ -183,38 +185,102 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
     assert_eq!(task_pages(&out).len(), n);
     for t in &d.tasks {
         let dir = out.join("t").join(&t.task_id);
-        let files: &[&str] = match t.synth.as_str() {
-            "mad" => &[
-                "target.png",
-                "initial.png",
-                "final.png",
-                "loss.svg",
-                "optimized_loss.svg",
-                "pixel_values.svg",
-                "progress.gif",
-            ],
-            "eigendistortion" => &[
-                "target.png",
-                "eig0.png",
-                "eig0_plus.png",
-                "eig0_minus.png",
-                "eigenvalues.svg",
-            ],
-            "metamer" => &[
-                "target.png",
-                "final.png",
-                "difference.png",
-                "loss.svg",
-                "progress.gif",
-            ],
-            "metamer_ctf" => &["target.png", "final.png", "difference.png", "loss.svg"],
-            "geodesic" => &["frame000.png", "frame004.png", "loss.svg", "deviation.svg"],
-            _ => &[],
+        // Images are files beside the page; charts are inlined in it (SVG).
+        let (files, charts): (&[&str], &[&str]) = match t.synth.as_str() {
+            "mad" => (
+                &[
+                    "target.png",
+                    "initial.png",
+                    "final.png",
+                    "progress.gif",
+                    "losses.json",
+                ],
+                &["Objective", "Pixel values", "(optimized)", "(held)"],
+            ),
+            "eigendistortion" => (
+                &["target.png", "eig0.png", "eig0_plus.png", "eig0_minus.png"],
+                &["Eigenvalues"],
+            ),
+            "metamer" => (
+                &[
+                    "target.png",
+                    "final.png",
+                    "difference.png",
+                    "progress.gif",
+                    "representation_error0.png",
+                ],
+                &["Loss", "Pixel values", "Representation error"],
+            ),
+            // Portilla-Simoncelli: a statistics vector, drawn as a line by index.
+            "metamer_ctf" => (
+                &["target.png", "final.png", "difference.png"],
+                &["Loss", "Representation error", "elements in the model"],
+            ),
+            // store_progress = 2 over 4 iterations: records at iterations 0 and 2, drawn in
+            // the representation space as plot_deviation_from_line.
+            "geodesic" => (
+                &["frame000.png", "frame004.png"],
+                &[
+                    "Loss (path energy)",
+                    "Distance along representation line",
+                    "Distance from representation line",
+                    "pixel fade (initial, iteration 0)",
+                    "geodesic (iteration 2)",
+                    "at iterations 0, 2;",
+                ],
+            ),
+            _ => (&[], &[]),
         };
         for f in files {
             assert!(dir.join(f).is_file(), "{} lacks {f}", t.synth);
         }
+        let page = read(&dir.join("index.html"));
+        for c in charts {
+            assert!(
+                page.contains(c),
+                "{} page lacks the chart text {c:?}",
+                t.synth
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "svg"))
+                .count(),
+            0,
+            "{}: charts are inlined, not files",
+            t.synth
+        );
         check_links(&dir.join("index.html"));
+    }
+    // plot_representation_error's data: model(metamer) − model(target) at the final
+    // metamer. The gaussian model's is an image (1 × 16 × 16); its mean square is the
+    // objective at the final metamer less the range penalty (≥ 0).
+    for t in d.tasks.iter().filter(|t| t.synth.contains("metamer")) {
+        let e = d
+            .images
+            .iter()
+            .find(|i| i.task_id == t.task_id && i.role == "representation_error")
+            .unwrap_or_else(|| panic!("{}: no representation_error row", t.synth));
+        let px = e.pixels.as_ref().unwrap();
+        assert_eq!(px.len(), (e.channels * e.height * e.width) as usize);
+        assert!(px.iter().all(|v| v.is_finite()) && px.iter().any(|v| *v != 0.0));
+        if t.synth == "metamer" {
+            assert_eq!((e.channels, e.height, e.width), (1, 16, 16));
+            let ms = px.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / px.len() as f64;
+            let loss = t.final_loss.unwrap();
+            assert!(
+                ms <= loss * (1.0 + 1e-4) + 1e-9,
+                "mean square {ms} > objective {loss}"
+            );
+        } else if t.synth == "metamer_ctf" {
+            assert_eq!((e.channels, e.height), (1, 1));
+        }
     }
     // The CTF loss curve marks its scale switches at the recorded iterations.
     let ctf = d.tasks.iter().find(|t| t.synth == "metamer_ctf").unwrap();
@@ -253,23 +319,52 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
     for p in [
         out.join("index.html"),
         out.join("tasks.html"),
+        out.join("tasks-2.html"),
+        out.join("tasks-3.html"),
         mad_pages[0].clone(),
     ] {
         check_links(&p);
     }
+    // The pages hold every task once, in order, and link to each other.
+    let pages: Vec<String> = ["tasks.html", "tasks-2.html", "tasks-3.html"]
+        .iter()
+        .map(|p| read(&out.join(p)))
+        .collect();
+    for t in &d.tasks {
+        let link = format!("t&#x2f;{}&#x2f;index.html", t.task_id);
+        let link2 = format!("t/{}/index.html", t.task_id);
+        assert_eq!(
+            pages
+                .iter()
+                .map(|p| p.matches(&link).count() + p.matches(&link2).count())
+                .sum::<usize>(),
+            1,
+            "task {} on the task pages",
+            t.task_id
+        );
+    }
+    assert!(
+        pages[1].contains(&format!("Tasks 6–10 of {n}")),
+        "{}",
+        pages[1]
+    );
+    assert!(pages[2].contains(&format!("Tasks 11–{n} of {n}")));
+    assert!(!out.join("tasks-4.html").exists());
 
-    // Again: nothing new, nothing drawn. Then a new sweep: only its task is drawn.
+    // Again: nothing new, nothing drawn; one page of the task table now (default 500
+    // rows), the others removed. Then a new sweep: only its task is drawn.
     let o = report(&[&root]);
     assert!(
         stdout(&o).contains(&format!("0 pages drawn, {n} kept")),
         "{}",
         text(&o)
     );
+    assert!(out.join("tasks.html").is_file() && !out.join("tasks-2.html").exists());
     assert_code(
         &run(&sb.write("s9.toml", SIMPLE), &root, &["--workers", "1"]),
         0,
     );
-    let o = report(&[&root]);
+    let o = report(&[&root, "--page-rows", "5"]);
     assert!(
         stdout(&o).contains(&format!("1 pages drawn, {n} kept")),
         "{}",
@@ -299,6 +394,22 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
         &["no task has an axis"],
     );
     assert_bad_input(&report(&[&root, "--where", "minmax"]), &["AXIS=VALUE"]);
+    assert_bad_input(
+        &report(&[&root, "--page-rows", "0"]),
+        &["--page-rows", "at least 1"],
+    );
+    // A parameter that does not vary is still a filter's axis.
+    let o = report(&[
+        &root,
+        "--out",
+        &fo,
+        "--where",
+        "synth=geodesic",
+        "--where",
+        "n_steps=4",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(task_pages(Path::new(&fo)).len(), 1);
 
     browser_check(&out, &d);
 }
@@ -319,7 +430,11 @@ fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
         eprintln!("SKIPPED browser check: no chromium installed (apt-get install chromium)");
         return;
     };
-    let mut pages = vec![out.join("index.html"), out.join("tasks.html")];
+    let mut pages = vec![
+        out.join("index.html"),
+        out.join("tasks.html"),
+        out.join("tasks-3.html"),
+    ];
     let mut kinds = std::collections::BTreeSet::new();
     for t in &d.tasks {
         if kinds.insert(t.synth.clone()) {
@@ -373,7 +488,10 @@ document.getElementById('f').addEventListener('load', function() {{
             page.display()
         );
         assert!(dom.contains("BROKEN []"), "{}: {dom}", page.display());
-        if page.ends_with("tasks.html") {
+        if page
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("tasks"))
+        {
             assert!(
                 dom.contains("tasks shown"),
                 "tasks.html script did not run: {dom}"
@@ -537,9 +655,10 @@ fn a_report_of_an_s3_root_is_written_locally_and_incrementally() {
     check_links(&out.join("index.html"));
     for t in &d.tasks {
         let dir = out.join("t").join(&t.task_id);
-        for f in ["target.png", "final.png", "loss.svg"] {
+        for f in ["target.png", "final.png", "losses.json"] {
             assert!(dir.join(f).is_file(), "{} lacks {f}", dir.display());
         }
+        assert!(read(&dir.join("index.html")).contains("<svg"));
     }
     let o = synthsweep_s3(&["report", root, "--out", out.to_str().unwrap()]);
     assert_code(&o, 0);

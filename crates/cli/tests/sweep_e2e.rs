@@ -35,9 +35,18 @@ fn images_of<'a>(d: &'a Dataset, id: &str, role: &str) -> Vec<&'a ImageRow> {
     v
 }
 
-/// Every image row of a task is a gray `size`-px image with its pixels and a PNG.
+/// Every image row of a task is a gray `size`-px image with its pixels and a PNG; a
+/// metamer's representation error has the model's output shape (its own pixels and PNG).
 fn assert_shapes(d: &Dataset, id: &str, size: i32) {
     for i in d.images.iter().filter(|i| i.task_id == id) {
+        if i.role == "representation_error" {
+            assert_eq!(
+                i.pixels.as_ref().map(Vec::len),
+                Some((i.channels * i.height * i.width) as usize)
+            );
+            assert!(i.png.as_ref().is_some_and(|p| p.starts_with(b"\x89PNG")));
+            continue;
+        }
         assert_eq!(
             (i.channels, i.height, i.width),
             (1, size, size),

@@ -250,6 +250,27 @@ fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records>
     })
 }
 
+/// plenoptic's `Metamer.representation_error()` (what `plot_representation_error` draws):
+/// model(metamer) − model(target) at the final metamer, batch 0, as an `images` row of role
+/// `representation_error`. A (channels, height, width) representation is kept as it is
+/// (one of the model's output maps per channel); any other shape (e.g. the
+/// Portilla-Simoncelli statistics vector) is flattened to one row, 1 × 1 × N, in the
+/// model's output order. Its PNG is rescaled to its own [min, max]. One forward pass of
+/// each image, no gradient.
+fn representation_error_row(
+    model: &dyn synthsweep_models::Model,
+    metamer: &Tensor,
+    target: &Tensor,
+) -> synthsweep_store::ImageRow {
+    let e = tch::no_grad(|| model.forward(metamer) - model.forward(target));
+    let e = if e.dim() == 4 {
+        e
+    } else {
+        e.get(0).reshape([1, 1, 1, -1])
+    };
+    image_row("representation_error", 0, None, &e, true)
+}
+
 fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
     let image = the_image(worker, task)?;
     let key = worker.ensure_model(required(&task.model, "model")?)?;
@@ -282,6 +303,7 @@ fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Reco
         image_row("target_image", 0, None, &image, false),
         image_row("initial_image", 0, None, &initial, false),
         image_row("metamer", 0, None, m.metamer(), false),
+        representation_error_row(model, m.metamer(), &image),
     ];
     images.extend(saved_rows(
         &m.saved_metamer(),
@@ -339,6 +361,7 @@ fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<
         image_row("target_image", 0, None, &image, false),
         image_row("initial_image", 0, None, &initial, false),
         image_row("metamer", 0, None, m.metamer(), false),
+        representation_error_row(model, m.metamer(), &image),
     ];
     images.extend(saved_rows(
         &m.saved_metamer(),
@@ -393,6 +416,7 @@ fn simple_metamer(worker: &mut Worker, task: &Task) -> Result<Records> {
             image_row("target_image", 0, None, &image, false),
             image_row("initial_image", 0, None, &initial, false),
             image_row("metamer", 0, None, m.metamer(), false),
+            representation_error_row(model, m.metamer(), &image),
         ],
         ..Default::default()
     })

@@ -1,6 +1,6 @@
 //! Writes a synthetic output root of N metamer-like tasks (the report benchmark's input,
-//! `scripts/bench_report.sh`): 4 models x images x seeds, 200 loss rows and three 32x32
-//! images (target, initial, metamer) per task, 1 % failed, committed by the store's writer
+//! `scripts/bench_report.sh`): 4 models x images x seeds, 200 loss rows and four 32x32
+//! images (target, initial, metamer, representation error) per task, 1 % failed, committed by the store's writer
 //! in its usual batches. Usage: `fake_root ROOT N`.
 use synthsweep_store::*;
 
@@ -82,6 +82,7 @@ fn main() -> Result<()> {
                 img("target_image", 0.0),
                 img("initial_image", 1.0),
                 img("metamer", 0.1),
+                img("representation_error", 0.3),
             ],
             ..Default::default()
         })?;

@@ -135,6 +135,7 @@ pub fn line_chart(c: &LineChart<'_>, series: &[Series]) -> Result<String> {
         };
         chart
             .configure_mesh()
+            .max_light_lines(0)
             .x_desc(c.x_label)
             .y_desc(if c.log_y {
                 format!("{} (log scale)", c.y_label)
@@ -254,6 +255,7 @@ pub fn strip_chart(
         };
         chart
             .configure_mesh()
+            .max_light_lines(0)
             .x_desc(axis)
             .y_desc(y_label)
             .x_labels(n.min(12) * 2 + 1)
@@ -368,6 +370,7 @@ pub fn bar_histogram(title: &str, x_label: &str, values: &[f64], bins: usize) ->
             .map_err(|x| e(x.to_string()))?;
         chart
             .configure_mesh()
+            .max_light_lines(0)
             .x_desc(x_label)
             .y_desc("tasks")
             .x_label_formatter(&|v| fmt_num(*v))

@@ -21,7 +21,7 @@ pub struct LossPoint {
 }
 
 /// What a task's page drew and what group pages and the index need of it, kept in
-/// `t/<id>/data.json` and (without losses) in the report's manifest.
+/// the report's manifest (`_report.json`), one per task: keep it small.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TaskExtra {
     /// The batch the page was drawn from (a re-commit gives a new batch and a new page).
@@ -32,9 +32,8 @@ pub struct TaskExtra {
     pub final_optimized: Option<f64>,
     pub final_reference: Option<f64>,
     /// Score: the value and the two images' names.
-    pub score: Option<(String, String, String, f64)>,
-    /// Image files written in the task's folder (name -> caption).
-    pub files: BTreeMap<String, String>,
+    /// (Boxed: one manifest entry per task, most of which have none.)
+    pub score: Option<Box<(String, String, String, f64)>>,
 }
 
 /// The value that sums a task up for the whole-sweep plots, and its name: MAD the final
@@ -133,14 +132,32 @@ pub struct MadGroup {
 /// pair, seed and every varying parameter axis. A task whose cell is already taken (two
 /// tasks that differ only in something not on an axis) starts no new group: it is skipped.
 pub fn mad_groups(tasks: &[&TaskInfo]) -> Vec<MadGroup> {
-    let mut groups: BTreeMap<String, MadGroup> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| t.synth == "mad" && t.done()) {
+    let mut groups = MadGroups::default();
+    for t in tasks {
+        groups.add(t);
+    }
+    groups.into_groups()
+}
+
+/// [`mad_groups`] one task at a time (the report streams the `tasks` table): holds the
+/// groups only, four task ids each.
+#[derive(Debug, Default)]
+pub struct MadGroups {
+    groups: BTreeMap<String, MadGroup>,
+}
+
+impl MadGroups {
+    /// Places `t` in its group when it is a done MAD task with both metrics and minmax.
+    pub fn add(&mut self, t: &TaskInfo) {
+        if t.synth != "mad" || !t.done() {
+            return;
+        }
         let (Some(opt), Some(rf), Some(mm)) = (
             t.axes.get("optimized_metric"),
             t.axes.get("reference_metric"),
             t.axes.get("minmax"),
         ) else {
-            continue;
+            return;
         };
         let (m1, m2) = if opt <= rf { (opt, rf) } else { (rf, opt) };
         let image = t.axes.get("image").cloned().unwrap_or_default();
@@ -153,7 +170,7 @@ pub fn mad_groups(tasks: &[&TaskInfo]) -> Vec<MadGroup> {
         let rest = rest.join(" ");
         let key_text = format!("{}\u{1}{image}\u{1}{m1}\u{1}{m2}\u{1}{rest}", t.sweep);
         let key = crate::digest(&key_text)[..16].to_string();
-        let g = groups.entry(key.clone()).or_insert_with(|| MadGroup {
+        let g = self.groups.entry(key.clone()).or_insert_with(|| MadGroup {
             key,
             image,
             metric1: m1.clone(),
@@ -167,7 +184,11 @@ pub fn mad_groups(tasks: &[&TaskInfo]) -> Vec<MadGroup> {
             g.cells[m][d] = Some(t.task_id.clone());
         }
     }
-    groups.into_values().collect()
+
+    /// The groups in key order.
+    pub fn into_groups(self) -> Vec<MadGroup> {
+        self.groups.into_values().collect()
+    }
 }
 
 #[cfg(test)]

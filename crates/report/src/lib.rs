@@ -7,8 +7,11 @@
 //! ```text
 //! OUT/index.html            counts by status and axis, results against each grid axis,
 //!                           MAD figures, score matrices, durations, failures, provenance
-//! OUT/tasks.html            every task: a sortable, filterable table (inline JS)
-//! OUT/t/<task_id>/          one task's page (index.html), figures (PNG, SVG, GIF), data.json
+//! OUT/tasks.html            every task, in pages of 500 rows (tasks-2.html, ...), each
+//! OUT/tasks-N.html          sortable and filterable (report.js) and linked to the others
+//! OUT/report.css, report.js the one style sheet and script every page shares
+//! OUT/t/<task_id>/          one task's page (index.html, charts inlined as SVG), its images
+//!                           (PNG, GIF) and, for MAD, losses.json (for the MAD page)
 //! OUT/mad/<key>.html        one MAD competition: 2x2 images and plot_loss_all
 //! OUT/fig/*.svg             the index's figures
 //! OUT/_report.json          what was drawn from which batch (for incremental runs)
@@ -16,8 +19,14 @@
 //!
 //! # Memory and incremental runs
 //!
-//! Only the `tasks` table is read whole (a small summary per task). The data tables are read
-//! one committed batch at a time (at most 256 tasks or 64 MiB, the writer's batch limits),
+//! Every table is read one committed batch at a time. The `tasks` table is read twice: newest
+//! batch first to learn which batch holds each task's latest row (a 16-byte key per task),
+//! which axes vary and whether the `--where` filters are valid and keep anything (before
+//! anything is written); then oldest first to draw, count ([`summary::Summary`]) and write
+//! the task table's pages as they fill. What stays in memory per task is that key and the
+//! manifest's entry (the page's batch and the values the index and MAD pages show, about a
+//! hundred bytes), not the task's summary (its parameters, axes and specs, ~2.5 KB). The
+//! data tables are read one committed batch at a time (at most 256 tasks or 64 MiB, the writer's batch limits),
 //! and only for batches holding a task not drawn yet: a task's page is drawn once, from the
 //! batch that committed it, and redrawn only when it is committed again (a retried task) or
 //! its folder is gone. Pixels are decoded only for the tasks being drawn.
@@ -33,6 +42,7 @@ pub mod figures;
 pub mod layout;
 pub mod pixels;
 pub mod render;
+pub mod summary;
 pub mod tasks;
 mod templates;
 
@@ -46,11 +56,11 @@ use synthsweep_store::{RunInfo, Store};
 pub use error::{ReportError, Result};
 pub use tasks::{Filter, TaskInfo};
 
-use layout::{headline_name, mad_groups, LossPoint, MadGroup, TaskExtra};
-use render::{render_task, split_by_task, TaskData, TaskRows};
+use layout::{headline_name, LossPoint, MadGroup, TaskExtra};
+use render::{render_task, split_by_task, TaskRows};
 
 /// Bumped when pages change shape: a manifest of another version redraws everything.
-const MANIFEST_VERSION: u32 = 1;
+const MANIFEST_VERSION: u32 = 2;
 const MANIFEST: &str = "_report.json";
 
 /// What to report and where.
@@ -60,6 +70,8 @@ pub struct ReportOptions {
     pub out: PathBuf,
     /// `--where AXIS=VALUE` filters, all of which a task must match.
     pub filters: Vec<Filter>,
+    /// Rows per page of the task table; 0 means [`PAGE_ROWS`].
+    pub page_rows: usize,
 }
 
 /// What a report run did.
@@ -97,7 +109,102 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(ReportError::io(path))
 }
 
+/// Rows per page of the task table (`tasks.html`, `tasks-2.html`, ...) by default.
+pub const PAGE_ROWS: usize = 500;
+
+/// A task id as a fixed-size key (its SHA-256's first 16 bytes): the first pass keeps one
+/// per task, 16 bytes plus the batch it was last committed in.
+fn id_key(id: &str) -> [u8; 16] {
+    let d = Sha256::digest(id.as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    k
+}
+
+/// The first pass over the `tasks` table, newest batch first.
+struct Scan {
+    /// Each task's latest committing batch (index into the batch list).
+    latest: HashMap<[u8; 16], u32>,
+    /// Per batch, how many tasks it holds the latest row of.
+    per_batch: Vec<usize>,
+    /// Batches whose tasks file could not be read.
+    unreadable: BTreeSet<usize>,
+    /// Axes that vary per kind (over every task, before filters).
+    varying: BTreeMap<String, Vec<String>>,
+    /// Axes of the task table's columns (those of the tasks the filters keep).
+    columns: Vec<String>,
+    /// Tasks the filters keep.
+    total: usize,
+}
+
+/// Reads the `tasks` table one batch file at a time, newest first, so that a task's first
+/// row seen is its latest commit: which batch holds each task, which axes vary, whether the
+/// filters are valid and how many tasks they keep. Only the per-task key is kept.
+fn scan_tasks(
+    store: &Store,
+    batches: &[String],
+    filters: &[Filter],
+    warnings: &mut Vec<String>,
+) -> Result<Scan> {
+    let mut latest: HashMap<[u8; 16], u32> = HashMap::new();
+    let mut per_batch = vec![0usize; batches.len()];
+    let mut unreadable = BTreeSet::new();
+    let mut values = tasks::AxisValues::default();
+    let mut check = tasks::FilterCheck::new(filters);
+    let mut axes_seen: BTreeSet<String> = BTreeSet::new();
+    let mut total = 0;
+    for (i, b) in batches.iter().enumerate().rev() {
+        let rows = match store.read_batch_tasks(b) {
+            Ok(rows) => rows,
+            Err(e) => {
+                warnings.push(format!(
+                    "tasks/part-{b}.parquet unreadable, its tasks are left out: {e}"
+                ));
+                unreadable.insert(i);
+                continue;
+            }
+        };
+        for r in rows.iter().rev() {
+            let k = id_key(&r.task_id);
+            if latest.contains_key(&k) {
+                continue;
+            }
+            latest.insert(k, i as u32);
+            let t = TaskInfo::from_row(r);
+            values.observe(&t);
+            if check.observe(&t) {
+                per_batch[i] += 1;
+                total += 1;
+                for a in t.axes.keys() {
+                    if !axes_seen.contains(a) {
+                        axes_seen.insert(a.clone());
+                    }
+                }
+            }
+        }
+    }
+    check.finish()?;
+    let varying = values.varying();
+    let any_varying: BTreeSet<&String> = varying.values().flatten().collect();
+    let columns = axes_seen
+        .into_iter()
+        .filter(|a| !a.starts_with("params.") || any_varying.contains(a))
+        .collect();
+    Ok(Scan {
+        latest,
+        per_batch,
+        unreadable,
+        varying,
+        columns,
+        total,
+    })
+}
+
 /// Writes the report of `store`'s committed tasks into `opts.out`.
+///
+/// The `tasks` table is read twice, one batch file at a time (see the crate's
+/// documentation): memory holds one batch's tasks, the manifest's small entry per task
+/// ([`TaskExtra`], about a hundred bytes) and the whole-sweep counts ([`summary::Summary`]).
 ///
 /// # Errors
 ///
@@ -126,37 +233,17 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
             }
         });
     }
-    // The tasks table, one batch file at a time: a damaged file leaves only its tasks out.
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut all: Vec<TaskInfo> = Vec::new();
-    for b in &batches {
-        match store.read_batch_tasks(b) {
-            Ok(rows) => {
-                for r in &rows {
-                    let info = TaskInfo::from_row(r);
-                    if let Some(&i) = seen.get(&info.task_id) {
-                        all[i] = info;
-                    } else {
-                        seen.insert(info.task_id.clone(), all.len());
-                        all.push(info);
-                    }
-                }
-            }
-            Err(e) => warnings.push(format!(
-                "tasks/part-{b}.parquet unreadable, its tasks are left out: {e}"
-            )),
-        }
-    }
-    let axes_per_kind = tasks::keep_varying_axes(&mut all);
-    let tasks = tasks::apply_filters(all, &opts.filters)?;
+    let scan = scan_tasks(store, &batches, &opts.filters, &mut warnings)?;
 
     let out = &opts.out;
     std::fs::create_dir_all(out.join("t")).map_err(ReportError::io(out))?;
     std::fs::create_dir_all(out.join("fig")).map_err(ReportError::io(out))?;
     std::fs::create_dir_all(out.join("mad")).map_err(ReportError::io(out))?;
-    let old: Manifest = std::fs::read(out.join(MANIFEST))
+    write(&out.join("report.css"), templates::CSS.as_bytes())?;
+    write(&out.join("report.js"), templates::JS.as_bytes())?;
+    let mut old: Manifest = std::fs::File::open(out.join(MANIFEST))
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .and_then(|f| serde_json::from_reader(std::io::BufReader::new(f)).ok())
         .filter(|m: &Manifest| m.version == MANIFEST_VERSION)
         .unwrap_or_default();
 
@@ -170,50 +257,99 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
         version: MANIFEST_VERSION,
         tasks: BTreeMap::new(),
     };
-    let mut todo: BTreeMap<&str, Vec<&TaskInfo>> = BTreeMap::new();
-    let mut kept = 0;
-    for t in &tasks {
-        match old.tasks.get(&t.task_id) {
-            Some(x)
-                if x.batch_id == t.batch_id && task_dir(out, t).join("index.html").is_file() =>
-            {
-                manifest.tasks.insert(t.task_id.clone(), x.clone());
-                kept += 1;
-            }
-            _ => todo.entry(t.batch_id.as_str()).or_default().push(t),
+    let mut summary = summary::Summary::new(scan.varying.clone());
+    let mut mads = layout::MadGroups::default();
+    let page_rows = if opts.page_rows == 0 {
+        PAGE_ROWS
+    } else {
+        opts.page_rows
+    };
+    let mut pager = Pager::new(&env, out, &scan.columns, scan.total, page_rows, &common);
+    // MAD tasks drawn by this run (their competition's page is redrawn).
+    let mut fresh_mad: BTreeSet<String> = BTreeSet::new();
+    let (mut drawn, mut kept, mut batches_read) = (0, 0, 0);
+    // The second pass, oldest batch first: each task from its latest batch, drawn when new.
+    for (i, b) in batches.iter().enumerate() {
+        if scan.per_batch[i] == 0 || scan.unreadable.contains(&i) {
+            continue;
         }
-    }
-    let mut drawn = 0;
-    let mut fresh: BTreeSet<String> = BTreeSet::new();
-    let batches_read = todo.len();
-    for (batch, members) in todo {
-        let (mut rows, damaged) = match store.read_batch_data(batch) {
-            Ok(d) => (split_by_task(d), false),
+        let rows = match store.read_batch_tasks(b) {
+            Ok(rows) => rows,
             Err(e) => {
                 warnings.push(format!(
-                    "data files of batch {batch} unreadable, {} task page(s) without figures: {e}",
-                    members.len()
+                    "tasks/part-{b}.parquet unreadable, its tasks are left out: {e}"
                 ));
-                (BTreeMap::new(), true)
+                continue;
             }
         };
-        for t in members {
-            let r = rows.remove(&t.task_id).unwrap_or_else(TaskRows::default);
-            let dir = task_dir(out, t);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(ReportError::io(&dir))?;
+        let mut here: BTreeSet<[u8; 16]> = BTreeSet::new();
+        let mut infos: Vec<TaskInfo> = Vec::new();
+        for r in rows.iter().rev() {
+            let k = id_key(&r.task_id);
+            if scan.latest.get(&k) != Some(&(i as u32)) || !here.insert(k) {
+                continue;
             }
-            let mut extra = render_task(&env, t, &r, &dir, &common)?;
-            if damaged {
-                // Not recorded as drawn from its batch: the next report tries again.
-                extra.batch_id = String::new();
+            let mut t = TaskInfo::from_row(r);
+            if !tasks::FilterCheck::passes(&opts.filters, &t) {
+                continue;
             }
-            manifest.tasks.insert(t.task_id.clone(), extra);
-            fresh.insert(t.task_id.clone());
-            drawn += 1;
+            tasks::keep_axes(&mut t, &scan.varying);
+            infos.push(t);
         }
-        tracing::debug!("report: batch {batch} drawn");
+        drop(rows);
+        infos.reverse();
+        let mut todo: BTreeMap<&str, Vec<&TaskInfo>> = BTreeMap::new();
+        for t in &infos {
+            match old.tasks.remove(&t.task_id) {
+                Some(x)
+                    if x.batch_id == t.batch_id
+                        && task_dir(out, t).join("index.html").is_file() =>
+                {
+                    manifest.tasks.insert(t.task_id.clone(), x);
+                    kept += 1;
+                }
+                _ => todo.entry(t.batch_id.as_str()).or_default().push(t),
+            }
+        }
+        for (batch, members) in todo {
+            batches_read += 1;
+            let (mut rows, damaged) = match store.read_batch_data(batch) {
+                Ok(d) => (split_by_task(d), false),
+                Err(e) => {
+                    warnings.push(format!(
+                        "data files of batch {batch} unreadable, {} task page(s) without figures: {e}",
+                        members.len()
+                    ));
+                    (BTreeMap::new(), true)
+                }
+            };
+            for t in members {
+                let r = rows.remove(&t.task_id).unwrap_or_else(TaskRows::default);
+                let dir = task_dir(out, t);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(ReportError::io(&dir))?;
+                }
+                let mut extra = render_task(&env, t, &r, &dir, &common)?;
+                if damaged {
+                    // Not recorded as drawn from its batch: the next report tries again.
+                    extra.batch_id = String::new();
+                }
+                manifest.tasks.insert(t.task_id.clone(), extra);
+                if t.synth == "mad" {
+                    fresh_mad.insert(t.task_id.clone());
+                }
+                drawn += 1;
+            }
+            tracing::debug!("report: batch {batch} drawn");
+        }
+        for t in &infos {
+            let x = manifest.tasks.get(&t.task_id);
+            summary.add(t, x);
+            mads.add(t);
+            pager.push(t, x.and_then(|x| x.headline))?;
+        }
     }
+    pager.finish()?;
     // Pages of tasks no longer in the report (uncommitted, or filtered out now).
     for id in old.tasks.keys() {
         if !manifest.tasks.contains_key(id) {
@@ -223,13 +359,13 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
             }
         }
     }
+    drop(old);
 
-    let refs: Vec<&TaskInfo> = tasks.iter().collect();
-    let groups = mad_groups(&refs);
+    let groups = mads.into_groups();
     for g in &groups {
         let members: Vec<&String> = g.cells.iter().flatten().flatten().collect();
         let page = out.join("mad").join(format!("{}.html", g.key));
-        if page.is_file() && !members.iter().any(|m| fresh.contains(*m)) {
+        if page.is_file() && !members.iter().any(|m| fresh_mad.contains(*m)) {
             continue;
         }
         mad_page(&env, out, g, &manifest, &common)?;
@@ -238,25 +374,26 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
         &env,
         out,
         &root,
-        &tasks,
-        &axes_per_kind,
+        &summary,
         &groups,
-        &manifest,
         &runs,
         &warnings,
         &opts.filters,
+        page_rows,
         &common,
     )?;
-    tasks_page(&env, out, &tasks, &manifest, &common)?;
-    let json =
-        serde_json::to_vec(&manifest).map_err(|e| ReportError::figure(MANIFEST)(e.to_string()))?;
-    write(&out.join(MANIFEST), &json)?;
+    let path = out.join(MANIFEST);
+    let mut file =
+        std::io::BufWriter::new(std::fs::File::create(&path).map_err(ReportError::io(&path))?);
+    serde_json::to_writer(&mut file, &manifest)
+        .map_err(|e| ReportError::figure(MANIFEST)(e.to_string()))?;
+    std::io::Write::flush(&mut file).map_err(ReportError::io(&path))?;
     for w in &warnings {
         tracing::warn!("report: {w}");
     }
     Ok(ReportOutcome {
         index: out.join("index.html"),
-        tasks: tasks.len(),
+        tasks: summary.total(),
         drawn,
         kept,
         batches_read,
@@ -276,10 +413,9 @@ struct Cell {
 }
 
 fn load_losses(out: &Path, id: &str) -> Vec<LossPoint> {
-    std::fs::read(out.join("t").join(id).join("data.json"))
+    std::fs::read(out.join("t").join(id).join(render::LOSSES_FILE))
         .ok()
-        .and_then(|b| serde_json::from_slice::<TaskData>(&b).ok())
-        .map(|d| d.losses)
+        .and_then(|b| serde_json::from_slice::<Vec<LossPoint>>(&b).ok())
         .unwrap_or_default()
 }
 
@@ -293,12 +429,10 @@ fn mad_page(
 ) -> Result<()> {
     let metric = [&g.metric1, &g.metric2];
     let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.5}"));
+    // An image the task's page drew (its file is there).
     let file_of = |id: &str, name: &str| {
-        manifest
-            .tasks
-            .get(id)
-            .filter(|x| x.files.contains_key(name))
-            .map(|_| format!("../t/{id}/{name}"))
+        (manifest.tasks.contains_key(id) && out.join("t").join(id).join(name).is_file())
+            .then(|| format!("../t/{id}/{name}"))
     };
     let any = g.cells.iter().flatten().flatten().next().cloned();
     let mut grid: Vec<Vec<Cell>> = Vec::new();
@@ -516,17 +650,10 @@ struct RunRow {
     spec_text: String,
 }
 
-fn score_matrices(tasks: &[TaskInfo], manifest: &Manifest) -> Vec<Matrix> {
-    let mut by_metric: BTreeMap<String, BTreeMap<(String, String), f64>> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| t.synth == "score" && t.done()) {
-        if let Some((metric, a, b, v)) =
-            manifest.tasks.get(&t.task_id).and_then(|x| x.score.clone())
-        {
-            by_metric.entry(metric).or_default().insert((a, b), v);
-        }
-    }
-    by_metric
-        .into_iter()
+fn score_matrices(summary: &summary::Summary) -> Vec<Matrix> {
+    summary
+        .scores
+        .iter()
         .map(|(metric, cells)| {
             let rows: BTreeSet<&String> = cells.keys().map(|k| &k.0).collect();
             let cols: BTreeSet<&String> = cells.keys().map(|k| &k.1).collect();
@@ -547,7 +674,7 @@ fn score_matrices(tasks: &[TaskInfo], manifest: &Manifest) -> Vec<Matrix> {
                 )
             };
             Matrix {
-                metric,
+                metric: metric.clone(),
                 cols: cols.iter().map(|c| (*c).clone()).collect(),
                 rows: rows
                     .iter()
@@ -578,161 +705,109 @@ fn index_page(
     env: &minijinja::Environment<'_>,
     out: &Path,
     root: &str,
-    tasks: &[TaskInfo],
-    axes_per_kind: &BTreeMap<String, Vec<String>>,
+    summary: &summary::Summary,
     groups: &[MadGroup],
-    manifest: &Manifest,
     runs: &[RunInfo],
     warnings: &[String],
     filters: &[Filter],
+    page_rows: usize,
     common: &minijinja::Value,
 ) -> Result<()> {
-    let mut kinds: BTreeMap<&str, (usize, usize, f64)> = BTreeMap::new();
-    for t in tasks {
-        let e = kinds.entry(&t.synth).or_default();
-        if t.done() {
-            e.0 += 1;
-        } else {
-            e.1 += 1;
-        }
-        e.2 += t.duration_s;
-    }
-    let kind_rows: Vec<KindRow> = kinds
+    let kind_rows: Vec<KindRow> = summary
+        .kinds
         .iter()
-        .map(|(k, (d, f, s))| KindRow {
+        .map(|(k, c)| KindRow {
             kind: k.to_string(),
-            done: *d,
-            failed: *f,
-            total: d + f,
-            seconds: format!("{s:.1}"),
+            done: c.done,
+            failed: c.failed,
+            total: c.done + c.failed,
+            seconds: format!("{:.1}", c.seconds),
         })
         .collect();
-    let done = tasks.iter().filter(|t| t.done()).count();
-    let failed = tasks.len() - done;
     // Counts by axis and the strip plots, per kind and varying axis.
     let mut axis_tables = Vec::new();
     let mut strips = Vec::new();
-    for (kind, axes) in axes_per_kind {
-        let mine: Vec<&TaskInfo> = tasks.iter().filter(|t| &t.synth == kind).collect();
-        if mine.is_empty() {
+    for ((kind, axis), counts) in &summary.axis_counts {
+        if counts.len() < 2 {
             continue;
         }
-        for axis in axes {
-            let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-            for t in &mine {
-                if let Some(v) = t.axes.get(axis) {
-                    let e = counts.entry(v).or_default();
-                    if t.done() {
-                        e.0 += 1;
-                    } else {
-                        e.1 += 1;
-                    }
-                }
-            }
-            if counts.len() < 2 {
-                continue;
-            }
-            let cats: Vec<String> = counts.keys().map(|s| s.to_string()).collect();
-            axis_tables.push(AxisTable {
-                kind: kind.clone(),
-                axis: axis.clone(),
-                values: counts
-                    .iter()
-                    .map(|(v, (d, f))| AxisValue {
-                        value: v.to_string(),
-                        done: *d,
-                        failed: *f,
-                    })
-                    .collect(),
-            });
-            if counts.len() > 40 {
-                continue;
-            }
-            let group_axis = if kind == "mad" && axis != "minmax" {
-                Some("minmax")
-            } else {
-                None
-            };
-            let mut group_names: Vec<String> = Vec::new();
-            let mut pts = Vec::new();
-            for t in mine.iter().filter(|t| t.done()) {
-                let (Some(v), Some(y)) = (
-                    t.axes.get(axis),
-                    manifest.tasks.get(&t.task_id).and_then(|x| x.headline),
-                ) else {
-                    continue;
-                };
-                let gname = group_axis
-                    .and_then(|g| t.axes.get(g))
-                    .cloned()
-                    .unwrap_or_default();
-                let g = match group_names.iter().position(|n| *n == gname) {
-                    Some(i) => i,
-                    None => {
-                        group_names.push(gname);
-                        group_names.len() - 1
-                    }
-                };
-                let c = cats.iter().position(|c| c == v).unwrap_or(0);
-                pts.push((c, y, g));
-            }
-            if pts.is_empty() {
-                continue;
-            }
-            let y = headline_name(kind);
-            let svg = figures::strip_chart(
-                &format!("{kind}: {y} by {axis}"),
-                axis,
-                y,
-                &cats,
-                &pts,
-                &group_names,
-            )?;
-            let file = format!(
-                "fig/{}.svg",
-                digest(&format!("{kind}\u{1}{axis}"))[..16].to_owned()
-            );
-            write(&out.join(&file), svg.as_bytes())?;
-            strips.push(Fig {
-                file,
-                caption: format!(
-                    "{kind}: {y} of each finished task ({} points) against {axis}{}.",
-                    pts.len(),
-                    if group_axis.is_some() {
-                        ", colored by minmax"
-                    } else {
-                        ""
-                    }
-                ),
-            });
+        axis_tables.push(AxisTable {
+            kind: kind.clone(),
+            axis: axis.clone(),
+            values: counts
+                .iter()
+                .map(|(v, (d, f))| AxisValue {
+                    value: v.to_string(),
+                    done: *d,
+                    failed: *f,
+                })
+                .collect(),
+        });
+        let Some(strip) = summary.strips.get(&(kind.clone(), axis.clone())) else {
+            continue;
+        };
+        let Some(seen_cats) = &strip.cats else {
+            continue;
+        };
+        if strip.points.is_empty() {
+            continue;
         }
+        // Categories in the axis's value order.
+        let cats: Vec<String> = counts.keys().cloned().collect();
+        let order: Vec<usize> = seen_cats
+            .iter()
+            .map(|c| cats.iter().position(|x| x == c).unwrap_or(0))
+            .collect();
+        let pts: Vec<(usize, f64, usize)> = strip
+            .points
+            .iter()
+            .map(|&(c, y, g)| (order[c], y, g))
+            .collect();
+        let grouped = strip.groups.iter().any(|g| !g.is_empty());
+        let y = headline_name(kind);
+        let svg = figures::strip_chart(
+            &format!("{kind}: {y} by {axis}"),
+            axis,
+            y,
+            &cats,
+            &pts,
+            &strip.groups,
+        )?;
+        let file = format!(
+            "fig/{}.svg",
+            digest(&format!("{kind}\u{1}{axis}"))[..16].to_owned()
+        );
+        write(&out.join(&file), svg.as_bytes())?;
+        let shown = if pts.len() < strip.seen {
+            format!("{} points, a uniform sample of {}", pts.len(), strip.seen)
+        } else {
+            format!("{} points", pts.len())
+        };
+        strips.push(Fig {
+            file,
+            caption: format!(
+                "{kind}: {y} of each finished task ({shown}) against {axis}{}.",
+                if grouped { ", colored by minmax" } else { "" }
+            ),
+        });
     }
     // Durations.
-    let mut durations: Vec<f64> = tasks
-        .iter()
-        .filter(|t| t.done())
-        .map(|t| t.duration_s)
-        .collect();
+    let mut durations = summary.durations.clone();
     durations.sort_by(f64::total_cmp);
     let svg = figures::bar_histogram("Task durations", "seconds", &durations, 30)?;
     write(&out.join("fig/durations.svg"), svg.as_bytes())?;
     let median = durations.get(durations.len() / 2).copied().unwrap_or(0.0);
     let max = durations.last().copied().unwrap_or(0.0);
+    drop(durations);
     // Failures, grouped by message.
-    let mut fails: BTreeMap<&str, Vec<&TaskInfo>> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| !t.done()) {
-        fails
-            .entry(t.error.as_deref().unwrap_or("(no message)"))
-            .or_default()
-            .push(t);
-    }
-    let mut failures: Vec<Failure> = fails
-        .into_iter()
-        .map(|(e, ts)| Failure {
-            count: ts.len(),
-            error: e.to_string(),
-            example: ts[0].task_id.clone(),
-            example_label: ts[0].label(),
+    let mut failures: Vec<Failure> = summary
+        .failures
+        .iter()
+        .map(|(e, f)| Failure {
+            count: f.count,
+            error: e.clone(),
+            example: f.example.clone(),
+            example_label: f.example_label.clone(),
         })
         .collect();
     failures.sort_by_key(|f| std::cmp::Reverse(f.count));
@@ -782,26 +857,28 @@ fn index_page(
     } else {
         "Every recorded run finished.".to_string()
     };
-    let sweeps: BTreeSet<&str> = tasks.iter().map(|t| t.sweep.as_str()).collect();
     let html = env.get_template("index.html")?.render(minijinja::context! {
-        title => format!("synthsweep report: {}", sweeps.into_iter().collect::<Vec<_>>().join(", ")),
+        title => format!("synthsweep report: {}", summary.sweeps.iter().cloned().collect::<Vec<_>>().join(", ")),
         up => "",
         warnings => warnings,
         filters => filters.iter().map(|f| format!("{}={}", f.axis, f.value)).collect::<Vec<_>>().join(", "),
         kinds => kind_rows,
-        done => done,
-        failed => failed,
-        total => tasks.len(),
-        seconds => format!("{:.1}", tasks.iter().map(|t| t.duration_s).sum::<f64>()),
+        done => summary.done,
+        failed => summary.failed,
+        total => summary.total(),
+        seconds => format!("{:.1}", summary.seconds),
         running_note => running_note,
         axes => axis_tables,
         strips => strips,
         mad_groups => group_rows,
-        score_matrices => score_matrices(tasks, manifest),
+        score_matrices => score_matrices(summary),
         durations => "fig/durations.svg",
         median_s => format!("{median:.2}"),
         max_s => format!("{max:.2}"),
         failures => failures,
+        other_failures => summary.other_failures,
+        pages => summary.total().div_ceil(page_rows).max(1),
+        page_rows => page_rows,
         runs => run_rows,
         root => root,
         ..common.clone()
@@ -822,76 +899,163 @@ struct Row {
     cells: Vec<String>,
 }
 
-fn tasks_page(
-    env: &minijinja::Environment<'_>,
-    out: &Path,
-    tasks: &[TaskInfo],
-    manifest: &Manifest,
-    common: &minijinja::Value,
-) -> Result<()> {
-    let axes: BTreeSet<&str> = tasks
-        .iter()
-        .flat_map(|t| t.axes.keys().map(String::as_str))
-        .collect();
-    let mut columns = vec![
-        Column {
-            name: "task".into(),
-            num: false,
-        },
-        Column {
-            name: "kind".into(),
-            num: false,
-        },
-        Column {
-            name: "status".into(),
-            num: false,
-        },
-    ];
-    columns.extend(axes.iter().map(|a| Column {
-        name: a.trim_start_matches("params.").to_string(),
-        num: *a == "seed",
-    }));
-    for (n, num) in [
-        ("value", true),
-        ("final loss", true),
-        ("iterations", true),
-        ("seconds", true),
-        ("error", false),
-    ] {
-        columns.push(Column {
-            name: n.into(),
-            num,
-        });
+#[derive(Serialize)]
+struct PageLink {
+    n: usize,
+    /// Pages left out before this one.
+    gap: bool,
+    file: String,
+    current: bool,
+}
+
+/// The file of page `n` (from 1) of the task table.
+pub fn tasks_page_file(n: usize) -> String {
+    if n <= 1 {
+        "tasks.html".to_string()
+    } else {
+        format!("tasks-{n}.html")
     }
-    let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
-    let rows: Vec<Row> = tasks
-        .iter()
-        .map(|t| {
-            let mut cells = vec![t.short_id().to_string(), t.synth.clone(), t.status.clone()];
-            cells.extend(
-                axes.iter()
-                    .map(|a| t.axes.get(*a).cloned().unwrap_or_default()),
-            );
-            cells.push(f(manifest.tasks.get(&t.task_id).and_then(|x| x.headline)));
-            cells.push(f(t.final_loss));
-            cells.push(t.iterations.to_string());
-            cells.push(format!("{:.3}", t.duration_s));
-            cells.push(t.error.clone().unwrap_or_default());
-            Row {
-                id: t.task_id.clone(),
-                status: t.status.clone(),
-                cells,
+}
+
+/// The task table as pages of `page_rows` rows, written as the tasks stream by (in commit
+/// order): a page holds its rows only while they are gathered.
+struct Pager<'a> {
+    env: &'a minijinja::Environment<'a>,
+    out: &'a Path,
+    axes: &'a [String],
+    columns: Vec<Column>,
+    total: usize,
+    page_rows: usize,
+    pages: usize,
+    page: usize,
+    first_row: usize,
+    rows: Vec<Row>,
+    common: &'a minijinja::Value,
+}
+
+impl<'a> Pager<'a> {
+    fn new(
+        env: &'a minijinja::Environment<'a>,
+        out: &'a Path,
+        axes: &'a [String],
+        total: usize,
+        page_rows: usize,
+        common: &'a minijinja::Value,
+    ) -> Pager<'a> {
+        let mut columns: Vec<Column> = ["task", "kind", "status"]
+            .into_iter()
+            .map(|n| Column {
+                name: n.into(),
+                num: false,
+            })
+            .collect();
+        columns.extend(axes.iter().map(|a| Column {
+            name: a.trim_start_matches("params.").to_string(),
+            num: a == "seed",
+        }));
+        for (n, num) in [
+            ("value", true),
+            ("final loss", true),
+            ("iterations", true),
+            ("seconds", true),
+            ("error", false),
+        ] {
+            columns.push(Column {
+                name: n.into(),
+                num,
+            });
+        }
+        Pager {
+            env,
+            out,
+            axes,
+            columns,
+            total,
+            page_rows,
+            pages: total.div_ceil(page_rows).max(1),
+            page: 1,
+            first_row: 1,
+            rows: Vec::with_capacity(page_rows.min(total)),
+            common,
+        }
+    }
+
+    fn push(&mut self, t: &TaskInfo, headline: Option<f64>) -> Result<()> {
+        let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+        let mut cells = vec![t.short_id().to_string(), t.synth.clone(), t.status.clone()];
+        cells.extend(
+            self.axes
+                .iter()
+                .map(|a| t.axes.get(a).cloned().unwrap_or_default()),
+        );
+        cells.push(f(headline));
+        cells.push(f(t.final_loss));
+        cells.push(t.iterations.to_string());
+        cells.push(format!("{:.3}", t.duration_s));
+        cells.push(t.error.clone().unwrap_or_default());
+        self.rows.push(Row {
+            id: t.task_id.clone(),
+            status: t.status.clone(),
+            cells,
+        });
+        if self.rows.len() == self.page_rows && self.page < self.pages {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let n = self.page;
+        // Links: first, last, and the pages near this one.
+        let mut links: Vec<PageLink> = Vec::new();
+        for k in (1..=self.pages).filter(|&k| k == 1 || k == self.pages || k.abs_diff(n) <= 5) {
+            links.push(PageLink {
+                n: k,
+                gap: links.last().is_some_and(|l| l.n + 1 < k),
+                file: tasks_page_file(k),
+                current: k == n,
+            });
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let last_row = self.first_row + rows.len().saturating_sub(1);
+        let html = self
+            .env
+            .get_template("tasks.html")?
+            .render(minijinja::context! {
+                title => format!("All tasks ({}): page {n} of {}", self.total, self.pages),
+                up => "",
+                columns => &self.columns,
+                first_row => self.first_row,
+                last_row => last_row,
+                total => self.total,
+                page => n,
+                pages => self.pages,
+                links => links,
+                prev => (n > 1).then(|| tasks_page_file(n - 1)),
+                next => (n < self.pages).then(|| tasks_page_file(n + 1)),
+                rows => rows,
+                ..self.common.clone()
+            })?;
+        write(&self.out.join(tasks_page_file(n)), html.as_bytes())?;
+        self.first_row = last_row + 1;
+        self.page += 1;
+        Ok(())
+    }
+
+    /// Writes the last page, and removes pages beyond it left by an earlier, longer report.
+    fn finish(mut self) -> Result<()> {
+        while self.page <= self.pages {
+            self.flush()?;
+        }
+        let mut k = self.pages + 1;
+        loop {
+            let p = self.out.join(tasks_page_file(k));
+            if !p.is_file() {
+                break;
             }
-        })
-        .collect();
-    let html = env
-        .get_template("tasks.html")?
-        .render(minijinja::context! {
-            title => format!("All tasks ({})", tasks.len()),
-            up => "",
-            columns => columns,
-            rows => rows,
-            ..common.clone()
-        })?;
-    write(&out.join("tasks.html"), html.as_bytes())
+            std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
+            k += 1;
+        }
+        Ok(())
+    }
 }

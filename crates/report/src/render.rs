@@ -36,9 +36,12 @@ pub struct TaskRows {
     pub scores: Vec<ScoreRow>,
 }
 
+/// A figure of a task's page: an image file beside the page, or a chart inlined in it.
 #[derive(Debug, Serialize)]
 pub(crate) struct Fig {
     pub file: String,
+    /// A chart's SVG text, inlined in the page (no file).
+    pub svg: Option<String>,
     pub caption: String,
     pub width: Option<i32>,
 }
@@ -49,12 +52,9 @@ pub(crate) struct Section {
     pub figures: Vec<Fig>,
 }
 
-/// The cache of a drawn task (`t/<id>/data.json`).
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct TaskData {
-    pub extra: TaskExtra,
-    pub losses: Vec<LossPoint>,
-}
+/// A MAD task's loss curves (`t/<id>/losses.json`), which its competition's page draws
+/// together with the three others' (`plot_loss_all`); other kinds write none.
+pub const LOSSES_FILE: &str = "losses.json";
 
 struct Page<'a> {
     dir: &'a Path,
@@ -71,18 +71,20 @@ impl Page<'_> {
 
     fn image(&mut self, name: &str, px: &Pixels, range: Range, caption: String) -> Result<Fig> {
         self.write(name, &px.png(range)?)?;
-        self.extra.files.insert(name.to_string(), caption.clone());
         Ok(Fig {
             file: name.to_string(),
+            svg: None,
             caption,
             width: Some(display_width(px.width as i32)),
         })
     }
 
+    /// A chart, inlined in the page: one file per task page instead of one per chart (most
+    /// of a report's files are its task pages; small files cost a file system block each).
     fn svg(&mut self, name: &str, svg: String, caption: String) -> Result<Fig> {
-        self.write(name, svg.as_bytes())?;
         Ok(Fig {
             file: name.to_string(),
+            svg: Some(svg),
             caption,
             width: None,
         })
@@ -112,7 +114,8 @@ fn num(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_string(), |v| format!("{v:.6}"))
 }
 
-/// Draws task `t`'s page into `dir` (created): figures, `data.json` and `index.html`.
+/// Draws task `t`'s page into `dir` (created): `index.html` with its charts inlined, its
+/// images as files beside it, and for MAD its loss curves ([`LOSSES_FILE`]).
 /// Returns what the index and group pages need of it.
 ///
 /// # Errors
@@ -141,20 +144,18 @@ pub fn render_task(
         "mad" => mad(&mut page, t, rows, &losses)?,
         "metamer" | "metamer_ctf" | "simple_metamer" => metamer(&mut page, t, rows, &losses)?,
         "eigendistortion" => eigendistortion(&mut page, rows)?,
-        "geodesic" => geodesic(&mut page, rows, &losses)?,
+        "geodesic" => geodesic(&mut page, t, rows, &losses)?,
         "score" => score(&mut page, rows),
         other => page.notes.push(format!(
             "kind {other} has no figures in this version of the report"
         )),
     }
     animation(&mut page, rows)?;
-    let data = TaskData {
-        extra: page.extra.clone(),
-        losses,
-    };
-    let json =
-        serde_json::to_vec(&data).map_err(|e| ReportError::figure("data.json")(e.to_string()))?;
-    page.write("data.json", &json)?;
+    if t.synth == "mad" {
+        let json = serde_json::to_vec(&losses)
+            .map_err(|e| ReportError::figure(LOSSES_FILE)(e.to_string()))?;
+        page.write(LOSSES_FILE, &json)?;
+    }
 
     let mut fields: Vec<(String, String)> = vec![
         ("task".into(), t.task_id.clone()),
@@ -414,7 +415,91 @@ fn metamer(page: &mut Page<'_>, t: &TaskInfo, rows: &TaskRows, losses: &[LossPoi
         figs.push(pixel_values(page, target.as_ref(), m, "metamer")?);
     }
     page.section("Loss and pixel values (as plot_synthesis_status)", figs);
-    page.notes.push("Representation error (plot_representation_error) needs the model's representation of both images, which the tables do not hold: not shown.".into());
+    representation_error(page, rows)?;
+    Ok(())
+}
+
+/// Channels of a representation error drawn as images at most.
+const MAX_ERROR_CHANNELS: usize = 16;
+
+/// `plot_representation_error`: model(metamer) − model(target) as the tables hold it (role
+/// `representation_error`): each channel of a (C, H, W) representation as an image (gray 0,
+/// symmetric range per channel), a flattened one (1 × 1 × N, e.g. Portilla-Simoncelli
+/// statistics) as a line of values by index.
+fn representation_error(page: &mut Page<'_>, rows: &TaskRows) -> Result<()> {
+    let Some(e) = first(&rows.images, "representation_error").and_then(Pixels::of) else {
+        page.notes.push("The tables of this root hold no representation_error row (written by synthsweep since it was added to the report): plot_representation_error is not shown.".into());
+        return Ok(());
+    };
+    let max = e
+        .data
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |x, v| x.max(v.abs()));
+    let norm = e
+        .data
+        .iter()
+        .map(|v| f64::from(*v).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let mut figs = Vec::new();
+    if e.height == 1 && e.channels == 1 {
+        let svg = line_chart(
+            &LineChart {
+                title: "Representation error",
+                x_label: "representation element (model output order)",
+                y_label: "model(metamer) − model(target)",
+                dots: e.width <= 200,
+                ..Default::default()
+            },
+            &[Series {
+                name: String::new(),
+                points: e
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as f64, f64::from(*v)))
+                    .collect(),
+                color: 0,
+                dashed: false,
+            }],
+        )?;
+        figs.push(page.svg(
+            "representation_error.svg",
+            svg,
+            format!(
+                "model(metamer) − model(target), {} elements in the model's output order; L2 norm {norm:.4e}, largest magnitude {max:.4e}.",
+                e.width
+            ),
+        )?);
+    } else {
+        let plane = e.height * e.width;
+        for c in 0..e.channels.min(MAX_ERROR_CHANNELS) {
+            let ch = Pixels {
+                channels: 1,
+                height: e.height,
+                width: e.width,
+                data: e.data[c * plane..(c + 1) * plane].to_vec(),
+            };
+            figs.push(page.image(
+                &format!("representation_error{c}.png"),
+                &ch,
+                Range::Symmetric,
+                format!("channel {c} of model(metamer) − model(target), {}×{} (gray 0, white and black ± the channel's largest magnitude)", e.height, e.width),
+            )?);
+        }
+        if e.channels > MAX_ERROR_CHANNELS {
+            page.notes.push(format!(
+                "Representation error: the first {MAX_ERROR_CHANNELS} of {} channels are drawn.",
+                e.channels
+            ));
+        }
+        page.notes.push(format!(
+            "Representation error model(metamer) − model(target): L2 norm {norm:.4e}, largest magnitude {max:.4e} over {} channel(s) of {}×{}.",
+            e.channels, e.height, e.width
+        ));
+    }
+    page.section("Representation error (as plot_representation_error)", figs);
     Ok(())
 }
 
@@ -511,7 +596,12 @@ fn eigendistortion(page: &mut Page<'_>, rows: &TaskRows) -> Result<()> {
     Ok(())
 }
 
-fn geodesic(page: &mut Page<'_>, rows: &TaskRows, losses: &[LossPoint]) -> Result<()> {
+fn geodesic(
+    page: &mut Page<'_>,
+    t: &TaskInfo,
+    rows: &TaskRows,
+    losses: &[LossPoint],
+) -> Result<()> {
     let frames: Vec<Pixels> = all(&rows.images, "geodesic_frame")
         .into_iter()
         .filter_map(Pixels::of)
@@ -543,52 +633,152 @@ fn geodesic(page: &mut Page<'_>, rows: &TaskRows, losses: &[LossPoint]) -> Resul
         svg,
         "The geodesic's objective per iteration (as plot_loss).".into(),
     )?);
-    let dev = deviation_from_line(&frames);
-    if !dev.is_empty() {
-        let fade: Vec<(f64, f64)> = (0..n)
-            .map(|i| (i as f64 / (n - 1).max(1) as f64, 0.0))
-            .collect();
-        let svg = line_chart(
-            &LineChart {
-                title: "Deviation from the straight line (pixel space)",
-                x_label: "position along the line (fraction of its length)",
-                y_label: "distance from the line (fraction)",
-                dots: true,
-                ..Default::default()
-            },
-            &[
-                Series {
-                    name: "geodesic".into(),
-                    points: dev,
-                    color: 0,
-                    dashed: false,
+    if let Some(f) = representation_deviation(page, t, &rows.losses)? {
+        figs.push(f);
+    } else {
+        let dev = deviation_from_line(&frames);
+        if !dev.is_empty() {
+            let fade: Vec<(f64, f64)> = (0..n)
+                .map(|i| (i as f64 / (n - 1).max(1) as f64, 0.0))
+                .collect();
+            let svg = line_chart(
+                &LineChart {
+                    title: "Deviation from the straight line (pixel space)",
+                    x_label: "position along the line (fraction of its length)",
+                    y_label: "distance from the line (fraction)",
+                    dots: true,
+                    ..Default::default()
                 },
-                Series {
-                    name: "pixel fade".into(),
-                    points: fade,
-                    color: 1,
-                    dashed: true,
-                },
-            ],
-        )?;
-        figs.push(page.svg(
-            "deviation.svg",
-            svg,
-            "Each frame's projection on, and distance from, the straight pixel-space line between the end images, next to the pixel fade's (which lies on it). plenoptic's plot_deviation_from_line measures this in the model's representation space, which the tables do not hold.".into(),
-        )?);
+                &[
+                    Series {
+                        name: "geodesic".into(),
+                        points: dev,
+                        color: 3,
+                        dashed: false,
+                    },
+                    Series {
+                        name: "pixel fade".into(),
+                        points: fade,
+                        color: 2,
+                        dashed: true,
+                    },
+                ],
+            )?;
+            figs.push(page.svg(
+                "deviation.svg",
+                svg,
+                "Each frame's projection on, and distance from, the straight pixel-space line between the end images, next to the pixel fade's (which lies on it). plenoptic's plot_deviation_from_line measures this in the model's representation space: the tables hold it (losses.dist_along_line, dist_from_line) only for a geodesic run with store_progress, which this one was not.".into(),
+            )?);
+        }
     }
     page.section("Loss and deviation", figs);
     Ok(())
 }
 
+/// Intermediate records drawn at most (evenly spaced) between the first and the last.
+const MAX_DEVIATION_CURVES: usize = 8;
+
+/// plenoptic's `plot_deviation_from_line` from the recorded `dist_along_line` and
+/// `dist_from_line` (the path's frames in the model's representation space, each frame's
+/// distance along and from the straight line between the end points, as fractions of that
+/// line's length): the first record (the initial sequence, the pixel fade when
+/// `initial_sequence = "straight"`, green as plenoptic draws the pixel fade), the last (the
+/// geodesic as last recorded, red) and a few in between (gray). `None` when the task
+/// recorded none (it ran without `store_progress`).
+fn representation_deviation(
+    page: &mut Page<'_>,
+    t: &TaskInfo,
+    losses: &[LossRow],
+) -> Result<Option<Fig>> {
+    let mut recs: Vec<(i64, Vec<(f64, f64)>)> = losses
+        .iter()
+        .filter_map(|l| match (&l.dist_along_line, &l.dist_from_line) {
+            (Some(a), Some(f)) if a.len() == f.len() && !a.is_empty() => Some((
+                l.iteration,
+                a.iter().copied().zip(f.iter().copied()).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    if recs.is_empty() {
+        return Ok(None);
+    }
+    recs.sort_by_key(|r| r.0);
+    let initial = serde_json::from_str::<serde_json::Value>(&t.params)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/params/initial_sequence")
+                .and_then(|s| s.as_str().map(str::to_string))
+        });
+    let first_name = match initial.as_deref() {
+        Some("straight") => format!("pixel fade (initial, iteration {})", recs[0].0),
+        Some(other) => format!("initial ({other}, iteration {})", recs[0].0),
+        None => format!("initial (iteration {})", recs[0].0),
+    };
+    let last = recs.len() - 1;
+    let mut series = Vec::new();
+    // Between the first and the last, at most MAX_DEVIATION_CURVES, evenly spaced.
+    let step = (last.saturating_sub(1))
+        .div_ceil(MAX_DEVIATION_CURVES)
+        .max(1);
+    for (_, pts) in recs.iter().take(last).skip(1).step_by(step) {
+        series.push(Series {
+            name: String::new(),
+            points: pts.clone(),
+            color: 7,
+            dashed: true,
+        });
+    }
+    let shown_between = series.len();
+    series.push(Series {
+        name: first_name,
+        points: recs[0].1.clone(),
+        color: 2,
+        dashed: false,
+    });
+    if last > 0 {
+        series.push(Series {
+            name: format!("geodesic (iteration {})", recs[last].0),
+            points: recs[last].1.clone(),
+            color: 3,
+            dashed: false,
+        });
+    }
+    let svg = line_chart(
+        &LineChart {
+            title: "Deviation from the straight line",
+            x_label: "Distance along representation line",
+            y_label: "Distance from representation line",
+            dots: true,
+            ..Default::default()
+        },
+        &series,
+    )?;
+    let its: Vec<String> = recs.iter().map(|r| r.0.to_string()).collect();
+    let fig = page.svg(
+        "deviation.svg",
+        svg,
+        format!(
+            "As plot_deviation_from_line: each frame's distance along and from the straight line between the two end images' representations (in the model's representation space, as fractions of that line's length), as recorded (losses.dist_along_line, dist_from_line) at iterations {}; green: the first record{}, red: the last, gray dashed: {shown_between} in between. Records are one step behind the iteration, as plenoptic stores them.",
+            its.join(", "),
+            if initial.as_deref() == Some("straight") {
+                " (the initial sequence, the pixel fade)"
+            } else {
+                " (the initial sequence)"
+            }
+        ),
+    )?;
+    Ok(Some(fig))
+}
+
 fn score(page: &mut Page<'_>, rows: &TaskRows) {
     if let Some(s) = rows.scores.first() {
-        page.extra.score = Some((
+        page.extra.score = Some(Box::new((
             crate::tasks::short_spec(&s.metric),
             crate::tasks::image_label(&s.image_a),
             crate::tasks::image_label(&s.image_b),
             s.value,
-        ));
+        )));
         page.notes.push(format!(
             "{} between {} and {}: {}",
             crate::tasks::short_spec(&s.metric),
@@ -616,14 +806,12 @@ fn animation(page: &mut Page<'_>, rows: &TaskRows) -> Result<()> {
         frames.len(),
         its.join(", ")
     );
-    page.extra
-        .files
-        .insert("progress.gif".into(), caption.clone());
     let w = display_width(frames[0].width as i32);
     page.section(
         "Progress",
         vec![Fig {
             file: "progress.gif".into(),
+            svg: None,
             caption,
             width: Some(w),
         }],

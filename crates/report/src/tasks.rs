@@ -176,35 +176,59 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
     }
 }
 
+/// Which axes vary within each kind, learnt one task at a time (the report streams the
+/// `tasks` table): at most two values are kept per (kind, axis), so memory grows with the
+/// number of axes, not of tasks.
+#[derive(Debug, Default)]
+pub struct AxisValues {
+    values: BTreeMap<(String, String), Vec<String>>,
+}
+
+impl AxisValues {
+    /// Notes `t`'s value on each of its axes.
+    pub fn observe(&mut self, t: &TaskInfo) {
+        for (k, v) in &t.axes {
+            let seen = self.values.entry((t.synth.clone(), k.clone())).or_default();
+            if seen.len() < 2 && !seen.contains(v) {
+                seen.push(v.clone());
+            }
+        }
+    }
+
+    /// The axes that take more than one value, per kind, in name order.
+    pub fn varying(&self) -> BTreeMap<String, Vec<String>> {
+        let mut per_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for ((kind, axis), vs) in &self.values {
+            if vs.len() > 1 {
+                per_kind.entry(kind.clone()).or_default().push(axis.clone());
+            }
+        }
+        per_kind
+    }
+}
+
+/// Drops from `t.axes` the parameter axes (`params.*`) that do not vary within its kind
+/// (`varying` as [`AxisValues::varying`] gives it); fixed axes (image, model, metrics,
+/// minmax, seed) stay.
+pub fn keep_axes(t: &mut TaskInfo, varying: &BTreeMap<String, Vec<String>>) {
+    let mine = varying.get(&t.synth);
+    t.axes
+        .retain(|k, _| !k.starts_with("params.") || mine.is_some_and(|v| v.contains(k)));
+}
+
 /// Keeps, within each kind, the parameter axes (`params.*`) that take more than one value
 /// there, and every fixed axis (image, model, metrics, minmax, seed). Returns the axes that
 /// vary per kind (fixed ones included only when they vary), in a stable order.
 pub fn keep_varying_axes(tasks: &mut [TaskInfo]) -> BTreeMap<String, Vec<String>> {
-    let mut values: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut values = AxisValues::default();
     for t in tasks.iter() {
-        for (k, v) in &t.axes {
-            values
-                .entry((t.synth.clone(), k.clone()))
-                .or_default()
-                .insert(v.clone());
-        }
+        values.observe(t);
     }
-    let varying: BTreeSet<(String, String)> = values
-        .iter()
-        .filter(|(_, vs)| vs.len() > 1)
-        .map(|(k, _)| k.clone())
-        .collect();
+    let varying = values.varying();
     for t in tasks.iter_mut() {
-        let synth = t.synth.clone();
-        t.axes.retain(|k, _| {
-            !k.starts_with("params.") || varying.contains(&(synth.clone(), k.clone()))
-        });
+        keep_axes(t, &varying);
     }
-    let mut per_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (kind, axis) in varying {
-        per_kind.entry(kind).or_default().push(axis);
-    }
-    per_kind
+    varying
 }
 
 /// A `--where AXIS=VALUE` filter: keeps tasks whose AXIS (an axis name, or `synth`,
@@ -259,45 +283,117 @@ impl Filter {
     }
 }
 
+/// How many values of an axis a filter's error lists.
+const LISTED_VALUES: usize = 20;
+
+/// The `--where` filters checked one task at a time (the report streams the `tasks` table):
+/// [`FilterCheck::observe`] says whether a task passes them all and notes what an error
+/// would name; [`FilterCheck::finish`] gives that error. Filters apply in order, each to the
+/// tasks the ones before it kept, on every axis of a task (parameters that do not vary
+/// included). Memory: the axis names and at most 20 values per filter.
+#[derive(Debug)]
+pub struct FilterCheck<'a> {
+    filters: &'a [Filter],
+    /// Per filter: axis names of the tasks it saw, whether one had its axis, the first
+    /// values (sorted) its axis took, how many tasks it kept.
+    known: Vec<BTreeSet<String>>,
+    has: Vec<bool>,
+    values: Vec<BTreeSet<String>>,
+    kept: Vec<usize>,
+}
+
+impl<'a> FilterCheck<'a> {
+    pub fn new(filters: &'a [Filter]) -> FilterCheck<'a> {
+        let n = filters.len();
+        FilterCheck {
+            filters,
+            known: vec![BTreeSet::new(); n],
+            has: vec![false; n],
+            values: vec![BTreeSet::new(); n],
+            kept: vec![0; n],
+        }
+    }
+
+    /// True when `t` passes every filter.
+    pub fn observe(&mut self, t: &TaskInfo) -> bool {
+        for (i, f) in self.filters.iter().enumerate() {
+            for k in t.axes.keys() {
+                if !self.known[i].contains(k) {
+                    self.known[i].insert(k.clone());
+                }
+            }
+            if let Some(v) = f.value_of(t) {
+                self.has[i] = true;
+                if !self.values[i].contains(v) {
+                    self.values[i].insert(v.to_string());
+                    if self.values[i].len() > LISTED_VALUES {
+                        self.values[i].pop_last();
+                    }
+                }
+            }
+            if !f.matches(t) {
+                return false;
+            }
+            self.kept[i] += 1;
+        }
+        true
+    }
+
+    /// True when `t` passes every filter (nothing noted).
+    pub fn passes(filters: &[Filter], t: &TaskInfo) -> bool {
+        filters.iter().all(|f| f.matches(t))
+    }
+
+    /// # Errors
+    ///
+    /// [`ReportError::BadFilter`] for the first filter whose axis no task (of those the
+    /// filters before it kept) has, naming the axes there are, or whose value matches none
+    /// of them, naming the values the axis takes.
+    pub fn finish(&self) -> Result<()> {
+        for (i, f) in self.filters.iter().enumerate() {
+            if !self.has[i] {
+                let known: BTreeSet<&str> = ["synth", "status", "sweep", "run_id"]
+                    .into_iter()
+                    .chain(self.known[i].iter().map(String::as_str))
+                    .collect();
+                return Err(ReportError::BadFilter {
+                    given: format!("{}={}", f.axis, f.value),
+                    why: format!(
+                        "no task has an axis {:?}; axes: {}",
+                        f.axis,
+                        known.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+            if self.kept[i] == 0 {
+                return Err(ReportError::BadFilter {
+                    given: format!("{}={}", f.axis, f.value),
+                    why: format!(
+                        "matches no task; {} takes: {}",
+                        f.axis,
+                        self.values[i]
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Keeps the tasks every filter matches.
 ///
 /// # Errors
 ///
-/// [`ReportError::BadFilter`] for an axis no task has (naming the axes there are) or a
-/// value that matches no task (naming the values the axis takes).
+/// As [`FilterCheck::finish`].
 pub fn apply_filters(tasks: Vec<TaskInfo>, filters: &[Filter]) -> Result<Vec<TaskInfo>> {
-    let mut tasks = tasks;
-    for f in filters {
-        let known: BTreeSet<&str> = ["synth", "status", "sweep", "run_id"]
-            .into_iter()
-            .chain(tasks.iter().flat_map(|t| t.axes.keys().map(String::as_str)))
-            .collect();
-        let has = tasks.iter().any(|t| f.value_of(t).is_some());
-        if !has {
-            return Err(ReportError::BadFilter {
-                given: format!("{}={}", f.axis, f.value),
-                why: format!(
-                    "no task has an axis {:?}; axes: {}",
-                    f.axis,
-                    known.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
-        let kept: Vec<TaskInfo> = tasks.iter().filter(|t| f.matches(t)).cloned().collect();
-        if kept.is_empty() {
-            let values: BTreeSet<&str> = tasks.iter().filter_map(|t| f.value_of(t)).collect();
-            return Err(ReportError::BadFilter {
-                given: format!("{}={}", f.axis, f.value),
-                why: format!(
-                    "matches no task; {} takes: {}",
-                    f.axis,
-                    values.into_iter().take(20).collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
-        tasks = kept;
-    }
-    Ok(tasks)
+    let mut check = FilterCheck::new(filters);
+    let kept: Vec<TaskInfo> = tasks.into_iter().filter(|t| check.observe(t)).collect();
+    check.finish()?;
+    Ok(kept)
 }
 
 /// A time as RFC 3339 UTC with seconds (`2026-12-01T10:15:00Z`).
@@ -357,6 +453,15 @@ mod tests {
         .iter()
         .map(TaskInfo::from_row)
         .collect();
+        // Filters see every axis, a parameter that does not vary included (the report
+        // filters before it drops those from the pages).
+        let raw = tasks.clone();
+        let kept = apply_filters(raw.clone(), &[Filter::parse("max_iter=10").unwrap()]).unwrap();
+        assert_eq!(kept.len(), 2);
+        let e = apply_filters(raw, &[Filter::parse("max_iter=11").unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_iter takes: 10"), "{e}");
         let per_kind = keep_varying_axes(&mut tasks);
         assert_eq!(
             per_kind["mad"],

@@ -1,15 +1,12 @@
-//! The report's HTML templates (minijinja, auto-escaped). Everything is inline: no script,
-//! style sheet, font or icon is loaded from anywhere, so the pages open from disk offline.
+//! The report's HTML templates (minijinja, auto-escaped), its one style sheet
+//! (`report.css`) and its one script (`report.js`, sorting and filtering a table), written
+//! once at the site's root and shared by every page. Nothing is loaded from the network: the
+//! pages open from disk offline.
 
 use minijinja::Environment;
 
-const BASE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{{ title }}</title>
-<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:1.2em 2em;color:#222;max-width:1400px}
+/// The site's style sheet, `OUT/report.css`.
+pub const CSS: &str = r#"body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:1.2em 2em;color:#222;max-width:1400px}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -20,7 +17,34 @@ img.px{image-rendering:pixelated;border:1px solid #ccc}
 .grid2{display:grid;grid-template-columns:auto auto auto;gap:.3em;align-items:start;justify-content:start}
 pre{background:#f7f7f7;padding:.5em;overflow:auto;max-height:30em}
 nav a{margin-right:1em}
-</style></head><body>
+nav.pages a,nav.pages b{margin-right:.4em}
+"#;
+
+/// The site's script, `OUT/report.js`: a table with id `t` gets a text filter (input `q`,
+/// counter `n`) and sorting by a click on a column's header (`data-num="true"`: as numbers).
+pub const JS: &str = r#"(function(){
+  var table=document.getElementById('t');if(!table)return;
+  var body=table.tBodies[0],q=document.getElementById('q'),n=document.getElementById('n');
+  var rows=Array.prototype.slice.call(body.rows);
+  function count(){var k=0;rows.forEach(function(r){if(r.style.display!=='none')k++;});if(n)n.textContent=k+' of '+rows.length+' tasks shown';}
+  if(q)q.addEventListener('input',function(){var s=q.value.toLowerCase();rows.forEach(function(r){r.style.display=r.textContent.toLowerCase().indexOf(s)>=0?'':'none';});count();});
+  var heads=table.tHead.rows[0].cells,dir={};
+  Array.prototype.forEach.call(heads,function(th,i){th.style.cursor='pointer';th.addEventListener('click',function(){
+    var num=th.getAttribute('data-num')==='true',d=dir[i]=-(dir[i]||-1);
+    rows.sort(function(a,b){var x=a.cells[i].textContent,y=b.cells[i].textContent;
+      if(num){x=parseFloat(x);y=parseFloat(y);if(isNaN(x))x=-Infinity;if(isNaN(y))y=-Infinity;return d*(x-y);}
+      return d*x.localeCompare(y);});
+    rows.forEach(function(r){body.appendChild(r);});});});
+  count();
+})();
+"#;
+
+const BASE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{{ title }}</title>
+<link rel="stylesheet" href="{{ up }}report.css"></head><body>
 <nav><a href="{{ up }}index.html">index</a><a href="{{ up }}tasks.html">all tasks</a></nav>
 {% block body %}{% endblock %}
 <p style="color:#888;font-size:.8em">synthsweep report {{ version }}, written {{ written }} from {{ root }}</p>
@@ -53,8 +77,8 @@ const INDEX: &str = r#"{% extends "base.html" %}{% block body %}
 <figure><img src="{{ durations }}" alt="task durations"><figcaption>Wall-clock seconds per finished task ({{ done }} tasks; median {{ median_s }} s, max {{ max_s }} s).</figcaption></figure>
 <h2>Failures</h2>
 {% if failures %}<table><tr><th>count</th><th>error</th><th>example</th></tr>
-{% for f in failures %}<tr><td class="num">{{ f.count }}</td><td><code>{{ f.error }}</code></td><td><a href="t/{{ f.example }}/index.html">{{ f.example_label }}</a></td></tr>{% endfor %}</table>{% else %}<p>No task failed.</p>{% endif %}
-<h2>Tasks</h2><p><a href="tasks.html">All {{ total }} tasks</a>, sortable and filterable, each with its page.</p>
+{% for f in failures %}<tr><td class="num">{{ f.count }}</td><td><code>{{ f.error }}</code></td><td><a href="t/{{ f.example }}/index.html">{{ f.example_label }}</a></td></tr>{% endfor %}{% if other_failures %}<tr><td class="num">{{ other_failures }}</td><td>(other messages, not listed)</td><td></td></tr>{% endif %}</table>{% else %}<p>No task failed.</p>{% endif %}
+<h2>Tasks</h2><p><a href="tasks.html">All {{ total }} tasks</a> ({{ pages }} page(s) of up to {{ page_rows }} rows, sortable and filterable), each with its page.</p>
 <h2>Runs (provenance)</h2>
 {% for r in runs %}<details><summary><b>{{ r.run_id }}</b>: started {{ r.started_at }}, {{ r.state }}; {{ r.processes }} process(es) × {{ r.threads }} thread(s) on {{ r.devices }}; hosts {{ r.hosts }}; synthsweep {{ r.version }}, torch {{ r.torch }}, commit {{ r.git }}{% if r.committed %}; committed {{ r.committed }}{% endif %}</summary>
 <p>command: <code>{{ r.command }}</code>{% if r.spec_path %}; spec {{ r.spec_path }}{% endif %}</p><pre>{{ r.spec_text }}</pre></details>{% else %}<p>No run record in _runs/.</p>{% endfor %}
@@ -62,26 +86,14 @@ const INDEX: &str = r#"{% extends "base.html" %}{% block body %}
 
 const TASKS: &str = r#"{% extends "base.html" %}{% block body %}
 <h1>{{ title }}</h1>
-<p>Filter: <input id="q" type="search" placeholder="text in any column" size="40"> <span id="n"></span>. Click a column's header to sort by it.</p>
+{% macro pagelinks(prev, next, links) %}<nav class="pages">{% if prev %}<a href="{{ prev }}">&larr; previous</a>{% endif %}pages: {% for l in links %}{% if l.gap %}… {% endif %}{% if l.current %}<b>{{ l.n }}</b>{% else %}<a href="{{ l.file }}">{{ l.n }}</a>{% endif %} {% endfor %}{% if next %}<a href="{{ next }}">next &rarr;</a>{% endif %}</nav>{% endmacro %}
+<p>Tasks {{ first_row }}–{{ last_row }} of {{ total }}, in the order they were committed, {{ rows|length }} on this page. Filter: <input id="q" type="search" placeholder="text in any column" size="40"> <span id="n"></span>. Click a column's header to sort. Filtering and sorting act on this page's rows; for a report of a subset of the sweep, <code>synthsweep report ROOT --where AXIS=VALUE</code>.</p>
+{{ pagelinks(prev, next, links) }}
 <table id="t"><thead><tr>{% for c in columns %}<th data-num="{{ c.num }}">{{ c.name }}</th>{% endfor %}</tr></thead><tbody>
 {% for r in rows %}<tr class="{{ r.status }}">{% for c in r.cells %}{% if loop.first %}<td><a href="t/{{ r.id }}/index.html">{{ c }}</a></td>{% else %}<td>{{ c }}</td>{% endif %}{% endfor %}</tr>
 {% endfor %}</tbody></table>
-<script>
-(function(){
-  var table=document.getElementById('t'),body=table.tBodies[0],q=document.getElementById('q'),n=document.getElementById('n');
-  var rows=Array.prototype.slice.call(body.rows);
-  function count(){var k=0;rows.forEach(function(r){if(r.style.display!=='none')k++;});n.textContent=k+' of '+rows.length+' tasks shown';}
-  q.addEventListener('input',function(){var s=q.value.toLowerCase();rows.forEach(function(r){r.style.display=r.textContent.toLowerCase().indexOf(s)>=0?'':'none';});count();});
-  var heads=table.tHead.rows[0].cells,dir={};
-  Array.prototype.forEach.call(heads,function(th,i){th.style.cursor='pointer';th.addEventListener('click',function(){
-    var num=th.getAttribute('data-num')==='true',d=dir[i]=-(dir[i]||-1);
-    rows.sort(function(a,b){var x=a.cells[i].textContent,y=b.cells[i].textContent;
-      if(num){x=parseFloat(x);y=parseFloat(y);if(isNaN(x))x=-Infinity;if(isNaN(y))y=-Infinity;return d*(x-y);}
-      return d*x.localeCompare(y);});
-    rows.forEach(function(r){body.appendChild(r);});});});
-  count();
-})();
-</script>
+{{ pagelinks(prev, next, links) }}
+<script src="report.js"></script>
 {% endblock %}"#;
 
 const TASK: &str = r#"{% extends "base.html" %}{% block body %}
@@ -90,7 +102,7 @@ const TASK: &str = r#"{% extends "base.html" %}{% block body %}
 {% if error %}<p class="note failed">error: {{ error }}</p>{% endif %}
 {% for n in notes %}<p class="note">{{ n }}</p>{% endfor %}
 {% for s in sections %}<h2>{{ s.title }}</h2>
-{% for f in s.figures %}<figure><img src="{{ f.file }}" alt="{{ f.caption }}"{% if f.width %} class="px" width="{{ f.width }}"{% endif %}><figcaption>{{ f.caption }}</figcaption></figure>{% endfor %}
+{% for f in s.figures %}<figure>{% if f.svg %}{{ f.svg|safe }}{% else %}<img src="{{ f.file }}" alt="{{ f.caption }}"{% if f.width %} class="px" width="{{ f.width }}"{% endif %}>{% endif %}<figcaption>{{ f.caption }}</figcaption></figure>{% endfor %}
 {% endfor %}
 <details><summary>resolved task (params)</summary><pre>{{ params }}</pre></details>
 {% endblock %}"#;
@@ -133,5 +145,33 @@ mod tests {
             .render(minijinja::context! { title => "<x>", up => "", version => "v", written => "w", root => "r" })
             .unwrap();
         assert!(html.contains("&lt;x&gt;") && html.contains("rel=\"icon\" href=\"data:,\""));
+    }
+
+    #[test]
+    fn a_tasks_page_links_the_first_last_and_near_pages() {
+        let env = super::env();
+        let links: Vec<_> = [1usize, 4, 5, 6, 20]
+            .iter()
+            .map(|&n| {
+                minijinja::context! { n => n, file => crate::tasks_page_file(n), current => n == 5, gap => n == 4 || n == 20 }
+            })
+            .collect();
+        let html = env
+            .get_template("tasks.html")
+            .unwrap()
+            .render(minijinja::context! {
+                title => "t", up => "", version => "v", written => "w", root => "r",
+                columns => Vec::<String>::new(), rows => Vec::<String>::new(),
+                first_row => 2001, last_row => 2500, total => 10000, page => 5, pages => 20,
+                links => links, prev => "tasks-4.html", next => "tasks-6.html",
+            })
+            .unwrap();
+        // Twice (above and below the table): previous, 1, gap, 4, 5 (current), 6, gap, 20, next.
+        assert_eq!(html.matches(r#"<a href="tasks.html">1</a> … <a href="tasks-4.html">4</a> <b>5</b> <a href="tasks-6.html">6</a> … <a href="tasks-20.html">20</a>"#).count(), 2, "{html}");
+        assert_eq!(html.matches("&larr; previous").count(), 2);
+        assert!(
+            html.contains("Tasks 2001–2500 of 10000")
+                && html.contains(r#"<script src="report.js">"#)
+        );
     }
 }
