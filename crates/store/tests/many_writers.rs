@@ -283,6 +283,7 @@ fn cfg(tag: &str, tasks: usize, group: usize, batch: usize) -> ClaimingWriter {
         tag: tag.into(),
         lease: Duration::from_secs(5),
         task_ms: 2,
+        end_together: None,
     }
 }
 
@@ -319,13 +320,23 @@ fn writers(prefix: &str, n: usize, tasks: usize, lease: Duration) -> Vec<Claimin
 
 /// 8 shards' worth of writers started together plus a duplicate run started in the middle,
 /// while a reader looks: every task once, nothing left over.
+/// The writers end their sessions at one moment (a barrier in a local folder): on S3 they
+/// would otherwise end a poll period apart, and the last would find the others gone (not
+/// ending), which cleans up without the ending markers this test is there to prove.
 fn together(root: &str, endpoint: Option<&str>, lease: Duration, tasks: usize) {
+    let barrier = tempfile::tempdir().unwrap();
+    let end = Some((barrier.path().join("ended"), 9));
     let mut late = cfg("late", tasks, 8, 1);
     late.lease = lease;
+    late.end_together = end.clone();
+    let mut shards = writers("s", 8, tasks, lease);
+    for w in &mut shards {
+        w.end_together = end.clone();
+    }
     let outs = writers_together(
         root,
         endpoint,
-        &writers("s", 8, tasks, lease),
+        &shards,
         Some((Duration::from_millis(300), late)),
         &[],
     );
