@@ -7,7 +7,7 @@ and on a moto S3 server on loopback, and prints the wall time of `synthsweep run
 (median of --repeat runs, each on a fresh root).
 
 usage: .venv/bin/python scripts/bench_claims.py --bin NAME=PATH [--bin NAME=PATH ...]
-                                                 [--repeat 3] [--no-s3] [--no-quickstart]
+                                                 [--repeat 3] [--no-s3] [--no-quickstart] [--no-score]
 e.g.   --bin before=/work/main/target/release/synthsweep --bin after=target/release/synthsweep
 """
 import argparse
@@ -92,10 +92,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--no-quickstart", action="store_true")
+    ap.add_argument("--no-score", action="store_true")
     args = ap.parse_args()
     bins = [b.split("=", 1) for b in args.bin]
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-claims-"))
-    specs = [("score 3200 tasks", score_spec(work))]
+    specs = [] if args.no_score else [("score 3200 tasks", score_spec(work))]
     if not args.no_quickstart:
         specs.append(("quickstart", REPO / "sweeps/quickstart.toml"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -22,8 +22,21 @@ use synthsweep_store::{
 use synthsweep_sweep::SweepSpec;
 use tch::Device;
 
-/// How long a process waits for all the others to connect before giving up.
+/// How long a process waits for all the others to connect before giving up (exit 75).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Sets that wait in seconds (tests use a few).
+pub const CONNECT_SECS_ENV: &str = "SYNTHSWEEP_CONNECT_SECS";
+
+/// The connection wait: [`CONNECT_SECS_ENV`] if set, else [`CONNECT_TIMEOUT`].
+fn connect_timeout() -> Result<Duration> {
+    match std::env::var(CONNECT_SECS_ENV) {
+        Err(_) => Ok(CONNECT_TIMEOUT),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s)),
+            _ => bail!("{CONNECT_SECS_ENV}={v:?}: expected a number of seconds above 0"),
+        },
+    }
+}
 
 /// The cluster this run is part of, or `None` for a local run: from `--processes`/
 /// `--process` (with `--hosts` or `--port`), else from a Slurm step of several tasks.
@@ -108,6 +121,7 @@ fn devices(a: &RunArgs, cluster: &Cluster) -> Result<(Vec<Device>, usize)> {
 /// A run over several processes; `cancel` is set by the handlers `sweep_cmd::run` installed
 /// first thing (see `stop_handlers`).
 pub fn run(a: RunArgs, cluster: Cluster, cancel: Arc<AtomicBool>) -> Result<()> {
+    let connect_timeout = connect_timeout()?;
     let spec = SweepSpec::from_path(&a.spec)?;
     let (workers, threads) = devices(&a, &cluster)?;
     let (root_text, root) = root_for_writing(&spec, &a.out)?;
@@ -152,7 +166,7 @@ pub fn run(a: RunArgs, cluster: Cluster, cancel: Arc<AtomicBool>) -> Result<()> 
         },
         run: info,
         root_text: root_text.clone(),
-        connect_timeout: CONNECT_TIMEOUT,
+        connect_timeout,
         claim_poll: (lease.renew_every / 2)
             .clamp(Duration::from_millis(200), Duration::from_secs(5)),
         identity,

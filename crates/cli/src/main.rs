@@ -95,7 +95,8 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
 
 /// The exit code of an error: 74 when the storage failed (or this writer's lease lapsed
 /// because its renewals failed), 75 when the lease lapsed for another reason (the process
-/// was stalled; others took its tasks over), 2 (bad input) otherwise. A storage error is
+/// was stalled; others took its tasks over) or when the processes of a multi-process run
+/// could not connect (a port in use), 2 (bad input) otherwise. A storage error is
 /// found wherever it is in the chain of causes, also inside the exec and dist crates' errors.
 fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
@@ -117,6 +118,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 Some(DistError::Store(s)) | Some(DistError::Exec(ExecError::Store(s))) => Some(s),
                 _ => None,
             });
+        if let Some(DistError::Connect { .. }) = cause.downcast_ref::<DistError>() {
+            return synthsweep_exec::EXIT_PREEMPTED;
+        }
         if let Some(s) = store {
             if s.is_storage() {
                 return EXIT_STORAGE;

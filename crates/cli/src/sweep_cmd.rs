@@ -432,10 +432,12 @@ impl Drop for EndSession<'_> {
                 }
                 if let Some(r) = end.recovered.filter(|r| !r.is_clean()) {
                     tracing::info!(
-                        "cleaned up after writers that died during this run: {} orphan file(s), {} staging file(s), {} expired lease(s)",
+                        "cleaned up after writers that died during this run: {} orphan file(s), {} staging file(s), {} expired lease(s), {} claim(s), {} mark(s)",
                         r.orphan_files_deleted.len(),
                         r.staging_files_deleted,
-                        r.leases_expired.len()
+                        r.leases_expired.len(),
+                        r.claims_deleted,
+                        r.marks_deleted
                     );
                 }
             }

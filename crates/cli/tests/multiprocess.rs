@@ -512,6 +512,54 @@ fn processes_that_planned_different_sweeps_refuse_to_run() {
     assert!(read(&out).tasks.is_empty(), "no task may run");
 }
 
+/// Processes that cannot all connect exit 75 (transient, the Slurm script requeues), with
+/// one line naming this process, its address and the processes it waited for: a peer that
+/// never starts (the wait cut to 1 s by `SYNTHSWEEP_CONNECT_SECS`), and a port another
+/// program holds (at once). A bad wait value is bad input (2). No task runs.
+#[test]
+fn processes_that_cannot_connect_exit_as_transient_naming_the_addresses() {
+    let f = fixture();
+    let out = out_dir("noconnect");
+    let hosts = hostfile(f.dir.path(), 2);
+    let text = std::fs::read_to_string(&hosts).unwrap();
+    let addrs: Vec<&str> = text.lines().collect();
+    let run = |wait: &str| {
+        bin()
+            .env("SYNTHSWEEP_CONNECT_SECS", wait)
+            .arg("run")
+            .arg(&f.spec)
+            .arg("--out")
+            .arg(&out)
+            .args(["--processes", "2", "--process", "0", "--hosts"])
+            .arg(&hosts)
+            .output()
+            .expect("run synthsweep")
+    };
+    // Process 1 never starts.
+    let o = run("1");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(75), "{err}");
+    let want = format!(
+        "process 0 (listening on {}) could not connect to all 2 processes within 1 s (waited for process 1 at {}",
+        addrs[0], addrs[1]
+    );
+    assert!(err.contains(&want), "`{want}` not in: {err}");
+    assert_eq!(err.matches("could not connect").count(), 1, "{err}");
+    // Process 0's port is held by another program.
+    let held = std::net::TcpListener::bind(addrs[0]).unwrap();
+    let o = run("60");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains(&format!("process 0 cannot listen on {}", addrs[0]))
+            && err.contains("holds the port"),
+        "{err}"
+    );
+    drop(held);
+    assert_bad_input(&run("soon"), "SYNTHSWEEP_CONNECT_SECS=\"soon\"");
+    assert!(read(&out).tasks.is_empty(), "no task may run");
+}
+
 /// The lease id of process `p` of a run on `out` once its lease exists (`<run>-p<P>-<hex>`).
 fn lease_of(out: &Path, p: usize, procs: &mut [Proc]) -> String {
     let t = Instant::now();

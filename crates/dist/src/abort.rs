@@ -22,8 +22,11 @@ use std::time::{Duration, Instant};
 /// Exit status of a process whose run lost one of its processes: transient (EX_TEMPFAIL,
 /// the same as a preemption), so the Slurm script requeues the job.
 pub const EXIT_PEER_LOST: i32 = 75;
-/// Exit code when the processes could not all connect (a wrong host list, one not started).
-pub const EXIT_NOT_CONNECTED: i32 = 2;
+/// Exit code when the processes could not all connect in time (a process that never
+/// started or died at start, a port another program holds, a node unreachable): transient
+/// (EX_TEMPFAIL), so the Slurm script requeues the job. A host list that cannot be read is
+/// bad input (exit 2) and is refused before any connection is tried.
+pub const EXIT_NOT_CONNECTED: i32 = 75;
 
 /// Installs the panic hook that ends the process on a lost connection (once per process;
 /// other panics go to the hook installed before).
@@ -88,17 +91,27 @@ pub fn watch_connection(connected: Arc<AtomicBool>, timeout: Duration, cluster: 
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        let others: Vec<String> = cluster
+            .addresses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != cluster.index)
+            .map(|(i, a)| format!("process {i} at {a}"))
+            .collect();
         tracing::error!(
-            "process {} could not connect to all {} processes within {} s ({}: {}); \
-             is every process started with the same process count and host list? \
-             Inside a Slurm job, start one synthsweep per task with srun",
+            "process {} (listening on {}) could not connect to all {} processes within {} s \
+             (waited for {}; from {}): a process that never started or died at start, or a \
+             node that cannot be reached; is every process started with the same process \
+             count and host list? Inside a Slurm job, start one synthsweep per task with srun \
+             (exit {EXIT_NOT_CONNECTED}, transient: nothing was written)",
             cluster.index,
+            cluster.addresses[cluster.index],
             cluster.processes(),
-            timeout.as_secs(),
+            timeout.as_secs_f64(),
+            others.join(", "),
             cluster.origin,
-            cluster.addresses.join(" ")
         );
-        std::process::exit(EXIT_NOT_CONNECTED);
+        exit_now(EXIT_NOT_CONNECTED);
     });
 }
 

@@ -6,7 +6,8 @@ pub enum DistError {
     /// A bad process count, index, host file, port or Slurm environment (exit code 2).
     #[error("{0}")]
     Config(String),
-    /// The processes could not be connected (a port in use, an unreachable host).
+    /// The processes could not be connected (a port in use, an unreachable host):
+    /// transient (exit 75), the same command may work when run again.
     #[error("cannot connect the {processes} processes: {msg}")]
     Connect { processes: usize, msg: String },
     /// Another process planned a different sweep (other spec text, other images).

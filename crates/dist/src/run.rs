@@ -126,11 +126,15 @@ pub fn run(
         },
         worker: timely::WorkerConfig::default(),
     };
+    check_listen(&cluster)?;
     let guards =
         timely::execute(config, move |worker| process_main(worker, &ctx)).map_err(|msg| {
             DistError::Connect {
                 processes: cluster.processes(),
-                msg,
+                msg: format!(
+                    "process {} (at {}): {msg}",
+                    cluster.index, cluster.addresses[cluster.index]
+                ),
             }
         })?;
     let mut results = guards.join();
@@ -139,6 +143,35 @@ pub fn run(
         Some(Err(panic)) => Err(DistError::Stopped(format!("internal failure: {panic}"))),
         None => Err(DistError::Stopped("no timely worker ran".into())),
     }
+}
+
+/// Whether this process can listen on its address(es) before timely tries (timely's own
+/// error says neither which address nor why in a form that can be told apart): a port in
+/// use is transient ([`DistError::Connect`], exit 75: another program, or an earlier run
+/// still exiting, holds it); an address that is not this host's, or that does not resolve,
+/// is a wrong host list ([`DistError::Config`], exit 2).
+fn check_listen(cluster: &Cluster) -> Result<()> {
+    let mine = &cluster.addresses[cluster.index];
+    for addr in mine.split_whitespace() {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            let what = format!(
+                "process {} cannot listen on {addr} (its address in {}): {e}",
+                cluster.index, cluster.origin
+            );
+            return Err(match e.kind() {
+                std::io::ErrorKind::AddrInUse => DistError::Connect {
+                    processes: cluster.processes(),
+                    msg: format!(
+                        "{what}; another program (or an earlier run still exiting) holds the port"
+                    ),
+                },
+                _ => DistError::config(format!(
+                    "{what}; expected an address of this host (`host:port`)"
+                )),
+            });
+        }
+    }
+    Ok(())
 }
 
 type Requests = InputHandleVec<u64, ToCoordinator>;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use synthsweep_store::{Claim, Store, StoreError};
+use synthsweep_store::{Claim, PendingClaims, Store, StoreError};
 
 use crate::source::{Assignment, TaskEnd, TaskSource};
 
@@ -52,6 +52,9 @@ struct State {
     /// The current claim group size and when the last group was claimed.
     group: usize,
     claimed_at: Option<Instant>,
+    /// The next group, taken from the inner source and being claimed in the background
+    /// while the slots run the tasks of the current one (see [`ClaimingSource::next`]).
+    ahead: Option<(Vec<Assignment>, PendingClaims)>,
 }
 
 impl<'a> ClaimingSource<'a> {
@@ -90,22 +93,50 @@ impl<'a> ClaimingSource<'a> {
         self.state.lock().expect("claims lock").by_others
     }
 
-    /// Claims the next group of the inner source's tasks.
-    fn claim_more(&self, slot: usize, s: &mut State) -> Result<(), StoreError> {
+    /// The size of the next claim group: doubled while groups are used up quickly, halved
+    /// back towards the smallest when not.
+    fn next_group(&self, s: &mut State) -> usize {
         s.group = match s.claimed_at {
             Some(t) if t.elapsed() < QUICK => (s.group * 2).min(GROUP_MAX.max(self.group)),
             Some(_) => (s.group / 2).max(self.group),
             None => s.group,
         };
         s.claimed_at = Some(Instant::now());
+        s.group
+    }
+
+    /// Takes the next group from the inner source and starts claiming it in the background
+    /// (nothing when the inner source is done).
+    fn claim_ahead(&self, slot: usize, s: &mut State) -> Result<(), StoreError> {
+        let n = self.next_group(s);
         // A remote source answers one task per request; a local one as many as asked.
-        let group = self.inner.next(slot, s.group);
+        let group = self.inner.next(slot, n);
         if group.is_empty() {
             s.inner_done = true;
             return Ok(());
         }
         let ids: Vec<String> = group.iter().map(|a| a.task.id().to_string()).collect();
-        let claims = match self.store.claim(&ids) {
+        match self.store.claim_ahead(ids) {
+            Ok(p) => {
+                s.ahead = Some((group, p));
+                Ok(())
+            }
+            Err(e) => {
+                for a in &group {
+                    self.inner.finished(slot, a, TaskEnd::Abandoned);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits for the group claimed ahead, if any, and sorts its tasks: ours to the ready
+    /// queue, held ones to wait for, committed ones reported.
+    fn land_ahead(&self, slot: usize, s: &mut State) -> Result<(), StoreError> {
+        let Some((group, pending)) = s.ahead.take() else {
+            return Ok(());
+        };
+        let claims = match pending.wait() {
             Ok(c) => c,
             Err(e) => {
                 for a in &group {
@@ -166,8 +197,13 @@ impl<'a> ClaimingSource<'a> {
         Ok(())
     }
 
-    /// Gives the tasks not run back to the source (the run is stopping).
+    /// Gives the tasks not run back to the source (the run is stopping). A group claimed
+    /// ahead is waited for first, so that its claims are recorded (the session releases
+    /// them at its end).
     fn give_back(&self, slot: usize, s: &mut State) {
+        if let Err(e) = self.land_ahead(slot, s) {
+            s.error.get_or_insert(e);
+        }
         for a in s.ready.drain(..) {
             self.inner.finished(slot, &a, TaskEnd::Abandoned);
         }
@@ -202,7 +238,12 @@ impl TaskSource for ClaimingSource<'_> {
         self.committed_by_others()
     }
 
-    /// One claimed task at a time (claims are made in groups ahead of the slots).
+    /// One claimed task at a time. Claims are made in groups ahead of the slots: when a
+    /// slot takes a task and at most half a group is left ready, the next group is claimed
+    /// in the background ([`Store::claim_ahead`]), so that claim requests overlap with the
+    /// tasks running instead of stopping every slot. At most one group is claimed ahead of
+    /// what the slots run; a writer that dies holding it leaves it to expire with its
+    /// lease, and a writer that stops releases it (see PROTOCOL.md, "Claims").
     fn next(&self, slot: usize, _max: usize) -> Vec<Assignment> {
         let mut s = self.state.lock().expect("claims lock");
         loop {
@@ -211,10 +252,19 @@ impl TaskSource for ClaimingSource<'_> {
                 return Vec::new();
             }
             if let Some(a) = s.ready.pop_front() {
+                if s.ahead.is_none() && !s.inner_done && s.ready.len() <= s.group / 2 {
+                    if let Err(e) = self.claim_ahead(slot, &mut s) {
+                        tracing::error!("claiming tasks: {e}");
+                        s.error = Some(e);
+                    }
+                }
                 return vec![a];
             }
-            let step = if !s.inner_done {
-                self.claim_more(slot, &mut s)
+            let step = if s.ahead.is_some() {
+                self.land_ahead(slot, &mut s)
+            } else if !s.inner_done {
+                self.claim_ahead(slot, &mut s)
+                    .and_then(|()| self.land_ahead(slot, &mut s))
             } else if s.held.is_empty() {
                 return Vec::new();
             } else {

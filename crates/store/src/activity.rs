@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
 
-use crate::claims::{gen_name, CLAIMS};
+use crate::claims::{gen_name, CLAIMS, DEAD};
 use crate::error::Result;
 use crate::lease::LeaseView;
 use crate::store::Store;
@@ -36,6 +36,9 @@ pub struct Activity {
     pub stale: Vec<LeaseView>,
     /// Tasks claimed and not committed.
     pub claimed: Vec<ClaimView>,
+    /// Writers marked dead (`_dead/<lease_id>`): another writer found their lease expired
+    /// and took (or is taking) their claims over. The next recovery removes the marks.
+    pub marked_dead: Vec<String>,
 }
 
 impl Store {
@@ -49,6 +52,13 @@ impl Store {
             // claim was listed is in the ledger, so a committed task is never shown as
             // claimed and not committed (its claim may stay until writers end).
             let claims = self.list_coord(&[CLAIMS]).await?;
+            let mut marked_dead: Vec<String> = self
+                .list_coord(&[DEAD])
+                .await?
+                .iter()
+                .filter_map(|f| f.path.filename().map(str::to_string))
+                .collect();
+            marked_dead.sort();
             let ledger = self.ledger_async().await?;
             let live = self.liveness(&self.staging_owner()).await?;
             let mut highest: BTreeMap<String, u32> = BTreeMap::new();
@@ -113,6 +123,7 @@ impl Store {
                 writers,
                 stale,
                 claimed,
+                marked_dead,
             })
         })
     }
@@ -177,6 +188,14 @@ impl fmt::Display for Activity {
             for l in &self.stale {
                 writeln!(f, "  {}: last heartbeat {} ago", who(l), secs(l.age))?;
             }
+        }
+        if !self.marked_dead.is_empty() {
+            writeln!(
+                f,
+                "writers marked dead: {} (another writer found their lease expired and took their claims over; the next run removes the marks): {}",
+                self.marked_dead.len(),
+                self.marked_dead.join(", ")
+            )?;
         }
         Ok(())
     }

@@ -38,6 +38,37 @@ pub enum Claim {
     Committed,
 }
 
+/// Claims made ahead, in flight on the store's runtime (see [`Store::claim_ahead`]).
+pub struct PendingClaims {
+    handle: std::thread::JoinHandle<Result<Vec<Claim>>>,
+}
+
+impl PendingClaims {
+    /// Whether the answers are in (waiting would not block).
+    pub fn is_ready(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits for the answers: one [`Claim`] per id, in order, as [`Store::claim`] gives.
+    ///
+    /// # Errors
+    /// As [`Store::claim`].
+    pub fn wait(self) -> Result<Vec<Claim>> {
+        match self.handle.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingClaims")
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
 /// The content of a generation key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Owner {
@@ -200,8 +231,36 @@ impl Store {
     /// writer's lease may have expired, [`StoreError::Storage`] when the storage fails.
     pub fn claim(&self, task_ids: &[String]) -> Result<Vec<Claim>> {
         let s = self.session("claiming tasks")?;
-        s.check()?;
-        self.block_on(self.claim_async(&s, task_ids))
+        let guard = s.begin_claim()?;
+        self.block_on(self.claim_async(guard.session(), task_ids))
+    }
+
+    /// [`Store::claim`] in the background: the requests run on the store's runtime while
+    /// the caller goes on (a task source claims the next group while its slots run the
+    /// current one); [`PendingClaims::wait`] gives the answers. Claims made ahead are
+    /// claims like any other: recorded in the session when they land, released by
+    /// [`Store::finish_session`] if their tasks were not run, and left to expire with the
+    /// lease if the writer dies. The session waits for claims in flight before it ends
+    /// (no claim lands after its ending marker), so dropping a `PendingClaims` unwaited
+    /// only loses the answers.
+    ///
+    /// # Errors
+    /// As [`Store::claim`], at once for [`StoreError::NoSession`] and
+    /// [`StoreError::LeaseLost`]; the others from [`PendingClaims::wait`].
+    pub fn claim_ahead(&self, task_ids: Vec<String>) -> Result<PendingClaims> {
+        let s = self.session("claiming tasks")?;
+        let guard = s.begin_claim()?;
+        let store = self.clone();
+        // A thread of its own that blocks on the runtime (the claim future is not `Send`,
+        // so it cannot be spawned onto the runtime): one per group, not per task.
+        let handle = std::thread::Builder::new()
+            .name("synthsweep-claims".into())
+            .spawn(move || {
+                let r = store.block_on(store.claim_async(guard.session(), &task_ids));
+                drop(guard);
+                r
+            })?;
+        Ok(PendingClaims { handle })
     }
 
     async fn claim_async(&self, s: &Session, task_ids: &[String]) -> Result<Vec<Claim>> {

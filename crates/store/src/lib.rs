@@ -89,7 +89,7 @@ mod summary;
 mod writer;
 
 pub use activity::{Activity, ClaimView};
-pub use claims::Claim;
+pub use claims::{Claim, PendingClaims};
 pub use encode::{from_micros, to_micros};
 pub use error::{Result, StoreError};
 pub use lease::{LeaseOptions, LeaseView, WriterIdentity, WriterInfo, LEASE_SECS_ENV};

@@ -34,18 +34,24 @@ pub struct RecoveryReport {
     /// Claim objects of committed tasks deleted (left by writers that ended together, or
     /// died), when every other live writer was ending.
     pub claims_deleted: usize,
+    /// Dead-writer marks (`_dead/<lease>`) of writers no longer alive, and ending markers
+    /// (`_leases/<lease>.ending`) whose lease was gone, deleted.
+    pub marks_deleted: usize,
     /// Files left alone because their writer's lease is alive (in flight, not debris).
     pub spared_live: usize,
 }
 
 impl RecoveryReport {
-    /// Whether there was nothing to clean up.
+    /// Whether there was nothing to clean up (nothing deleted, replayed or resolved; files
+    /// spared because their writer lives do not count).
     pub fn is_clean(&self) -> bool {
         self.intents_replayed == 0
             && self.orphan_files_deleted.is_empty()
             && self.staging_files_deleted == 0
             && self.duplicates_resolved == 0
             && self.leases_expired.is_empty()
+            && self.claims_deleted == 0
+            && self.marks_deleted == 0
     }
 }
 
@@ -243,6 +249,7 @@ impl Store {
         }
         for id in &live.orphan_markers {
             self.delete_coord(&self.ending_path(id)).await?;
+            report.marks_deleted += 1;
         }
         // Dead-writer marks of writers whose lease has expired or is gone: they commit
         // nothing any more, so nothing looks at their mark.
@@ -252,6 +259,7 @@ impl Store {
             };
             if !live.is_live(id) && id != probe {
                 self.delete_coord(&f.path).await?;
+                report.marks_deleted += 1;
             }
         }
         report.leases_expired.sort();

@@ -57,11 +57,31 @@ pub(crate) struct Session {
     commits_done: Condvar,
 }
 
-/// The commit points of a session in flight, and whether one failed (it may still land).
+/// The commit points of a session in flight, and whether one failed (it may still land);
+/// the claim requests in flight, and whether the session is ending (it claims no more).
 #[derive(Debug, Default)]
 struct Commits {
     in_flight: usize,
     unsure: bool,
+    claims: usize,
+    ending: bool,
+}
+
+/// A claim request in flight (see [`Session::begin_claim`]).
+pub(crate) struct ClaimGuard(Arc<Session>);
+
+impl ClaimGuard {
+    pub fn session(&self) -> &Session {
+        &self.0
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        let mut c = self.0.commits.lock().unwrap();
+        c.claims -= 1;
+        self.0.commits_done.notify_all();
+    }
 }
 
 /// A commit point in flight (see [`Session::begin_commit`]); dropping it without
@@ -112,6 +132,35 @@ impl Session {
             },
             remaining,
         ))
+    }
+
+    /// Starts a claim request: checks the lease and counts the request in flight, refusing
+    /// once the session is ending ([`Session::end_claims`]), both under one lock, so that
+    /// no claim is made after the ending marker (PROTOCOL.md, "Claims").
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`]; [`StoreError::NoSession`] once the session is ending.
+    pub fn begin_claim(self: &Arc<Self>) -> Result<ClaimGuard> {
+        let mut c = self.commits.lock().unwrap();
+        if c.ending {
+            return Err(StoreError::NoSession(
+                "claiming tasks (this writer's session is ending)",
+            ));
+        }
+        self.check()?;
+        c.claims += 1;
+        Ok(ClaimGuard(self.clone()))
+    }
+
+    /// From now on this session claims nothing: refuses new claim requests and waits for
+    /// those in flight (claims made ahead, see [`Store::claim_ahead`]) to finish, so that
+    /// what they claimed is recorded (and released as unrun).
+    pub fn end_claims(&self) {
+        let mut c = self.commits.lock().unwrap();
+        c.ending = true;
+        while c.claims > 0 {
+            c = self.commits_done.wait(c).unwrap();
+        }
     }
 
     /// Forgets claims that are no longer this writer's (taken over): they must never be
@@ -269,6 +318,8 @@ impl Store {
             return Ok(end);
         };
         stop_heartbeat(&s);
+        // Claims made ahead and still in flight land (and are recorded) before the marker.
+        s.end_claims();
         if s.check().is_ok() {
             let unrun: Vec<String> = s
                 .claims

@@ -283,6 +283,7 @@ fn cfg(tag: &str, tasks: usize, group: usize, batch: usize) -> ClaimingWriter {
         tag: tag.into(),
         lease: Duration::from_secs(5),
         task_ms: 2,
+        end_together: None,
     }
 }
 
@@ -319,13 +320,23 @@ fn writers(prefix: &str, n: usize, tasks: usize, lease: Duration) -> Vec<Claimin
 
 /// 8 shards' worth of writers started together plus a duplicate run started in the middle,
 /// while a reader looks: every task once, nothing left over.
+/// The writers end their sessions at one moment (a barrier in a local folder): on S3 they
+/// would otherwise end a poll period apart, and the last would find the others gone (not
+/// ending), which cleans up without the ending markers this test is there to prove.
 fn together(root: &str, endpoint: Option<&str>, lease: Duration, tasks: usize) {
+    let barrier = tempfile::tempdir().unwrap();
+    let end = Some((barrier.path().join("ended"), 9));
     let mut late = cfg("late", tasks, 8, 1);
     late.lease = lease;
+    late.end_together = end.clone();
+    let mut shards = writers("s", 8, tasks, lease);
+    for w in &mut shards {
+        w.end_together = end.clone();
+    }
     let outs = writers_together(
         root,
         endpoint,
-        &writers("s", 8, tasks, lease),
+        &shards,
         Some((Duration::from_millis(300), late)),
         &[],
     );
@@ -591,9 +602,18 @@ fn a_dead_writers_claims_are_taken_over_once_its_lease_expires() {
     let claims = b.claim(&ids(0..10)).unwrap();
     assert_eq!(claims[..4], [const { Claim::Committed }; 4]);
     assert_eq!(claims[4..], [const { Claim::Ours }; 6]);
+    // B marked A dead before taking its claims over; status shows the mark.
+    let act = b.activity().unwrap();
+    assert_eq!(act.marked_dead.len(), 1, "{act}");
+    assert!(act.to_string().contains("writers marked dead: 1"), "{act}");
     let rec = b.recover(RecoverOptions::default()).unwrap();
     assert_eq!(rec.orphan_files_deleted.len(), 4, "{rec:?}");
     assert_eq!(rec.leases_expired.len(), 1);
+    assert_eq!(
+        rec.marks_deleted, 1,
+        "A's mark goes with its lease: {rec:?}"
+    );
+    assert!(b.activity().unwrap().marked_dead.is_empty());
     // The claims of the 4 tasks A committed (A's g0 and B's g1 over it) go too: B, the
     // only live writer, knows those tasks committed.
     assert_eq!(rec.claims_deleted, 8, "{rec:?}");
@@ -609,6 +629,53 @@ fn a_dead_writers_claims_are_taken_over_once_its_lease_expires() {
     assert_eq!(at_end + end.claims_cleaned, 14, "{end:?}");
     assert_eq!(assert_each_task_once(&b).len(), 12);
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+}
+
+#[test]
+fn a_recovery_that_deletes_only_claims_or_marks_is_not_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    // A commits 3 claimed tasks, then quits at once: its lease goes, its claims stay.
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_secs(60));
+    let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
+    a.claim(&ids(0..3)).unwrap();
+    let mut w = writer(&a, &ledger, 100);
+    for i in 0..3 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    w.finish().unwrap();
+    assert!(a.quit_session(Duration::from_secs(2)));
+    assert_eq!(common::files_under(&dir.path().join("_claims")).len(), 3);
+    // A dead-writer mark of a writer that is gone.
+    std::fs::create_dir_all(dir.path().join("_dead")).unwrap();
+    std::fs::write(dir.path().join("_dead/gone-p0-00000000"), b"taken over").unwrap();
+    let r = open(dir.path());
+    let rec = r.recover(RecoverOptions::default()).unwrap();
+    assert_eq!((rec.claims_deleted, rec.marks_deleted), (3, 1), "{rec:?}");
+    assert!(!rec.is_clean(), "{rec:?}");
+    assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    let rec = r.recover(RecoverOptions::default()).unwrap();
+    assert!(rec.is_clean(), "{rec:?}");
+}
+
+#[test]
+fn claims_made_ahead_land_before_the_session_ends_and_are_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_secs(60));
+    a.prepare(PrepareOptions::default()).unwrap();
+    let first = a.claim_ahead(ids(0..4)).unwrap();
+    assert_eq!(first.wait().unwrap(), vec![Claim::Ours; 4]);
+    // The next group, still in flight (never waited for) when the session ends: the end
+    // waits for it, so its claims are recorded and given back, none left behind.
+    let _ahead = a.claim_ahead(ids(4..40)).unwrap();
+    let end = a.finish_session().unwrap();
+    assert_eq!(end.released, 40, "{end:?}");
+    assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    let b = open(dir.path());
+    session(&b, "b", Duration::from_secs(60));
+    assert_eq!(b.claim(&ids(0..40)).unwrap(), vec![Claim::Ours; 40]);
+    b.finish_session().unwrap();
 }
 
 #[test]

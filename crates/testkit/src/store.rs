@@ -302,12 +302,16 @@ pub struct ClaimingWriter {
     pub tag: String,
     pub lease: Duration,
     pub task_ms: u64,
+    /// End together: before ending its session, the writer creates `<folder>/<tag>` and
+    /// waits (up to a minute) until the folder holds this many files, so that the writers
+    /// sharing the folder end their sessions at one moment.
+    pub end_together: Option<(std::path::PathBuf, usize)>,
 }
 
 impl ClaimingWriter {
-    /// As one environment value: `tasks,group,batch,tag,lease_ms,task_ms`.
+    /// As one environment value: `tasks,group,batch,tag,lease_ms,task_ms[,folder,n]`.
     pub fn encode(&self) -> String {
-        format!(
+        let mut s = format!(
             "{},{},{},{},{},{}",
             self.tasks,
             self.group,
@@ -315,7 +319,11 @@ impl ClaimingWriter {
             self.tag,
             self.lease.as_millis(),
             self.task_ms
-        )
+        );
+        if let Some((dir, n)) = &self.end_together {
+            s += &format!(",{},{n}", dir.display());
+        }
+        s
     }
 
     pub fn decode(s: &str) -> ClaimingWriter {
@@ -327,6 +335,7 @@ impl ClaimingWriter {
             tag: p[3].to_string(),
             lease: Duration::from_millis(p[4].parse().unwrap()),
             task_ms: p[5].parse().unwrap(),
+            end_together: (p.len() == 8).then(|| (p[6].into(), p[7].parse().unwrap())),
         }
     }
 
@@ -385,6 +394,15 @@ impl ClaimingWriter {
             w.flush().unwrap();
         }
         let stats = w.finish().unwrap();
+        if let Some((dir, n)) = &self.end_together {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join(&self.tag), b"").unwrap();
+            let until = Instant::now() + Duration::from_secs(60);
+            while std::fs::read_dir(dir).unwrap().count() < *n {
+                assert!(Instant::now() < until, "the other writers never ended");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         store.finish_session().unwrap();
         stats.tasks
     }
