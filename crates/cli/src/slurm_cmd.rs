@@ -168,10 +168,42 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     })
 }
 
+/// The arguments after `--` as `synthsweep run` will read them on the nodes (with the
+/// `--out` and `--shard` the script adds): an unknown flag or a value out of range is bad
+/// input here, at submission, not an exit 2 of every element after queueing. Bounds that
+/// depend on the node (CPUs for `--threads`/`--workers`) are left to the node.
+fn check_run_args(spec: &Path, run_args: &[String], array: bool) -> Result<()> {
+    use clap::Parser;
+    let mut argv: Vec<String> = ["synthsweep", "run"].map(String::from).to_vec();
+    argv.push(spec.display().to_string());
+    argv.extend(["--out".into(), "ROOT".into()]);
+    if array {
+        argv.extend(["--shard".into(), "0/1".into()]);
+    }
+    argv.extend(run_args.iter().cloned());
+    match crate::args::Cli::try_parse_from(&argv) {
+        Ok(_) => Ok(()),
+        Err(e) if e.to_string().contains("CPUs this process may use") => Ok(()),
+        Err(e) => {
+            let first = e.to_string();
+            let first = first
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            bail!(
+                "-- {}: not arguments `synthsweep run` takes on the nodes: {first}",
+                run_args.join(" ")
+            )
+        }
+    }
+}
+
 impl TryFrom<SlurmArgs> for SlurmPlan {
     type Error = anyhow::Error;
 
     fn try_from(a: SlurmArgs) -> Result<Self> {
+        check_run_args(&a.spec, &a.run_args, a.array.is_some())?;
         let spec = SweepSpec::from_path(&a.spec)?;
         let spec_name = spec.name().to_string();
         let name = a.job_name.clone().unwrap_or_else(|| spec_name.clone());

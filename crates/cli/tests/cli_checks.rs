@@ -117,6 +117,17 @@ fn every_numeric_flag_is_checked() {
             "--array",
             at_least_one,
         ),
+        // What follows `--` is checked as `synthsweep run` reads it on the nodes.
+        (
+            &["slurm", spec, "--time", "10", "--", "--bogus"],
+            "--bogus",
+            "synthsweep run",
+        ),
+        (
+            &["slurm", spec, "--time", "10", "--", "--workers", "0"],
+            "--workers",
+            at_least_one,
+        ),
         (
             &["slurm", spec, "--time", "10", "--signal-before", "0"],
             "--signal-before",
