@@ -374,6 +374,18 @@ pub fn run(a: RunArgs) -> Result<()> {
         eprintln!("{by_others} task(s) of this run were committed by other writers on the root");
     }
     info.finish();
+    info.outcome = Some(
+        if report.preempted {
+            "preempted"
+        } else if report.interrupted {
+            "interrupted"
+        } else if report.failed > 0 {
+            "tasks failed"
+        } else {
+            "complete"
+        }
+        .into(),
+    );
     info.committed_done = Some(report.done as usize);
     info.committed_failed = Some(report.failed as usize);
     store.write_run(&info)?;
@@ -523,17 +535,16 @@ pub fn status(a: StatusArgs) -> Result<()> {
         Err(e) => outln!("live writers: unknown ({e})")?,
     }
     if let Some(last) = runs.iter().max_by(|x, y| x.started_at.cmp(&y.started_at)) {
-        let state = if last.finished_at.is_some() {
-            "finished"
-        } else {
-            "running or stopped"
-        };
         outln!(
-            "last run {} ({state}), started {}, on {}",
+            "last run {} ({}), started {}, on {}",
             last.run_id,
+            last.state(),
             last.started_at,
             last.devices.join(", ")
         )?;
+        if !last.completed() && last.finished_at.is_some() {
+            outln!("  it did not run every task: run the same command again to resume")?;
+        }
     }
     Ok(())
 }

@@ -189,6 +189,17 @@ fn run_processes(spec: &Path, root: &Path, signal: Option<(&str, When)>, n: usiz
         .collect()
 }
 
+/// `synthsweep status ROOT`'s standard output.
+fn status(root: &Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_synthsweep"))
+        .arg("status")
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Tasks committed so far (0 while the root is not yet set up).
 fn committed(root: &Path) -> usize {
     Store::open(&OutputRoot::Local(root.to_path_buf()))
@@ -257,6 +268,12 @@ fn preempt_resume_and_compare(dir: &Path, spec: &Path, long: i64) {
     assert_eq!(ck.len(), 1, "{ck:?}");
     let long_id = ck[0].strip_suffix(".safetensors").unwrap().to_string();
     assert_ne!(long_id, d.tasks[0].task_id);
+    // `status` says how the last run ended (it said "finished" after a preemption).
+    let st = status(&root);
+    assert!(
+        st.contains("(preempted)") && st.contains("run the same command again"),
+        "{st}"
+    );
 
     // 2. Resumed, then SIGTERM: checkpointed again, further along.
     let r = run(&spec, &root, Some(("TERM", When::Resumed)));
@@ -281,6 +298,8 @@ fn preempt_resume_and_compare(dir: &Path, spec: &Path, long: i64) {
         r.stderr
     );
     assert!(checkpoints(&root).is_empty(), "{:?}", checkpoints(&root));
+    let st = status(&root);
+    assert!(st.contains("(complete)") && !st.contains("again"), "{st}");
 
     // The same sweep uninterrupted.
     let r = run(&spec, &whole, None);

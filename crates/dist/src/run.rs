@@ -496,7 +496,7 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
             report.stop = d.stop_reason().cloned();
         }
         if ledger0.is_some() {
-            report.committed_by_run = finish_run(ctx, &mut info);
+            report.committed_by_run = finish_run(ctx, &mut info, report.stop.as_ref());
         }
     }
     match own_error {
@@ -610,7 +610,7 @@ fn joined(
 }
 
 /// Process 0 at the end: the run record, finished, with what this run committed.
-fn finish_run(ctx: &Ctx, info: &mut RunInfo) -> Option<(usize, usize)> {
+fn finish_run(ctx: &Ctx, info: &mut RunInfo, stop: Option<&StopReason>) -> Option<(usize, usize)> {
     let ledger = ctx.store.ledger().ok()?;
     let (mut done, mut failed) = (0, 0);
     for (_, c) in ledger.iter() {
@@ -622,6 +622,13 @@ fn finish_run(ctx: &Ctx, info: &mut RunInfo) -> Option<(usize, usize)> {
         }
     }
     info.finish();
+    info.outcome = Some(match stop {
+        None if failed > 0 => "tasks failed".into(),
+        None => "complete".into(),
+        Some(s) if s.interrupted() && synthsweep_exec::preempted() => "preempted".into(),
+        Some(s) if s.interrupted() => "interrupted".into(),
+        Some(s) => format!("stopped: {}", s.message),
+    });
     info.committed_done = Some(done);
     info.committed_failed = Some(failed);
     if let Err(e) = ctx.store.write_run(info) {

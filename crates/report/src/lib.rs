@@ -829,12 +829,10 @@ fn index_page(
         .map(|r| RunRow {
             run_id: r.run_id.clone(),
             started_at: r.started_at.clone(),
-            state: r
-                .finished_at
-                .as_ref()
-                .map_or("not finished (running, or stopped)".into(), |f| {
-                    format!("finished {f}")
-                }),
+            state: match &r.finished_at {
+                Some(f) => format!("{} {f}", r.state()),
+                None => "not finished (running, or stopped)".into(),
+            },
             processes: r.processes,
             threads: r.threads,
             devices: r.devices.join(", "),
@@ -852,8 +850,14 @@ fn index_page(
         })
         .collect();
     let unfinished = runs.iter().filter(|r| r.finished_at.is_none()).count();
+    let stopped = runs
+        .iter()
+        .filter(|r| r.finished_at.is_some() && !r.completed())
+        .count();
     let running_note = if unfinished > 0 {
         format!("{unfinished} run(s) not finished: a sweep may still be running; this report shows what was committed when it was written (run the report again for more; only new tasks are drawn).")
+    } else if stopped > 0 {
+        format!("{stopped} run(s) ended before running every task (interrupted, preempted or stopped): run the same command again to resume.")
     } else {
         "Every recorded run finished.".to_string()
     };

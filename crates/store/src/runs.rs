@@ -32,6 +32,12 @@ pub struct RunInfo {
     pub started_at: String,
     /// RFC 3339 UTC; `None` while running (or when the run was killed).
     pub finished_at: Option<String>,
+    /// How the run ended, written with `finished_at`: `complete`, `tasks failed`,
+    /// `interrupted` (Ctrl-C), `preempted` (SIGTERM/SIGUSR1: checkpoints to resume) or
+    /// `stopped: ...` (a multi-process run stopped by an error). `None` while running,
+    /// after a kill, and in records of versions before it existed.
+    #[serde(default)]
+    pub outcome: Option<String>,
     /// Tasks committed by the run (done, failed), known at the end.
     pub committed_done: Option<usize>,
     pub committed_failed: Option<usize>,
@@ -59,6 +65,7 @@ impl RunInfo {
             threads: 1,
             started_at: now_rfc3339(),
             finished_at: None,
+            outcome: None,
             committed_done: None,
             committed_failed: None,
             extra: serde_json::Value::Null,
@@ -68,6 +75,25 @@ impl RunInfo {
     /// Marks the run finished now.
     pub fn finish(&mut self) {
         self.finished_at = Some(now_rfc3339());
+    }
+
+    /// How the run ended, for people: the outcome when recorded, else `finished` or
+    /// `running or stopped` (killed, or a version that did not record outcomes).
+    pub fn state(&self) -> String {
+        match (&self.outcome, &self.finished_at) {
+            (Some(o), _) => o.clone(),
+            (None, Some(_)) => "finished".into(),
+            (None, None) => "running or stopped".into(),
+        }
+    }
+
+    /// Whether the run ended with every task it had to run done or failed (not
+    /// interrupted, preempted, stopped or killed).
+    pub fn completed(&self) -> bool {
+        match &self.outcome {
+            Some(o) => o == "complete" || o == "tasks failed",
+            None => self.finished_at.is_some(),
+        }
     }
 }
 
