@@ -1,7 +1,7 @@
 //! `synthsweep report ROOT`: the static HTML report of an output root (crates/report).
 use crate::args::ReportArgs;
 use crate::output::outln;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 use synthsweep_report::{write_report, Filter, ReportOptions};
 use synthsweep_store::{OutputRoot, Store};
@@ -32,9 +32,7 @@ fn default_out(root: &OutputRoot, given: &str) -> PathBuf {
 pub fn report(a: ReportArgs) -> Result<()> {
     let root = OutputRoot::parse(&a.root)?;
     if let OutputRoot::Local(p) = &root {
-        if !p.is_dir() {
-            bail!("{}: no such output root", a.root);
-        }
+        crate::sweep_cmd::existing_root(&a.root, p)?;
     }
     // Filters are checked for form before anything is read.
     let filters = a

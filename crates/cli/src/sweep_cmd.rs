@@ -463,12 +463,23 @@ impl Drop for EndSession<'_> {
 /// Reads one axis's value off a tasks row.
 type AxisOf = fn(&synthsweep_store::TaskRow) -> Option<String>;
 
+/// A local output root that `status` or `report` reads: an existing folder.
+pub(crate) fn existing_root(text: &str, p: &Path) -> Result<()> {
+    if p.exists() && !p.is_dir() {
+        bail!(
+            "{text}: a file, not an output root (an output root is the folder `run --out` wrote)"
+        );
+    }
+    if !p.is_dir() {
+        bail!("{text}: no such output root");
+    }
+    Ok(())
+}
+
 pub fn status(a: StatusArgs) -> Result<()> {
     let root = OutputRoot::parse(&a.root)?;
     if let OutputRoot::Local(p) = &root {
-        if !p.is_dir() {
-            bail!("{}: no such output root", a.root);
-        }
+        existing_root(&a.root, p)?;
     }
     let store = Store::open(&root)?;
     let rows = store.read_tasks()?;

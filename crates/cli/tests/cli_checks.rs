@@ -279,6 +279,21 @@ fn status_knows_an_output_root_and_a_closed_pipe() {
         assert_bad_input(&o, &[not_root.to_str().unwrap(), "not an output root"]);
         assert_eq!(stdout(&o), "");
     }
+    let file = sb.write("a-file", "x");
+    let o = synthsweep(&["status", file.to_str().unwrap()]);
+    assert_bad_input(&o, &["a-file", "a file, not an output root"]);
+
+    // A damaged tasks file is named (the message was a bare "Corrupt footer").
+    let damaged = std::fs::read_dir(Path::new(&root).join("tasks"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&damaged, "garbage").unwrap();
+    let o = synthsweep(&["status", &root]);
+    let name = damaged.file_name().unwrap().to_str().unwrap();
+    assert_bad_input(&o, &["tasks table", name]);
 }
 
 /// A key written twice: the reason ("duplicate key") and the file and line, on the one

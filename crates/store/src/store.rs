@@ -264,13 +264,41 @@ impl Store {
         Ok(())
     }
 
+    /// A file of this root as a user finds it: the root (local path or `s3://bucket/prefix`)
+    /// and the file's path under it.
+    pub(crate) fn display_path(&self, path: &Path) -> String {
+        match path.prefix_match(&self.inner.prefix) {
+            Some(rest) => {
+                let rest: Vec<String> = rest.map(|p| p.as_ref().to_string()).collect();
+                format!("{}/{}", self.inner.root.display(), rest.join("/"))
+            }
+            None => path.to_string(),
+        }
+    }
+
     /// Reads every record batch of a Parquet file; `None` when the file does not exist.
     pub(crate) async fn read_parquet(&self, path: &Path) -> Result<Option<Vec<RecordBatch>>> {
         let Some(data) = self.get(path).await? else {
             return Ok(None);
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
-        Ok(Some(reader.collect::<std::result::Result<Vec<_>, _>>()?))
+        // A damaged file is named, with its table (a bare "Corrupt footer" left the user
+        // to guess which of thousands of files it was).
+        let bad = |msg: String| StoreError::Invalid {
+            table: path
+                .parts()
+                .find_map(|p| crate::schema::Table::from_name(p.as_ref()))
+                .map_or("a", |t| t.name())
+                .to_string(),
+            what: format!("file {}", self.display_path(path)),
+            msg,
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(data)
+            .and_then(|b| b.build())
+            .map_err(|e| bad(e.to_string()))?;
+        reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(Some)
+            .map_err(|e| bad(e.to_string()))
     }
 
     /// Reads several files at once (S3 latency dominates one by one).

@@ -53,16 +53,19 @@ impl Node {
         }
     }
 
-    /// A short description of the value's type, for "expected X, got Y" messages.
-    pub fn type_name(&self) -> &'static str {
+    /// The value's type, and the value itself when it is short, for "expected X, got Y"
+    /// messages: `the integer 0`, `the string "x"`, `an integer out of range (…)`, `a list`.
+    pub fn type_name(&self) -> String {
         match &self.kind {
-            NodeKind::Str(_) => "a string",
-            NodeKind::Int(_) => "an integer",
-            NodeKind::Float(_) => "a float",
-            NodeKind::Bool(_) => "a boolean",
-            NodeKind::Datetime(_) => "a date",
-            NodeKind::Array(_) => "a list",
-            NodeKind::Table(_) => "a table",
+            NodeKind::Str(s) if s.chars().count() <= 60 => format!("the string {s:?}"),
+            NodeKind::Str(_) => "a string".into(),
+            NodeKind::Int(n) => format!("the integer {n}"),
+            NodeKind::Float(x) => format!("the float {x}"),
+            NodeKind::Bool(b) => format!("the boolean {b}"),
+            NodeKind::Datetime(d) if d.starts_with("integer ") => format!("an {d}"),
+            NodeKind::Datetime(d) => format!("the date {d}"),
+            NodeKind::Array(_) => "a list".into(),
+            NodeKind::Table(_) => "a table".into(),
         }
     }
 }

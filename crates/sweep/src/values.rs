@@ -236,5 +236,5 @@ pub(crate) fn spec_relative(base_dir: &Path, path: &str) -> String {
 fn describe(src: &Source, key: &str, node: &Node) -> String {
     to_json(src, key, node)
         .map(|v| canonical_json(&v))
-        .unwrap_or_else(|_| node.type_name().to_string())
+        .unwrap_or_else(|_| node.type_name())
 }

@@ -72,7 +72,7 @@ fn wrong_type_in_an_axis_names_the_element_and_position() {
         &[
             "spec.toml:5:28: grid.optimized_metric[1]",
             "expected a metric spec like {name = \"mse\"}",
-            "got an integer",
+            "got the integer 3",
         ],
     );
 }
