@@ -394,6 +394,12 @@ fn check_geodesic(d: &Dataset, a: &[f32], b: &[f32]) {
         assert_eq!(frames[3].pixels.as_deref(), Some(b));
         assert_ne!(frames[1].pixels.as_deref(), Some(a));
         assert!(frames.iter().all(|f| f.iteration.is_none()), "final frames");
+        // The initial sequence, frame by frame: same end points, other interior frames.
+        let initial = images_of(d, &t.task_id, "initial_image");
+        assert_eq!(initial.len(), 4);
+        assert_eq!(initial[0].pixels, frames[0].pixels);
+        assert_eq!(initial[3].pixels, frames[3].pixels);
+        assert_ne!(initial[1].pixels, frames[1].pixels, "the geodesic moved");
         let energy = t.final_loss.expect("geodesic records its final energy");
         let jerk = t.jerkiness.expect("geodesic records its jerkiness");
         assert!(energy.is_finite() && energy >= 0.0, "{energy}");

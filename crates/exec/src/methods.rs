@@ -502,6 +502,9 @@ fn geodesic(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Rec
     let run = p.synthesize.clone();
     let build = || Ok(Geodesic::new(&a, &b, model, opts.clone())?);
     let mut g = build()?;
+    // The initial sequence (straight or bridge; seeded, so a resumed task's fresh build
+    // gives the same one): (n_steps + 1, C, H, W), written as `initial_image` frames.
+    let initial = g.geodesic();
     let done = resume(
         worker,
         task,
@@ -525,7 +528,10 @@ fn geodesic(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Rec
         jerkiness: Some(jerkiness.iter().sum()),
         jerkiness_frames: Some(jerkiness),
         losses: geodesic_loss_rows(&g)?,
-        images: stack_rows("geodesic_frame", &frames, |_| None, false),
+        images: stack_rows("initial_image", &initial, |_| None, false)
+            .into_iter()
+            .chain(stack_rows("geodesic_frame", &frames, |_| None, false))
+            .collect(),
         ..Default::default()
     })
 }
