@@ -26,6 +26,7 @@
 //! ```
 #![warn(missing_docs)]
 pub mod autodiff;
+pub mod batch;
 pub mod ctf;
 pub mod eigendistortion;
 pub mod error;
@@ -42,6 +43,7 @@ pub mod state;
 pub mod synthesis;
 mod validate;
 
+pub use batch::{synthesize_mads, synthesize_metamers, BatchCallback};
 pub use ctf::{CoarseToFine, CtfSynthesizeOptions, MetamerCtf};
 pub use eigendistortion::Eigendistortion;
 pub use error::{Result, SynthError};
