@@ -154,6 +154,11 @@ pub struct RunArgs {
     /// Commit a batch when this many results are buffered.
     #[arg(long, default_value_t = 256, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub batch_tasks: usize,
+    /// Tasks a worker takes at once: metamers and MAD competitions that share a batch key
+    /// (kind, model/metrics, image shape, every parameter but image and seed) run as one
+    /// synthesis over a (N, C, H, W) tensor (default: per device, see the README).
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
+    pub batch: Option<usize>,
     /// Commit a batch at least this often (seconds).
     #[arg(long, default_value_t = 30.0, value_parser = positive_seconds, allow_negative_numbers = true)]
     pub batch_seconds: f64,

@@ -157,6 +157,9 @@ pub fn run(a: RunArgs, cluster: Cluster, cancel: Arc<AtomicBool>) -> Result<()> 
     let me = cluster.index;
     let opts = DistOptions {
         cluster,
+        batch: a
+            .batch
+            .unwrap_or_else(|| synthsweep_exec::engine::default_batch(&workers)),
         devices: workers,
         intra_op_threads: threads,
         writer,

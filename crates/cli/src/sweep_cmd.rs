@@ -355,6 +355,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     writer.max_tasks = a.batch_tasks;
     writer.max_age = Duration::from_secs_f64(a.batch_seconds);
     let opts = EngineOptions {
+        batch: a
+            .batch
+            .unwrap_or_else(|| synthsweep_exec::engine::default_batch(&workers)),
         devices: workers,
         intra_op_threads: threads,
         writer,

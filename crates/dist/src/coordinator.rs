@@ -168,40 +168,52 @@ impl Dispatcher {
                     self.broadcast(out, |p| ToProcess::Go { process: p });
                 }
             }
-            ToCoordinator::Want { process, slot } => {
-                let next = if self.stop.is_some() || self.exhausted {
-                    None
-                } else {
-                    self.pending.next()
-                };
-                match next {
-                    Some(Ok((index, task_id))) => {
-                        self.in_flight.insert(index, process);
-                        self.totals.assigned += 1;
-                        if let Some(p) = &self.progress {
-                            p.task_started();
+            ToCoordinator::Want { process, slot, max } => {
+                // Up to `max` tasks for this request, each recorded in flight.
+                let mut handed: Vec<(u64, String)> = Vec::new();
+                while handed.len() < (max as usize).max(1) {
+                    let next = if self.stop.is_some() || self.exhausted {
+                        None
+                    } else {
+                        self.pending.next()
+                    };
+                    match next {
+                        Some(Ok((index, task_id))) => {
+                            self.in_flight.insert(index, process);
+                            self.totals.assigned += 1;
+                            if let Some(p) = &self.progress {
+                                p.task_started();
+                            }
+                            handed.push((index, task_id));
                         }
-                        out.push(ToProcess::Task {
-                            process,
-                            slot,
-                            index,
-                            task_id,
-                        });
+                        Some(Err(e)) => {
+                            self.exhausted = true;
+                            let reason = StopReason {
+                                process: 0,
+                                kind: StopKind::Failed,
+                                message: format!("planning stopped the run: {e}"),
+                            };
+                            self.stop(reason, out);
+                            break;
+                        }
+                        None => {
+                            self.exhausted = true;
+                            break;
+                        }
                     }
-                    Some(Err(e)) => {
-                        self.exhausted = true;
-                        let reason = StopReason {
-                            process: 0,
-                            kind: StopKind::Failed,
-                            message: format!("planning stopped the run: {e}"),
-                        };
-                        self.stop(reason, out);
-                        out.push(ToProcess::NoMore { process, slot });
-                    }
-                    None => {
-                        self.exhausted = true;
-                        out.push(ToProcess::NoMore { process, slot });
-                    }
+                }
+                if handed.is_empty() {
+                    out.push(ToProcess::NoMore { process, slot });
+                }
+                let n = handed.len();
+                for (k, (index, task_id)) in handed.into_iter().enumerate() {
+                    out.push(ToProcess::Task {
+                        process,
+                        slot,
+                        index,
+                        task_id,
+                        more: k + 1 < n,
+                    });
                 }
             }
             ToCoordinator::Finished {
@@ -281,7 +293,14 @@ mod tests {
 
     fn want(d: &mut Dispatcher, process: u32, slot: u32) -> ToProcess {
         let mut out = Vec::new();
-        d.handle(ToCoordinator::Want { process, slot }, &mut out);
+        d.handle(
+            ToCoordinator::Want {
+                process,
+                slot,
+                max: 1,
+            },
+            &mut out,
+        );
         assert_eq!(out.len(), 1, "{out:?}");
         out.pop().unwrap()
     }
@@ -410,6 +429,7 @@ mod tests {
             ToCoordinator::Want {
                 process: 1,
                 slot: 0,
+                max: 1,
             },
             &mut out,
         );
@@ -424,5 +444,37 @@ mod tests {
                 slot: 0
             }
         );
+    }
+
+    #[test]
+    fn a_request_for_several_tasks_gets_up_to_that_many_the_last_marked() {
+        let mut d = Dispatcher::new(items(3), 1, None);
+        let mut out = Vec::new();
+        let mut ask = |d: &mut Dispatcher, max| {
+            out.clear();
+            d.handle(
+                ToCoordinator::Want {
+                    process: 0,
+                    slot: 1,
+                    max,
+                },
+                &mut out,
+            );
+            out.iter()
+                .map(|m| match m {
+                    ToProcess::Task { index, more, .. } => {
+                        format!("{index}{}", if *more { "+" } else { "" })
+                    }
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ask(&mut d, 2), ["0+", "2"]);
+        assert_eq!(ask(&mut d, 2), ["4"]);
+        assert_eq!(ask(&mut d, 2), ["NoMore { process: 0, slot: 1 }"]);
+        for index in [0, 2, 4] {
+            finish(&mut d, 0, index, TaskEnd::Done);
+        }
+        assert_eq!((d.in_flight(), d.totals().done), (0, 3));
     }
 }

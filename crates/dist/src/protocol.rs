@@ -75,8 +75,9 @@ pub enum ToCoordinator {
     Start(Hello),
     /// `process` got the hello, planned the same sweep and is ready.
     Joined { process: u32 },
-    /// An idle worker slot asks for a task (one request per idle slot).
-    Want { process: u32, slot: u32 },
+    /// An idle worker slot asks for up to `max` (≥ 1) tasks (one request per idle slot;
+    /// `max` is the slot's `--batch`).
+    Want { process: u32, slot: u32, max: u32 },
     /// A task handed to `process` ended.
     Finished {
         process: u32,
@@ -98,12 +99,14 @@ pub enum ToProcess {
     Go {
         process: u32,
     },
-    /// Run the task at plan position `index`, whose id is `task_id`.
+    /// Run the task at plan position `index`, whose id is `task_id`; `more`: another task
+    /// for the same request follows.
     Task {
         process: u32,
         slot: u32,
         index: u64,
         task_id: String,
+        more: bool,
     },
     /// Nothing left for this slot: it may exit.
     NoMore {

@@ -15,8 +15,8 @@ use synthsweep_sweep::Plan;
 /// From the source (on a slot thread) to the timely thread.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// Slot `0` is idle and wants a task.
-    Want(u32),
+    /// Slot `0` is idle and wants up to `1` tasks.
+    Want(u32, u32),
     /// The task at this plan position ended.
     Finished(u64, TaskEnd),
     /// Stop the whole run (a task that does not match the coordinator's plan, a commit
@@ -27,7 +27,8 @@ pub(crate) enum Event {
 /// From the timely thread to a slot waiting in [`RemoteSource::next`].
 #[derive(Debug)]
 pub(crate) enum Reply {
-    Task(u64, String),
+    /// A task's plan position and id; whether another follows for the same request.
+    Task(u64, String, bool),
     NoMore,
 }
 
@@ -92,39 +93,57 @@ impl<'a> RemoteSource<'a> {
 }
 
 impl TaskSource for RemoteSource<'_> {
-    /// One task per request: the coordinator answers each request with one task.
-    fn next(&self, slot: usize, _max: usize) -> Vec<Assignment> {
-        self.send(Event::Want(slot as u32));
-        let Some(Reply::Task(index, task_id)) = self.answer(slot) else {
-            return Vec::new();
-        };
-        match self.plan.task_by_index(index) {
-            Ok(Some(task)) if task.id() == task_id => vec![Assignment {
-                task,
-                ticket: index,
-            }],
-            other => {
-                let here = match other {
-                    Ok(Some(t)) => format!("task {}", t.short_id()),
-                    Ok(None) => "no task (excluded)".to_string(),
-                    Err(e) => format!("an error ({e})"),
-                };
-                let message = format!(
-                    "process {} planned {here} at plan position {index} where process 0 has task {}: \
-                     run every process with the same spec and the same images",
-                    self.process,
-                    &task_id[..12.min(task_id.len())]
-                );
-                *self.mismatch.lock().expect("mismatch") = Some(message.clone());
-                self.send(Event::Stop(StopReason {
-                    process: self.process,
-                    kind: StopKind::Failed,
-                    message,
-                }));
-                self.send(Event::Finished(index, TaskEnd::Abandoned));
-                Vec::new()
+    /// Up to `max` tasks per request: the coordinator answers with that many or fewer (the
+    /// last marked as such), or with none. Every task is checked against this process's
+    /// plan; when one differs, the run stops and every task of the answer is given back.
+    fn next(&self, slot: usize, max: usize) -> Vec<Assignment> {
+        self.send(Event::Want(slot as u32, max.max(1) as u32));
+        let mut answer = Vec::new();
+        loop {
+            match self.answer(slot) {
+                Some(Reply::Task(index, task_id, more)) => {
+                    answer.push((index, task_id));
+                    if !more {
+                        break;
+                    }
+                }
+                // A stopping run: what was handed out stays uncommitted and runs next time.
+                _ => break,
             }
         }
+        let mut out = Vec::with_capacity(answer.len());
+        for (index, task_id) in &answer {
+            match self.plan.task_by_index(*index) {
+                Ok(Some(task)) if task.id() == task_id => out.push(Assignment {
+                    task,
+                    ticket: *index,
+                }),
+                other => {
+                    let here = match other {
+                        Ok(Some(t)) => format!("task {}", t.short_id()),
+                        Ok(None) => "no task (excluded)".to_string(),
+                        Err(e) => format!("an error ({e})"),
+                    };
+                    let message = format!(
+                        "process {} planned {here} at plan position {index} where process 0 has task {}: \
+                         run every process with the same spec and the same images",
+                        self.process,
+                        &task_id[..12.min(task_id.len())]
+                    );
+                    *self.mismatch.lock().expect("mismatch") = Some(message.clone());
+                    self.send(Event::Stop(StopReason {
+                        process: self.process,
+                        kind: StopKind::Failed,
+                        message,
+                    }));
+                    for (index, _) in &answer {
+                        self.send(Event::Finished(*index, TaskEnd::Abandoned));
+                    }
+                    return Vec::new();
+                }
+            }
+        }
+        out
     }
 
     fn finished(&self, _slot: usize, task: &Assignment, end: TaskEnd) {

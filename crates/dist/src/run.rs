@@ -46,6 +46,8 @@ pub struct DistOptions {
     pub devices: Vec<Device>,
     /// libtorch intra-op threads of this process.
     pub intra_op_threads: usize,
+    /// Tasks a slot takes at once (see `EngineOptions::batch`).
+    pub batch: usize,
     /// Batch limits; the run id and writer tag are set here.
     pub writer: WriterOptions,
     /// What process 0 does to the root first (recovery, `--retry-failed`).
@@ -338,6 +340,7 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                         let eopts = EngineOptions {
                             devices: opts.devices.clone(),
                             intra_op_threads: opts.intra_op_threads,
+                            batch: opts.batch,
                             writer,
                             // Process 0's coordinator shows the whole run's progress.
                             progress: None,
@@ -382,11 +385,12 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                         slot,
                         index,
                         task_id,
+                        more,
                         ..
                     } => {
                         // A slot gone (stopping) leaves the task unreported to nobody: it
                         // stays uncommitted and runs next time.
-                        let _ = reply_tx[slot as usize].send(Reply::Task(index, task_id));
+                        let _ = reply_tx[slot as usize].send(Reply::Task(index, task_id, more));
                     }
                     ToProcess::NoMore { slot, .. } => {
                         let _ = reply_tx[slot as usize].send(Reply::NoMore);
@@ -414,9 +418,10 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
             let engine_done = engine_thread.as_ref().is_some_and(|h| h.is_finished());
             while let Ok(e) = ev_rx.try_recv() {
                 let m = match e {
-                    Event::Want(slot) => ToCoordinator::Want {
+                    Event::Want(slot, max) => ToCoordinator::Want {
                         process: me as u32,
                         slot,
+                        max,
                     },
                     Event::Finished(index, end) => ToCoordinator::Finished {
                         process: me as u32,

@@ -105,11 +105,13 @@ impl<'a> ClaimingSource<'a> {
         s.group
     }
 
-    /// Takes the next group from the inner source and starts claiming it in the background
-    /// (nothing when the inner source is done).
-    fn claim_ahead(&self, slot: usize, s: &mut State) -> Result<(), StoreError> {
-        let n = self.next_group(s);
-        // A remote source answers one task per request; a local one as many as asked.
+    /// Takes the next group (at least `at_least` tasks, a slot's batch) from the inner
+    /// source and starts claiming it in the background (nothing when the inner source is
+    /// done).
+    fn claim_ahead(&self, slot: usize, s: &mut State, at_least: usize) -> Result<(), StoreError> {
+        let n = self.next_group(s).max(at_least);
+        // A remote source answers up to the slot's batch per request; a local one as many
+        // as asked.
         let group = self.inner.next(slot, n);
         if group.is_empty() {
             s.inner_done = true;
@@ -233,37 +235,75 @@ impl<'a> ClaimingSource<'a> {
     }
 }
 
+impl ClaimingSource<'_> {
+    /// Positions in `ready` of its first task and of those that share its batch key, up to
+    /// `max` in all.
+    fn compatible_ready(ready: &VecDeque<Assignment>, max: usize) -> Vec<usize> {
+        let Some(first) = ready.front() else {
+            return Vec::new();
+        };
+        let mut out = vec![0];
+        if max > 1 {
+            out.extend(
+                ready
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .filter(|(_, a)| crate::methods::batch_compatible(&first.task, &a.task))
+                    .map(|(k, _)| k)
+                    .take(max - 1),
+            );
+        }
+        out
+    }
+}
+
 impl TaskSource for ClaimingSource<'_> {
     fn committed_elsewhere(&self) -> u64 {
         self.committed_by_others()
     }
 
-    /// One claimed task at a time. Claims are made in groups ahead of the slots: when a
-    /// slot takes a task and at most half a group is left ready, the next group is claimed
-    /// in the background ([`Store::claim_ahead`]), so that claim requests overlap with the
-    /// tasks running instead of stopping every slot. At most one group is claimed ahead of
-    /// what the slots run; a writer that dies holding it leaves it to expire with its
-    /// lease, and a writer that stops releases it (see PROTOCOL.md, "Claims").
-    fn next(&self, slot: usize, _max: usize) -> Vec<Assignment> {
+    /// Up to `max` claimed tasks: the first ready task and the ready ones that share its
+    /// batch key ([`batch_compatible`](crate::methods::batch_compatible)); with fewer than
+    /// `max` of those, one more group is landed or claimed first (a slot's batch is filled
+    /// where the plan allows; the others wait in the ready queue for the next request).
+    /// Claims are made in groups ahead of the slots: when a slot takes its tasks and at
+    /// most half a group is left ready, the next group is claimed in the background
+    /// ([`Store::claim_ahead`]), so that claim requests overlap with the tasks running
+    /// instead of stopping every slot. At most one group is claimed ahead of what the slots
+    /// run; a writer that dies holding it leaves it to expire with its lease, and a writer
+    /// that stops releases it (see PROTOCOL.md, "Claims").
+    fn next(&self, slot: usize, max: usize) -> Vec<Assignment> {
+        let max = max.max(1);
         let mut s = self.state.lock().expect("claims lock");
+        let mut filled = false;
         loop {
             if s.error.is_some() || self.cancel.load(Ordering::Relaxed) {
                 self.give_back(slot, &mut s);
                 return Vec::new();
             }
-            if let Some(a) = s.ready.pop_front() {
+            let compatible = Self::compatible_ready(&s.ready, max);
+            let no_more = s.inner_done && s.ahead.is_none();
+            if !compatible.is_empty() && (compatible.len() >= max || no_more || filled) {
+                // The first ready task and the ready tasks that share its batch key, in order.
+                let mut out = Vec::with_capacity(compatible.len());
+                for (taken, k) in compatible.into_iter().enumerate() {
+                    out.push(s.ready.remove(k - taken).expect("a ready task"));
+                }
                 if s.ahead.is_none() && !s.inner_done && s.ready.len() <= s.group / 2 {
-                    if let Err(e) = self.claim_ahead(slot, &mut s) {
+                    if let Err(e) = self.claim_ahead(slot, &mut s, max) {
                         tracing::error!("claiming tasks: {e}");
                         s.error = Some(e);
                     }
                 }
-                return vec![a];
+                return out;
             }
             let step = if s.ahead.is_some() {
+                filled = true;
                 self.land_ahead(slot, &mut s)
             } else if !s.inner_done {
-                self.claim_ahead(slot, &mut s)
+                filled = true;
+                self.claim_ahead(slot, &mut s, max)
                     .and_then(|()| self.land_ahead(slot, &mut s))
             } else if s.held.is_empty() {
                 return Vec::new();

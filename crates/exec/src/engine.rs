@@ -21,7 +21,9 @@
 //! Where later work plugs in:
 //! - storage failures: every error of the output root comes back as [`ExecError::Store`],
 //!   distinct from bad input, whatever the source;
-//! - several tasks per slot at once: `TaskSource::next` already takes a maximum.
+//! - several tasks per slot at once: a slot asks its source for up to
+//!   [`EngineOptions::batch`] tasks and runs those that share a batch key as one synthesis
+//!   ([`Worker::run_batch`]), the others one at a time.
 //!
 //! [`PlanSource`]: crate::source::PlanSource
 use crate::checkpoint::{preempted, Checkpoints};
@@ -46,6 +48,12 @@ pub struct EngineOptions {
     pub devices: Vec<Device>,
     /// libtorch intra-op threads (process-wide), ≥ 1.
     pub intra_op_threads: usize,
+    /// Tasks a slot asks for at once (≥ 1): those that share a batch key
+    /// ([`methods::batch_compatible`]) run as one synthesis over a (B, C, H, W) tensor, the
+    /// others one at a time. Each task keeps its own id, result, commit and checkpoint.
+    ///
+    /// [`methods::batch_compatible`]: crate::methods::batch_compatible
+    pub batch: usize,
     /// Batch limits, run id and writer tag (`p<I>`; slots are tagged `p<I>-w<k>`).
     pub writer: WriterOptions,
     /// `Some(n)`: show the progress of the `n` tasks this engine is expected to run (a bar
@@ -53,6 +61,23 @@ pub struct EngineOptions {
     /// coordinator shows a multi-process run's).
     pub progress: Option<u64>,
 }
+
+/// The `--batch` default for slots on `devices`: [`DEFAULT_BATCH_CUDA`] when any is a
+/// CUDA device, else [`DEFAULT_BATCH_CPU`] (chosen by `scripts/bench_batch.sh`; see the
+/// README's performance section).
+pub fn default_batch(devices: &[Device]) -> usize {
+    if devices.iter().any(|d| matches!(d, Device::Cuda(_))) {
+        DEFAULT_BATCH_CUDA
+    } else {
+        DEFAULT_BATCH_CPU
+    }
+}
+
+/// Tasks per slot at once on the CPU when `--batch` is not given.
+pub const DEFAULT_BATCH_CPU: usize = 1;
+/// Tasks per slot at once on a GPU when `--batch` is not given (not measured on a GPU yet:
+/// a 64 px task leaves most of one idle, so a batch of 16 is a conservative start).
+pub const DEFAULT_BATCH_CUDA: usize = 16;
 
 /// How long slots waited between asking their source for a task and getting an answer.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -131,6 +156,7 @@ struct Shared<'a> {
     /// tasks are done.
     store_failed: AtomicBool,
     progress: Option<Progress>,
+    batch: usize,
     cancelled: AtomicU64,
     dispatch: Mutex<DispatchStats>,
 }
@@ -169,6 +195,7 @@ pub fn run(
         cancel,
         store_failed: AtomicBool::new(false),
         progress: opts.progress.map(Progress::new),
+        batch: opts.batch.max(1),
         cancelled: AtomicU64::new(0),
         dispatch: Mutex::default(),
     };
@@ -220,7 +247,7 @@ fn slot_loop(
 ) {
     while !shared.stopping() {
         let asked = Instant::now();
-        let tasks = shared.source.next(slot, 1);
+        let tasks = shared.source.next(slot, shared.batch);
         if let Some(p) = &shared.progress {
             p.set_committed_elsewhere(shared.source.committed_elsewhere());
         }
@@ -232,36 +259,61 @@ fn slot_loop(
             .lock()
             .expect("dispatch stats")
             .record(asked.elapsed());
+        // Tasks that share a batch key run together, in the order of their first task.
+        let mut groups: Vec<Vec<crate::source::Assignment>> = Vec::new();
         for a in tasks {
+            match groups
+                .iter_mut()
+                .find(|g| crate::methods::batch_compatible(&g[0].task, &a.task))
+            {
+                Some(g) => g.push(a),
+                None => groups.push(vec![a]),
+            }
+        }
+        for group in groups {
             if shared.stopping() {
-                shared.source.finished(slot, &a, TaskEnd::Abandoned);
+                for a in &group {
+                    shared.source.finished(slot, a, TaskEnd::Abandoned);
+                }
                 continue;
             }
             if let Some(p) = &shared.progress {
-                p.task_started();
-            }
-            let end = match worker.run(&a.task, shared.cancel) {
-                Outcome::Finished(result) => {
-                    let ok = result.task.status == TaskStatus::Done;
-                    if let Some(p) = &shared.progress {
-                        p.task_finished(ok);
-                    }
-                    // The writer is gone only after a commit error, which stops the run.
-                    match (results.send(*result), ok) {
-                        (Err(_), _) => TaskEnd::Abandoned,
-                        (Ok(()), true) => TaskEnd::Done,
-                        (Ok(()), false) => TaskEnd::Failed,
-                    }
+                for _ in &group {
+                    p.task_started();
                 }
-                Outcome::Cancelled => {
-                    if let Some(p) = &shared.progress {
-                        p.task_abandoned();
-                    }
-                    shared.cancelled.fetch_add(1, Ordering::Relaxed);
-                    TaskEnd::Abandoned
+            }
+            let outcomes = match group.as_slice() {
+                [a] => vec![worker.run(&a.task, shared.cancel)],
+                _ => {
+                    let tasks: Vec<&synthsweep_sweep::Task> =
+                        group.iter().map(|a| &a.task).collect();
+                    worker.run_batch(&tasks, shared.cancel)
                 }
             };
-            shared.source.finished(slot, &a, end);
+            for (a, outcome) in group.iter().zip(outcomes) {
+                let end = match outcome {
+                    Outcome::Finished(result) => {
+                        let ok = result.task.status == TaskStatus::Done;
+                        if let Some(p) = &shared.progress {
+                            p.task_finished(ok);
+                        }
+                        // The writer is gone only after a commit error, which stops the run.
+                        match (results.send(*result), ok) {
+                            (Err(_), _) => TaskEnd::Abandoned,
+                            (Ok(()), true) => TaskEnd::Done,
+                            (Ok(()), false) => TaskEnd::Failed,
+                        }
+                    }
+                    Outcome::Cancelled => {
+                        if let Some(p) = &shared.progress {
+                            p.task_abandoned();
+                        }
+                        shared.cancelled.fetch_add(1, Ordering::Relaxed);
+                        TaskEnd::Abandoned
+                    }
+                };
+                shared.source.finished(slot, a, end);
+            }
         }
     }
 }

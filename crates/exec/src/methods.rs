@@ -19,7 +19,7 @@ use synthsweep_synth::geodesic::pixel_change_converged;
 use synthsweep_synth::synthesis::loss_converged;
 use synthsweep_synth::{
     Eigendistortion, Geodesic, GeodesicSynthesizeOptions, MadCompetition, Metamer, MetamerCtf,
-    Progress, SimpleMetamer, SynthError, SynthesizeOptions,
+    OptimizerConfig, Progress, SimpleMetamer, SynthError, SynthesizeOptions,
 };
 use tch::Tensor;
 
@@ -217,6 +217,11 @@ fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records>
         let r = mad.synthesize_with(&run, &mut |_: &Progress| go_on(cancel));
         checkpoint_on_preemption(worker, task, r, |p| mad.save(p))?;
     }
+    Ok(mad_records(&image, &mad))
+}
+
+/// A finished MAD competition's records.
+fn mad_records(image: &Tensor, mad: &MadCompetition<'_>) -> Records {
     let n = mad.losses().len();
     let (opt, reference) = (mad.optimized_metric_loss(), mad.reference_metric_loss());
     let mut losses = loss_rows(mad.losses(), mad.gradient_norm(), mad.pixel_change_norm());
@@ -235,19 +240,19 @@ fn mad(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records>
     });
     // An input or final image has no iteration (schemas/images.json); snapshots do.
     let mut images = vec![
-        image_row("target_image", 0, None, &image, false),
+        image_row("target_image", 0, None, image, false),
         image_row("initial_image", 0, None, mad.initial_image(), false),
         image_row("mad_image", 0, None, mad.mad_image(), false),
     ];
     images.extend(saved_rows(&mad.saved_mad_image(), mad.store_progress()));
-    Ok(Records {
+    Records {
         iterations: n as i64,
         final_loss: Some(final_loss),
         metric_tradeoff_lambda: Some(mad.metric_tradeoff_lambda()),
         losses,
         images,
         ..Default::default()
-    })
+    }
 }
 
 /// plenoptic's `Metamer.representation_error()` (what `plot_representation_error` draws):
@@ -298,24 +303,34 @@ fn metamer(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Reco
         let r = m.synthesize_with(&rest, &mut |_: &Progress| go_on(cancel));
         checkpoint_on_preemption(worker, task, r, |p| m.save(p))?;
     }
+    Ok(metamer_records(&image, &initial, &m, &run))
+}
+
+/// A finished metamer's records (`initial`: its starting image).
+fn metamer_records(
+    image: &Tensor,
+    initial: &Tensor,
+    m: &Metamer<'_>,
+    run: &SynthesizeOptions,
+) -> Records {
     let n = m.losses().len() as i64;
     let mut images = vec![
-        image_row("target_image", 0, None, &image, false),
-        image_row("initial_image", 0, None, &initial, false),
+        image_row("target_image", 0, None, image, false),
+        image_row("initial_image", 0, None, initial, false),
         image_row("metamer", 0, None, m.metamer(), false),
-        representation_error_row(model, m.metamer(), &image),
+        representation_error_row(m.model(), m.metamer(), image),
     ];
     images.extend(saved_rows(
         &m.saved_metamer(),
         Some(run.store_progress.every()).filter(|&e| e > 0),
     ));
-    Ok(Records {
+    Records {
         iterations: n,
         final_loss: Some(tch::no_grad(|| scalar(&m.objective_function()))),
         losses: loss_rows(m.losses(), m.gradient_norm(), m.pixel_change_norm()),
         images,
         ..Default::default()
-    })
+    }
 }
 
 fn metamer_ctf(worker: &mut Worker, task: &Task, cancel: &AtomicBool) -> Result<Records> {
@@ -619,4 +634,264 @@ fn score(worker: &mut Worker, task: &Task) -> Result<Records> {
         }],
         ..Default::default()
     })
+}
+
+/// Whether `task` may share a synthesis with others: a metamer or MAD competition with Adam
+/// or SGD and no scheduler, whose model and metrics are built in (a user's TorchScript
+/// model may couple the elements of a batch).
+fn batchable(task: &Task) -> bool {
+    let run = match &*task.params {
+        MethodParams::Metamer(p) => &p.synthesize,
+        MethodParams::Mad(p) => &p.synthesize,
+        _ => return false,
+    };
+    let user_model = [
+        &task.model,
+        &task.metric,
+        &task.optimized_metric,
+        &task.reference_metric,
+    ]
+    .iter()
+    .any(|s| {
+        s.as_ref()
+            .is_some_and(|v| v.to_string().contains("\"torchscript\""))
+    });
+    matches!(
+        run.optimizer,
+        None | Some(OptimizerConfig::Adam(_)) | Some(OptimizerConfig::Sgd(_))
+    ) && run.scheduler.is_none()
+        && !user_model
+}
+
+/// Whether `a` and `b` share a batch key: the synthesis kind, the model and metric specs,
+/// the image loading and every parameter but the images and the seed (MAD's `minmax` may
+/// differ), and both are [batchable](self). Tasks that do run as one synthesis per image
+/// shape (see [`run_batch`]).
+pub fn batch_compatible(a: &Task, b: &Task) -> bool {
+    batchable(a)
+        && batchable(b)
+        && a.synth == b.synth
+        && a.model == b.model
+        && a.metric == b.metric
+        && a.optimized_metric == b.optimized_metric
+        && a.reference_metric == b.reference_metric
+        && a.as_gray == b.as_gray
+        && a.params == b.params
+}
+
+/// Runs `tasks` (pairwise [`batch_compatible`]) on `worker`: those whose images share a
+/// shape as one synthesis over a (B, C, H, W) tensor (`synthsweep_synth::batch`), each with
+/// its own image, seed, records, stop rule and result. A task with a checkpoint, or alone
+/// with its image shape, runs as [`run`] runs it; so does a group whose model or metrics
+/// cannot be set up (each task then fails with its own message). On a preemption each
+/// element of a batch is checkpointed as its own task (its state at the iteration it
+/// stopped), and resumes alone. Returns one result per task, in order.
+pub fn run_batch(
+    worker: &mut Worker,
+    tasks: &[&Task],
+    cancel: &AtomicBool,
+) -> Vec<Result<Records>> {
+    let mut out: Vec<Option<Result<Records>>> = tasks.iter().map(|_| None).collect();
+    // (image shape, [(task position, image)])
+    let mut groups: Vec<(Vec<i64>, Vec<(usize, Tensor)>)> = Vec::new();
+    for (k, t) in tasks.iter().enumerate() {
+        let resumes = worker
+            .checkpoints()
+            .is_some_and(|ck| ck.find(t.id()).is_some());
+        if resumes {
+            out[k] = Some(run(worker, t, cancel));
+            continue;
+        }
+        match the_image(worker, t) {
+            Ok(img) => {
+                let shape = img.size();
+                match groups.iter_mut().find(|(s, _)| *s == shape) {
+                    Some((_, g)) => g.push((k, img)),
+                    None => groups.push((shape, vec![(k, img)])),
+                }
+            }
+            Err(e) => out[k] = Some(Err(e)),
+        }
+    }
+    for (shape, group) in groups {
+        if group.len() > 1 {
+            tracing::debug!(
+                "{} {} tasks as one synthesis over {shape:?} images",
+                group.len(),
+                tasks[group[0].0].synth
+            );
+        }
+        let done = if group.len() < 2 {
+            None
+        } else {
+            match tasks[group[0].0].synth {
+                SynthKind::Metamer => metamer_batch(worker, tasks, &group, cancel),
+                SynthKind::Mad => mad_batch(worker, tasks, &group, cancel),
+                _ => None,
+            }
+        };
+        match done {
+            Some(results) => {
+                for (k, r) in results {
+                    out[k] = Some(r);
+                }
+            }
+            None => {
+                for (k, _) in group {
+                    out[k] = Some(run(worker, tasks[k], cancel));
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|o| o.expect("every task of the batch has a result"))
+        .collect()
+}
+
+/// An element's outcome: checkpointed as its own task on a preemption, else its records.
+fn element_result<S>(
+    worker: &Worker,
+    task: &Task,
+    outcome: synthsweep_synth::Result<synthsweep_synth::Outcome>,
+    synthesis: &S,
+    save: impl FnOnce(&S, &Path) -> synthsweep_synth::Result<()>,
+    records: impl FnOnce(&S) -> Records,
+) -> Result<Records> {
+    checkpoint_on_preemption(worker, task, outcome, |p| save(synthesis, p))?;
+    Ok(records(synthesis))
+}
+
+/// The batch of metamers of `group` ((task position, image), ≥ 2 of one shape); `None` when
+/// the model cannot be set up for it (the caller runs the tasks one by one).
+fn metamer_batch(
+    worker: &mut Worker,
+    tasks: &[&Task],
+    group: &[(usize, Tensor)],
+    cancel: &AtomicBool,
+) -> Option<Vec<(usize, Result<Records>)>> {
+    let first = tasks[group[0].0];
+    let key = worker
+        .ensure_model(required(&first.model, "model").ok()?)
+        .ok()?;
+    let model = worker.model(&key);
+    model.check_input(&group[0].1.size()).ok()?;
+    let MethodParams::Metamer(p) = &*first.params else {
+        return None;
+    };
+    let run = &p.synthesize;
+    let mut results = Vec::new();
+    let mut members = Vec::new();
+    let mut metamers = Vec::new();
+    for (k, image) in group {
+        let mut opts = p.options.clone();
+        opts.seed = Some(seed(tasks[*k]));
+        match Metamer::new(image, model, opts) {
+            Ok(m) => {
+                members.push((*k, image, m.metamer().detach().copy()));
+                metamers.push(m);
+            }
+            Err(e) => results.push((*k, Err(e.into()))),
+        }
+    }
+    let outcomes = batch_outcomes(
+        synthsweep_synth::synthesize_metamers(
+            &mut metamers,
+            run,
+            Some(&mut |_: usize, _: &Progress| go_on(cancel)),
+        ),
+        &mut metamers,
+        |m| m.synthesize_with(run, &mut |_: &Progress| go_on(cancel)),
+    );
+    for (((k, image, initial), m), outcome) in members.into_iter().zip(&metamers).zip(outcomes) {
+        let r = element_result(
+            worker,
+            tasks[k],
+            outcome,
+            m,
+            |m, p| m.save(p),
+            |m| metamer_records(image, &initial, m, run),
+        );
+        results.push((k, r));
+    }
+    Some(results)
+}
+
+/// The batch of MAD competitions of `group`, as [`metamer_batch`].
+fn mad_batch(
+    worker: &mut Worker,
+    tasks: &[&Task],
+    group: &[(usize, Tensor)],
+    cancel: &AtomicBool,
+) -> Option<Vec<(usize, Result<Records>)>> {
+    let first = tasks[group[0].0];
+    let k1 = worker
+        .ensure_metric(required(&first.optimized_metric, "optimized_metric").ok()?)
+        .ok()?;
+    let k2 = worker
+        .ensure_metric(required(&first.reference_metric, "reference_metric").ok()?)
+        .ok()?;
+    let (m1, m2) = (worker.metric(&k1), worker.metric(&k2));
+    let shape = group[0].1.size();
+    m1.check_input(&shape).ok()?;
+    m2.check_input(&shape).ok()?;
+    let MethodParams::Mad(p) = &*first.params else {
+        return None;
+    };
+    let run = &p.synthesize;
+    let mut results = Vec::new();
+    let mut members = Vec::new();
+    let mut mads = Vec::new();
+    for (k, image) in group {
+        let task = tasks[*k];
+        let Some(minmax) = task.minmax else {
+            results.push((*k, Err(TaskError::Failed("MAD needs minmax".into()))));
+            continue;
+        };
+        let mut opts = p.options.clone();
+        opts.seed = Some(seed(task));
+        match MadCompetition::new(image, m1, m2, minmax, opts) {
+            Ok(m) => {
+                members.push((*k, image));
+                mads.push(m);
+            }
+            Err(e) => results.push((*k, Err(e.into()))),
+        }
+    }
+    let outcomes = batch_outcomes(
+        synthsweep_synth::synthesize_mads(
+            &mut mads,
+            run,
+            Some(&mut |_: usize, _: &Progress| go_on(cancel)),
+        ),
+        &mut mads,
+        |m| m.synthesize_with(run, &mut |_: &Progress| go_on(cancel)),
+    );
+    for (((k, image), m), outcome) in members.into_iter().zip(&mads).zip(outcomes) {
+        let r = element_result(
+            worker,
+            tasks[k],
+            outcome,
+            m,
+            |m, p| m.save(p),
+            |m| mad_records(image, m),
+        );
+        results.push((k, r));
+    }
+    Some(results)
+}
+
+/// The elements' outcomes; when the batch was refused before it ran (it should not be: the
+/// tasks share a batch key), each element runs alone with `alone`.
+fn batch_outcomes<S>(
+    batched: synthsweep_synth::Result<Vec<synthsweep_synth::Result<synthsweep_synth::Outcome>>>,
+    elements: &mut [S],
+    mut alone: impl FnMut(&mut S) -> synthsweep_synth::Result<synthsweep_synth::Outcome>,
+) -> Vec<synthsweep_synth::Result<synthsweep_synth::Outcome>> {
+    match batched {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("tasks not batched ({e}): running them one at a time");
+            elements.iter_mut().map(&mut alone).collect()
+        }
+    }
 }

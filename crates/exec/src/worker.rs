@@ -142,7 +142,39 @@ impl Worker {
         let started_at = SystemTime::now();
         let clock = Instant::now();
         let result = methods::run(self, task, cancel);
-        let duration_s = clock.elapsed().as_secs_f64();
+        self.outcome(
+            task,
+            result,
+            cancel,
+            clock.elapsed().as_secs_f64(),
+            started_at,
+        )
+    }
+
+    /// Runs `tasks` (pairwise [`methods::batch_compatible`]) together where they share an
+    /// image shape (see [`methods::run_batch`]); one outcome per task, in order. Each task's
+    /// `duration_s` is its share of the batch's time (the batch's wall time over the number
+    /// of tasks), so durations still add up to the slot's time.
+    pub fn run_batch(&mut self, tasks: &[&Task], cancel: &AtomicBool) -> Vec<Outcome> {
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        let results = methods::run_batch(self, tasks, cancel);
+        let share = clock.elapsed().as_secs_f64() / tasks.len().max(1) as f64;
+        results
+            .into_iter()
+            .zip(tasks)
+            .map(|(r, t)| self.outcome(t, r, cancel, share, started_at))
+            .collect()
+    }
+
+    fn outcome(
+        &self,
+        task: &Task,
+        result: Result<Records, TaskError>,
+        cancel: &AtomicBool,
+        duration_s: f64,
+        started_at: SystemTime,
+    ) -> Outcome {
         let (status, error, records) = match result {
             Ok(r) => (TaskStatus::Done, None, r),
             Err(TaskError::Cancelled) => return Outcome::Cancelled,
