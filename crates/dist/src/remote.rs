@@ -99,16 +99,12 @@ impl TaskSource for RemoteSource<'_> {
     fn next(&self, slot: usize, max: usize) -> Vec<Assignment> {
         self.send(Event::Want(slot as u32, max.max(1) as u32));
         let mut answer = Vec::new();
-        loop {
-            match self.answer(slot) {
-                Some(Reply::Task(index, task_id, more)) => {
-                    answer.push((index, task_id));
-                    if !more {
-                        break;
-                    }
-                }
-                // A stopping run: what was handed out stays uncommitted and runs next time.
-                _ => break,
+        // A stopping run answers nothing more: what was handed out stays uncommitted and
+        // runs next time.
+        while let Some(Reply::Task(index, task_id, more)) = self.answer(slot) {
+            answer.push((index, task_id));
+            if !more {
+                break;
             }
         }
         let mut out = Vec::with_capacity(answer.len());

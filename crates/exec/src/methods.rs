@@ -692,8 +692,7 @@ pub fn run_batch(
     cancel: &AtomicBool,
 ) -> Vec<Result<Records>> {
     let mut out: Vec<Option<Result<Records>>> = tasks.iter().map(|_| None).collect();
-    // (image shape, [(task position, image)])
-    let mut groups: Vec<(Vec<i64>, Vec<(usize, Tensor)>)> = Vec::new();
+    let mut groups: Vec<(Vec<i64>, Group)> = Vec::new();
     for (k, t) in tasks.iter().enumerate() {
         let resumes = worker
             .checkpoints()
@@ -747,6 +746,9 @@ pub fn run_batch(
         .map(|o| o.expect("every task of the batch has a result"))
         .collect()
 }
+
+/// Tasks of one batch: (position in the request, loaded image).
+type Group = Vec<(usize, Tensor)>;
 
 /// An element's outcome: checkpointed as its own task on a preemption, else its records.
 fn element_result<S>(
