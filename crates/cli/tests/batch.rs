@@ -176,3 +176,80 @@ fn batched_sweeps_equal_one_at_a_time_within_tolerance_locally_and_over_two_proc
     assert_bad_input(&o, &["--batch"]);
     assert!(!Path::new(&sb.root("zero")).exists(), "nothing written");
 }
+
+/// A preempted batch checkpoints each of its tasks on its own (none committed, none
+/// failed); the next run resumes each task alone from its checkpoint, commits each once and
+/// deletes the checkpoints.
+#[test]
+fn a_preempted_batch_checkpoints_each_task_and_the_next_run_resumes_them() {
+    use std::io::{BufRead, BufReader};
+    const LONG: i64 = 2000;
+    let sb = Sandbox::new().with_images(32);
+    let spec = sb.write(
+        "long.toml",
+        format!(
+            r#"name = "batch-preempt"
+synth = "metamer"
+repeats = 3
+[params]
+image = "images/a.pgm"
+max_iter = {LONG}
+stop_criterion = 0.0
+model = {{ name = "gaussian", kernel_size = 5 }}
+"#
+        ),
+    );
+    let root = sb.root("out");
+    let start = || {
+        common::bin()
+            .args(["run", spec.to_str().unwrap(), "--out", &root])
+            .args(["--workers", "1", "--threads", "1", "--batch", "4"])
+            .env("RUST_LOG", "synthsweep_exec=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // 1. SIGUSR1 as soon as the batch starts: exit 75, three checkpoints, nothing committed.
+    let mut child = start();
+    let mut log = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("3 metamer tasks as one synthesis") {
+            let ok = std::process::Command::new("kill")
+                .args(["-USR1", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill -USR1 failed");
+        }
+        log += &line;
+        log += "\n";
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(75), "{log}");
+    assert_eq!(log.matches("checkpoint saved to").count(), 3, "{log}");
+    let checkpoints = || {
+        std::fs::read_dir(Path::new(&root).join("_checkpoints"))
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(checkpoints(), 3);
+    assert!(read_local(&root).tasks.is_empty(), "nothing committed");
+    // 2. The next run resumes the three, one at a time, to the end.
+    let o = start().wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert_eq!(log.matches("resuming from checkpoint").count(), 3, "{log}");
+    assert_eq!(checkpoints(), 0, "checkpoints deleted once committed");
+    let d = read_local(&root);
+    assert_eq!(d.tasks.len(), 3);
+    assert!(d
+        .tasks
+        .iter()
+        .all(|t| t.iterations == LONG && t.error.is_none()));
+    assert_eq!(
+        d.losses.len(),
+        3 * LONG as usize,
+        "each iteration recorded once"
+    );
+}

@@ -366,4 +366,3 @@ fn models_and_metrics_have_no_coupling_across_the_batch() {
         close_scaled(&case, &x, &y, entry.name);
     }
 }
-
