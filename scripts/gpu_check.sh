@@ -21,14 +21,16 @@
 #      forward and backward and a few iterations of every synthesis kind on the GPU,
 #      compared with the CPU.
 #   2. The device tests (crates/synth/tests/device.rs: fixture runs moved to the GPU still
-#      match plenoptic; crates/synth/tests/chunked_records.rs: records read in chunks) and
-#      the synthesis parity tests (crates/synth/tests/parity_*.rs: every fixture run drawn
+#      match plenoptic; crates/synth/tests/chunked_records.rs: records read in chunks;
+#      crates/synth/tests/batch.rs: several syntheses in one tensor) and the synthesis
+#      parity tests (crates/synth/tests/parity_*.rs: every fixture run drawn
 #      on the CPU, moved to the GPU, run there and checked within the fixtures'
 #      tolerances; each asserts its results are on the GPU), with
 #      SYNTHSWEEP_TEST_DEVICE set to the device checked.
-#   3. A small sweep (12 MAD tasks) on the GPU, run twice: with records read every
-#      iteration (SYNTHSWEEP_RECORD_CHUNK=1) and in chunks of 16 (the default); both must
-#      finish every task, and the tasks/s of both are printed.
+#   3. A small sweep (12 MAD tasks) on the GPU, run three times: one task at a time with
+#      records read every iteration (SYNTHSWEEP_RECORD_CHUNK=1) and in chunks of 16 (the
+#      default), then with --batch 12 (the tasks that share a batch key, 6 per metric
+#      order, in one tensor); each must finish every task, and the tasks/s are printed.
 #   4. Per-task time at 64 and 256 px for metamer and MAD on the GPU (bench_synth).
 # Everything is timed; the whole check takes a few minutes on a fresh GPU machine.
 # GPU_CHECK_DEVICE (default cuda:0) names another device, e.g. cpu to try the script out.
@@ -79,7 +81,7 @@ pack() {
   echo "gpu_check: building synthsweep, bench_synth and the device tests against torch $torch (tch $tch)"
   (cd "$src" && cargo build --release -p synthsweep -p synthsweep-synth --example bench_synth)
   local tests
-  tests="$(cd "$src" && cargo test --release -p synthsweep-synth --test device --test chunked_records \
+  tests="$(cd "$src" && cargo test --release -p synthsweep-synth --test device --test chunked_records --test batch \
     --test parity_metamer --test parity_mad --test parity_geodesic --test parity_eigendistortion --no-run --message-format=json \
     | python3 -c 'import json,sys
 for l in sys.stdin:
@@ -145,16 +147,17 @@ minmax = ["min", "max"]
 [[exclude]]
 same = ["optimized_metric", "reference_metric"]
 EOF
-  sweep() {  # CHUNK: every task must finish; prints tasks/s
-    local out="$work/out-$1" t0 t1
+  sweep() {  # CHUNK BATCH: every task must finish; prints tasks/s
+    local out="$work/out-$1-$2" t0 t1
     t0=$(date +%s.%N)
-    SYNTHSWEEP_RECORD_CHUNK="$1" "$bin" run "$work/mad.toml" --out "$out" --devices "$dev" -q || return 1
+    SYNTHSWEEP_RECORD_CHUNK="$1" "$bin" run "$work/mad.toml" --out "$out" --devices "$dev" --batch "$2" -q || return 1
     t1=$(date +%s.%N)
     "$bin" status "$out"
-    python3 -c "import sys; t = float(sys.argv[2]) - float(sys.argv[1]); print(f'sweep, records read every {sys.argv[3]} iteration(s): 12 tasks in {t:.1f} s, {12 / t:.2f} tasks/s')" "$t0" "$t1" "$1"
+    python3 -c "import sys; t = float(sys.argv[2]) - float(sys.argv[1]); print(f'sweep, records read every {sys.argv[3]} iteration(s), --batch {sys.argv[4]}: 12 tasks in {t:.1f} s, {12 / t:.2f} tasks/s')" "$t0" "$t1" "$1" "$2"
   }
-  step "sweep on $dev, records read every iteration" sweep 1
-  step "sweep on $dev, records read every 16 iterations" sweep 16
+  step "sweep on $dev, records read every iteration" sweep 1 1
+  step "sweep on $dev, records read every 16 iterations" sweep 16 1
+  step "sweep on $dev, --batch 12 (several tasks in one tensor)" sweep 16 12
   bench() {
     local ok=0
     for size in 64 256; do

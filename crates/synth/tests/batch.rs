@@ -2,7 +2,8 @@
 //! run equals its one-task run within the fixtures' tolerances (records, stop iteration,
 //! final image, snapshots, optimizer state for a continuation), also when elements stop at
 //! different iterations; a batch of one is the one-task path bit for bit; the models and
-//! metrics have no coupling across the batch dimension.
+//! metrics have no coupling across the batch dimension. The syntheses run on the test
+//! device (`SYNTHSWEEP_TEST_DEVICE`: `scripts/gpu_check.sh` runs them on CUDA).
 use synthsweep_testkit_tch::synth as common;
 
 use common::toy::test_image;
@@ -29,7 +30,11 @@ fn close(case: &Value, name: &str, a: &Tensor, b: &Tensor, what: &str) {
     if a.numel() == 0 {
         return;
     }
-    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+    let cpu = tch::Device::Cpu;
+    let (a, b) = (
+        a.to_device(cpu).to_kind(Kind::Double),
+        b.to_device(cpu).to_kind(Kind::Double),
+    );
     let diff = (&a - &b).abs();
     let excess = (&diff - (b.abs() * rtol + atol)).max().double_value(&[]);
     assert!(
@@ -47,9 +52,9 @@ fn series(v: &[f64]) -> Tensor {
     Tensor::from_slice(v)
 }
 
-/// Three target images that converge at different speeds.
+/// Three target images that converge at different speeds, on the test device.
 fn images(size: i64) -> Vec<Tensor> {
-    let base = test_image(size);
+    let base = common::on_device(&test_image(size), common::test_device());
     vec![
         base.shallow_clone(),
         base.flip([3]) * 0.5 + 0.25,
@@ -127,8 +132,17 @@ fn check_metamers(model: &dyn Model, opts: &SynthesizeOptions, chunk: usize) -> 
     stops
 }
 
+/// A small Gaussian model on the test device.
 fn gaussian() -> Box<dyn Model> {
-    build_model(&json!({"name": "gaussian", "kernel_size": 5, "std": 1.5})).unwrap()
+    let mut m = build_model(&json!({"name": "gaussian", "kernel_size": 5, "std": 1.5})).unwrap();
+    m.to(common::test_device(), Kind::Float);
+    m
+}
+
+fn metric(name: &str) -> Box<dyn Metric> {
+    let mut m = build_metric(&json!({"name": name})).unwrap();
+    m.to(common::test_device(), Kind::Float);
+    m
 }
 
 #[test]
@@ -165,7 +179,7 @@ fn batched_metamers_equal_their_one_task_runs_and_stop_on_their_own() {
 fn a_batch_of_one_is_the_one_task_path() {
     tch::set_num_threads(1);
     let model = gaussian();
-    let img = test_image(16);
+    let img = images(16).remove(0);
     let opts = SynthesizeOptions {
         max_iter: 10,
         ..Default::default()
@@ -177,15 +191,17 @@ fn a_batch_of_one_is_the_one_task_path() {
     let mut single = Metamer::new(&img, model.as_ref(), metamer_options(4)).unwrap();
     single.synthesize(&opts).unwrap();
     assert_eq!(batch[0].losses(), single.losses());
-    assert!(batch[0].metamer().equal(single.metamer()));
+    assert!(batch[0]
+        .metamer()
+        .to_device(tch::Device::Cpu)
+        .equal(&single.metamer().to_device(tch::Device::Cpu)));
 }
 
 #[test]
 fn batched_mads_equal_their_one_task_runs_and_a_cancel_ends_one_element() {
     tch::set_num_threads(1);
     let case = common::case("mad_ssim_dist_min_ein32");
-    let mse = build_metric(&json!({"name": "mse"})).unwrap();
-    let ssim = build_metric(&json!({"name": "ssim_distance"})).unwrap();
+    let (mse, ssim) = (metric("mse"), metric("ssim_distance"));
     let imgs = images(16);
     let plan: Vec<(usize, MinMax, i64)> = vec![
         (0, MinMax::Min, 1),
@@ -283,7 +299,7 @@ fn batched_mads_equal_their_one_task_runs_and_a_cancel_ends_one_element() {
 fn incompatible_elements_are_refused_before_anything_runs() {
     let model = gaussian();
     let other = gaussian();
-    let img = test_image(16);
+    let img = images(16).remove(0);
     let mut two = vec![
         Metamer::new(&img, model.as_ref(), metamer_options(1)).unwrap(),
         Metamer::new(&img, other.as_ref(), metamer_options(2)).unwrap(),
@@ -296,7 +312,7 @@ fn incompatible_elements_are_refused_before_anything_runs() {
     assert!(e.to_string().contains("another model"), "{e}");
     let mut two = vec![
         Metamer::new(&img, model.as_ref(), metamer_options(1)).unwrap(),
-        Metamer::new(&test_image(32), model.as_ref(), metamer_options(2)).unwrap(),
+        Metamer::new(&images(32).remove(0), model.as_ref(), metamer_options(2)).unwrap(),
     ];
     let e = synthesize_metamers(&mut two, &opts, None).unwrap_err();
     assert!(e.to_string().contains("image"), "{e}");
