@@ -156,8 +156,9 @@ pub struct RunArgs {
     pub batch_tasks: usize,
     /// Tasks a worker takes at once: metamers and MAD competitions that share a batch key
     /// (kind, model/metrics, image shape, every parameter but image and seed) run as one
-    /// synthesis over a (N, C, H, W) tensor (default: per device, see the README).
-    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
+    /// synthesis over a (N, C, H, W) tensor (default: per device, see the README; at most
+    /// 1024).
+    #[arg(long, value_name = "N", value_parser = batch_size, allow_negative_numbers = true)]
     pub batch: Option<usize>,
     /// Commit a batch at least this often (seconds).
     #[arg(long, default_value_t = 30.0, value_parser = positive_seconds, allow_negative_numbers = true)]
@@ -227,6 +228,18 @@ pub fn at_most_cpus(n: usize) -> Result<usize, String> {
     } else {
         Ok(n)
     }
+}
+
+/// `--batch`: 1 to 1024 tasks in one tensor (more is a slip, not a batch: it would claim
+/// that many tasks at once and overflow the multi-process request's count).
+pub fn batch_size(s: &str) -> Result<usize, String> {
+    let n: usize = at_least_one(s)?;
+    if n > 1024 {
+        return Err(format!(
+            "expected at most 1024 tasks in one tensor, got {n}"
+        ));
+    }
+    Ok(n)
 }
 
 /// A duration in seconds, greater than 0 (fractions allowed) and representable as a

@@ -27,6 +27,11 @@ fn every_numeric_flag_is_checked() {
             at_least_one,
         ),
         (&["run", spec, "--threads", "0"], "--threads", at_least_one),
+        (
+            &["run", spec, "--batch", "4294967296"],
+            "--batch",
+            "at most 1024",
+        ),
         // More threads or CPU workers than CPUs: a slip like 100000 started that many
         // threads and exhausted the machine's processes before anything failed.
         (

@@ -93,6 +93,10 @@ impl<'a> RemoteSource<'a> {
 }
 
 impl TaskSource for RemoteSource<'_> {
+    fn shared_with_other_processes(&self) -> bool {
+        true
+    }
+
     /// Up to `max` tasks per request: the coordinator answers with that many or fewer (the
     /// last marked as such), or with none. Every task is checked against this process's
     /// plan; when one differs, the run stops and every task of the answer is given back.

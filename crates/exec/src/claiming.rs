@@ -109,9 +109,14 @@ impl<'a> ClaimingSource<'a> {
     /// source and starts claiming it in the background (nothing when the inner source is
     /// done).
     fn claim_ahead(&self, slot: usize, s: &mut State, at_least: usize) -> Result<(), StoreError> {
-        let n = self.next_group(s).max(at_least);
-        // A remote source answers up to the slot's batch per request; a local one as many
-        // as asked.
+        // A source shared with other processes is asked for a slot's batch only (each
+        // process taking a whole group would leave the others idle at the end); a local
+        // one for a group that grows while tasks are quick.
+        let n = if self.inner.shared_with_other_processes() {
+            at_least
+        } else {
+            self.next_group(s).max(at_least)
+        };
         let group = self.inner.next(slot, n);
         if group.is_empty() {
             s.inner_done = true;
@@ -284,7 +289,12 @@ impl TaskSource for ClaimingSource<'_> {
             }
             let compatible = Self::compatible_ready(&s.ready, max);
             let no_more = s.inner_done && s.ahead.is_none();
-            if !compatible.is_empty() && (compatible.len() >= max || no_more || filled) {
+            // Enough ready already (its first task cannot fill a batch with them, e.g. a
+            // kind that runs alone or other batch keys): hand out what fits rather than
+            // claim yet another group, which would let the ready queue, and the claims a
+            // killed writer strands, grow without bound.
+            let enough = s.ready.len() >= max;
+            if !compatible.is_empty() && (compatible.len() >= max || no_more || filled || enough) {
                 // The first ready task and the ready tasks that share its batch key, in order.
                 let mut out = Vec::with_capacity(compatible.len());
                 for (taken, k) in compatible.into_iter().enumerate() {

@@ -693,12 +693,19 @@ pub fn run_batch(
 ) -> Vec<Result<Records>> {
     let mut out: Vec<Option<Result<Records>>> = tasks.iter().map(|_| None).collect();
     let mut groups: Vec<(Vec<i64>, Group)> = Vec::new();
+    // Once a stop is requested, tasks not started yet are left unstarted (as the engine
+    // leaves them between requests), not built and checkpointed after a chunk.
+    let stopping = || cancel.load(Ordering::Relaxed);
     for (k, t) in tasks.iter().enumerate() {
         let resumes = worker
             .checkpoints()
             .is_some_and(|ck| ck.find(t.id()).is_some());
         if resumes {
-            out[k] = Some(run(worker, t, cancel));
+            out[k] = Some(if stopping() {
+                Err(TaskError::Cancelled)
+            } else {
+                run(worker, t, cancel)
+            });
             continue;
         }
         match the_image(worker, t) {
@@ -713,6 +720,12 @@ pub fn run_batch(
         }
     }
     for (shape, group) in groups {
+        if stopping() {
+            for (k, _) in group {
+                out[k] = Some(Err(TaskError::Cancelled));
+            }
+            continue;
+        }
         if group.len() > 1 {
             tracing::debug!(
                 "{} {} tasks as one synthesis over {shape:?} images",
@@ -737,7 +750,11 @@ pub fn run_batch(
             }
             None => {
                 for (k, _) in group {
-                    out[k] = Some(run(worker, tasks[k], cancel));
+                    out[k] = Some(if stopping() {
+                        Err(TaskError::Cancelled)
+                    } else {
+                        run(worker, tasks[k], cancel)
+                    });
                 }
             }
         }
@@ -795,15 +812,11 @@ fn metamer_batch(
             Err(e) => results.push((*k, Err(e.into()))),
         }
     }
-    let outcomes = batch_outcomes(
-        synthsweep_synth::synthesize_metamers(
-            &mut metamers,
-            run,
-            Some(&mut |_: usize, _: &Progress| go_on(cancel)),
-        ),
+    let outcomes = batch_outcomes(synthsweep_synth::synthesize_metamers(
         &mut metamers,
-        |m| m.synthesize_with(run, &mut |_: &Progress| go_on(cancel)),
-    );
+        run,
+        Some(&mut |_: usize, _: &Progress| go_on(cancel)),
+    ))?;
     for (((k, image, initial), m), outcome) in members.into_iter().zip(&metamers).zip(outcomes) {
         let r = element_result(
             worker,
@@ -859,15 +872,11 @@ fn mad_batch(
             Err(e) => results.push((*k, Err(e.into()))),
         }
     }
-    let outcomes = batch_outcomes(
-        synthsweep_synth::synthesize_mads(
-            &mut mads,
-            run,
-            Some(&mut |_: usize, _: &Progress| go_on(cancel)),
-        ),
+    let outcomes = batch_outcomes(synthsweep_synth::synthesize_mads(
         &mut mads,
-        |m| m.synthesize_with(run, &mut |_: &Progress| go_on(cancel)),
-    );
+        run,
+        Some(&mut |_: usize, _: &Progress| go_on(cancel)),
+    ))?;
     for (((k, image), m), outcome) in members.into_iter().zip(&mads).zip(outcomes) {
         let r = element_result(
             worker,
@@ -882,18 +891,21 @@ fn mad_batch(
     Some(results)
 }
 
-/// The elements' outcomes; when the batch was refused before it ran (it should not be: the
-/// tasks share a batch key), each element runs alone with `alone`.
-fn batch_outcomes<S>(
+/// The elements' outcomes; `None` when the batch stopped with an error of its own (refused
+/// before it ran, which it should not be, or a failure mid-run such as running out of
+/// device memory). Its elements' state is then half-updated (elements still running have
+/// records of chunks their images do not reflect), so the caller runs each task again
+/// from its start, alone, as [`run`] does.
+fn batch_outcomes(
     batched: synthsweep_synth::Result<Vec<synthsweep_synth::Result<synthsweep_synth::Outcome>>>,
-    elements: &mut [S],
-    mut alone: impl FnMut(&mut S) -> synthsweep_synth::Result<synthsweep_synth::Outcome>,
-) -> Vec<synthsweep_synth::Result<synthsweep_synth::Outcome>> {
+) -> Option<Vec<synthsweep_synth::Result<synthsweep_synth::Outcome>>> {
     match batched {
-        Ok(o) => o,
+        Ok(o) => Some(o),
         Err(e) => {
-            tracing::warn!("tasks not batched ({e}): running them one at a time");
-            elements.iter_mut().map(&mut alone).collect()
+            tracing::warn!(
+                "batch stopped ({e}): running its tasks again one at a time, from the start"
+            );
+            None
         }
     }
 }

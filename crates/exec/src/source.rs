@@ -57,6 +57,13 @@ pub trait TaskSource: Sync {
     fn committed_elsewhere(&self) -> u64 {
         0
     }
+
+    /// Whether a consumer should ask for no more than it runs at once: a source shared with
+    /// other processes (the coordinator's) balances the load only while each process takes
+    /// little ahead of its slots. Claim groups are then limited to a slot's batch.
+    fn shared_with_other_processes(&self) -> bool {
+        false
+    }
 }
 
 /// The plan's tasks that are not committed yet, in plan order, handed out as slots ask.
