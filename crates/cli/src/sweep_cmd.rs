@@ -368,8 +368,22 @@ pub fn run(a: RunArgs) -> Result<()> {
     // other writers hold.
     let group = (2 * opts.devices.len()).max(2);
     let claiming = ClaimingSource::new(&source, &store, &cancel, group, lease.renew_every / 2);
-    let report = engine::run(&claiming, &store, ledger, &opts, &cancel)?;
+    // A run that ends on an error still says so in its record (best effort: the storage
+    // may be what failed).
+    let stopped = |info: &mut RunInfo, e: &dyn std::fmt::Display| {
+        info.finish();
+        info.outcome = Some(format!("stopped: {e}"));
+        let _ = store.write_run(info);
+    };
+    let report = match engine::run(&claiming, &store, ledger, &opts, &cancel) {
+        Ok(r) => r,
+        Err(e) => {
+            stopped(&mut info, &e);
+            return Err(e.into());
+        }
+    };
     if let Some(e) = claiming.error() {
+        stopped(&mut info, &e);
         return Err(e.into());
     }
     let by_others = claiming.committed_by_others();
