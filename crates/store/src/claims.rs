@@ -294,7 +294,18 @@ impl Store {
                             return Ok(Acquired::Held { by });
                         }
                     }
-                    self.acquire(&self.claim_dir(t), judge, true).await
+                    let a = self.acquire(&self.claim_dir(t), judge, true).await?;
+                    // Recorded as soon as it lands: when another claim of the group fails,
+                    // the group's error returns early, and a claim recorded only after the
+                    // whole group would outlive the session (never released, its writer
+                    // later marked dead although it ended cleanly).
+                    if let Acquired::Ours { gen, .. } = &a {
+                        s.claims.lock().unwrap().entry(t.clone()).or_insert(Held {
+                            gen: *gen,
+                            state: HeldState::Claimed,
+                        });
+                    }
+                    Ok::<Acquired, StoreError>(a)
                 }
             })
             .buffered(IN_FLIGHT)
