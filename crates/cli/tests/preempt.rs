@@ -352,6 +352,8 @@ fn preempted_multiprocess_run_resumes_and_deletes_the_checkpoint() {
     );
     let ck = checkpoints(&root);
     assert_eq!(ck.len(), 1, "{ck:?}");
+    let st = status(&root);
+    assert!(st.contains("(preempted)"), "{st}");
     let runs = run_processes(&spec, &root, None, 2);
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(r.code, Some(0), "process {i}:\n{}", r.stderr);

@@ -409,7 +409,13 @@ fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistRe
                     ToCoordinator::Stop(StopReason {
                         process: me as u32,
                         kind: StopKind::Interrupted,
-                        message: format!("interrupted (Ctrl-C) on process {me}"),
+                        // The run record's outcome reads "preempted" from this message
+                        // when the signal reached another process than 0.
+                        message: if synthsweep_exec::preempted() {
+                            format!("preempted (SIGTERM/SIGUSR1) on process {me}")
+                        } else {
+                            format!("interrupted (Ctrl-C) on process {me}")
+                        },
                     }),
                 );
             }
@@ -630,7 +636,12 @@ fn finish_run(ctx: &Ctx, info: &mut RunInfo, stop: Option<&StopReason>) -> Optio
     info.outcome = Some(match stop {
         None if failed > 0 => "tasks failed".into(),
         None => "complete".into(),
-        Some(s) if s.interrupted() && synthsweep_exec::preempted() => "preempted".into(),
+        Some(s)
+            if s.interrupted()
+                && (synthsweep_exec::preempted() || s.message.starts_with("preempted")) =>
+        {
+            "preempted".into()
+        }
         Some(s) if s.interrupted() => "interrupted".into(),
         Some(s) => format!("stopped: {}", s.message),
     });
