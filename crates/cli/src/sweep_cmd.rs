@@ -562,7 +562,7 @@ pub fn status(a: StatusArgs) -> Result<()> {
         Ok(a) => out!("{a}")?,
         Err(e) => outln!("live writers: unknown ({e})")?,
     }
-    if let Some(last) = runs.iter().max_by(|x, y| x.started_at.cmp(&y.started_at)) {
+    if let Some(last) = runs.iter().max_by_key(|r| r.started()) {
         outln!(
             "last run {} ({}), started {}, on {}",
             last.run_id,

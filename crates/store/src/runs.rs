@@ -77,6 +77,14 @@ impl RunInfo {
         self.finished_at = Some(now_rfc3339());
     }
 
+    /// `started_at` as a time (records written with whole seconds parse too); `None` when
+    /// it is not RFC 3339.
+    pub fn started(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.started_at)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
     /// How the run ended, for people: the outcome when recorded, else `finished` or
     /// `running or stopped` (killed, or a version that did not record outcomes).
     pub fn state(&self) -> String {
@@ -117,7 +125,7 @@ impl Store {
                     runs.push(serde_json::from_slice::<RunInfo>(&data)?);
                 }
             }
-            runs.sort_by(|a, b| (&a.started_at, &a.run_id).cmp(&(&b.started_at, &b.run_id)));
+            runs.sort_by(|a, b| (a.started(), &a.run_id).cmp(&(b.started(), &b.run_id)));
             Ok(runs)
         })
     }
@@ -134,7 +142,9 @@ pub fn new_run_id() -> String {
 
 /// The current time as RFC 3339 UTC with seconds.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    // Microseconds: two runs of one root often start within a second of each other (a
+    // resume right after a preemption), and "the last run" must tell them apart.
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// This machine's host name (`HOSTNAME`, else the kernel's), or `unknown`.
