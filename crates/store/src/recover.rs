@@ -200,6 +200,22 @@ impl Store {
                 report.spared_live += 1;
             }
         }
+        // 4b. object_store's own staging files (`<name>#<digits>`) in the coordination
+        //     folders of a local root: a writer killed in the middle of a put (a claim, a
+        //     lease renewal) leaves one, which no listing shows (object_store skips them)
+        //     and nothing else removes. A put lasts milliseconds; one older than a lease
+        //     is debris.
+        let lease_len = session
+            .as_ref()
+            .map_or(crate::lease::LeaseOptions::default().length, |s| {
+                s.opts.length
+            });
+        for (path, modified) in self.interrupted_puts() {
+            let age = now.duration_since(modified).unwrap_or_default();
+            if age >= lease_len && old(modified) && std::fs::remove_file(&path).is_ok() {
+                report.staging_files_deleted += 1;
+            }
+        }
 
         // 5. Tasks committed twice: keep one copy; remove only dead writers' copies.
         let ledger = self.ledger_async().await?;
@@ -269,6 +285,43 @@ impl Store {
     /// Files under the local staging folder: (owner lease id, when the file is in an
     /// owner's folder; path; modification time). object_store hides its own half-written
     /// files (`name#1`) from listings, so the folder is read directly.
+    /// Files named `<name>#<digits>` (object_store's staging of a put on a local file
+    /// system) under the coordination folders of a local root, with their modification
+    /// times.
+    fn interrupted_puts(&self) -> Vec<(std::path::PathBuf, SystemTime)> {
+        let Some(dir) = &self.inner.local else {
+            return Vec::new();
+        };
+        let staged = |name: &str| {
+            name.split_once('#')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let mut out = Vec::new();
+        let mut stack: Vec<std::path::PathBuf> = [
+            crate::claims::CLAIMS,
+            crate::claims::LOCKS,
+            crate::claims::DEAD,
+            crate::lease::LEASES,
+            crate::lease::CLOCK,
+        ]
+        .iter()
+        .map(|d| dir.join(d))
+        .collect();
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if staged(&e.file_name().to_string_lossy()) {
+                    if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                        out.push((p, t));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn staging_entries(&self) -> Vec<(Option<String>, std::path::PathBuf, SystemTime)> {
         let Some(dir) = &self.inner.local else {
             return Vec::new();

@@ -831,3 +831,29 @@ fn a_dead_writers_uncommit_is_finished_only_after_its_lease_expires() {
     b.finish_session().unwrap();
     assert_eq!(assert_each_task_once(&b).len(), 7);
 }
+
+/// A writer killed in the middle of a put on a local root leaves object_store's staging
+/// file (`g1#3`) in `_claims/<task>/`; no listing shows it, so recovery removes it by its
+/// name once it is older than a lease (a put lasts milliseconds), and leaves a fresh one.
+/// (Seen once in CI: three killed writers left such a file after the resume.)
+#[test]
+fn recovery_removes_puts_a_killed_writer_left_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_root(&dir.path().display().to_string(), None);
+    let claim = dir.path().join("_claims").join("t1");
+    std::fs::create_dir_all(&claim).unwrap();
+    let (old, fresh) = (claim.join("g1#3"), claim.join("g2#4"));
+    for p in [&old, &fresh] {
+        std::fs::write(p, b"").unwrap();
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+    let rec = store.recover(RecoverOptions::default()).unwrap();
+    assert_eq!(rec.staging_files_deleted, 1, "{rec:?}");
+    assert!(!rec.is_clean());
+    assert!(!old.exists() && fresh.exists());
+}
