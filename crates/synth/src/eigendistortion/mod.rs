@@ -73,6 +73,18 @@ impl<'m> Eigendistortion<'m> {
             .reshape([-1, 1])
             .copy()
             .set_requires_grad(true);
+        Self::bound(model, image_shape, image_flat, seed, None)
+    }
+
+    /// Runs `model` once on `image_flat` (viewed as `image_shape`), keeping the graph the
+    /// Jacobian products differentiate through; no results yet.
+    fn bound(
+        model: &'m dyn Model,
+        image_shape: Vec<i64>,
+        image_flat: Tensor,
+        seed: Option<i64>,
+        identity: Option<String>,
+    ) -> Result<Self> {
         let representation = model.forward(&image_flat.view(image_shape.as_slice()));
         validate_representation(model, &representation, "the image")?;
         let representation_flat = representation.squeeze().reshape([-1, 1]);
@@ -89,7 +101,7 @@ impl<'m> Eigendistortion<'m> {
             error_approx: None,
             method: None,
             seed,
-            identity: None,
+            identity,
         })
     }
 
@@ -115,24 +127,13 @@ impl<'m> Eigendistortion<'m> {
             .to_device(device)
             .to_kind(kind)
             .set_requires_grad(true);
-        let representation = model.forward(&image_flat.view(self.image_shape.as_slice()));
-        validate_representation(model, &representation, "the image")?;
-        let representation_flat = representation.squeeze().reshape([-1, 1]);
-        Ok(Eigendistortion {
+        Eigendistortion::bound(
             model,
-            image_shape: self.image_shape,
+            self.image_shape,
             image_flat,
-            representation_flat,
-            jacobian: None,
-            eigendistortions: None,
-            eigenvalues: None,
-            eigenindex: None,
-            iterations: None,
-            error_approx: None,
-            method: None,
-            seed: self.seed,
-            identity: self.identity,
-        })
+            self.seed,
+            self.identity,
+        )
     }
 
     /// The random draws `method` makes, in plenoptic's order: for power, the initial blocks of
