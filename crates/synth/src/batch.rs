@@ -28,7 +28,9 @@ use crate::mad::MadCompetition;
 use crate::metamer::Metamer;
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::state::parameters;
-use crate::synthesis::{Callback, Core, Method, Outcome, Progress, SynthesizeOptions};
+use crate::synthesis::{
+    iteration_end, Callback, Core, Method, Outcome, Progress, SynthesizeOptions,
+};
 use crate::LossFunction;
 use std::ops::ControlFlow;
 use tch::{Kind, Tensor};
@@ -554,42 +556,34 @@ fn run_batch<M: Method>(
                     Some(s) => s.x.get(r as i64).unsqueeze(0),
                     None => x.detach().get(r as i64).unsqueeze(0),
                 };
-                let ended = if !loss.is_finite() {
-                    Some(Err(SynthError::NonFinite {
-                        iteration,
-                        value: loss,
+                let ended = iteration_end(
+                    loss,
+                    iteration,
+                    i + c,
+                    || {
+                        callback.as_deref_mut().is_some_and(|cb| {
+                            let extra = element.extra();
+                            let p = Progress {
+                                iteration,
+                                loss,
+                                gradient_norm,
+                                pixel_change_norm,
+                                lr: optimizer.lr,
+                                image: &image,
+                                extra: &extra,
+                            };
+                            cb(e, &p).is_break()
+                        })
+                    },
+                    || element.converged(i + c, opts),
+                )
+                .or_else(|| {
+                    // The last iteration of the call ends this element too.
+                    (i + c + 1 == opts.max_iter).then_some(Ok(Outcome {
+                        iterations: opts.max_iter,
+                        converged: false,
                     }))
-                } else {
-                    let mut cancelled = false;
-                    if let Some(cb) = callback.as_deref_mut() {
-                        let extra = element.extra();
-                        let p = Progress {
-                            iteration,
-                            loss,
-                            gradient_norm,
-                            pixel_change_norm,
-                            lr: optimizer.lr,
-                            image: &image,
-                            extra: &extra,
-                        };
-                        cancelled = cb(e, &p).is_break();
-                    }
-                    if cancelled {
-                        Some(Err(SynthError::Cancelled { iteration }))
-                    } else if element.converged(i + c, opts) {
-                        Some(Ok(Outcome {
-                            iterations: i + c + 1,
-                            converged: true,
-                        }))
-                    } else if i + c + 1 == opts.max_iter {
-                        Some(Ok(Outcome {
-                            iterations: opts.max_iter,
-                            converged: false,
-                        }))
-                    } else {
-                        None
-                    }
-                };
+                });
                 if let Some(end) = ended {
                     let moments = match states.get(c) {
                         Some(s) => &s.moments,

@@ -397,37 +397,27 @@ pub(crate) fn run<M: Method>(
             }
             core.pixel_change_norm.push(pixel_change_norm);
             let iteration = core.losses.len() - 1;
-            let ended = if !loss.is_finite() {
-                Some(Err(SynthError::NonFinite {
-                    iteration,
-                    value: loss,
-                }))
-            } else {
-                let mut cancelled = false;
-                if let Some(cb) = callback.as_deref_mut() {
-                    let extra = m.extra();
-                    let p = Progress {
-                        iteration,
-                        loss,
-                        gradient_norm,
-                        pixel_change_norm,
-                        lr: m.core().lr(),
-                        image: &image,
-                        extra: &extra,
-                    };
-                    cancelled = cb(&p).is_break();
-                }
-                if cancelled {
-                    Some(Err(SynthError::Cancelled { iteration }))
-                } else if m.converged(i + c, opts) {
-                    Some(Ok(Outcome {
-                        iterations: i + c + 1,
-                        converged: true,
-                    }))
-                } else {
-                    None
-                }
-            };
+            let ended = iteration_end(
+                loss,
+                iteration,
+                i + c,
+                || {
+                    callback.as_deref_mut().is_some_and(|cb| {
+                        let extra = m.extra();
+                        let p = Progress {
+                            iteration,
+                            loss,
+                            gradient_norm,
+                            pixel_change_norm,
+                            lr: m.core().lr(),
+                            image: &image,
+                            extra: &extra,
+                        };
+                        cb(&p).is_break()
+                    })
+                },
+                || m.converged(i + c, opts),
+            );
             if let Some(end) = ended {
                 if let Some(st) = state {
                     restore_iteration(m, st)?;
@@ -444,6 +434,34 @@ pub(crate) fn run<M: Method>(
         iterations: opts.max_iter,
         converged: false,
     })
+}
+
+/// How iteration `iteration` (index `k` of this call) ended, the same rule for one
+/// synthesis and for each element of a batch (`crate::batch`): a non-finite loss fails it;
+/// else the callback (`cancelled`, asked only then) may stop it; else the stop rule
+/// (`converged`) ends the call after `k + 1` iterations; `None`: go on.
+pub(crate) fn iteration_end(
+    loss: f64,
+    iteration: usize,
+    k: usize,
+    cancelled: impl FnOnce() -> bool,
+    converged: impl FnOnce() -> bool,
+) -> Option<Result<Outcome>> {
+    if !loss.is_finite() {
+        Some(Err(SynthError::NonFinite {
+            iteration,
+            value: loss,
+        }))
+    } else if cancelled() {
+        Some(Err(SynthError::Cancelled { iteration }))
+    } else if converged() {
+        Some(Ok(Outcome {
+            iterations: k + 1,
+            converged: true,
+        }))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
