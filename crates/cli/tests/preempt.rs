@@ -191,13 +191,9 @@ fn run_processes(spec: &Path, root: &Path, signal: Option<(&str, When)>, n: usiz
 
 /// `synthsweep status ROOT`'s standard output.
 fn status(root: &Path) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_synthsweep"))
-        .arg("status")
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    let o = common::synthsweep(&["status", root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    common::stdout(&o)
 }
 
 /// Tasks committed so far (0 while the root is not yet set up).
