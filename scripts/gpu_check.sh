@@ -10,8 +10,8 @@
 # fixtures, the sample images and a small sweep spec (well under 64 MiB). It uses the tch
 # release made for that torch (TCH_FOR_TORCH below), the matching CUDA torch wheel in its
 # own venv (.venv-gpu-TORCH_VERSION), and its own copy of the sources and target folder
-# (target-gpu-TORCH_VERSION), so the main build is untouched. Set TORCH_INDEX for another
-# CUDA wheel index (default: cu130 for 2.11, cu128 otherwise).
+# (target-gpu-TORCH_VERSION), so the main build is untouched. The wheel comes from PyPI
+# (2.11.0 there is 2.11.0+cu130); set TORCH_INDEX for another index.
 #
 # `check` runs on the node with the pack and the node's own torch libraries: LIBTORCH_DIR
 # (a libtorch folder or a torch package folder, holding lib/libtorch_cpu.so), else the
@@ -55,10 +55,9 @@ tch_for_torch() {
 pack() {
   local torch="$1" out="${2:-gpu-check-$1.tar.gz}"
   local tch; tch="$(tch_for_torch "$torch")"
-  local index="${TORCH_INDEX:-}"
-  if [ -z "$index" ]; then
-    case "$torch" in 2.11.*) index=https://download.pytorch.org/whl/cu130 ;; *) index=https://download.pytorch.org/whl/cu128 ;; esac
-  fi
+  # PyPI's torch wheels for Linux x86_64 are CUDA builds (2.11.0 is 2.11.0+cu130, the
+  # node's build); TORCH_INDEX picks another index, e.g. https://download.pytorch.org/whl/cu128.
+  local index=(); [ -n "${TORCH_INDEX:-}" ] && index=(--index-url "$TORCH_INDEX")
   cd "$(dirname "$0")/.."
   local root="$PWD" venv="$PWD/.venv-gpu-$torch" src="$PWD/target-gpu-$torch/src"
   export CARGO_TARGET_DIR="$PWD/target-gpu-$torch/target"
@@ -66,10 +65,10 @@ pack() {
     python3 -m venv "$venv"
   fi
   if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$torch')" 2>/dev/null; then
-    echo "gpu_check: installing torch==$torch from $index into $venv"
-    "$venv/bin/python" -m pip install --quiet --index-url "$index" "torch==$torch"
+    echo "gpu_check: installing torch==$torch from ${TORCH_INDEX:-PyPI} into $venv"
+    "$venv/bin/python" -m pip install --quiet "${index[@]}" "torch==$torch"
   fi
-  LIBTORCH="$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
+  LIBTORCH="$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)"
   export LIBTORCH LIBTORCH_BYPASS_VERSION_CHECK=1
   export LD_LIBRARY_PATH="$LIBTORCH/lib:${LD_LIBRARY_PATH:-}"
   # A copy of the sources whose manifest pins that tch (the code builds with 0.24-0.26).
@@ -79,7 +78,9 @@ pack() {
   rm -f "$src/.cargo/config.toml"   # its LIBTORCH points at the main build's libtorch
   (cd "$src" && cargo update -q -p tch -p torch-sys)
   echo "gpu_check: building synthsweep, bench_synth and the device tests against torch $torch (tch $tch)"
-  (cd "$src" && cargo build --release -p synthsweep -p synthsweep-synth --example bench_synth)
+  # Two commands: a target filter (--example) applies to every -p of one command.
+  (cd "$src" && cargo build --release -p synthsweep --bin synthsweep &&
+    cargo build --release -p synthsweep-synth --example bench_synth)
   local tests
   tests="$(cd "$src" && cargo test --release -p synthsweep-synth --test device --test chunked_records --test batch \
     --test parity_metamer --test parity_mad --test parity_geodesic --test parity_eigendistortion --no-run --message-format=json \
