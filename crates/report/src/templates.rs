@@ -69,8 +69,8 @@ const INDEX: &str = r#"{% extends "base.html" %}{% block body %}
 {% for f in strips %}<figure><img src="{{ f.file }}" alt="{{ f.caption }}"><figcaption>{{ f.caption }}</figcaption></figure>{% else %}<p>No finished task with a value to plot.</p>{% endfor %}
 {% if mad_groups %}<h2>MAD competitions</h2>
 <table><tr><th>image</th><th>metric 1</th><th>metric 2</th><th>also</th><th>tasks</th></tr>
-{% for g in mad_groups %}<tr><td><a href="mad/{{ g.key }}.html">{{ g.image }}</a></td><td>{{ g.metric1 }}</td><td>{{ g.metric2 }}</td><td>{{ g.rest }}</td><td class="num">{{ g.count }}/4</td></tr>{% endfor %}</table>{% endif %}
-{% for m in score_matrices %}<h2>Scores: {{ m.metric }}</h2>
+{% for g in mad_groups %}<tr><td><a href="mad/{{ g.key }}.html">{{ g.image }}</a></td><td>{{ g.metric1 }}</td><td>{{ g.metric2 }}</td><td>{{ g.rest }}</td><td class="num">{{ g.count }}/4</td></tr>{% endfor %}</table>{% if mad_groups_total > mad_groups|length %}<p class="note">The first {{ mad_groups|length }} of {{ mad_groups_total }} competitions are listed (each has its page in mad/); <code>synthsweep report ROOT --where AXIS=VALUE</code> lists a subset.</p>{% endif %}{% endif %}
+{% if scores_left_out %}<p class="note">{{ scores_left_out }} score task(s) beyond the matrices' {{ score_side }} images a side are not shown in them (their pages and the task table have them).</p>{% endif %}{% for m in score_matrices %}<h2>Scores: {{ m.metric }}</h2>
 <table><tr><th>image a \ image b</th>{% for c in m.cols %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for r in m.rows %}<tr><th>{{ r.name }}</th>{% for c in r.cells %}<td class="num" style="background:{{ c.color }}">{{ c.text }}</td>{% endfor %}</tr>{% endfor %}</table>{% endfor %}
 <h2>Durations</h2>
