@@ -232,7 +232,14 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
             _ => (&[], &[]),
         };
         for f in files {
-            assert!(dir.join(f).is_file(), "{} lacks {f}", t.synth);
+            assert!(
+                dir.join(f).is_file(),
+                "{} lacks {f}: {:?}\n{}",
+                t.synth,
+                std::fs::read_dir(&dir)
+                    .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+                std::fs::read_to_string(dir.join("index.html")).unwrap_or_default()
+            );
         }
         let page = read(&dir.join("index.html"));
         for c in charts {
@@ -584,6 +591,52 @@ fn a_folder_that_is_not_a_root_an_empty_root_and_damaged_files() {
         "{}",
         text(&o)
     );
+    // --open: an opener that fails is a warning and exit 1, the report written; one that
+    // succeeds is given the index.
+    let bin_dir = sb.path("opener");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let opener = bin_dir.join(if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    });
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let open = |script: &str| {
+        std::fs::write(&opener, script).unwrap();
+        std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        bin()
+            .args(["report", &root, "--open"])
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let o = open("#!/bin/sh\nexit 3\n");
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains("warning: --open: xdg-open failed")
+            || stderr(&o).contains("warning: --open: open failed"),
+        "{}",
+        text(&o)
+    );
+    assert!(stdout(&o).contains("_report/index.html"), "{}", text(&o));
+    let seen = sb.path("opener/seen");
+    let o = open(&format!("#!/bin/sh\necho \"$1\" > {}\n", seen.display()));
+    assert_code(&o, 0);
+    assert!(read(&seen).trim_end().ends_with("_report/index.html"));
+    // No opener at all (an empty PATH but for the opener's folder, without it).
+    std::fs::remove_file(&opener).unwrap();
+    let o = bin()
+        .args(["report", &root, "--open"])
+        .env("PATH", &bin_dir)
+        .output()
+        .unwrap();
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("cannot start"), "{}", text(&o));
 }
 
 /// examples/mad_analysis.py (polars + matplotlib) on the root: one row per MAD task with the
