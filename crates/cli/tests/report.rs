@@ -421,6 +421,112 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
     browser_check(&out, &d);
 }
 
+/// The `representation_error` rows a metamer run writes (and its page draws as
+/// plot_representation_error) equal plenoptic 1.1.0's representation error for the same
+/// synthesis (`scripts/gen_representation_error.py`: image, model, seed, iterations,
+/// plenoptic's default optimizer), within the fixture's tolerance (allclose with atol and
+/// rtol, and the mean absolute difference at most `mean_abs_max`). Two cases: one output
+/// channel (24 × 24), and two channels of different widths (16 × 16: the channel order).
+#[test]
+fn the_representation_error_is_plenoptics() {
+    let data =
+        synthsweep_testkit::workspace_root().join("crates/cli/tests/data/representation_error");
+    let expected = synthsweep_testkit::read_json(&data.join("expected.json"));
+    let sb = Sandbox::new();
+    let root = sb.root("out");
+    let cases = expected["cases"].as_array().unwrap();
+    for case in cases {
+        let id = case["id"].as_str().unwrap();
+        let spec = format!(
+            "name = \"re-{id}\"\nsynth = \"metamer\"\n[params]\nimage = {:?}\nmodel = {}\nseed = {}\nmax_iter = {}\noptimizer = {{ name = \"adam\", lr = 0.01 }}\n",
+            data.join(case["image"].as_str().unwrap()).display().to_string(),
+            toml_inline(&case["model"]),
+            case["seed"],
+            case["max_iter"],
+        );
+        assert_code(&run(&sb.write(&format!("{id}.toml"), &spec), &root, &[]), 0);
+    }
+    let d = read_local(&root);
+    assert_code(&report(&[&root]), 0);
+    for case in cases {
+        let id = case["id"].as_str().unwrap();
+        let t = d
+            .tasks
+            .iter()
+            .find(|t| t.sweep == format!("re-{id}"))
+            .unwrap();
+        let e = d
+            .images
+            .iter()
+            .find(|i| i.task_id == t.task_id && i.role == "representation_error")
+            .unwrap_or_else(|| panic!("{id}: no representation_error row"));
+        let shape: Vec<i64> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            vec![
+                i64::from(e.channels),
+                i64::from(e.height),
+                i64::from(e.width)
+            ],
+            shape,
+            "{id}: shape"
+        );
+        let want: Vec<f64> = case["representation_error"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let got = e.pixels.as_ref().unwrap();
+        assert_eq!(got.len(), want.len());
+        let tol = &case["tolerance"];
+        let (atol, rtol, mean_max) = (
+            tol["atol"].as_f64().unwrap(),
+            tol["rtol"].as_f64().unwrap(),
+            tol["mean_abs_max"].as_f64().unwrap(),
+        );
+        let mut sum = 0.0;
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            let diff = (f64::from(*g) - w).abs();
+            assert!(
+                diff <= atol + rtol * w.abs(),
+                "{id}: element {k}: {g} vs plenoptic's {w} (atol {atol}, rtol {rtol})"
+            );
+            sum += diff;
+        }
+        let mean = sum / want.len() as f64;
+        assert!(
+            mean <= mean_max,
+            "{id}: mean |difference| {mean} > {mean_max}"
+        );
+        println!("{id}: mean |difference| from plenoptic {mean:.3e}");
+        // Its page draws it, one image per channel.
+        let page = sb.path(&format!("out/_report/t/{}", t.task_id));
+        for c in 0..shape[0] {
+            assert!(
+                page.join(format!("representation_error{c}.png")).is_file(),
+                "{id}: channel {c}"
+            );
+        }
+        assert!(read(&page.join("index.html")).contains("Representation error"));
+    }
+}
+
+/// A JSON object as a TOML inline table (numbers, strings and arrays of numbers).
+fn toml_inline(v: &serde_json::Value) -> String {
+    let fields: Vec<String> = v
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, x)| format!("{k} = {x}"))
+        .collect();
+    format!("{{ {} }}", fields.join(", "))
+}
+
 /// Loads the index and one page per kind in headless Chromium. Skipped, saying so, when
 /// Chromium is not installed (scripts/test.sh installs Debian's `chromium` as root).
 fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
