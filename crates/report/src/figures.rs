@@ -50,6 +50,23 @@ pub struct LineChart<'a> {
     pub dots: bool,
 }
 
+/// The legend of a chart's named series, the same in every chart: translucent white, a
+/// thin grey border, 12 px labels, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    title: &str,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 12))
+        .position(position)
+        .draw()
+        .map_err(|x| err(title)(x.to_string()))
+}
+
 fn err(what: &str) -> impl Fn(String) -> ReportError + '_ {
     move |why| ReportError::figure(what)(why)
 }
@@ -195,14 +212,7 @@ pub fn line_chart(c: &LineChart<'_>, series: &[Series]) -> Result<String> {
             }
         }
         if named {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 12))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(|x| e(x.to_string()))?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, c.title)?;
         }
         root.present().map_err(|x| e(x.to_string()))?;
     }
@@ -289,13 +299,7 @@ pub fn strip_chart(
             }
         }
         if groups.iter().any(|g| !g.is_empty()) {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(|x| e(x.to_string()))?;
+            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight, title)?;
         }
         root.present().map_err(|x| e(x.to_string()))?;
     }
