@@ -547,6 +547,7 @@ fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
         out.join("index.html"),
         out.join("tasks.html"),
         out.join("tasks-3.html"),
+        out.join("search.html"),
     ];
     let mut kinds = std::collections::BTreeSet::new();
     for t in &d.tasks {
@@ -554,8 +555,82 @@ fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
             pages.push(out.join("t").join(&t.task_id).join("index.html"));
         }
     }
+    // search.html over every page of the table: the MAD tasks by descending duration (the
+    // first row shows the longest), and everything.
+    let mad_ids: Vec<&synthsweep_store::TaskRow> =
+        d.tasks.iter().filter(|t| t.synth == "mad").collect();
+    let slowest = mad_ids
+        .iter()
+        .map(|t| t.duration_s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let duration_col = {
+        let html = read(&out.join("search.html"));
+        let head = &html[html.find("<thead>").unwrap()..html.find("</thead>").unwrap()];
+        head.split("<th ")
+            .skip(1)
+            .position(|th| th.contains(">seconds<"))
+            .unwrap()
+    };
+    // Every task of the report (`d` and the simple_metamer committed after it).
+    let total = task_pages(out).len();
+    let searches = [
+        (
+            format!("?q=mad&sort={duration_col}&dir=desc"),
+            format!("{} matching task(s) of {total}", mad_ids.len()),
+            Some(format!("{slowest:.3}")),
+        ),
+        (
+            String::new(),
+            format!("{total} matching task(s) of {total}"),
+            None,
+        ),
+    ];
     let profile = tempfile::tempdir().unwrap();
     let shots = tempfile::tempdir().unwrap();
+    for (i, (search, want, first)) in searches.iter().enumerate() {
+        let url = format!("file://{}{search}", out.join("search.html").display());
+        let checker = shots.path().join(format!("search{i}.html"));
+        std::fs::write(
+            &checker,
+            format!(
+                r#"<!doctype html><html><body><iframe id="f" src="{url}" width="1200" height="900"></iframe>
+<pre id="r">pending</pre><script>
+function check() {{
+  var doc = document.getElementById('f').contentDocument, n = doc && doc.getElementById('n');
+  if (!n || !/shown/.test(n.textContent)) return setTimeout(check, 50);
+  var first = doc.querySelector('#st tbody tr');
+  document.getElementById('r').textContent = 'RESULT ' + n.textContent + ' FIRST ' + (first ? first.cells[{duration_col}].textContent : '-') + ' END';
+}}
+check();
+</script></body></html>"#
+            ),
+        )
+        .unwrap();
+        let o = std::process::Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--allow-file-access-from-files",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("file://{}", checker.display()))
+            .output()
+            .expect("chromium");
+        let dom = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            dom.contains(&format!("RESULT {want}")),
+            "search{search}: want {want:?}: {dom}"
+        );
+        if let Some(secs) = first {
+            assert!(
+                dom.contains(&format!("FIRST {secs} END")),
+                "search{search}: want {secs} first: {dom}"
+            );
+        }
+    }
     for (i, page) in pages.iter().enumerate() {
         // A checker page loads the report's page in an iframe and writes what it found into
         // its own DOM: images that did not load, and whether the page's scripts ran.

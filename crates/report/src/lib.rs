@@ -8,7 +8,9 @@
 //! OUT/index.html            counts by status and axis, results against each grid axis,
 //!                           MAD figures, score matrices, durations, failures, provenance
 //! OUT/tasks.html            every task, in pages of 500 rows (tasks-2.html, ...), each
-//! OUT/tasks-N.html          sortable and filterable (report.js) and linked to the others
+//! OUT/tasks-N.html          sortable and filterable (report.js) and linked to the others;
+//! OUT/tasks-data-N.js       its rows as a script, for OUT/search.html: a text filter and a
+//!                           sort over every page, one page at a time (the first 2 000 kept)
 //! OUT/report.css, report.js the one style sheet and script every page shares
 //! OUT/t/<task_id>/          one task's page (index.html, charts inlined as SVG), its images
 //!                           (PNG, GIF) and, for MAD, losses.json (for the MAD page)
@@ -1203,6 +1205,14 @@ pub fn tasks_page_file(n: usize) -> String {
     }
 }
 
+/// The rows of page `n` (from 1) of the task table as a script, for `search.html`.
+pub fn tasks_data_file(n: usize) -> String {
+    format!("tasks-data-{n}.js")
+}
+
+/// Rows `search.html` shows at most (the browser holds these and one page of the table).
+pub const SEARCH_KEEP: usize = 2000;
+
 /// The task table as pages of `page_rows` rows, written as the tasks stream by (in commit
 /// order): a page holds its rows only while they are gathered.
 struct Pager<'a> {
@@ -1319,27 +1329,55 @@ impl<'a> Pager<'a> {
                 links => links,
                 prev => (n > 1).then(|| tasks_page_file(n - 1)),
                 next => (n < self.pages).then(|| tasks_page_file(n + 1)),
-                rows => rows,
+                rows => &rows,
                 ..self.common.clone()
             })?;
         write(&self.out.join(tasks_page_file(n)), html.as_bytes())?;
+        // The page's rows for search.html, as a script (file:// pages load scripts, not JSON).
+        let json = serde_json::to_string(&rows)
+            .map_err(|e| ReportError::figure("tasks-data")(e.to_string()))?;
+        write(
+            &self.out.join(tasks_data_file(n)),
+            format!("ssReport.page({n},{json});\n").as_bytes(),
+        )?;
         self.first_row = last_row + 1;
         self.page += 1;
         Ok(())
     }
 
-    /// Writes the last page, and removes pages beyond it left by an earlier, longer report.
+    /// Writes the last page and `search.html`, and removes pages beyond the last left by an
+    /// earlier, longer report.
     fn finish(mut self) -> Result<()> {
         while self.page <= self.pages {
             self.flush()?;
         }
+        let html = self
+            .env
+            .get_template("search.html")?
+            .render(minijinja::context! {
+                title => format!("Search all {} tasks", self.total),
+                up => "",
+                columns => &self.columns,
+                pages => self.pages,
+                total => self.total,
+                keep => SEARCH_KEEP,
+                ..self.common.clone()
+            })?;
+        write(&self.out.join("search.html"), html.as_bytes())?;
         let mut k = self.pages + 1;
         loop {
-            let p = self.out.join(tasks_page_file(k));
-            if !p.is_file() {
+            let (p, d) = (
+                self.out.join(tasks_page_file(k)),
+                self.out.join(tasks_data_file(k)),
+            );
+            if !p.is_file() && !d.is_file() {
                 break;
             }
-            std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
+            for f in [p, d] {
+                if f.is_file() {
+                    std::fs::remove_file(&f).map_err(ReportError::io(&f))?;
+                }
+            }
             k += 1;
         }
         Ok(())
