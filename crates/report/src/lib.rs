@@ -155,6 +155,12 @@ fn id_key(id: &str) -> [u8; 16] {
     k
 }
 
+/// The competition a file of `OUT/mad/` belongs to: its name's first 32 characters
+/// (`<key>.html`, `<key>.tasks`, `<key>_m1.svg`, `<key>_m2.svg`).
+fn mad_file_key(name: &str) -> &str {
+    name.get(..32).unwrap_or(name)
+}
+
 /// 32 hex digits (a MAD competition's key) as 16 bytes.
 fn hex_key(hex: &str) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -610,8 +616,7 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
         .flatten()
     {
         if let Some(name) = e.file_name().to_str() {
-            let stem = name.split('.').next().unwrap_or(name);
-            mad_files.push(&hex_key(stem), name.as_bytes())?;
+            mad_files.push(&hex_key(mad_file_key(name)), name.as_bytes())?;
         }
     }
     let mad_files = mad_files.finish()?;
@@ -635,8 +640,7 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
             let Ok(name) = std::str::from_utf8(&name) else {
                 continue;
             };
-            let stem = name.split('.').next().unwrap_or(name);
-            if !groups.contains_key(stem) && !name.contains(['/', '\\']) {
+            if !groups.contains_key(mad_file_key(name)) && !name.contains(['/', '\\']) {
                 let p = mad_dir.join(name);
                 std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
             }

@@ -127,6 +127,30 @@ fn table_rows(out: &Path) -> Vec<String> {
     rows
 }
 
+/// Every file a MAD competition's page names is there (images of its tasks, its charts).
+fn check_mad_links(out: &Path) {
+    for e in std::fs::read_dir(out.join("mad")).unwrap() {
+        let page = e.unwrap().path();
+        if page.extension().is_none_or(|x| x != "html") {
+            continue;
+        }
+        let html = std::fs::read_to_string(&page).unwrap();
+        for attr in ["src=\"", "href=\""] {
+            for part in html.split(attr).skip(1) {
+                let target = part[..part.find('"').unwrap()].replace("&#x2f;", "/");
+                if target.starts_with("data:") || target.starts_with('#') {
+                    continue;
+                }
+                assert!(
+                    page.parent().unwrap().join(&target).is_file(),
+                    "{}: {target} missing",
+                    page.display()
+                );
+            }
+        }
+    }
+}
+
 fn ids(range: impl Iterator<Item = usize>) -> Vec<String> {
     let mut v: Vec<String> = range.map(id).collect();
     v.sort();
@@ -155,6 +179,7 @@ fn pages_follow_the_root_with_manifests_per_batch() {
     );
     let all: Vec<String> = ids((0..6).chain(10..14));
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!((o.tasks, o.drawn, o.kept, o.batches_read), (10, 10, 0, 3));
     assert_eq!(pages(&out), all);
     assert_eq!(std::fs::read_dir(out.join("_manifest")).unwrap().count(), 3);
@@ -179,11 +204,13 @@ fn pages_follow_the_root_with_manifests_per_batch() {
 
     // Nothing new: nothing drawn, no data read.
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!((o.tasks, o.drawn, o.kept, o.batches_read), (10, 0, 10, 0));
 
     // A grown root: only the new batch is drawn.
     commit(&store, vec![metamer(6, 2.0), metamer(7, 2.0)], 8, None);
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!((o.tasks, o.drawn, o.kept, o.batches_read), (12, 2, 10, 1));
     let all: Vec<String> = ids((0..8).chain(10..14));
     assert_eq!(pages(&out), all);
@@ -192,6 +219,7 @@ fn pages_follow_the_root_with_manifests_per_batch() {
     // without the task; committed again: drawn again from its new batch.
     assert_eq!(store.uncommit(&[id(1), id(11)]).unwrap(), 2);
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!((o.tasks, o.drawn), (10, 0));
     let left: Vec<String> = ids([0, 2, 3, 4, 5, 6, 7, 10, 12, 13].into_iter());
     assert_eq!(pages(&out), left);
@@ -207,6 +235,7 @@ fn pages_follow_the_root_with_manifests_per_batch() {
         None,
     );
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!((o.tasks, o.drawn, o.kept), (12, 2, 10));
     assert_eq!(pages(&out), all);
     assert_eq!(mad_pages(&out)[0].matches("final.png").count(), 4);
@@ -218,20 +247,24 @@ fn pages_follow_the_root_with_manifests_per_batch() {
     let twice = store.read_tasks().unwrap();
     assert_eq!(twice.iter().filter(|t| t.task_id == id(0)).count(), 2);
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!(o.tasks, 12);
     let mut rows = table_rows(&out);
     rows.sort();
     assert_eq!(rows, all);
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!((o.tasks, o.drawn, o.kept), (12, 0, 12));
 
     // A filter removes the other pages; without it they are drawn again.
     let o = report(&store, &out, &["model=a"]);
+    check_mad_links(&out);
     assert_eq!(o.tasks, 4);
     assert_eq!(pages(&out), ids([0, 2, 4, 6].into_iter()));
     // No MAD task has a model: no competition, its page and task list removed.
     assert_eq!(std::fs::read_dir(out.join("mad")).unwrap().count(), 0);
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!((o.tasks, o.drawn, o.kept), (12, 8, 4));
     assert_eq!(pages(&out), all);
 
@@ -241,6 +274,7 @@ fn pages_follow_the_root_with_manifests_per_batch() {
     std::fs::write(out.join("_report.json"), br#"{"version":2,"tasks":{}}"#).unwrap();
     std::fs::create_dir_all(out.join("t").join(id(99))).unwrap();
     let o = report(&store, &out, &[]);
+    check_mad_links(&out);
     assert_eq!((o.tasks, o.drawn, o.kept), (12, 12, 0));
     assert_eq!(pages(&out), all);
     assert!(!out.join("_report.json").exists());
