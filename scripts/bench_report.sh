@@ -6,8 +6,9 @@
 # for the memory comparison, a full report of a root a tenth the size. Peak memory from
 # /usr/bin/time (installed with `apt-get install time` when missing). The `synthsweep`
 # binary loads libtorch, about 500 MiB resident before any work: the report alone is also
-# measured, through crates/report/examples/report_root.rs (no libtorch).
-# Usage: bash scripts/bench_report.sh [N=10000] [WORKDIR=/tmp/bench_report]
+# measured, through crates/report/examples/report_root.rs (no libtorch), with its peak live
+# heap (heaptrack, when installed), and on BIG (default 100 000) score tasks (cheap to write).
+# Usage: [BIG=100000] bash scripts/bench_report.sh [N=10000] [WORKDIR=/tmp/bench_report]
 # (PROFILE=debug uses the dev build already there instead of building a release one.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,13 +29,39 @@ measure() { # label, command...
   read -r secs kb <"$W/time"
   printf '%-44s %8.2f s  peak RSS %6.1f MiB   %s\n' "$label" "$secs" "$(echo "$kb/1024" | bc -l)" "$(tail -1 "$W/out")"
 }
+heap() { # label, command...: peak live heap (heaptrack), when heaptrack is installed
+  local label="$1"; shift
+  command -v heaptrack >/dev/null || return 0
+  rm -f "$W"/ht.*
+  heaptrack -o "$W/ht" "$@" >/dev/null 2>&1
+  printf '%-44s %s\n' "$label" "$(heaptrack_print "$W"/ht.* 2>/dev/null | grep -m1 'peak heap memory consumption')"
+}
+alone="target/$PROFILE/examples/report_root"
 for n in "$((N / 10))" "$N"; do
   "target/$PROFILE/examples/fake_root" "$W/root$n" "$n" >/dev/null
   measure "report, $n tasks (all drawn)" "$B" -q report "$W/root$n" --out "$W/report$n"
   measure "report again, $n tasks (nothing new)" "$B" -q report "$W/root$n" --out "$W/report$n"
-  measure "report crate alone, $n tasks (all drawn)" "target/$PROFILE/examples/report_root" "$W/root$n" "$W/alone$n"
-  measure "report crate alone again, $n tasks" "target/$PROFILE/examples/report_root" "$W/root$n" "$W/alone$n"
+  measure "report crate alone, $n tasks (all drawn)" "$alone" "$W/root$n" "$W/alone$n"
+  measure "report crate alone again, $n tasks" "$alone" "$W/root$n" "$W/alone$n"
+  rm -rf "$W/alone$n"
+  heap "live heap, $n tasks (all drawn)" "$alone" "$W/root$n" "$W/alone$n"
+  heap "live heap, $n tasks again" "$alone" "$W/root$n" "$W/alone$n"
+  rm -rf "$W/alone$n"
+  [ "$n" = "$N" ] || rm -rf "$W/root$n" "$W/report$n"
 done
+# A bigger count of cheap tasks (score: one value each, no images), the report crate alone:
+# BIG=100000 by default, BIG=0 to skip.
+BIG="${BIG:-100000}"
+if [ "$BIG" -gt 0 ]; then
+  "target/$PROFILE/examples/fake_root" "$W/score$BIG" "$BIG" score >/dev/null
+  measure "report crate alone, $BIG score tasks" "$alone" "$W/score$BIG" "$W/sreport$BIG"
+  measure "report crate alone again, $BIG score tasks" "$alone" "$W/score$BIG" "$W/sreport$BIG"
+  rm -rf "$W/sreport$BIG"
+  heap "live heap, $BIG score tasks (all drawn)" "$alone" "$W/score$BIG" "$W/sreport$BIG"
+  heap "live heap, $BIG score tasks again" "$alone" "$W/score$BIG" "$W/sreport$BIG"
+  du -sh "$W/sreport$BIG" | sed "s/^/report size, $BIG score tasks: /"
+  rm -rf "$W/score$BIG" "$W/sreport$BIG"
+fi
 measure "synthsweep --version (libtorch loaded, no work)" "$B" --version
 uptime | sed 's/^/load: /'
 du -sh --apparent-size "$W/report$N" | sed 's/^/report size (apparent): /'

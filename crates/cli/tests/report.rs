@@ -232,7 +232,14 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
             _ => (&[], &[]),
         };
         for f in files {
-            assert!(dir.join(f).is_file(), "{} lacks {f}", t.synth);
+            assert!(
+                dir.join(f).is_file(),
+                "{} lacks {f}: {:?}\n{}",
+                t.synth,
+                std::fs::read_dir(&dir)
+                    .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+                std::fs::read_to_string(dir.join("index.html")).unwrap_or_default()
+            );
         }
         let page = read(&dir.join("index.html"));
         for c in charts {
@@ -360,6 +367,13 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
         text(&o)
     );
     assert!(out.join("tasks.html").is_file() && !out.join("tasks-2.html").exists());
+    // The MAD pages kept from the first run still find their charts and images.
+    for e in std::fs::read_dir(out.join("mad")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "html") {
+            check_links(&p);
+        }
+    }
     assert_code(
         &run(&sb.write("s9.toml", SIMPLE), &root, &["--workers", "1"]),
         0,
@@ -414,6 +428,112 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
     browser_check(&out, &d);
 }
 
+/// The `representation_error` rows a metamer run writes (and its page draws as
+/// plot_representation_error) equal plenoptic 1.1.0's representation error for the same
+/// synthesis (`scripts/gen_representation_error.py`: image, model, seed, iterations,
+/// plenoptic's default optimizer), within the fixture's tolerance (allclose with atol and
+/// rtol, and the mean absolute difference at most `mean_abs_max`). Two cases: one output
+/// channel (24 × 24), and two channels of different widths (16 × 16: the channel order).
+#[test]
+fn the_representation_error_is_plenoptics() {
+    let data =
+        synthsweep_testkit::workspace_root().join("crates/cli/tests/data/representation_error");
+    let expected = synthsweep_testkit::read_json(&data.join("expected.json"));
+    let sb = Sandbox::new();
+    let root = sb.root("out");
+    let cases = expected["cases"].as_array().unwrap();
+    for case in cases {
+        let id = case["id"].as_str().unwrap();
+        let spec = format!(
+            "name = \"re-{id}\"\nsynth = \"metamer\"\n[params]\nimage = {:?}\nmodel = {}\nseed = {}\nmax_iter = {}\noptimizer = {{ name = \"adam\", lr = 0.01 }}\n",
+            data.join(case["image"].as_str().unwrap()).display().to_string(),
+            toml_inline(&case["model"]),
+            case["seed"],
+            case["max_iter"],
+        );
+        assert_code(&run(&sb.write(&format!("{id}.toml"), &spec), &root, &[]), 0);
+    }
+    let d = read_local(&root);
+    assert_code(&report(&[&root]), 0);
+    for case in cases {
+        let id = case["id"].as_str().unwrap();
+        let t = d
+            .tasks
+            .iter()
+            .find(|t| t.sweep == format!("re-{id}"))
+            .unwrap();
+        let e = d
+            .images
+            .iter()
+            .find(|i| i.task_id == t.task_id && i.role == "representation_error")
+            .unwrap_or_else(|| panic!("{id}: no representation_error row"));
+        let shape: Vec<i64> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            vec![
+                i64::from(e.channels),
+                i64::from(e.height),
+                i64::from(e.width)
+            ],
+            shape,
+            "{id}: shape"
+        );
+        let want: Vec<f64> = case["representation_error"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let got = e.pixels.as_ref().unwrap();
+        assert_eq!(got.len(), want.len());
+        let tol = &case["tolerance"];
+        let (atol, rtol, mean_max) = (
+            tol["atol"].as_f64().unwrap(),
+            tol["rtol"].as_f64().unwrap(),
+            tol["mean_abs_max"].as_f64().unwrap(),
+        );
+        let mut sum = 0.0;
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            let diff = (f64::from(*g) - w).abs();
+            assert!(
+                diff <= atol + rtol * w.abs(),
+                "{id}: element {k}: {g} vs plenoptic's {w} (atol {atol}, rtol {rtol})"
+            );
+            sum += diff;
+        }
+        let mean = sum / want.len() as f64;
+        assert!(
+            mean <= mean_max,
+            "{id}: mean |difference| {mean} > {mean_max}"
+        );
+        println!("{id}: mean |difference| from plenoptic {mean:.3e}");
+        // Its page draws it, one image per channel.
+        let page = sb.path(&format!("out/_report/t/{}", t.task_id));
+        for c in 0..shape[0] {
+            assert!(
+                page.join(format!("representation_error{c}.png")).is_file(),
+                "{id}: channel {c}"
+            );
+        }
+        assert!(read(&page.join("index.html")).contains("Representation error"));
+    }
+}
+
+/// A JSON object as a TOML inline table (numbers, strings and arrays of numbers).
+fn toml_inline(v: &serde_json::Value) -> String {
+    let fields: Vec<String> = v
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, x)| format!("{k} = {x}"))
+        .collect();
+    format!("{{ {} }}", fields.join(", "))
+}
+
 /// Loads the index and one page per kind in headless Chromium. Skipped, saying so, when
 /// Chromium is not installed (scripts/test.sh installs Debian's `chromium` as root).
 fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
@@ -434,6 +554,7 @@ fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
         out.join("index.html"),
         out.join("tasks.html"),
         out.join("tasks-3.html"),
+        out.join("search.html"),
     ];
     let mut kinds = std::collections::BTreeSet::new();
     for t in &d.tasks {
@@ -441,8 +562,82 @@ fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
             pages.push(out.join("t").join(&t.task_id).join("index.html"));
         }
     }
+    // search.html over every page of the table: the MAD tasks by descending duration (the
+    // first row shows the longest), and everything.
+    let mad_ids: Vec<&synthsweep_store::TaskRow> =
+        d.tasks.iter().filter(|t| t.synth == "mad").collect();
+    let slowest = mad_ids
+        .iter()
+        .map(|t| t.duration_s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let duration_col = {
+        let html = read(&out.join("search.html"));
+        let head = &html[html.find("<thead>").unwrap()..html.find("</thead>").unwrap()];
+        head.split("<th ")
+            .skip(1)
+            .position(|th| th.contains(">seconds<"))
+            .unwrap()
+    };
+    // Every task of the report (`d` and the simple_metamer committed after it).
+    let total = task_pages(out).len();
+    let searches = [
+        (
+            format!("?q=mad&sort={duration_col}&dir=desc"),
+            format!("{} matching task(s) of {total}", mad_ids.len()),
+            Some(format!("{slowest:.3}")),
+        ),
+        (
+            String::new(),
+            format!("{total} matching task(s) of {total}"),
+            None,
+        ),
+    ];
     let profile = tempfile::tempdir().unwrap();
     let shots = tempfile::tempdir().unwrap();
+    for (i, (search, want, first)) in searches.iter().enumerate() {
+        let url = format!("file://{}{search}", out.join("search.html").display());
+        let checker = shots.path().join(format!("search{i}.html"));
+        std::fs::write(
+            &checker,
+            format!(
+                r#"<!doctype html><html><body><iframe id="f" src="{url}" width="1200" height="900"></iframe>
+<pre id="r">pending</pre><script>
+function check() {{
+  var doc = document.getElementById('f').contentDocument, n = doc && doc.getElementById('n');
+  if (!n || !/shown/.test(n.textContent)) return setTimeout(check, 50);
+  var first = doc.querySelector('#st tbody tr');
+  document.getElementById('r').textContent = 'RESULT ' + n.textContent + ' FIRST ' + (first ? first.cells[{duration_col}].textContent : '-') + ' END';
+}}
+check();
+</script></body></html>"#
+            ),
+        )
+        .unwrap();
+        let o = std::process::Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--allow-file-access-from-files",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("file://{}", checker.display()))
+            .output()
+            .expect("chromium");
+        let dom = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            dom.contains(&format!("RESULT {want}")),
+            "search{search}: want {want:?}: {dom}"
+        );
+        if let Some(secs) = first {
+            assert!(
+                dom.contains(&format!("FIRST {secs} END")),
+                "search{search}: want {secs} first: {dom}"
+            );
+        }
+    }
     for (i, page) in pages.iter().enumerate() {
         // A checker page loads the report's page in an iframe and writes what it found into
         // its own DOM: images that did not load, and whether the page's scripts ran.
@@ -584,6 +779,52 @@ fn a_folder_that_is_not_a_root_an_empty_root_and_damaged_files() {
         "{}",
         text(&o)
     );
+    // --open: an opener that fails is a warning and exit 1, the report written; one that
+    // succeeds is given the index.
+    let bin_dir = sb.path("opener");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let opener = bin_dir.join(if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    });
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let open = |script: &str| {
+        std::fs::write(&opener, script).unwrap();
+        std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        bin()
+            .args(["report", &root, "--open"])
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let o = open("#!/bin/sh\nexit 3\n");
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains("warning: --open: xdg-open failed")
+            || stderr(&o).contains("warning: --open: open failed"),
+        "{}",
+        text(&o)
+    );
+    assert!(stdout(&o).contains("_report/index.html"), "{}", text(&o));
+    let seen = sb.path("opener/seen");
+    let o = open(&format!("#!/bin/sh\necho \"$1\" > {}\n", seen.display()));
+    assert_code(&o, 0);
+    assert!(read(&seen).trim_end().ends_with("_report/index.html"));
+    // No opener at all (an empty PATH but for the opener's folder, without it).
+    std::fs::remove_file(&opener).unwrap();
+    let o = bin()
+        .args(["report", &root, "--open"])
+        .env("PATH", &bin_dir)
+        .output()
+        .unwrap();
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("cannot start"), "{}", text(&o));
 }
 
 /// examples/mad_analysis.py (polars + matplotlib) on the root: one row per MAD task with the

@@ -255,7 +255,8 @@ fn mad_records(image: &Tensor, mad: &MadCompetition<'_>) -> Records {
     }
 }
 
-/// plenoptic's `Metamer.representation_error()` (what `plot_representation_error` draws):
+/// plenoptic's representation error (`plenoptic.synthesize.metamer._representation_error`,
+/// what `plot_representation_error` draws; 1.1.0 has no public method for it):
 /// model(metamer) − model(target) at the final metamer, batch 0, as an `images` row of role
 /// `representation_error`. A (channels, height, width) representation is kept as it is
 /// (one of the model's output maps per channel); any other shape (e.g. the

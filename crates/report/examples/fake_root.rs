@@ -1,15 +1,19 @@
 //! Writes a synthetic output root of N metamer-like tasks (the report benchmark's input,
 //! `scripts/bench_report.sh`): 4 models x images x seeds, 200 loss rows and four 32x32
 //! images (target, initial, metamer, representation error) per task, 1 % failed, committed by the store's writer
-//! in its usual batches. Usage: `fake_root ROOT N`.
+//! in its usual batches. With `score`, N score tasks instead (one metric value each, no
+//! images: cheap to write for a large count). Usage: `fake_root ROOT N [metamer|score]`.
 use synthsweep_store::*;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (root, n): (&str, usize) = match args.as_slice() {
-        [_, r, n] => (r, n.parse().expect("N: a number of tasks")),
+    let (root, n, kind): (&str, usize, &str) = match args.as_slice() {
+        [_, r, n] => (r, n.parse().expect("N: a number of tasks"), "metamer"),
+        [_, r, n, k] if k == "metamer" || k == "score" => {
+            (r, n.parse().expect("N: a number of tasks"), k)
+        }
         _ => {
-            eprintln!("usage: fake_root ROOT N");
+            eprintln!("usage: fake_root ROOT N [metamer|score]");
             std::process::exit(2);
         }
     };
@@ -27,6 +31,35 @@ fn main() -> Result<()> {
     ];
     let (side, iters) = (32usize, 200usize);
     for i in 0..n {
+        if kind == "score" {
+            let (a, b) = (
+                format!("images/img{:03}.pgm", i % 400),
+                format!("images/img{:03}.pgm", (i / 400) % 400),
+            );
+            w.push(TaskResult {
+                task: TaskRow {
+                    task_id: format!("{:064x}", i as u128 * 0x9e37_79b9_7f4a_7c15),
+                    sweep: "fake".into(),
+                    synth: "score".into(),
+                    image: Some(format!("{a} -> {b}")),
+                    seed: (i / 160_000) as i64,
+                    params: r#"{"params":{}}"#.into(),
+                    status: TaskStatus::Done,
+                    duration_s: 0.01 + (i % 13) as f64 * 0.001,
+                    host: hostname(),
+                    ..Default::default()
+                },
+                scores: vec![ScoreRow {
+                    image_a: a,
+                    image_b: b,
+                    metric: r#"{"name":"mse"}"#.into(),
+                    value: (i % 997) as f64 / 997.0,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })?;
+            continue;
+        }
         let model = models[i % 4];
         let image = format!("img{:03}.pgm", (i / 4) % 50);
         let seed = (i / 200) as i64;

@@ -50,6 +50,23 @@ pub struct LineChart<'a> {
     pub dots: bool,
 }
 
+/// The legend of a chart's named series, the same in every chart: translucent white, a
+/// thin grey border, 12 px labels, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    title: &str,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 12))
+        .position(position)
+        .draw()
+        .map_err(|x| err(title)(x.to_string()))
+}
+
 fn err(what: &str) -> impl Fn(String) -> ReportError + '_ {
     move |why| ReportError::figure(what)(why)
 }
@@ -195,14 +212,7 @@ pub fn line_chart(c: &LineChart<'_>, series: &[Series]) -> Result<String> {
             }
         }
         if named {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 12))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(|x| e(x.to_string()))?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, c.title)?;
         }
         root.present().map_err(|x| e(x.to_string()))?;
     }
@@ -289,13 +299,7 @@ pub fn strip_chart(
             }
         }
         if groups.iter().any(|g| !g.is_empty()) {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(|x| e(x.to_string()))?;
+            draw_legend(&mut chart, SeriesLabelPosition::MiddleRight, title)?;
         }
         root.present().map_err(|x| e(x.to_string()))?;
     }
@@ -348,14 +352,53 @@ pub fn histogram_chart(
 ///
 /// A drawing failure.
 pub fn bar_histogram(title: &str, x_label: &str, values: &[f64], bins: usize) -> Result<String> {
-    let e = err(title);
-    let (lo, hi) = range(values.iter().copied()).unwrap_or((0.0, 1.0));
-    let lo = lo.max(0.0);
-    let w = (hi - lo) / bins as f64;
-    let mut counts = vec![0usize; bins];
+    let bins = Bins::new(range(values.iter().copied()), bins);
+    let mut counts = vec![0usize; bins.n];
     for &v in values.iter().filter(|v| v.is_finite()) {
-        counts[(((v - lo) / w).floor().max(0.0) as usize).min(bins - 1)] += 1;
+        counts[bins.of(v)] += 1;
     }
+    bar_chart(title, x_label, &bins, &counts)
+}
+
+/// The `n` equal bars of a histogram of non-negative values: the values' range (`None`
+/// when there is none) padded by 5 % and starting at 0 or above.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bins {
+    pub lo: f64,
+    pub hi: f64,
+    pub n: usize,
+}
+
+impl Bins {
+    /// Bars over `[min, max]` of the values (as [`range`] pads it).
+    pub fn new(min_max: Option<(f64, f64)>, n: usize) -> Bins {
+        let (lo, hi) = min_max
+            .and_then(|(a, b)| range([a, b].into_iter()))
+            .unwrap_or((0.0, 1.0));
+        Bins {
+            lo: lo.max(0.0),
+            hi,
+            n: n.max(1),
+        }
+    }
+
+    /// The bar of a finite value `v`.
+    pub fn of(&self, v: f64) -> usize {
+        let w = (self.hi - self.lo) / self.n as f64;
+        (((v - self.lo) / w).floor().max(0.0) as usize).min(self.n - 1)
+    }
+}
+
+/// [`bar_histogram`] of counts already binned (`counts.len() == bins.n`), for values
+/// streamed from disk.
+///
+/// # Errors
+///
+/// A drawing failure.
+pub fn bar_chart(title: &str, x_label: &str, bins: &Bins, counts: &[usize]) -> Result<String> {
+    let e = err(title);
+    let (lo, hi) = (bins.lo, bins.hi);
+    let w = (hi - lo) / bins.n as f64;
     let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.1 + 1.0;
     let mut svg = String::new();
     {

@@ -21,7 +21,7 @@ pub struct LossPoint {
 }
 
 /// What a task's page drew and what group pages and the index need of it, kept in
-/// the report's manifest (`_report.json`), one per task: keep it small.
+/// the report's manifest of its batch (`_manifest/`), one per task.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TaskExtra {
     /// The batch the page was drawn from (a re-commit gives a new batch and a new page).
@@ -113,9 +113,9 @@ pub fn scale_switches(points: &[LossPoint]) -> Vec<(i64, String)> {
 
 /// The four tasks of one MAD figure (`display_mad_image_all`): the same image, seed and
 /// parameters, the two metrics each optimized (the other held) towards min and max.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MadGroup {
-    /// Stable file name of the group's page (hex digest of its key).
+    /// Stable file name of the group's page (32 hex digits of its key's SHA-256).
     pub key: String,
     pub image: String,
     /// The two metrics in name order: metric 1 and metric 2 of plenoptic's figure.
@@ -128,67 +128,62 @@ pub struct MadGroup {
     pub rest: String,
 }
 
-/// Groups the done MAD tasks into [`MadGroup`]s: key = sweep, image, the unordered metric
-/// pair, seed and every varying parameter axis. A task whose cell is already taken (two
-/// tasks that differ only in something not on an axis) starts no new group: it is skipped.
-pub fn mad_groups(tasks: &[&TaskInfo]) -> Vec<MadGroup> {
-    let mut groups = MadGroups::default();
-    for t in tasks {
-        groups.add(t);
+/// Where a done MAD task sits in its competition's figure: the group (with no cell
+/// filled) and its cell `(m, d)` (see [`MadGroup::cells`]); `None` for a task of another
+/// kind, a failed one, or one without both metrics and minmax. The group's key is the hex
+/// digest of sweep, image, the unordered metric pair, seed and every varying parameter axis.
+pub fn mad_place(t: &TaskInfo) -> Option<(MadGroup, usize, usize)> {
+    if t.synth != "mad" || !t.done() {
+        return None;
     }
-    groups.into_groups()
-}
-
-/// [`mad_groups`] one task at a time (the report streams the `tasks` table): holds the
-/// groups only, four task ids each.
-#[derive(Debug, Default)]
-pub struct MadGroups {
-    groups: BTreeMap<String, MadGroup>,
-}
-
-impl MadGroups {
-    /// Places `t` in its group when it is a done MAD task with both metrics and minmax.
-    pub fn add(&mut self, t: &TaskInfo) {
-        if t.synth != "mad" || !t.done() {
-            return;
-        }
-        let (Some(opt), Some(rf), Some(mm)) = (
-            t.axes.get("optimized_metric"),
-            t.axes.get("reference_metric"),
-            t.axes.get("minmax"),
-        ) else {
-            return;
-        };
-        let (m1, m2) = if opt <= rf { (opt, rf) } else { (rf, opt) };
-        let image = t.axes.get("image").cloned().unwrap_or_default();
-        let rest: Vec<String> = t
-            .axes
-            .iter()
-            .filter(|(k, _)| k.starts_with("params.") || k.as_str() == "seed")
-            .map(|(k, v)| format!("{}={v}", k.trim_start_matches("params.")))
-            .collect();
-        let rest = rest.join(" ");
-        let key_text = format!("{}\u{1}{image}\u{1}{m1}\u{1}{m2}\u{1}{rest}", t.sweep);
-        let key = crate::digest(&key_text)[..16].to_string();
-        let g = self.groups.entry(key.clone()).or_insert_with(|| MadGroup {
+    let (opt, rf, mm) = (
+        t.axes.get("optimized_metric")?,
+        t.axes.get("reference_metric")?,
+        t.axes.get("minmax")?,
+    );
+    let (m1, m2) = if opt <= rf { (opt, rf) } else { (rf, opt) };
+    let image = t.axes.get("image").cloned().unwrap_or_default();
+    let rest: Vec<String> = t
+        .axes
+        .iter()
+        .filter(|(k, _)| k.starts_with("params.") || k.as_str() == "seed")
+        .map(|(k, v)| format!("{}={v}", k.trim_start_matches("params.")))
+        .collect();
+    let rest = rest.join(" ");
+    let key_text = format!("{}\u{1}{image}\u{1}{m1}\u{1}{m2}\u{1}{rest}", t.sweep);
+    let key = crate::digest(&key_text)[..32].to_string();
+    let m = usize::from(opt != m1);
+    let d = usize::from(mm == "max");
+    Some((
+        MadGroup {
             key,
             image,
             metric1: m1.clone(),
             metric2: m2.clone(),
             cells: Default::default(),
             rest,
-        });
-        let m = usize::from(opt != m1);
-        let d = usize::from(mm == "max");
+        },
+        m,
+        d,
+    ))
+}
+
+/// Groups the done MAD tasks into [`MadGroup`]s ([`mad_place`]). A task whose cell is
+/// already taken (two tasks that differ only in something not on an axis) starts no new
+/// group: it is skipped. (The report does this one bucket of groups at a time, from disk.)
+pub fn mad_groups(tasks: &[&TaskInfo]) -> Vec<MadGroup> {
+    let mut groups: BTreeMap<String, MadGroup> = BTreeMap::new();
+    for t in tasks {
+        let Some((g, m, d)) = mad_place(t) else {
+            continue;
+        };
+        let id = t.task_id.clone();
+        let g = groups.entry(g.key.clone()).or_insert(g);
         if g.cells[m][d].is_none() {
-            g.cells[m][d] = Some(t.task_id.clone());
+            g.cells[m][d] = Some(id);
         }
     }
-
-    /// The groups in key order.
-    pub fn into_groups(self) -> Vec<MadGroup> {
-        self.groups.into_values().collect()
-    }
+    groups.into_values().collect()
 }
 
 #[cfg(test)]

@@ -8,28 +8,41 @@
 //! OUT/index.html            counts by status and axis, results against each grid axis,
 //!                           MAD figures, score matrices, durations, failures, provenance
 //! OUT/tasks.html            every task, in pages of 500 rows (tasks-2.html, ...), each
-//! OUT/tasks-N.html          sortable and filterable (report.js) and linked to the others
+//! OUT/tasks-N.html          sortable and filterable (report.js) and linked to the others;
+//! OUT/tasks-data-N.js       its rows as a script, for OUT/search.html: a text filter and a
+//!                           sort over every page, one page at a time (the first 2 000 kept)
 //! OUT/report.css, report.js the one style sheet and script every page shares
 //! OUT/t/<task_id>/          one task's page (index.html, charts inlined as SVG), its images
 //!                           (PNG, GIF) and, for MAD, losses.json (for the MAD page)
-//! OUT/mad/<key>.html        one MAD competition: 2x2 images and plot_loss_all
+//! OUT/mad/<key>.html        one MAD competition: 2x2 images and plot_loss_all (<key>.tasks:
+//!                           its four task ids, to tell when it must be drawn again)
 //! OUT/fig/*.svg             the index's figures
-//! OUT/_report.json          what was drawn from which batch (for incremental runs)
+//! OUT/_manifest/*.json    what was drawn from each batch (for incremental runs)
 //! ```
 //!
 //! # Memory and incremental runs
 //!
-//! Every table is read one committed batch at a time. The `tasks` table is read twice: newest
-//! batch first to learn which batch holds each task's latest row (a 16-byte key per task),
-//! which axes vary and whether the `--where` filters are valid and keep anything (before
-//! anything is written); then oldest first to draw, count ([`summary::Summary`]) and write
-//! the task table's pages as they fill. What stays in memory per task is that key and the
-//! manifest's entry (the page's batch and the values the index and MAD pages show, about a
-//! hundred bytes), not the task's summary (its parameters, axes and specs, ~2.5 KB). The
-//! data tables are read one committed batch at a time (at most 256 tasks or 64 MiB, the writer's batch limits),
-//! and only for batches holding a task not drawn yet: a task's page is drawn once, from the
-//! batch that committed it, and redrawn only when it is committed again (a retried task) or
-//! its folder is gone. Pixels are decoded only for the tasks being drawn.
+//! Memory is bounded whatever the number of tasks: what the report knows of each task
+//! beyond the batch being drawn is on disk. Every table is read one committed batch at a
+//! time. The `tasks` table is read twice: first to learn which axes vary and whether the
+//! `--where` filters are valid and keep anything (before anything is written), while a
+//! 25-byte reference to each row (task key, batch, row, kept or not) is spilled to a scratch
+//! folder in 64 buckets by task key ([`spill`]); read back one bucket at a time, these say
+//! which row is each task's latest (a task committed twice shows once) and how many tasks
+//! each batch holds. The second pass, batch by batch, draws, counts
+//! ([`summary::Summary`], bounded), spills each MAD task's place in its competition, and
+//! writes the task table's pages as they fill. Each batch has its manifest
+//! (`_manifest/<digest>.json`: per task, the batch its page was drawn from and the values
+//! the index and MAD pages show), read and rewritten while that batch is drawn. The data
+//! tables (at most 256 tasks or 64 MiB a batch, the writer's limits) are read only for
+//! batches holding a task not drawn yet: a task's page is drawn once, from the batch that
+//! committed it, and again only when it is committed again (a retried task) or its folder
+//! is gone. Pages of tasks no longer in the report (uncommitted, filtered out, or of a
+//! batch no longer there) are removed at the end, one bucket of task keys at a time; MAD
+//! competition pages are drawn one bucket of competitions at a time, again only when one of
+//! their tasks was drawn or their tasks changed. Pixels are decoded only for the tasks
+//! being drawn. What grows with the root is the list of batch ids (as the store lists
+//! them) and a count per batch.
 //!
 //! # Damaged data
 //!
@@ -42,11 +55,12 @@ pub mod figures;
 pub mod layout;
 pub mod pixels;
 pub mod render;
+pub mod spill;
 pub mod summary;
 pub mod tasks;
 mod templates;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -58,10 +72,16 @@ pub use tasks::{Filter, TaskInfo};
 
 use layout::{headline_name, LossPoint, MadGroup, TaskExtra};
 use render::{render_task, split_by_task, TaskRows};
+use spill::{Spill, SpillFiles};
 
 /// Bumped when pages change shape: a manifest of another version redraws everything.
-const MANIFEST_VERSION: u32 = 2;
-const MANIFEST: &str = "_report.json";
+const MANIFEST_VERSION: u32 = 3;
+/// The folder of the manifests, one per batch drawn from (`<digest of the batch id>.json`).
+const MANIFESTS: &str = "_manifest";
+/// The one manifest of the report's versions before per-batch manifests (removed).
+const OLD_MANIFEST: &str = "_report.json";
+/// MAD competitions the index lists at most (each has its page under `mad/`).
+pub const MAX_INDEX_GROUPS: usize = 1000;
 
 /// What to report and where.
 #[derive(Debug, Clone, Default)]
@@ -91,10 +111,25 @@ pub struct ReportOutcome {
     pub warnings: Vec<String>,
 }
 
+/// What was drawn from one batch: for each of its tasks in the report, what its page
+/// recorded. One file per batch, read and written while that batch is drawn.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Manifest {
+struct BatchManifest {
     version: u32,
+    batch_id: String,
     tasks: BTreeMap<String, TaskExtra>,
+}
+
+/// The task ids of a manifest of any version (for removing their pages).
+#[derive(Deserialize)]
+struct ManifestIds {
+    #[serde(default)]
+    tasks: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+fn manifest_file(out: &Path, batch_id: &str) -> PathBuf {
+    out.join(MANIFESTS)
+        .join(format!("{}.json", &digest(batch_id)[..32]))
 }
 
 /// The first hex digits of SHA-256 of `s` (stable file names).
@@ -112,8 +147,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Rows per page of the task table (`tasks.html`, `tasks-2.html`, ...) by default.
 pub const PAGE_ROWS: usize = 500;
 
-/// A task id as a fixed-size key (its SHA-256's first 16 bytes): the first pass keeps one
-/// per task, 16 bytes plus the batch it was last committed in.
+/// A task id as a fixed-size key (its SHA-256's first 16 bytes).
 fn id_key(id: &str) -> [u8; 16] {
     let d = Sha256::digest(id.as_bytes());
     let mut k = [0u8; 16];
@@ -121,12 +155,85 @@ fn id_key(id: &str) -> [u8; 16] {
     k
 }
 
-/// The first pass over the `tasks` table, newest batch first.
+/// The competition a file of `OUT/mad/` belongs to: its name's first 32 characters
+/// (`<key>.html`, `<key>.tasks`, `<key>_m1.svg`, `<key>_m2.svg`).
+fn mad_file_key(name: &str) -> &str {
+    name.get(..32).unwrap_or(name)
+}
+
+/// 32 hex digits (a MAD competition's key) as 16 bytes.
+fn hex_key(hex: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    k
+}
+
+/// One `tasks` row as the first pass spills it: the task's key, the row's batch and
+/// position, whether the filters keep it.
+#[derive(Debug, Clone, Copy)]
+struct RowRef {
+    key: [u8; 16],
+    batch: u32,
+    row: u32,
+    kept: bool,
+}
+
+impl RowRef {
+    fn to_bytes(self) -> [u8; 25] {
+        let mut b = [0u8; 25];
+        b[..16].copy_from_slice(&self.key);
+        b[16..20].copy_from_slice(&self.batch.to_le_bytes());
+        b[20..24].copy_from_slice(&self.row.to_le_bytes());
+        b[24] = u8::from(self.kept);
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> RowRef {
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&b[..16]);
+        let u = |r: std::ops::Range<usize>| u32::from_le_bytes(b[r].try_into().expect("4 bytes"));
+        RowRef {
+            key,
+            batch: u(16..20),
+            row: u(20..24),
+            kept: b[24] != 0,
+        }
+    }
+}
+
+/// The rows of one bucket of the spilled `tasks` rows, split into each task's latest row
+/// (the last of the last batch holding it: the one the report shows) and the rows it
+/// supersedes (a task committed twice, before recovery resolves it).
+fn latest_rows(rows: &SpillFiles, bucket: usize) -> Result<(Vec<RowRef>, Vec<RowRef>)> {
+    let mut refs: Vec<RowRef> = rows
+        .bucket(bucket)?
+        .iter()
+        .map(|r| RowRef::from_bytes(r))
+        .collect();
+    refs.sort_by_key(|r| (r.key, r.batch, r.row));
+    let (mut latest, mut superseded) = (Vec::new(), Vec::new());
+    for (i, r) in refs.iter().enumerate() {
+        if refs.get(i + 1).is_some_and(|n| n.key == r.key) {
+            superseded.push(*r);
+        } else {
+            latest.push(*r);
+        }
+    }
+    Ok((latest, superseded))
+}
+
+/// The first pass over the `tasks` table.
 struct Scan {
-    /// Each task's latest committing batch (index into the batch list).
-    latest: HashMap<[u8; 16], u32>,
-    /// Per batch, how many tasks it holds the latest row of.
+    /// Per batch, how many tasks it holds the latest row of (of those the filters keep).
     per_batch: Vec<usize>,
+    /// Rows (batch, row) superseded by a later row of the same task: empty unless a task
+    /// was committed twice.
+    superseded: HashSet<(u32, u32)>,
     /// Batches whose tasks file could not be read.
     unreadable: BTreeSet<usize>,
     /// Axes that vary per kind (over every task, before filters).
@@ -135,25 +242,27 @@ struct Scan {
     columns: Vec<String>,
     /// Tasks the filters keep.
     total: usize,
+    /// Every row as a [`RowRef`], on disk, by the task's key.
+    rows: SpillFiles,
 }
 
-/// Reads the `tasks` table one batch file at a time, newest first, so that a task's first
-/// row seen is its latest commit: which batch holds each task, which axes vary, whether the
-/// filters are valid and how many tasks they keep. Only the per-task key is kept.
+/// Reads the `tasks` table one batch file at a time: which axes vary, whether the filters
+/// are valid and what they keep, and a [`RowRef`] of each row spilled to disk; then, one
+/// bucket of those at a time, which row is each task's latest and how many each batch holds.
+/// Memory: one batch's rows, the axes, a count per batch.
 fn scan_tasks(
     store: &Store,
     batches: &[String],
     filters: &[Filter],
+    scratch: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Scan> {
-    let mut latest: HashMap<[u8; 16], u32> = HashMap::new();
-    let mut per_batch = vec![0usize; batches.len()];
+    let mut spill = Spill::create(&scratch.join("rows"))?;
     let mut unreadable = BTreeSet::new();
     let mut values = tasks::AxisValues::default();
     let mut check = tasks::FilterCheck::new(filters);
     let mut axes_seen: BTreeSet<String> = BTreeSet::new();
-    let mut total = 0;
-    for (i, b) in batches.iter().enumerate().rev() {
+    for (i, b) in batches.iter().enumerate() {
         let rows = match store.read_batch_tasks(b) {
             Ok(rows) => rows,
             Err(e) => {
@@ -164,26 +273,40 @@ fn scan_tasks(
                 continue;
             }
         };
-        for r in rows.iter().rev() {
-            let k = id_key(&r.task_id);
-            if latest.contains_key(&k) {
-                continue;
-            }
-            latest.insert(k, i as u32);
+        for (j, r) in rows.iter().enumerate() {
             let t = TaskInfo::from_row(r);
             values.observe(&t);
-            if check.observe(&t) {
-                per_batch[i] += 1;
-                total += 1;
+            let kept = check.observe(&t);
+            if kept {
                 for a in t.axes.keys() {
                     if !axes_seen.contains(a) {
                         axes_seen.insert(a.clone());
                     }
                 }
             }
+            let key = id_key(&r.task_id);
+            let r = RowRef {
+                key,
+                batch: i as u32,
+                row: j as u32,
+                kept,
+            };
+            spill.push(&key, &r.to_bytes())?;
         }
     }
     check.finish()?;
+    let rows = spill.finish()?;
+    let mut per_batch = vec![0usize; batches.len()];
+    let mut superseded = HashSet::new();
+    let mut total = 0;
+    for b in 0..spill::BUCKETS {
+        let (latest, older) = latest_rows(&rows, b)?;
+        for r in latest.iter().filter(|r| r.kept) {
+            per_batch[r.batch as usize] += 1;
+            total += 1;
+        }
+        superseded.extend(older.iter().map(|r| (r.batch, r.row)));
+    }
     let varying = values.varying();
     let any_varying: BTreeSet<&String> = varying.values().flatten().collect();
     let columns = axes_seen
@@ -191,27 +314,51 @@ fn scan_tasks(
         .filter(|a| !a.starts_with("params.") || any_varying.contains(a))
         .collect();
     Ok(Scan {
-        latest,
         per_batch,
+        superseded,
         unreadable,
         varying,
         columns,
         total,
+        rows,
     })
+}
+
+/// A done MAD task's place in its competition, as spilled while the tasks stream by.
+#[derive(Serialize, Deserialize)]
+struct MadEntry {
+    group: MadGroup,
+    m: usize,
+    d: usize,
+    task_id: String,
+    final_optimized: Option<f64>,
+    final_reference: Option<f64>,
+    /// Drawn by this run.
+    fresh: bool,
+}
+
+/// Reads a manifest; `None` when it is missing or unreadable.
+fn read_manifest(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
 }
 
 /// Writes the report of `store`'s committed tasks into `opts.out`.
 ///
 /// The `tasks` table is read twice, one batch file at a time (see the crate's
-/// documentation): memory holds one batch's tasks, the manifest's small entry per task
-/// ([`TaskExtra`], about a hundred bytes) and the whole-sweep counts ([`summary::Summary`]).
+/// documentation). What is known of each task beyond the batch being drawn is on disk: a
+/// 25-byte reference per `tasks` row and one record per MAD task and per removed page in a
+/// scratch folder (the system's temporary folder, `TMPDIR`), removed at the end, and the
+/// manifest of each batch in `OUT/_manifest/`. Memory holds one batch's rows and data, the
+/// whole-sweep counts ([`summary::Summary`], bounded), one bucket (1/64) of the scratch
+/// records at a time, the page of the task table being filled, and a few bytes per batch.
 ///
 /// # Errors
 ///
 /// [`ReportError::NotARoot`] for a root with no `tasks/` and no `_runs/`,
 /// [`ReportError::Empty`] for one with runs but no committed task, [`ReportError::BadFilter`]
-/// for a filter naming no axis or matching nothing (all three before anything is written);
-/// a storage failure listing the root; a failure writing the site.
+/// for a filter naming no axis or matching nothing (all three before anything is written
+/// into `opts.out`); a storage failure listing the root; a failure writing the site or the
+/// scratch folder.
 pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome> {
     let root = store.root().display();
     let mut warnings = Vec::new();
@@ -233,19 +380,43 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
             }
         });
     }
-    let scan = scan_tasks(store, &batches, &opts.filters, &mut warnings)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("synthsweep-report-")
+        .tempdir()
+        .map_err(ReportError::io(std::env::temp_dir()))?;
+    let scratch = tmp.path();
+    let scan = scan_tasks(store, &batches, &opts.filters, scratch, &mut warnings)?;
 
     let out = &opts.out;
-    std::fs::create_dir_all(out.join("t")).map_err(ReportError::io(out))?;
-    std::fs::create_dir_all(out.join("fig")).map_err(ReportError::io(out))?;
-    std::fs::create_dir_all(out.join("mad")).map_err(ReportError::io(out))?;
+    let first_run = !out.join(MANIFESTS).is_dir();
+    for d in ["t", "fig", "mad", MANIFESTS] {
+        std::fs::create_dir_all(out.join(d)).map_err(ReportError::io(out))?;
+    }
     write(&out.join("report.css"), templates::CSS.as_bytes())?;
     write(&out.join("report.js"), templates::JS.as_bytes())?;
-    let mut old: Manifest = std::fs::File::open(out.join(MANIFEST))
-        .ok()
-        .and_then(|f| serde_json::from_reader(std::io::BufReader::new(f)).ok())
-        .filter(|m: &Manifest| m.version == MANIFEST_VERSION)
-        .unwrap_or_default();
+    // Task pages to remove unless their task is in this report: those of an earlier
+    // report of another version, and those its manifests hold that this run does not draw.
+    let mut stale = Spill::create(&scratch.join("stale"))?;
+    let push_stale = |stale: &mut Spill, id: &str| stale.push(&id_key(id), id.as_bytes());
+    if first_run {
+        let old = out.join(OLD_MANIFEST);
+        if old.is_file() {
+            std::fs::remove_file(&old).map_err(ReportError::io(&old))?;
+        }
+        let dir = out.join("t");
+        for e in std::fs::read_dir(&dir)
+            .map_err(ReportError::io(&dir))?
+            .flatten()
+        {
+            if let Some(id) = e.file_name().to_str() {
+                push_stale(&mut stale, id)?;
+            }
+        }
+        // Competition pages of another version: drawn again.
+        let mad = out.join("mad");
+        std::fs::remove_dir_all(&mad).map_err(ReportError::io(&mad))?;
+        std::fs::create_dir_all(&mad).map_err(ReportError::io(&mad))?;
+    }
 
     let env = templates::env();
     let common = minijinja::context! {
@@ -253,22 +424,18 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
         written => tasks::rfc3339(std::time::SystemTime::now()),
         root => root.clone(),
     };
-    let mut manifest = Manifest {
-        version: MANIFEST_VERSION,
-        tasks: BTreeMap::new(),
-    };
-    let mut summary = summary::Summary::new(scan.varying.clone());
-    let mut mads = layout::MadGroups::default();
+    let mut summary = summary::Summary::new(scan.varying.clone(), &scratch.join("durations"))?;
+    let mut mads = Spill::create(&scratch.join("mad"))?;
     let page_rows = if opts.page_rows == 0 {
         PAGE_ROWS
     } else {
         opts.page_rows
     };
     let mut pager = Pager::new(&env, out, &scan.columns, scan.total, page_rows, &common);
-    // MAD tasks drawn by this run (their competition's page is redrawn).
-    let mut fresh_mad: BTreeSet<String> = BTreeSet::new();
+    // Manifest files of the batches drawn from (a few bytes per batch).
+    let mut current: HashSet<std::ffi::OsString> = HashSet::new();
     let (mut drawn, mut kept, mut batches_read) = (0, 0, 0);
-    // The second pass, oldest batch first: each task from its latest batch, drawn when new.
+    // The second pass, in batch order: each task from its latest row, drawn when new.
     for (i, b) in batches.iter().enumerate() {
         if scan.per_batch[i] == 0 || scan.unreadable.contains(&i) {
             continue;
@@ -282,11 +449,9 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
                 continue;
             }
         };
-        let mut here: BTreeSet<[u8; 16]> = BTreeSet::new();
         let mut infos: Vec<TaskInfo> = Vec::new();
-        for r in rows.iter().rev() {
-            let k = id_key(&r.task_id);
-            if scan.latest.get(&k) != Some(&(i as u32)) || !here.insert(k) {
+        for (j, r) in rows.iter().enumerate() {
+            if scan.superseded.contains(&(i as u32, j as u32)) {
                 continue;
             }
             let mut t = TaskInfo::from_row(r);
@@ -297,7 +462,25 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
             infos.push(t);
         }
         drop(rows);
-        infos.reverse();
+        let mpath = manifest_file(out, b);
+        let mut old = BatchManifest::default();
+        if let Some(bytes) = read_manifest(&mpath) {
+            match serde_json::from_slice::<BatchManifest>(&bytes) {
+                Ok(m) if m.version == MANIFEST_VERSION && m.batch_id == *b => old = m,
+                _ => {
+                    if let Ok(m) = serde_json::from_slice::<ManifestIds>(&bytes) {
+                        for id in m.tasks.keys() {
+                            push_stale(&mut stale, id)?;
+                        }
+                    }
+                }
+            }
+        }
+        let mut manifest = BatchManifest {
+            version: MANIFEST_VERSION,
+            batch_id: b.clone(),
+            tasks: BTreeMap::new(),
+        };
         let mut todo: BTreeMap<&str, Vec<&TaskInfo>> = BTreeMap::new();
         for t in &infos {
             match old.tasks.remove(&t.task_id) {
@@ -311,6 +494,12 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
                 _ => todo.entry(t.batch_id.as_str()).or_default().push(t),
             }
         }
+        // Tasks this batch held last time and holds no more (uncommitted, filtered out).
+        for id in old.tasks.keys() {
+            push_stale(&mut stale, id)?;
+        }
+        drop(old);
+        let mut fresh: HashSet<&str> = HashSet::new();
         for (batch, members) in todo {
             batches_read += 1;
             let (mut rows, damaged) = match store.read_batch_data(batch) {
@@ -335,59 +524,169 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
                     extra.batch_id = String::new();
                 }
                 manifest.tasks.insert(t.task_id.clone(), extra);
-                if t.synth == "mad" {
-                    fresh_mad.insert(t.task_id.clone());
-                }
+                fresh.insert(t.task_id.as_str());
                 drawn += 1;
             }
             tracing::debug!("report: batch {batch} drawn");
         }
         for t in &infos {
             let x = manifest.tasks.get(&t.task_id);
-            summary.add(t, x);
-            mads.add(t);
+            summary.add(t, x)?;
+            if let Some((group, m, d)) = layout::mad_place(t) {
+                let key = hex_key(&group.key);
+                let e = MadEntry {
+                    group,
+                    m,
+                    d,
+                    task_id: t.task_id.clone(),
+                    final_optimized: x.and_then(|x| x.final_optimized),
+                    final_reference: x.and_then(|x| x.final_reference),
+                    fresh: fresh.contains(t.task_id.as_str()),
+                };
+                let json = serde_json::to_vec(&e)
+                    .map_err(|e| ReportError::figure("mad")(e.to_string()))?;
+                mads.push(&key, &json)?;
+            }
             pager.push(t, x.and_then(|x| x.headline))?;
+        }
+        let json = serde_json::to_vec(&manifest)
+            .map_err(|e| ReportError::figure(MANIFESTS)(e.to_string()))?;
+        write(&mpath, &json)?;
+        if let Some(name) = mpath.file_name() {
+            current.insert(name.to_os_string());
         }
     }
     pager.finish()?;
-    // Pages of tasks no longer in the report (uncommitted, or filtered out now).
-    for id in old.tasks.keys() {
-        if !manifest.tasks.contains_key(id) {
+    // Manifests of batches not drawn from now (uncommitted, unreadable, filtered out).
+    let mdir = out.join(MANIFESTS);
+    for e in std::fs::read_dir(&mdir)
+        .map_err(ReportError::io(&mdir))?
+        .flatten()
+    {
+        if current.contains(&e.file_name()) {
+            continue;
+        }
+        let p = e.path();
+        if let Some(m) =
+            read_manifest(&p).and_then(|b| serde_json::from_slice::<ManifestIds>(&b).ok())
+        {
+            for id in m.tasks.keys() {
+                push_stale(&mut stale, id)?;
+            }
+        }
+        std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
+    }
+    drop(current);
+    // Pages of tasks no longer in the report, one bucket of task keys at a time.
+    let stale = stale.finish()?;
+    for b in 0..spill::BUCKETS {
+        let gone = stale.bucket(b)?;
+        if gone.is_empty() {
+            continue;
+        }
+        let (latest, _) = latest_rows(&scan.rows, b)?;
+        let shown: HashSet<[u8; 16]> = latest.iter().filter(|r| r.kept).map(|r| r.key).collect();
+        for id in gone {
+            let Ok(id) = std::str::from_utf8(&id) else {
+                continue;
+            };
+            if shown.contains(&id_key(id))
+                || id.is_empty()
+                || id.contains(['/', '\\'])
+                || id.starts_with('.')
+            {
+                continue;
+            }
             let dir = out.join("t").join(id);
             if dir.is_dir() {
                 std::fs::remove_dir_all(&dir).map_err(ReportError::io(&dir))?;
             }
         }
     }
-    drop(old);
+    drop(stale);
 
-    let groups = mads.into_groups();
-    for g in &groups {
-        let members: Vec<&String> = g.cells.iter().flatten().flatten().collect();
-        let page = out.join("mad").join(format!("{}.html", g.key));
-        if page.is_file() && !members.iter().any(|m| fresh_mad.contains(*m)) {
-            continue;
+    // MAD competitions, one bucket of groups at a time: a page is drawn again when one of
+    // its tasks was drawn, when it is missing, or when its tasks changed.
+    // Files of competitions no longer there are removed (their names spilled by key).
+    let mads = mads.finish()?;
+    let mut mad_files = Spill::create(&scratch.join("mad_files"))?;
+    let mad_dir = out.join("mad");
+    for e in std::fs::read_dir(&mad_dir)
+        .map_err(ReportError::io(&mad_dir))?
+        .flatten()
+    {
+        if let Some(name) = e.file_name().to_str() {
+            mad_files.push(&hex_key(mad_file_key(name)), name.as_bytes())?;
         }
-        mad_page(&env, out, g, &manifest, &common)?;
     }
+    let mad_files = mad_files.finish()?;
+    let mut group_rows: Vec<GroupRow> = Vec::new();
+    let mut n_groups = 0usize;
+    for b in 0..spill::BUCKETS {
+        let mut groups: BTreeMap<String, (MadGroup, MadValues, bool)> = BTreeMap::new();
+        for rec in mads.bucket(b)? {
+            let e: MadEntry = serde_json::from_slice(&rec)
+                .map_err(|e| ReportError::figure("mad")(e.to_string()))?;
+            let g = groups
+                .entry(e.group.key.clone())
+                .or_insert_with(|| (e.group, MadValues::default(), false));
+            if g.0.cells[e.m][e.d].is_none() {
+                g.0.cells[e.m][e.d] = Some(e.task_id);
+                g.1[e.m][e.d] = (e.final_optimized, e.final_reference);
+                g.2 |= e.fresh;
+            }
+        }
+        for name in mad_files.bucket(b)? {
+            let Ok(name) = std::str::from_utf8(&name) else {
+                continue;
+            };
+            if !groups.contains_key(mad_file_key(name)) && !name.contains(['/', '\\']) {
+                let p = mad_dir.join(name);
+                std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
+            }
+        }
+        for (key, (g, vals, fresh)) in groups {
+            let page = out.join("mad").join(format!("{key}.html"));
+            let sig_file = out.join("mad").join(format!("{key}.tasks"));
+            let sig = g
+                .cells
+                .iter()
+                .flatten()
+                .map(|c| c.as_deref().unwrap_or("-"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let same = std::fs::read_to_string(&sig_file).is_ok_and(|s| s == sig);
+            if fresh || !same || !page.is_file() {
+                mad_page(&env, out, &g, &vals, &common)?;
+                write(&sig_file, sig.as_bytes())?;
+            }
+            n_groups += 1;
+            if group_rows.len() < MAX_INDEX_GROUPS {
+                group_rows.push(GroupRow {
+                    count: g.cells.iter().flatten().flatten().count(),
+                    key: g.key,
+                    image: g.image,
+                    metric1: g.metric1,
+                    metric2: g.metric2,
+                    rest: g.rest,
+                });
+            }
+        }
+    }
+    drop((mads, mad_files));
     index_page(
         &env,
         out,
         &root,
-        &summary,
-        &groups,
+        &mut summary,
+        &group_rows,
+        n_groups,
         &runs,
         &warnings,
         &opts.filters,
         page_rows,
         &common,
     )?;
-    let path = out.join(MANIFEST);
-    let mut file =
-        std::io::BufWriter::new(std::fs::File::create(&path).map_err(ReportError::io(&path))?);
-    serde_json::to_writer(&mut file, &manifest)
-        .map_err(|e| ReportError::figure(MANIFEST)(e.to_string()))?;
-    std::io::Write::flush(&mut file).map_err(ReportError::io(&path))?;
     for w in &warnings {
         tracing::warn!("report: {w}");
     }
@@ -400,6 +699,9 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
         warnings,
     })
 }
+
+/// Per cell of a MAD figure, the final image's optimized and reference metric values.
+type MadValues = [[(Option<f64>, Option<f64>); 2]; 2];
 
 fn task_dir(out: &Path, t: &TaskInfo) -> PathBuf {
     out.join("t").join(&t.task_id)
@@ -424,14 +726,17 @@ fn mad_page(
     env: &minijinja::Environment<'_>,
     out: &Path,
     g: &MadGroup,
-    manifest: &Manifest,
+    values: &MadValues,
     common: &minijinja::Value,
 ) -> Result<()> {
     let metric = [&g.metric1, &g.metric2];
     let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.5}"));
     // An image the task's page drew (its file is there).
     let file_of = |id: &str, name: &str| {
-        (manifest.tasks.contains_key(id) && out.join("t").join(id).join(name).is_file())
+        out.join("t")
+            .join(id)
+            .join(name)
+            .is_file()
             .then(|| format!("../t/{id}/{name}"))
     };
     let any = g.cells.iter().flatten().flatten().next().cloned();
@@ -463,13 +768,9 @@ fn mad_page(
         for m in 0..2 {
             let cell = match &g.cells[m][d] {
                 Some(id) => {
-                    let x = manifest.tasks.get(id);
                     // Values of metric1 and metric2 at the final image: the optimized one is
                     // `final_optimized` of the task that optimized it.
-                    let (v_opt, v_ref) = (
-                        x.and_then(|x| x.final_optimized),
-                        x.and_then(|x| x.final_reference),
-                    );
+                    let (v_opt, v_ref) = values[m][d];
                     let (v1, v2) = if m == 0 {
                         (v_opt, v_ref)
                     } else {
@@ -547,11 +848,7 @@ fn mad_page(
             ),
         });
     }
-    let width = any
-        .as_deref()
-        .and_then(|id| manifest.tasks.get(id))
-        .map(|_| 192)
-        .unwrap_or(192);
+    let width = 192;
     let html = env.get_template("mad.html")?.render(minijinja::context! {
         title => format!("MAD: {} — {} vs {} {}", g.image, g.metric1, g.metric2, g.rest),
         up => "../",
@@ -604,12 +901,12 @@ struct Failure {
 }
 
 #[derive(Serialize)]
-struct GroupRow<'a> {
-    key: &'a str,
-    image: &'a str,
-    metric1: &'a str,
-    metric2: &'a str,
-    rest: &'a str,
+struct GroupRow {
+    key: String,
+    image: String,
+    metric1: String,
+    metric2: String,
+    rest: String,
     count: usize,
 }
 
@@ -705,8 +1002,9 @@ fn index_page(
     env: &minijinja::Environment<'_>,
     out: &Path,
     root: &str,
-    summary: &summary::Summary,
-    groups: &[MadGroup],
+    summary: &mut summary::Summary,
+    group_rows: &[GroupRow],
+    n_groups: usize,
     runs: &[RunInfo],
     warnings: &[String],
     filters: &[Filter],
@@ -791,14 +1089,12 @@ fn index_page(
             ),
         });
     }
-    // Durations.
-    let mut durations = summary.durations.clone();
-    durations.sort_by(f64::total_cmp);
-    let svg = figures::bar_histogram("Task durations", "seconds", &durations, 30)?;
+    // Durations, read back from their file.
+    let (bins, counts) = summary.durations.histogram(30)?;
+    let svg = figures::bar_chart("Task durations", "seconds", &bins, &counts)?;
     write(&out.join("fig/durations.svg"), svg.as_bytes())?;
-    let median = durations.get(durations.len() / 2).copied().unwrap_or(0.0);
-    let max = durations.last().copied().unwrap_or(0.0);
-    drop(durations);
+    let median = summary.durations.median()?.unwrap_or(0.0);
+    let max = summary.durations.min_max.map_or(0.0, |m| m.1);
     // Failures, grouped by message.
     let mut failures: Vec<Failure> = summary
         .failures
@@ -812,17 +1108,6 @@ fn index_page(
         .collect();
     failures.sort_by_key(|f| std::cmp::Reverse(f.count));
     failures.truncate(100);
-    let group_rows: Vec<GroupRow<'_>> = groups
-        .iter()
-        .map(|g| GroupRow {
-            key: &g.key,
-            image: &g.image,
-            metric1: &g.metric1,
-            metric2: &g.metric2,
-            rest: &g.rest,
-            count: g.cells.iter().flatten().flatten().count(),
-        })
-        .collect();
     let run_rows: Vec<RunRow> = runs
         .iter()
         .rev()
@@ -875,6 +1160,9 @@ fn index_page(
         axes => axis_tables,
         strips => strips,
         mad_groups => group_rows,
+        mad_groups_total => n_groups,
+        scores_left_out => summary.scores_left_out,
+        score_side => summary::MAX_SCORE_IMAGES,
         score_matrices => score_matrices(summary),
         durations => "fig/durations.svg",
         median_s => format!("{median:.2}"),
@@ -920,6 +1208,14 @@ pub fn tasks_page_file(n: usize) -> String {
         format!("tasks-{n}.html")
     }
 }
+
+/// The rows of page `n` (from 1) of the task table as a script, for `search.html`.
+pub fn tasks_data_file(n: usize) -> String {
+    format!("tasks-data-{n}.js")
+}
+
+/// Rows `search.html` shows at most (the browser holds these and one page of the table).
+pub const SEARCH_KEEP: usize = 2000;
 
 /// The task table as pages of `page_rows` rows, written as the tasks stream by (in commit
 /// order): a page holds its rows only while they are gathered.
@@ -1037,27 +1333,55 @@ impl<'a> Pager<'a> {
                 links => links,
                 prev => (n > 1).then(|| tasks_page_file(n - 1)),
                 next => (n < self.pages).then(|| tasks_page_file(n + 1)),
-                rows => rows,
+                rows => &rows,
                 ..self.common.clone()
             })?;
         write(&self.out.join(tasks_page_file(n)), html.as_bytes())?;
+        // The page's rows for search.html, as a script (file:// pages load scripts, not JSON).
+        let json = serde_json::to_string(&rows)
+            .map_err(|e| ReportError::figure("tasks-data")(e.to_string()))?;
+        write(
+            &self.out.join(tasks_data_file(n)),
+            format!("ssReport.page({n},{json});\n").as_bytes(),
+        )?;
         self.first_row = last_row + 1;
         self.page += 1;
         Ok(())
     }
 
-    /// Writes the last page, and removes pages beyond it left by an earlier, longer report.
+    /// Writes the last page and `search.html`, and removes pages beyond the last left by an
+    /// earlier, longer report.
     fn finish(mut self) -> Result<()> {
         while self.page <= self.pages {
             self.flush()?;
         }
+        let html = self
+            .env
+            .get_template("search.html")?
+            .render(minijinja::context! {
+                title => format!("Search all {} tasks", self.total),
+                up => "",
+                columns => &self.columns,
+                pages => self.pages,
+                total => self.total,
+                keep => SEARCH_KEEP,
+                ..self.common.clone()
+            })?;
+        write(&self.out.join("search.html"), html.as_bytes())?;
         let mut k = self.pages + 1;
         loop {
-            let p = self.out.join(tasks_page_file(k));
-            if !p.is_file() {
+            let (p, d) = (
+                self.out.join(tasks_page_file(k)),
+                self.out.join(tasks_data_file(k)),
+            );
+            if !p.is_file() && !d.is_file() {
                 break;
             }
-            std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
+            for f in [p, d] {
+                if f.is_file() {
+                    std::fs::remove_file(&f).map_err(ReportError::io(&f))?;
+                }
+            }
             k += 1;
         }
         Ok(())

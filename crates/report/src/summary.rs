@@ -1,15 +1,29 @@
 //! The whole-sweep view's numbers, gathered one task at a time while the report streams the
 //! `tasks` table: counts by kind, status and axis value, the points of the strip plots
 //! (results against each grid axis), durations, failures grouped by message and score
-//! matrices. What it holds grows with the grid's axes and values, not with the number of
-//! tasks, except the durations (8 bytes a finished task), the score cells (one per score
-//! task, each drawn in a matrix) and the strip plots' points (at most [`MAX_STRIP_POINTS`]
-//! a plot, a uniform sample beyond that).
+//! matrices. What it holds is bounded whatever the number of tasks: at most
+//! [`MAX_AXIS_VALUES`] values counted per axis, [`MAX_STRIP_POINTS`] points per strip plot
+//! (a uniform sample beyond that), [`MAX_SCORE_IMAGES`] images per score matrix side,
+//! [`MAX_FAILURE_KINDS`] failure messages; the durations go to a file
+//! ([`Durations`], 8 bytes a finished task on disk).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
+use crate::error::{ReportError, Result};
+use crate::figures::Bins;
 use crate::layout::TaskExtra;
 use crate::tasks::TaskInfo;
+
+/// Values counted per (kind, axis); tasks with other values are counted together under
+/// [`OTHER_VALUES`].
+pub const MAX_AXIS_VALUES: usize = 1000;
+/// The value under which tasks beyond [`MAX_AXIS_VALUES`] values of an axis are counted.
+pub const OTHER_VALUES: &str = "(other values)";
+/// Images per side of a score matrix; pairs with other images are counted, not shown.
+pub const MAX_SCORE_IMAGES: usize = 50;
 
 /// Points kept per strip plot; beyond this a uniform sample (reservoir sampling) is drawn.
 pub const MAX_STRIP_POINTS: usize = 4000;
@@ -56,14 +70,18 @@ pub struct Summary {
     /// (kind, axis) -> value -> (done, failed).
     pub axis_counts: BTreeMap<(String, String), BTreeMap<String, (usize, usize)>>,
     pub strips: BTreeMap<(String, String), Strip>,
-    /// Seconds of each finished task.
-    pub durations: Vec<f64>,
+    /// Seconds of each finished task (on disk).
+    pub durations: Durations,
     pub failures: BTreeMap<String, FailureGroup>,
     /// Failures whose message was not kept (beyond [`MAX_FAILURE_KINDS`] messages).
     pub other_failures: usize,
     pub sweeps: BTreeSet<String>,
     /// metric -> (image a, image b) -> value.
     pub scores: BTreeMap<String, BTreeMap<(String, String), f64>>,
+    /// Score tasks left out of the matrices (beyond [`MAX_SCORE_IMAGES`] images a side).
+    pub scores_left_out: usize,
+    /// metric -> images of the matrix's rows and columns.
+    score_sides: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
     pub done: usize,
     pub failed: usize,
     pub seconds: f64,
@@ -72,23 +90,29 @@ pub struct Summary {
 
 impl Summary {
     /// An empty summary; `varying` is the axes that vary per kind (their counts and strip
-    /// plots are gathered).
-    pub fn new(varying: BTreeMap<String, Vec<String>>) -> Summary {
-        Summary {
+    /// plots are gathered); the durations are written to the file `durations` (created).
+    ///
+    /// # Errors
+    ///
+    /// The durations file cannot be created.
+    pub fn new(varying: BTreeMap<String, Vec<String>>, durations: &Path) -> Result<Summary> {
+        Ok(Summary {
             varying,
             kinds: BTreeMap::new(),
             axis_counts: BTreeMap::new(),
             strips: BTreeMap::new(),
-            durations: Vec::new(),
+            durations: Durations::create(durations)?,
             failures: BTreeMap::new(),
             other_failures: 0,
             sweeps: BTreeSet::new(),
             scores: BTreeMap::new(),
+            scores_left_out: 0,
+            score_sides: BTreeMap::new(),
             done: 0,
             failed: 0,
             seconds: 0.0,
             rng: 0x9e37_79b9_7f4a_7c15,
-        }
+        })
     }
 
     /// Total tasks added.
@@ -108,7 +132,11 @@ impl Summary {
 
     /// Adds task `t` (its axes already reduced to the varying ones) with what its page
     /// recorded (`extra`, when drawn).
-    pub fn add(&mut self, t: &TaskInfo, extra: Option<&TaskExtra>) {
+    ///
+    /// # Errors
+    ///
+    /// Writing its duration to the durations file failed.
+    pub fn add(&mut self, t: &TaskInfo, extra: Option<&TaskExtra>) -> Result<()> {
         let done = t.done();
         if !self.sweeps.contains(&t.sweep) {
             self.sweeps.insert(t.sweep.clone());
@@ -117,7 +145,7 @@ impl Summary {
         if done {
             k.done += 1;
             self.done += 1;
-            self.durations.push(t.duration_s);
+            self.durations.push(t.duration_s)?;
         } else {
             k.failed += 1;
             self.failed += 1;
@@ -143,7 +171,17 @@ impl Summary {
         }
         if let Some((metric, a, b, v)) = extra.and_then(|x| x.score.clone()).map(|s| *s) {
             if t.synth == "score" && done {
-                self.scores.entry(metric).or_default().insert((a, b), v);
+                let (rows, cols) = self.score_sides.entry(metric.clone()).or_default();
+                let fits = |side: &BTreeSet<String>, x: &String| {
+                    side.contains(x) || side.len() < MAX_SCORE_IMAGES
+                };
+                if fits(rows, &a) && fits(cols, &b) {
+                    rows.insert(a.clone());
+                    cols.insert(b.clone());
+                    self.scores.entry(metric).or_default().insert((a, b), v);
+                } else {
+                    self.scores_left_out += 1;
+                }
             }
         }
         let headline = extra.and_then(|x| x.headline);
@@ -154,9 +192,14 @@ impl Summary {
                 .axis_counts
                 .entry((t.synth.clone(), axis.clone()))
                 .or_default();
-            let e = match counts.get_mut(v) {
+            let shown = if counts.contains_key(v) || counts.len() < MAX_AXIS_VALUES {
+                v.as_str()
+            } else {
+                OTHER_VALUES
+            };
+            let e = match counts.get_mut(shown) {
                 Some(e) => e,
-                None => counts.entry(v.clone()).or_default(),
+                None => counts.entry(shown.to_string()).or_default(),
             };
             if done {
                 e.0 += 1;
@@ -212,6 +255,173 @@ impl Summary {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// The seconds of each finished task, written to a file as the tasks stream by (8 bytes a
+/// task on disk, nothing in memory), with their count, minimum and maximum; the histogram
+/// and the median are read back from the file.
+#[derive(Debug)]
+pub struct Durations {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    /// Values pushed.
+    pub count: usize,
+    /// Smallest and largest value pushed (`None` before the first).
+    pub min_max: Option<(f64, f64)>,
+    /// Values sorted in memory at most ([`IN_MEMORY`]; smaller in tests).
+    in_memory: usize,
+}
+
+/// Values the median is found among in memory (8 MiB); more take passes over the file.
+const IN_MEMORY: usize = 1 << 20;
+
+impl Durations {
+    fn create(path: &Path) -> Result<Durations> {
+        let f = File::create(path).map_err(ReportError::io(path))?;
+        Ok(Durations {
+            path: path.to_path_buf(),
+            file: Some(BufWriter::new(f)),
+            count: 0,
+            min_max: None,
+            in_memory: IN_MEMORY,
+        })
+    }
+
+    /// Appends `v` (seconds; a value that is not finite is left out).
+    ///
+    /// # Errors
+    ///
+    /// The write failed.
+    pub fn push(&mut self, v: f64) -> Result<()> {
+        if !v.is_finite() {
+            return Ok(());
+        }
+        let f = self
+            .file
+            .as_mut()
+            .expect("durations pushed after being read");
+        f.write_all(&v.to_le_bytes())
+            .map_err(ReportError::io(&self.path))?;
+        self.count += 1;
+        self.min_max = Some(match self.min_max {
+            Some((lo, hi)) => (lo.min(v), hi.max(v)),
+            None => (v, v),
+        });
+        Ok(())
+    }
+
+    /// Calls `f` with each value, in the order pushed.
+    fn each(&mut self, mut f: impl FnMut(f64)) -> Result<()> {
+        if let Some(mut w) = self.file.take() {
+            w.flush().map_err(ReportError::io(&self.path))?;
+        }
+        let file = File::open(&self.path).map_err(ReportError::io(&self.path))?;
+        let mut r = BufReader::with_capacity(64 << 10, file);
+        let mut b = [0u8; 8];
+        for _ in 0..self.count {
+            r.read_exact(&mut b).map_err(ReportError::io(&self.path))?;
+            f(f64::from_le_bytes(b));
+        }
+        Ok(())
+    }
+
+    /// The histogram of the values: its bars (as [`Bins::new`] gives them) and the count in
+    /// each.
+    ///
+    /// # Errors
+    ///
+    /// Reading the file failed.
+    pub fn histogram(&mut self, bars: usize) -> Result<(Bins, Vec<usize>)> {
+        let bins = Bins::new(self.min_max, bars);
+        let mut counts = vec![0usize; bins.n];
+        self.each(|v| counts[bins.of(v)] += 1)?;
+        Ok((bins, counts))
+    }
+
+    /// The value of rank `count / 2` (from 0) in increasing order, as the element at
+    /// `len / 2` of the sorted values (`None` without values). Exact, in bounded memory: up
+    /// to [`IN_MEMORY`] values are sorted in memory; beyond, each pass over the file counts
+    /// the values in 1024 equal bins of the range still holding that rank and keeps the bin
+    /// that holds it (narrowed to its smallest and largest value), until it has at most
+    /// [`IN_MEMORY`] values or one value.
+    ///
+    /// # Errors
+    ///
+    /// Reading the file failed.
+    pub fn median(&mut self) -> Result<Option<f64>> {
+        let Some((mut lo, mut hi)) = self.min_max else {
+            return Ok(None);
+        };
+        let k = self.count / 2;
+        // Values below `lo` (not in the range kept).
+        const BINS: usize = 1024;
+        loop {
+            let mut below = 0usize;
+            let mut inside = 0usize;
+            self.each(|v| {
+                if v < lo {
+                    below += 1;
+                } else if v <= hi {
+                    inside += 1;
+                }
+            })?;
+            if inside <= self.in_memory || lo == hi {
+                if lo == hi {
+                    return Ok(Some(lo));
+                }
+                let mut vals = Vec::with_capacity(inside);
+                self.each(|v| {
+                    if v >= lo && v <= hi {
+                        vals.push(v);
+                    }
+                })?;
+                vals.sort_by(f64::total_cmp);
+                return Ok(vals.get(k - below).copied());
+            }
+            // Bins by comparison with their lower edges; each bin's smallest and largest value.
+            let w = (hi - lo) / BINS as f64;
+            let edges: Vec<f64> = (1..BINS).map(|j| lo + w * j as f64).collect();
+            let mut counts = vec![0usize; BINS];
+            let mut mins = vec![f64::INFINITY; BINS];
+            let mut maxs = vec![f64::NEG_INFINITY; BINS];
+            self.each(|v| {
+                if v >= lo && v <= hi {
+                    let j = edges.partition_point(|&e| e <= v);
+                    counts[j] += 1;
+                    mins[j] = mins[j].min(v);
+                    maxs[j] = maxs[j].max(v);
+                }
+            })?;
+            let mut seen = below;
+            let j = counts
+                .iter()
+                .position(|&c| {
+                    seen += c;
+                    seen > k
+                })
+                .expect("rank within the values");
+            let (nlo, nhi) = (mins[j], maxs[j]);
+            if (nlo, nhi) == (lo, hi) {
+                // The edges collapsed (a range a few floats wide): step past the smallest.
+                let mut eq = 0usize;
+                let mut next = f64::INFINITY;
+                self.each(|v| {
+                    if v == lo {
+                        eq += 1;
+                    } else if v > lo && v <= hi {
+                        next = next.min(v);
+                    }
+                })?;
+                if below + eq > k {
+                    return Ok(Some(lo));
+                }
+                lo = next;
+            } else {
+                (lo, hi) = (nlo, nhi);
+            }
+        }
     }
 }
 
@@ -241,7 +451,8 @@ mod tests {
     fn counts_strips_and_failures_stay_bounded() {
         let varying: BTreeMap<String, Vec<String>> =
             [("metamer".to_string(), vec!["model".to_string()])].into();
-        let mut s = Summary::new(varying);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Summary::new(varying, &tmp.path().join("d")).unwrap();
         let n = MAX_STRIP_POINTS + 1000;
         for i in 0..n {
             let t = task(i, ["a", "b"][i % 2], i % 10 == 9);
@@ -249,11 +460,11 @@ mod tests {
                 headline: Some(i as f64),
                 ..Default::default()
             };
-            s.add(&t, Some(&x));
+            s.add(&t, Some(&x)).unwrap();
         }
         assert_eq!(s.total(), n);
         assert_eq!(s.failed, n / 10);
-        assert_eq!(s.durations.len(), s.done);
+        assert_eq!(s.durations.count, s.done);
         let counts = &s.axis_counts[&("metamer".to_string(), "model".to_string())];
         assert_eq!(counts["a"].0 + counts["b"].0, s.done);
         let strip = &s.strips[&("metamer".to_string(), "model".to_string())];
@@ -266,12 +477,72 @@ mod tests {
         // More values than a plot can show: counted, not plotted.
         let varying: BTreeMap<String, Vec<String>> =
             [("metamer".to_string(), vec!["model".to_string()])].into();
-        let mut s = Summary::new(varying);
+        let mut s = Summary::new(varying, &tmp.path().join("d2")).unwrap();
         for i in 0..=MAX_STRIP_CATEGORIES {
-            s.add(&task(i, &format!("m{i}"), false), None);
+            s.add(&task(i, &format!("m{i}"), false), None).unwrap();
         }
         let key = ("metamer".to_string(), "model".to_string());
         assert!(s.strips[&key].cats.is_none());
         assert_eq!(s.axis_counts[&key].len(), MAX_STRIP_CATEGORIES + 1);
+    }
+
+    #[test]
+    fn axis_values_beyond_the_limit_are_counted_together() {
+        let tmp = tempfile::tempdir().unwrap();
+        let varying: BTreeMap<String, Vec<String>> =
+            [("metamer".to_string(), vec!["model".to_string()])].into();
+        let mut s = Summary::new(varying, &tmp.path().join("d")).unwrap();
+        let n = MAX_AXIS_VALUES + 10;
+        for i in 0..n {
+            s.add(&task(i, &format!("m{i}"), false), None).unwrap();
+        }
+        let counts = &s.axis_counts[&("metamer".to_string(), "model".to_string())];
+        assert_eq!(counts.len(), MAX_AXIS_VALUES + 1);
+        assert_eq!(counts[OTHER_VALUES], (10, 0));
+        assert_eq!(counts.values().map(|c| c.0).sum::<usize>(), n);
+    }
+
+    #[test]
+    fn durations_histogram_and_median_are_exact_from_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Ties, a wide range and a cluster of nearby values: the multi-pass median (in
+        // memory at most 7 values) equals the sorted values' middle one, every count.
+        let mut all: Vec<f64> = Vec::new();
+        for i in 0..301u32 {
+            all.push(match i % 5 {
+                0 => 1.0,
+                1 => 1.0 + f64::from(i) * 1e-13,
+                2 => 1e6 - f64::from(i),
+                3 => f64::from(i) * 0.37,
+                _ => 2.5,
+            });
+        }
+        for n in [1usize, 2, 3, 8, 100, 301] {
+            let mut d = Durations::create(&tmp.path().join(format!("d{n}"))).unwrap();
+            d.in_memory = 7;
+            for &v in &all[..n] {
+                d.push(v).unwrap();
+            }
+            d.push(f64::NAN).unwrap();
+            let mut sorted = all[..n].to_vec();
+            sorted.sort_by(f64::total_cmp);
+            assert_eq!(d.median().unwrap(), Some(sorted[n / 2]), "n = {n}");
+            let (bins, counts) = d.histogram(30).unwrap();
+            let mut want = vec![0usize; 30];
+            for &v in &sorted {
+                want[bins.of(v)] += 1;
+            }
+            assert_eq!(counts, want);
+            assert_eq!(counts.iter().sum::<usize>(), n);
+        }
+        // Every value equal, more than fit in memory.
+        let mut d = Durations::create(&tmp.path().join("same")).unwrap();
+        d.in_memory = 3;
+        for _ in 0..10 {
+            d.push(4.0).unwrap();
+        }
+        assert_eq!(d.median().unwrap(), Some(4.0));
+        let mut d = Durations::create(&tmp.path().join("none")).unwrap();
+        assert_eq!(d.median().unwrap(), None);
     }
 }

@@ -21,7 +21,10 @@ nav.pages a,nav.pages b{margin-right:.4em}
 "#;
 
 /// The site's script, `OUT/report.js`: a table with id `t` gets a text filter (input `q`,
-/// counter `n`) and sorting by a click on a column's header (`data-num="true"`: as numbers).
+/// counter `n`) and sorting by a click on a column's header (`data-num="true"`: as numbers);
+/// on `search.html` (form `search`), a text filter and a sort over every page of the task
+/// table, reading their rows (`tasks-data-N.js`) one page at a time and keeping at most
+/// `data-keep` rows: the matches in commit order, or the first ones in the sort's order.
 pub const JS: &str = r#"(function(){
   var table=document.getElementById('t');if(!table)return;
   var body=table.tBodies[0],q=document.getElementById('q'),n=document.getElementById('n');
@@ -36,6 +39,51 @@ pub const JS: &str = r#"(function(){
       return d*x.localeCompare(y);});
     rows.forEach(function(r){body.appendChild(r);});});});
   count();
+})();
+(function(){
+  /* search.html: every page's rows (tasks-data-N.js, one at a time) filtered by text and,
+     with a sort column, the first KEEP of all the matches in that order; only the rows
+     kept are held, never the whole table. */
+  var form=document.getElementById('search');if(!form)return;
+  var pages=+form.getAttribute('data-pages'),total=+form.getAttribute('data-total'),KEEP=+form.getAttribute('data-keep');
+  var q=document.getElementById('sq'),col=document.getElementById('scol'),dir=document.getElementById('sdir'),n=document.getElementById('n');
+  var table=document.getElementById('st'),body=table.tBodies[0];
+  var nums=Array.prototype.map.call(table.tHead.rows[0].cells,function(th){return th.getAttribute('data-num')==='true';});
+  var params=new URLSearchParams(location.search);
+  if(params.has('q'))q.value=params.get('q');if(params.has('sort'))col.value=params.get('sort');if(params.has('dir'))dir.value=params.get('dir');
+  function key(r,c){var v=r.cells[c];if(nums[c]){v=parseFloat(v);return isNaN(v)?-Infinity:v;}return v;}
+  function order(c,d){return function(a,b){var x=key(a,c),y=key(b,c);return d*(x<y?-1:x>y?1:0);};}
+  var run=0;
+  function search(){
+    var me=++run,s=q.value.toLowerCase(),c=col.value===''?-1:+col.value,d=dir.value==='desc'?-1:1,kept=[],matches=0,p=1;
+    n.textContent='searching…';
+    window.ssReport={page:function(k,rows){if(me!==run)return;rows.forEach(function(r){
+      if(s&&r.cells.join('\u0001').toLowerCase().indexOf(s)<0)return;
+      matches++;
+      if(c<0){if(kept.length<KEEP)kept.push(r);}
+      else{kept.push(r);if(kept.length>=2*KEEP){kept.sort(order(c,d));kept.length=KEEP;}}});}};
+    function show(){
+      if(c>=0){kept.sort(order(c,d));if(kept.length>KEEP)kept.length=KEEP;}
+      body.textContent='';
+      kept.forEach(function(r){var tr=document.createElement('tr');tr.className=r.status;
+        r.cells.forEach(function(v,i){var td=document.createElement('td');
+          if(i===0){var a=document.createElement('a');a.href='t/'+r.id+'/index.html';a.textContent=v;td.appendChild(a);}else td.textContent=v;
+          tr.appendChild(td);});
+        body.appendChild(tr);});
+      n.textContent=matches+' matching task(s) of '+total+', '+kept.length+' shown'+(matches>kept.length?(c>=0?' (the first '+KEEP+' in this order)':' (the first '+KEEP+' committed)'):'');
+    }
+    function next(){
+      if(me!==run)return;
+      if(p>pages){show();return;}
+      var el=document.createElement('script');el.src='tasks-data-'+p+'.js';p++;
+      el.onload=function(){el.remove();next();};
+      el.onerror=function(){el.remove();n.textContent='tasks-data-'+(p-1)+'.js missing: write the report again';};
+      document.head.appendChild(el);
+    }
+    next();
+  }
+  form.addEventListener('submit',function(e){e.preventDefault();search();});
+  search();
 })();
 "#;
 
@@ -69,8 +117,8 @@ const INDEX: &str = r#"{% extends "base.html" %}{% block body %}
 {% for f in strips %}<figure><img src="{{ f.file }}" alt="{{ f.caption }}"><figcaption>{{ f.caption }}</figcaption></figure>{% else %}<p>No finished task with a value to plot.</p>{% endfor %}
 {% if mad_groups %}<h2>MAD competitions</h2>
 <table><tr><th>image</th><th>metric 1</th><th>metric 2</th><th>also</th><th>tasks</th></tr>
-{% for g in mad_groups %}<tr><td><a href="mad/{{ g.key }}.html">{{ g.image }}</a></td><td>{{ g.metric1 }}</td><td>{{ g.metric2 }}</td><td>{{ g.rest }}</td><td class="num">{{ g.count }}/4</td></tr>{% endfor %}</table>{% endif %}
-{% for m in score_matrices %}<h2>Scores: {{ m.metric }}</h2>
+{% for g in mad_groups %}<tr><td><a href="mad/{{ g.key }}.html">{{ g.image }}</a></td><td>{{ g.metric1 }}</td><td>{{ g.metric2 }}</td><td>{{ g.rest }}</td><td class="num">{{ g.count }}/4</td></tr>{% endfor %}</table>{% if mad_groups_total > mad_groups|length %}<p class="note">The first {{ mad_groups|length }} of {{ mad_groups_total }} competitions are listed (each has its page in mad/); <code>synthsweep report ROOT --where AXIS=VALUE</code> lists a subset.</p>{% endif %}{% endif %}
+{% if scores_left_out %}<p class="note">{{ scores_left_out }} score task(s) beyond the matrices' {{ score_side }} images a side are not shown in them (their pages and the task table have them).</p>{% endif %}{% for m in score_matrices %}<h2>Scores: {{ m.metric }}</h2>
 <table><tr><th>image a \ image b</th>{% for c in m.cols %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for r in m.rows %}<tr><th>{{ r.name }}</th>{% for c in r.cells %}<td class="num" style="background:{{ c.color }}">{{ c.text }}</td>{% endfor %}</tr>{% endfor %}</table>{% endfor %}
 <h2>Durations</h2>
@@ -87,12 +135,23 @@ const INDEX: &str = r#"{% extends "base.html" %}{% block body %}
 const TASKS: &str = r#"{% extends "base.html" %}{% block body %}
 <h1>{{ title }}</h1>
 {% macro pagelinks(prev, next, links) %}<nav class="pages">{% if prev %}<a href="{{ prev }}">&larr; previous</a>{% endif %}pages: {% for l in links %}{% if l.gap %}… {% endif %}{% if l.current %}<b>{{ l.n }}</b>{% else %}<a href="{{ l.file }}">{{ l.n }}</a>{% endif %} {% endfor %}{% if next %}<a href="{{ next }}">next &rarr;</a>{% endif %}</nav>{% endmacro %}
-<p>Tasks {{ first_row }}–{{ last_row }} of {{ total }}, in the order they were committed, {{ rows|length }} on this page. Filter: <input id="q" type="search" placeholder="text in any column" size="40"> <span id="n"></span>. Click a column's header to sort. Filtering and sorting act on this page's rows; for a report of a subset of the sweep, <code>synthsweep report ROOT --where AXIS=VALUE</code>.</p>
+<p>Tasks {{ first_row }}–{{ last_row }} of {{ total }}, in the order they were committed, {{ rows|length }} on this page. Filter: <input id="q" type="search" placeholder="text in any column" size="40"> <span id="n"></span>. Click a column's header to sort. Filtering and sorting act on this page's rows; <a href="search.html">search and sort all {{ total }} tasks</a> across the pages, or for a report of a subset of the sweep, <code>synthsweep report ROOT --where AXIS=VALUE</code>.</p>
 {{ pagelinks(prev, next, links) }}
 <table id="t"><thead><tr>{% for c in columns %}<th data-num="{{ c.num }}">{{ c.name }}</th>{% endfor %}</tr></thead><tbody>
 {% for r in rows %}<tr class="{{ r.status }}">{% for c in r.cells %}{% if loop.first %}<td><a href="t/{{ r.id }}/index.html">{{ c }}</a></td>{% else %}<td>{{ c }}</td>{% endif %}{% endfor %}</tr>
 {% endfor %}</tbody></table>
 {{ pagelinks(prev, next, links) }}
+<script src="report.js"></script>
+{% endblock %}"#;
+
+const SEARCH: &str = r#"{% extends "base.html" %}{% block body %}
+<h1>{{ title }}</h1>
+<form id="search" data-pages="{{ pages }}" data-total="{{ total }}" data-keep="{{ keep }}">Text in any column: <input id="sq" type="search" size="40">
+sorted by <select id="scol"><option value="">commit order</option>{% for c in columns %}<option value="{{ loop.index0 }}">{{ c.name }}</option>{% endfor %}</select>
+<select id="sdir"><option value="asc">ascending</option><option value="desc">descending</option></select>
+<button type="submit">search</button> <span id="n"></span></form>
+<p>Searches the {{ pages }} page(s) of the task table, one at a time (each page's rows are in <code>tasks-data-N.js</code>), and shows at most {{ keep }} matching tasks: the first committed, or the first in the chosen order (over every match). An empty text matches every task. The address keeps a search: <code>search.html?q=TEXT&amp;sort=COLUMN&amp;dir=desc</code> (COLUMN counted from 0).</p>
+<table id="st"><thead><tr>{% for c in columns %}<th data-num="{{ c.num }}">{{ c.name }}</th>{% endfor %}</tr></thead><tbody></tbody></table>
 <script src="report.js"></script>
 {% endblock %}"#;
 
@@ -124,6 +183,7 @@ pub fn env() -> Environment<'static> {
         ("base.html", BASE),
         ("index.html", INDEX),
         ("tasks.html", TASKS),
+        ("search.html", SEARCH),
         ("task.html", TASK),
         ("mad.html", MAD),
     ] {
