@@ -1,6 +1,7 @@
 """Reference values for crates/models/tests/load_images.rs: plenoptic's `load_images`
 (plenoptic 1.1.0; current plenoptic loads the same way) on small gray, RGB and RGBA files
-(8 and 16 bit, opaque and half-transparent), with `as_gray=True` (plenoptic's default:
+(8 and 16 bit, opaque and half-transparent), and JPEG (colour with 4:2:0 chroma, gray), with
+`as_gray=True` (plenoptic's default:
 skimage's rgb2gray, RGBA first composited onto white by rgba2rgb) and `as_gray=False`.
 
 Run with a venv that has plenoptic 1.1.0 (imageio, scikit-image) on torch 2.13:
@@ -8,6 +9,10 @@ Run with a venv that has plenoptic 1.1.0 (imageio, scikit-image) on torch 2.13:
 Writes crates/models/tests/data/load_images/:
     <name>.png / .pgm   the files, written byte by byte here (a minimal PNG writer, so 16-bit
                         RGB and gray+alpha files need no imaging library)
+    <name>.jpg          written by Pillow (quality 90; colour with its default 4:2:0 chroma
+                        subsampling), decoded by plenoptic through Pillow's libjpeg, which
+                        synthsweep's decoder does not reproduce bit for bit (the test bounds
+                        the difference)
     expected.npz        <name>__gray and <name>__color: load_images(path, as_gray=...) as
                         float32 (1, C, H, W)
     expected.json       per file: its PNG colour type and bit depth, the shapes, and the error
@@ -78,7 +83,19 @@ def files(rng):
         "gray_alpha16.png": (rng.integers(0, 65536, (h, w, 2)), 4, 16),
         "gray8.pgm": (gray8[..., 0], "pgm", 255),
         "gray16.pgm": (rng.integers(0, 65536, (h, w)), "pgm", 65535),
+        "rgb8_420.jpg": (smooth_rgb(), "jpeg", 90),
+        "gray8.jpg": (smooth_rgb()[..., 1], "jpeg", 90),
     }
+
+
+def smooth_rgb():
+    """A 16x16 colour image with edges and gradients (what JPEG's blocks and chroma
+    subsampling act on)."""
+    y, x = np.mgrid[0:16, 0:16]
+    r = (x * 16) % 256
+    g = np.where((x // 4 + y // 4) % 2 == 0, 200, 40)
+    b = (255 - y * 15) % 256
+    return np.stack([r, g, b], -1).astype(np.uint8)
 
 
 def main():
@@ -90,6 +107,11 @@ def main():
         if kind == "pgm":
             write_pgm(path, pixels, depth)
             entry = dict(format="pgm", maxval=depth)
+        elif kind == "jpeg":
+            from PIL import Image
+
+            Image.fromarray(pixels.astype(np.uint8)).save(path, quality=depth)
+            entry = dict(format="jpeg", quality=depth)
         else:
             write_png(path, pixels, kind, depth)
             entry = dict(format="png", color_type=kind, bit_depth=depth)

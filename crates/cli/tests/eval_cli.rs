@@ -415,6 +415,24 @@ fn as_gray_loads_images_as_plenoptic_does() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--as-gray"));
+    // A one-channel model on colour kept as colour: bad input, pointing to as_gray.
+    let o = run(&[
+        "eval",
+        "model",
+        "--model",
+        r#"{"name":"gaussian","kernel_size":3}"#,
+        "--image",
+        &rgba,
+        "--as-gray",
+        "false",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_bad_input(
+        &o,
+        "expected 1 channel(s), got 4; load colour images as gray",
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--as-gray true"));
 }
 
 /// `synthsweep doctor --device cpu` (in the test command, so the GPU check's first step

@@ -89,17 +89,22 @@ pub fn check_4d(owner: &str, shape: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Checks a 4-D batch with exactly `channels` channels.
+/// Checks a 4-D batch with exactly `channels` channels. For a one-channel model the error
+/// says how a colour file becomes one gray channel: loaded with `as_gray` (plenoptic's
+/// default; `as_gray = false` in a sweep or `--as-gray false` in `eval` keeps colour).
 pub fn check_channels(owner: &str, shape: &[i64], channels: i64) -> Result<()> {
     check_4d(owner, shape)?;
     if shape[1] != channels {
+        let hint = if channels == 1 {
+            "; load colour images as gray (as_gray = true, the default, in a sweep; \
+             --as-gray true in eval)"
+        } else {
+            ""
+        };
         return Err(ModelError::shape(
             owner,
             shape,
-            format!(
-                "expected {channels} channel(s), got {}; convert the image to grayscale",
-                shape[1]
-            ),
+            format!("expected {channels} channel(s), got {}{hint}", shape[1]),
         ));
     }
     Ok(())

@@ -4,7 +4,8 @@
 //! one channel by skimage's rgb2gray, alpha composited onto white first) and false (gray
 //! repeated into three channels, colour and alpha kept), bit for bit up to float32 rounding;
 //! 16-bit colour as plenoptic reads it through Pillow (8 bits), a 16-bit PGM scaled by 1/65535
-//! where plenoptic divides by 2^31 - 1.
+//! where plenoptic divides by 2^31 - 1; JPEG (colour 4:2:0 and gray) within 3/255 of
+//! plenoptic's libjpeg decoding, 0.5/255 on average.
 use synthsweep_testkit_tch::models as common;
 
 use common::allclose;
@@ -47,15 +48,33 @@ fn files_load_as_plenoptic_loads_them() {
                 ));
                 continue;
             }
-            // Float32 rounding of the same float64 value: equal, allowing one ulp.
-            if let Err(e) = allclose(&got, want, 0.0, 1.2e-7) {
+            if entry["format"] == "jpeg" {
+                // plenoptic decodes JPEG with libjpeg (through Pillow), synthsweep with the
+                // image crate's decoder: the IDCT and chroma upsampling round differently, a
+                // few 1/255 steps at most (README, parity).
+                let step = 1.0 / 255.0;
+                if let Err(e) = allclose(&got, want, 3.0 * step + 1e-6, 0.0) {
+                    failures.push(format!("{name} as_gray={as_gray}: {e}"));
+                }
+                let mean = (&got - want)
+                    .abs()
+                    .mean(tch::Kind::Double)
+                    .double_value(&[]);
+                if mean > 0.5 * step {
+                    failures.push(format!(
+                        "{name} as_gray={as_gray}: mean |diff| {} steps of 1/255",
+                        mean / step
+                    ));
+                }
+            } else if let Err(e) = allclose(&got, want, 0.0, 1.2e-7) {
+                // Float32 rounding of the same float64 value: equal, allowing one ulp.
                 failures.push(format!("{name} as_gray={as_gray}: {e}"));
             }
             checked += 1;
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(checked >= 21, "{checked}");
+    assert!(checked >= 25, "{checked}");
 }
 
 #[test]

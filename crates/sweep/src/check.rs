@@ -18,6 +18,10 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use synthsweep_core::Role;
 
+/// The most tasks one check ([`Plan::check`]: `plan`, a whole `run`, or one shard's run)
+/// takes on: 2^28, a few minutes and a few GB. [`crate::axes`] bounds `repeats` at 2^24.
+pub(crate) const MAX_CHECKED: u64 = 1 << 28;
+
 impl Plan {
     /// Checks every task of `scope` (parameters and the rules relating them, model/metric
     /// against each image's shape, pair shapes, images against `allowed_range`, and that no
@@ -28,13 +32,15 @@ impl Plan {
     /// runs, nothing after).
     ///
     /// # Errors
-    /// The first task that fails, as [`SweepError::Spec`] at the spec value to blame, with
+    /// A scope of more than [`MAX_CHECKED`] tasks, before any is checked (naming the longest
+    /// axis); the first task that fails, as [`SweepError::Spec`] at the spec value to blame, with
     /// the task's index and coordinates in the message; two tasks with one id (both named,
     /// with the values that differ only in spelling); a shard that does not exist.
     pub fn check(&self, scope: CheckScope) -> Result<u64, SweepError> {
         if scope == CheckScope::Values {
             return Ok(0);
         }
+        self.check_scope_size(scope)?;
         let mut seen: HashSet<u64, BuildHasherDefault<KeyHasher>> = HashSet::default();
         let mut checked = 0;
         for index in self.scope_indices(scope)? {
@@ -49,6 +55,46 @@ impl Plan {
             checked += 1;
         }
         Ok(checked)
+    }
+
+    /// Refuses a scope of more than [`MAX_CHECKED`] tasks before checking any: checking holds
+    /// a hash per task and takes about a microsecond or two per task, so a larger scope
+    /// would run for hours and fail for memory. The error names the sweep's longest axis and
+    /// how many shards would each be small enough.
+    fn check_scope_size(&self, scope: CheckScope) -> Result<(), SweepError> {
+        let n = match scope {
+            // A shard that does not exist is refused by `scope_indices`, saying so.
+            CheckScope::Shard { index, count } if count == 0 || index >= count => return Ok(()),
+            CheckScope::Shard { count, .. } => self.len().div_ceil(count),
+            _ => self.len(),
+        };
+        if n <= MAX_CHECKED {
+            return Ok(());
+        }
+        let groups = &self.spec().groups;
+        let Some(longest) = groups.iter().max_by_key(|g| g.len()) else {
+            return Ok(());
+        };
+        let what = match scope {
+            CheckScope::Shard { index, count } => {
+                format!(
+                    "shard {index}/{count} has {n} of the sweep's {} tasks",
+                    self.len()
+                )
+            }
+            _ => format!("the sweep has {n} tasks"),
+        };
+        Err(SweepError::Spec {
+            at: longest.at.clone(),
+            message: format!(
+                "{what} ({} values on its longest axis, {}), and at most {MAX_CHECKED} are \
+                 checked before one process runs them; split the study into several sweeps, or \
+                 run it in shards of at most that many (`run --shard i/n` with n >= {})",
+                longest.len(),
+                longest.label,
+                self.len().div_ceil(MAX_CHECKED)
+            ),
+        })
     }
 
     fn scope_indices(

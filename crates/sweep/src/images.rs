@@ -113,36 +113,17 @@ pub(crate) fn expand(base: &Path, entry: &str) -> Result<Vec<ImageFile>, String>
     }
     let joined = base.join(entry);
     if has_glob_chars(entry) && !joined.exists() {
-        let pattern = if Path::new(entry).is_absolute() {
-            entry.to_string()
-        } else {
-            let escaped = glob::Pattern::escape(&base.to_string_lossy());
-            format!("{escaped}/{entry}")
-        };
-        let paths =
-            glob::glob(&pattern).map_err(|e| format!("`{entry}` is not a valid glob: {e}"))?;
-        let mut found = Vec::new();
-        let mut others = 0usize;
-        for p in paths {
-            let p = p.map_err(|e| format!("while matching `{entry}`: {e}"))?;
-            if !p.is_file() {
-                continue;
-            }
-            if is_image(&p) {
-                found.push(p);
-            } else {
-                others += 1;
-            }
-        }
+        let (mut found, others) = glob_images(base, entry)?;
         if found.is_empty() {
             let why = if others > 0 {
                 format!(" (it matches {others} file(s), none of them {KINDS})")
             } else {
                 String::new()
             };
+            let hint = escaped_folder_hint(base, entry).unwrap_or_default();
             return Err(format!(
                 "the glob `{entry}` matches no image in {}{why}, and no file or directory \
-                 has that name",
+                 has that name{hint}",
                 base.display()
             ));
         }
@@ -175,6 +156,62 @@ pub(crate) fn expand(base: &Path, entry: &str) -> Result<Vec<ImageFile>, String>
         return Err(format!("`{entry}` is not a {KINDS} file"));
     }
     Ok(vec![image_file(base, &joined)?])
+}
+
+/// The image files (and the count of other files) that `entry`, a glob relative to `base`,
+/// matches; `base` itself is taken literally.
+fn glob_images(base: &Path, entry: &str) -> Result<(Vec<PathBuf>, usize), String> {
+    let pattern = if Path::new(entry).is_absolute() {
+        entry.to_string()
+    } else {
+        let escaped = glob::Pattern::escape(&base.to_string_lossy());
+        format!("{escaped}/{entry}")
+    };
+    let paths = glob::glob(&pattern).map_err(|e| format!("`{entry}` is not a valid glob: {e}"))?;
+    let mut found = Vec::new();
+    let mut others = 0usize;
+    for p in paths {
+        let p = p.map_err(|e| format!("while matching `{entry}`: {e}"))?;
+        if !p.is_file() {
+            continue;
+        }
+        if is_image(&p) {
+            found.push(p);
+        } else {
+            others += 1;
+        }
+    }
+    Ok((found, others))
+}
+
+/// For a glob that matched nothing and runs through an existing folder whose name holds
+/// glob characters (`imgs/dir[1]/*.pgm` with a folder `imgs/dir[1]`, where `[1]` matched
+/// only `dir1`): the sentence pointing to the same glob with that folder escaped
+/// (`imgs/dir[[]1]/*.pgm`), when that one matches images. Empty otherwise.
+fn escaped_folder_hint(base: &Path, entry: &str) -> Option<String> {
+    let path = Path::new(entry);
+    for folder in path.ancestors().skip(1) {
+        let name = folder.to_string_lossy();
+        if name.is_empty() || !has_glob_chars(&name) || !base.join(folder).is_dir() {
+            continue;
+        }
+        let rest = path
+            .strip_prefix(folder)
+            .ok()?
+            .to_string_lossy()
+            .into_owned();
+        let escaped = format!("{}/{rest}", glob::Pattern::escape(&name));
+        let (found, _) = glob_images(base, &escaped).ok()?;
+        if !found.is_empty() {
+            return Some(format!(
+                "; the folder `{name}` exists, and glob characters in it are read as a \
+                 pattern: `{escaped}` matches {} image(s) in it (`[[]` is a literal `[`, \
+                 `[]]` a `]`, `[*]` a `*`, `[?]` a `?`)",
+                found.len()
+            ));
+        }
+    }
+    None
 }
 
 /// Reads a file, checks that its bytes look like the image type its extension says, reads

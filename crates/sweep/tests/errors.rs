@@ -514,3 +514,51 @@ fn an_impossible_number_of_repeats_is_refused_naming_repeats() {
         ],
     );
 }
+
+#[test]
+fn a_grid_too_large_to_check_is_refused_naming_its_longest_axis() {
+    // 17 x 2^24 tasks (each axis within its own bound): more than 2^28 to check in one
+    // process, refused before any is checked (which would take hours and fail for memory).
+    let d = Dir::new();
+    let text = "name = \"r\"\nsynth = \"metamer\"\nrepeats = 16777216\n[params]\nimage = \"images/a.pgm\"\nmodel = \"gaussian\"\n[grid]\nmax_iter = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]\n";
+    let msg = d.error(text);
+    assert_mentions(
+        &msg,
+        &[
+            "spec.toml:3",
+            "the sweep has 285212672 tasks",
+            "16777216 values on its longest axis, repeats",
+            "at most 268435456",
+            "`run --shard i/n` with n >= 2",
+        ],
+    );
+    // One shard small enough is checked as usual; one too large says which shard.
+    let plan = d
+        .spec(text)
+        .unwrap()
+        .plan_with(
+            std::sync::Arc::new(synthsweep_sweep::NoopResolver),
+            synthsweep_sweep::PlanOptions {
+                check: synthsweep_sweep::CheckScope::Values,
+            },
+        )
+        .unwrap();
+    use synthsweep_sweep::CheckScope::Shard;
+    let small = 1 << 24;
+    assert_eq!(
+        plan.check(Shard {
+            index: 3,
+            count: small
+        })
+        .unwrap(),
+        17
+    );
+    let msg = plan
+        .check(Shard { index: 0, count: 1 })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("shard 0/1 has 285212672 of the sweep's 285212672 tasks"),
+        "{msg}"
+    );
+}

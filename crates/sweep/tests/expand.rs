@@ -525,4 +525,18 @@ fn a_path_naming_an_existing_file_is_that_file_glob_characters_or_not() {
             "no file or directory has that name",
         ],
     );
+    // A glob through a folder whose name holds glob characters: `[x]` reads as a pattern
+    // (matching `litx` only); the error points to the glob with the folder escaped.
+    let msg = d.error(
+        "name = \"l\"\nsynth = \"metamer\"\n[params]\nmodel = \"gaussian\"\n[grid]\nimage = \"lit[x]/*.pgm\"\n",
+    );
+    common::assert_mentions(
+        &msg,
+        &[
+            "the glob `lit[x]/*.pgm` matches no image",
+            "the folder `lit[x]` exists",
+            "`lit[[]x[]]/*.pgm` matches 1 image(s) in it",
+        ],
+    );
+    assert_eq!(names("lit[[]x[]]/*.pgm"), ["lit[x]/c?.pgm"]);
 }

@@ -148,23 +148,37 @@ impl PortillaSimoncelli {
     /// width, plenoptic's autocorrelation (`irfft2` without the output size) comes back one
     /// column short, while this one is the true circular autocorrelation: the coarsest
     /// scale's `auto_correlation_reconstructed`, `std_reconstructed`, `skew_reconstructed` and
-    /// `kurtosis_reconstructed` differ from plenoptic's. Says so, once per image size
+    /// `kurtosis_reconstructed` differ from plenoptic's; and where that short autocorrelation
+    /// is narrower than `spatial_corr_width` (the coarsest width equals it, e.g. 144 px at the
+    /// defaults), plenoptic (1.1.0 and 2.1) fails on the size. Says so, once per image size
     /// (README, parity).
     fn warn_odd_coarsest_width(&self, x: &Tensor) {
         let s = x.size();
         let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
         let n = self.n_scales;
         let coarsest = (h >> n, w >> n);
-        if coarsest.1 % 2 == 1 && crate::warn::first_time((OWNER, "odd coarsest width", h, w)) {
+        if coarsest.1 % 2 == 0 || !crate::warn::first_time((OWNER, "odd coarsest width", h, w)) {
+            return;
+        }
+        let head = format!(
+            "{OWNER} on {h}x{w} images with n_scales {n}: the coarsest reconstructed lowpass is \
+             {}x{}, odd in width, where plenoptic's autocorrelation (irfft2 without the output \
+             size) drops a column; synthsweep computes the true autocorrelation",
+            coarsest.0, coarsest.1
+        );
+        if coarsest.1 - 1 < self.spatial_corr_width as i64 {
             tracing::warn!(
-                "{OWNER} on {h}x{w} images with n_scales {n}: the coarsest reconstructed lowpass \
-                 is {}x{}, odd in width, where plenoptic's autocorrelation (irfft2 without the \
-                 output size) drops a column; synthsweep computes the true autocorrelation, so \
-                 the coarsest scale's auto_correlation_reconstructed, std_reconstructed, \
-                 skew_reconstructed and kurtosis_reconstructed differ from plenoptic's \
-                 (README, parity; logged once per size)",
-                coarsest.0,
-                coarsest.1
+                "{head}. At this size plenoptic's autocorrelation ({} wide) is narrower than \
+                 spatial_corr_width {}, and plenoptic fails on this size, so there is no \
+                 plenoptic value to compare with (README, parity; logged once per size)",
+                coarsest.1 - 1,
+                self.spatial_corr_width
+            );
+        } else {
+            tracing::warn!(
+                "{head}, so the coarsest scale's auto_correlation_reconstructed, \
+                 std_reconstructed, skew_reconstructed and kurtosis_reconstructed differ from \
+                 plenoptic's (README, parity; logged once per size)"
             );
         }
     }
