@@ -6,14 +6,22 @@ Runs the 3200-task `score` sweep of issue 8 (40 random 16 px images, all ordered
 and on a moto S3 server on loopback, and prints the wall time of `synthsweep run`
 (median of --repeat runs, each on a fresh root).
 
+With --requests, it also counts the S3 requests of each run from moto's request log, by
+kind (claim PUT/GET/DELETE, bulk delete, LIST, lease, clock probe, table files, ...), per
+task of the study.
+
 usage: .venv/bin/python scripts/bench_claims.py --bin NAME=PATH [--bin NAME=PATH ...]
                                                  [--repeat 3] [--no-s3] [--no-quickstart] [--no-score]
+                                                 [--no-local] [--requests]
 e.g.   --bin before=/work/main/target/release/synthsweep --bin after=target/release/synthsweep
 """
 import argparse
+import collections
 import os
 import pathlib
 import random
+import re
+import resource
 import shutil
 import socket
 import statistics
@@ -52,12 +60,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_moto():
+def start_moto(log=None):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log if log is not None else subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -71,7 +79,58 @@ def start_moto():
     return proc, endpoint
 
 
+# A request line of moto's (werkzeug's) log: "PUT /bucket/key?query HTTP/1.1" 200
+REQUEST = re.compile(r'"([A-Z]+) /([^ ?]*)(\?[^ ]*)? HTTP/[0-9.]+" (\d+)')
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours the lines of 4xx answers
+TABLES = ("tasks", "losses", "eigen", "images", "scores")
+
+
+def request_kind(method, path, query, root):
+    """What a request of moto's log was for: e.g. 'PUT claim', 'LIST', 'bulk DELETE'."""
+    parts = path.split("/")
+    if "delete" in query and method == "POST":
+        return "bulk DELETE (POST ?delete)"
+    if method == "GET" and ("list-type" in query or len(parts) < 2 or parts[1] == ""):
+        return "LIST"
+    rest = parts[2:] if len(parts) > 2 and parts[1] == root else parts[1:]
+    top = rest[0] if rest else ""
+    what = {
+        "_claims": "claim",
+        "_leases": "lease",
+        "_clock": "clock probe",
+        "_dead": "dead mark",
+        "_runs": "run record",
+        "_locks": "lock",
+        "_txn": "intent",
+    }.get(top, "table file" if top in TABLES else top or "?")
+    if top == "_leases" and rest[-1].endswith(".ending"):
+        what = "ending marker"
+    return f"{method} {what}"
+
+
+def count_requests(log_path, start, root):
+    """Requests of moto's log after byte `start` (one run at a time), by kind."""
+    counts = collections.Counter()
+    with open(log_path, "rb") as f:
+        f.seek(start)
+        for line in f.read().decode(errors="replace").splitlines():
+            m = REQUEST.search(ANSI.sub("", line))
+            if not m:
+                continue
+            method, path, query, _status = m.groups()
+            query = query or ""
+            counts[request_kind(method, path, query, root)] += 1
+    return counts
+
+
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run(binary, spec, root, env):
+    """Wall and CPU (user + system) seconds of one `synthsweep run`."""
+    cpu = child_cpu()
     t = time.perf_counter()
     p = subprocess.run(
         [binary, "run", str(spec), "--out", root],
@@ -83,7 +142,7 @@ def run(binary, spec, root, env):
     wall = time.perf_counter() - t
     if p.returncode != 0:
         sys.exit(f"{binary} run {spec} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
-    return wall
+    return wall, child_cpu() - cpu
 
 
 def main():
@@ -93,17 +152,21 @@ def main():
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--no-quickstart", action="store_true")
     ap.add_argument("--no-score", action="store_true")
+    ap.add_argument("--no-local", action="store_true")
+    ap.add_argument("--requests", action="store_true",
+                    help="count the S3 requests of each run by kind (from moto's log)")
     args = ap.parse_args()
-    bins = [b.split("=", 1) for b in args.bin]
+    bins = [(n, str(pathlib.Path(b).resolve())) for n, b in (b.split("=", 1) for b in args.bin)]
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-claims-"))
     specs = [] if args.no_score else [("score 3200 tasks", score_spec(work))]
     if not args.no_quickstart:
         specs.append(("quickstart", REPO / "sweeps/quickstart.toml"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     moto = None
-    roots = [("local", lambda name: str(work / "out" / name), env)]
+    roots = [] if args.no_local else [("local", lambda name: str(work / "out" / name), env)]
+    log_path = work / "moto.log"
     if not args.no_s3:
-        moto, endpoint = start_moto()
+        moto, endpoint = start_moto(open(log_path, "wb") if args.requests else None)
         s3env = dict(env, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test",
                      AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1", AWS_ALLOW_HTTP="true")
         roots.append(("moto S3", lambda name: f"s3://bench/{name}", s3env))
@@ -112,12 +175,29 @@ def main():
         for what, spec in specs:
             for where, root_of, e in roots:
                 for name, binary in bins:
-                    walls = []
+                    walls, cpus = [], []
+                    counts = None
                     for _ in range(args.repeat):
                         n += 1
-                        walls.append(run(binary, spec, root_of(f"r{n}"), e))
+                        start = log_path.stat().st_size if log_path.exists() else 0
+                        wall, cpu = run(binary, spec, root_of(f"r{n}"), e)
+                        walls.append(wall)
+                        cpus.append(cpu)
+                        if args.requests and where != "local":
+                            time.sleep(1.0)  # the log is written after each reply
+                            counts = count_requests(log_path, start, f"r{n}")
                     print(f"{what:18s} {where:8s} {name:8s} median {statistics.median(walls):6.2f} s"
-                          f"  (runs: {', '.join(f'{w:.2f}' for w in walls)})", flush=True)
+                          f"  (runs: {', '.join(f'{w:.2f}' for w in walls)}; CPU s:"
+                          f" {', '.join(f'{c:.2f}' for c in cpus)}; load {os.getloadavg()[0]:.1f})",
+                          flush=True)
+                    if counts:
+                        tasks = 3200 if what.startswith("score") else 12
+                        total = sum(counts.values())
+                        per = f", {total / tasks:.2f} per task" if tasks else ""
+                        print(f"    requests of the last run: {total}{per}", flush=True)
+                        for kind, c in sorted(counts.items(), key=lambda kv: -kv[1]):
+                            per = f"  ({c / tasks:.3f} per task)" if tasks else ""
+                            print(f"      {kind:28s} {c:6d}{per}", flush=True)
     finally:
         if moto:
             moto.terminate()
