@@ -178,6 +178,9 @@ pub(crate) struct Opened {
     /// disk without fsync (they matter only while their writers live, see PROTOCOL.md) and
     /// removing folders left empty (a claim folder per task); on S3 the same client.
     pub coord: Arc<dyn ObjectStore>,
+    /// Local roots: the coordination objects again, without the automatic removal of
+    /// folders left empty, for deleting many at once (see `Store::delete_many_coord`).
+    pub coord_fs: Option<Arc<LocalFileSystem>>,
     pub prefix: Path,
     /// The local folder, canonicalised, for a local root.
     pub local: Option<PathBuf>,
@@ -197,6 +200,7 @@ pub(crate) fn open(root: &OutputRoot, opts: &StoreOptions) -> Result<Opened> {
             Ok(Opened {
                 store: Arc::new(fs),
                 coord: Arc::new(coord),
+                coord_fs: Some(Arc::new(LocalFileSystem::new_with_prefix(&dir)?)),
                 prefix: Path::default(),
                 local: Some(dir),
             })
@@ -213,6 +217,7 @@ pub(crate) fn open(root: &OutputRoot, opts: &StoreOptions) -> Result<Opened> {
             let s3: Arc<dyn ObjectStore> = Arc::new(s3);
             Ok(Opened {
                 coord: s3.clone(),
+                coord_fs: None,
                 store: s3,
                 prefix: Path::from(prefix.as_str()),
                 local: None,

@@ -48,6 +48,9 @@ pub(crate) struct Inner {
     pub store: Arc<dyn ObjectStore>,
     /// Leases, claims, locks and clock probes (see `root::Opened::coord`).
     pub coord: Arc<dyn ObjectStore>,
+    /// Local roots: the coordination objects without automatic folder removal (see
+    /// [`Store::delete_many_coord`]).
+    pub coord_fs: Option<Arc<object_store::local::LocalFileSystem>>,
     pub prefix: Path,
     pub local: Option<std::path::PathBuf>,
     pub rt: tokio::runtime::Runtime,
@@ -96,6 +99,7 @@ impl Store {
                 root: root.clone(),
                 store: opened.store,
                 coord: opened.coord,
+                coord_fs: opened.coord_fs,
                 prefix: opened.prefix,
                 local: opened.local,
                 rt,
@@ -190,18 +194,47 @@ impl Store {
         delete_if_present(self.inner.coord.as_ref(), path).await
     }
 
-    /// Deletes many coordination objects (S3: bulk deletes of up to 1000 keys; local: 32 at
-    /// a time).
+    /// Deletes many coordination objects (S3: bulk deletes of up to 1000 keys; local: see
+    /// [`delete_local_files`]). Objects already gone are fine.
     pub(crate) async fn delete_many_coord(&self, paths: Vec<Path>) -> Result<()> {
         if paths.is_empty() {
             return Ok(());
         }
-        if self.inner.local.is_some() {
-            futures::stream::iter(paths)
-                .map(|p| async move { self.delete_coord(&p).await })
+        // Local: object_store's automatic clean-up (used for single deletes) tries every
+        // folder above a deleted file after each delete, up to the root: for the claims of
+        // 3200 tasks, 3200 failed `rmdir` of `_claims/` too. Here each task's folder is
+        // removed after its file, and `_claims/` once at the end.
+        if let Some(fs) = &self.inner.coord_fs {
+            let root = self.inner.local.clone().unwrap_or_default();
+            let files = paths
+                .iter()
+                .map(|p| fs.path_to_filesystem(p))
+                .collect::<object_store::Result<Vec<_>>>()?;
+            let folders: Vec<std::path::PathBuf> = futures::stream::iter(files)
+                .map(|f| {
+                    let root = root.clone();
+                    async move {
+                        tokio::task::spawn_blocking(move || delete_local_file(&root, &f))
+                            .await
+                            .map_err(|e| StoreError::storage(format!("deleting a file: {e}")))?
+                    }
+                })
                 .buffer_unordered(32)
-                .try_collect::<Vec<()>>()
-                .await?;
+                .try_collect::<Vec<_>>()
+                .await?
+                .into_iter()
+                .flatten()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            // The folders of the coordination kinds (`_claims/`), if nothing is left in them.
+            tokio::task::spawn_blocking(move || {
+                for d in folders {
+                    let _ = std::fs::remove_dir(d);
+                }
+            })
+            .await
+            .map_err(|e| StoreError::storage(format!("deleting a folder: {e}")))?;
             return Ok(());
         }
         let stream = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
@@ -326,6 +359,37 @@ pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
     w.write(batch)?;
     Ok(w.into_inner()?)
+}
+
+/// Deletes a local file (a coordination object: a claim, say), then its folder if that is
+/// now empty and not a top folder of the root (a claim's `_claims/<task>/`; a folder that
+/// is not empty stays: another writer is creating a claim in it, and object_store creates
+/// the folder again if it is gone). Returns the folder above that (`_claims/`), for the
+/// caller to remove once if nothing is left in it. A file already gone is fine.
+fn delete_local_file(
+    root: &std::path::Path,
+    file: &std::path::Path,
+) -> Result<Option<std::path::PathBuf>> {
+    match std::fs::remove_file(file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(StoreError::storage(format!(
+                "deleting {}: {e}",
+                file.display()
+            )))
+        }
+    }
+    let Some(dir) = file.parent().filter(|d| d.starts_with(root) && *d != root) else {
+        return Ok(None);
+    };
+    match dir.parent() {
+        Some(top) if top != root && top.starts_with(root) => {
+            let _ = std::fs::remove_dir(dir);
+            Ok(Some(top.to_path_buf()))
+        }
+        _ => Ok(Some(dir.to_path_buf())),
+    }
 }
 
 /// Reads an object whole; `None` when it does not exist.

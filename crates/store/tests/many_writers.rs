@@ -792,12 +792,28 @@ fn a_clean_end_gives_unrun_claims_back_at_once() {
     session(&a, "a", Duration::from_secs(60));
     a.prepare(PrepareOptions::default()).unwrap();
     a.claim(&ids(0..5)).unwrap();
+    // Another writer's put in progress in one task's folder (object_store's staging file):
+    // that folder stays, the others go with their claims.
+    let busy = dir
+        .path()
+        .join("_claims")
+        .join(&ids(2..3)[0])
+        .join("g000001#1");
+    std::fs::write(&busy, b"in progress").unwrap();
     let end = a.finish_session().unwrap();
     assert_eq!(end.released, 5);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("_claims"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from(&ids(2..3)[0])]);
+    std::fs::remove_file(&busy).unwrap();
     let b = open(dir.path());
     session(&b, "b", Duration::from_secs(60));
     assert_eq!(b.claim(&ids(0..5)).unwrap(), vec![Claim::Ours; 5]);
     b.finish_session().unwrap();
+    // No empty folder left behind: neither a task's nor `_claims/` itself.
+    assert!(!dir.path().join("_claims").exists());
 }
 
 #[test]
