@@ -560,6 +560,73 @@ fn processes_that_cannot_connect_exit_as_transient_naming_the_addresses() {
     assert!(read(&out).tasks.is_empty(), "no task may run");
 }
 
+/// Whether something listens on TCP `port` (IPv4), from `/proc/net/tcp`: a look that does
+/// not touch the port.
+fn listening(port: u16) -> bool {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let want = format!(":{port:04X}");
+    text.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1].ends_with(&want) && f[3] == "0A"
+    })
+}
+
+/// A Ctrl-C while the processes connect stops the process at once (exit 130, nothing
+/// written), instead of after the connection wait (here 60 s).
+#[test]
+fn ctrl_c_while_the_processes_connect_stops_at_once() {
+    let f = fixture();
+    let out = out_dir("ctrlc_connect");
+    let hosts = hostfile(f.dir.path(), 2);
+    let text = std::fs::read_to_string(&hosts).unwrap();
+    let port: u16 = text
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let args: Vec<String> = ["--processes", "2", "--process", "0", "--hosts"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([hosts.display().to_string()])
+        .collect();
+    let mut p = start(&f.spec, &out, &args, out.with_extension("p0.log"));
+    let pid = p.child.id().to_string();
+    // Process 1 never starts: process 0 listens and waits for it.
+    let t = Instant::now();
+    while !listening(port) {
+        assert!(t.elapsed() < HANG, "process 0 never listened on {port}");
+        if let Some(st) = p.child.try_wait().unwrap() {
+            panic!("process 0 ended ({st}) before it listened");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (st, log) = p.wait();
+    assert_eq!(st.code(), Some(130), "{log}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert!(
+        log.contains("process 0 interrupted while the 2 processes connected: nothing was written"),
+        "{log}"
+    );
+    assert!(
+        !out.join("_leases").exists() && !out.join("tasks").exists(),
+        "{log}"
+    );
+}
+
 /// The lease id of process `p` of a run on `out` once its lease exists (`<run>-p<P>-<hex>`).
 fn lease_of(out: &Path, p: usize, procs: &mut [Proc]) -> String {
     let t = Instant::now();

@@ -15,7 +15,7 @@
 //! (and results buffered but not committed yet) are lost and run again when the sweep is
 //! re-run, with any number of processes.
 use crate::cluster::Cluster;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ pub const EXIT_PEER_LOST: i32 = 75;
 /// (EX_TEMPFAIL), so the Slurm script requeues the job. A host list that cannot be read is
 /// bad input (exit 2) and is refused before any connection is tried.
 pub const EXIT_NOT_CONNECTED: i32 = 75;
+/// Exit code of a Ctrl-C while the processes connect (as any interrupted run).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Installs the panic hook that ends the process on a lost connection (once per process;
 /// other panics go to the hook installed before).
@@ -80,16 +82,68 @@ pub fn is_peer_lost(msg: &str) -> bool {
     msg.contains("timely communication error") || msg.contains("MergeQueue poisoned")
 }
 
-/// Ends the process with a clear message if `connected` is not set within `timeout`
-/// (timely retries connecting forever).
-pub fn watch_connection(connected: Arc<AtomicBool>, timeout: Duration, cluster: Cluster) {
+/// The processes of the run are still connecting (see [`watch_connection`]).
+pub const CONNECTING: u8 = 0;
+/// Every process is connected: the run goes on.
+pub const CONNECTED: u8 = 1;
+/// The connection watcher gave up (time out or a stop signal) and ends the process.
+pub const GAVE_UP: u8 = 2;
+
+/// Moves `state` from [`CONNECTING`] to [`CONNECTED`]; `false` when the watcher gave up
+/// first (it is ending the process: write nothing). Either the run starts or the process
+/// ends before anything is written, never both.
+pub fn mark_connected(state: &AtomicU8) -> bool {
+    state
+        .compare_exchange(CONNECTING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+}
+
+/// Gives up connecting: `true` when `state` was still [`CONNECTING`] (the caller ends the
+/// process), `false` when every process connected first (the run goes on).
+fn give_up(state: &AtomicU8) -> bool {
+    state
+        .compare_exchange(CONNECTING, GAVE_UP, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+}
+
+/// Ends the process with a clear message if the processes are not all connected within
+/// `timeout` (timely retries connecting forever), or at once when `cancel` is set while
+/// they connect (Ctrl-C: exit 130; SIGTERM/SIGUSR1, a preemption: 75). Nothing was written
+/// then: the writer session starts only once every process is connected
+/// ([`mark_connected`]).
+pub fn watch_connection(
+    state: Arc<AtomicU8>,
+    timeout: Duration,
+    cluster: Cluster,
+    cancel: Arc<AtomicBool>,
+) {
     std::thread::spawn(move || {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            if connected.load(Ordering::SeqCst) {
+            if state.load(Ordering::SeqCst) != CONNECTING {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(200));
+            if cancel.load(Ordering::SeqCst) {
+                if !give_up(&state) {
+                    return;
+                }
+                let (what, code) = if synthsweep_exec::preempted() {
+                    ("preempted", EXIT_NOT_CONNECTED)
+                } else {
+                    ("interrupted", EXIT_INTERRUPTED)
+                };
+                tracing::error!(
+                    "process {} {what} while the {} processes connected: nothing was written \
+                     (exit {code})",
+                    cluster.index,
+                    cluster.processes(),
+                );
+                exit_now(code);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !give_up(&state) {
+            return;
         }
         let others: Vec<String> = cluster
             .addresses

@@ -19,7 +19,7 @@ use crate::protocol::{Hello, StopKind, StopReason, ToCoordinator, ToProcess};
 use crate::remote::{Event, RemoteSource, Reply};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +91,8 @@ struct Ctx {
     opts: DistOptions,
     cancel: Arc<AtomicBool>,
     fingerprint: String,
-    connected: Arc<AtomicBool>,
+    /// [`crate::abort::Connecting`] state: connecting, connected or given up.
+    connected: Arc<AtomicU8>,
 }
 
 /// Runs this process's part of the run; returns when every process is done (or stopped).
@@ -108,8 +109,13 @@ pub fn run(
 ) -> Result<DistReport> {
     let cluster = opts.cluster.clone();
     crate::abort::install();
-    let connected = Arc::new(AtomicBool::new(false));
-    crate::abort::watch_connection(connected.clone(), opts.connect_timeout, cluster.clone());
+    let connected = Arc::new(AtomicU8::new(crate::abort::CONNECTING));
+    crate::abort::watch_connection(
+        connected.clone(),
+        opts.connect_timeout,
+        cluster.clone(),
+        cancel.clone(),
+    );
     let ctx = Arc::new(Ctx {
         fingerprint: fingerprint(&plan),
         plan,
@@ -229,7 +235,13 @@ fn build_dataflow(
 /// The timely worker of this process: the dataflow, then the loop that moves messages
 /// between it and this process's engine until every process is done.
 fn process_main(worker: &mut timely::worker::Worker, ctx: &Ctx) -> Result<DistReport> {
-    ctx.connected.store(true, Ordering::SeqCst);
+    if !crate::abort::mark_connected(&ctx.connected) {
+        // The connection watcher gave up (time out, or a stop signal while connecting) and
+        // is ending the process: nothing may be written from here.
+        loop {
+            std::thread::park();
+        }
+    }
     let me = worker.index();
     let n = worker.peers();
     let opts = &ctx.opts;
