@@ -12,7 +12,7 @@ task of the study.
 
 usage: .venv/bin/python scripts/bench_claims.py --bin NAME=PATH [--bin NAME=PATH ...]
                                                  [--repeat 3] [--no-s3] [--no-quickstart] [--no-score]
-                                                 [--no-local] [--requests]
+                                                 [--no-local] [--local-dir DIR] [--requests]
 e.g.   --bin before=/work/main/target/release/synthsweep --bin after=target/release/synthsweep
 """
 import argparse
@@ -153,6 +153,8 @@ def main():
     ap.add_argument("--no-quickstart", action="store_true")
     ap.add_argument("--no-score", action="store_true")
     ap.add_argument("--no-local", action="store_true")
+    ap.add_argument("--local-dir", help="where the local roots go (default: a temporary folder;"
+                    " e.g. /dev/shm to leave the disk's metadata costs out)")
     ap.add_argument("--requests", action="store_true",
                     help="count the S3 requests of each run by kind (from moto's log)")
     args = ap.parse_args()
@@ -163,7 +165,8 @@ def main():
         specs.append(("quickstart", REPO / "sweeps/quickstart.toml"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     moto = None
-    roots = [] if args.no_local else [("local", lambda name: str(work / "out" / name), env)]
+    local = pathlib.Path(tempfile.mkdtemp(prefix="bench-claims-", dir=args.local_dir))
+    roots = [] if args.no_local else [("local", lambda name: str(local / name), env)]
     log_path = work / "moto.log"
     if not args.no_s3:
         moto, endpoint = start_moto(open(log_path, "wb") if args.requests else None)
@@ -202,6 +205,7 @@ def main():
         if moto:
             moto.terminate()
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(local, ignore_errors=True)
 
 
 if __name__ == "__main__":
