@@ -91,7 +91,7 @@ struct Ctx {
     opts: DistOptions,
     cancel: Arc<AtomicBool>,
     fingerprint: String,
-    /// [`crate::abort::Connecting`] state: connecting, connected or given up.
+    /// [`crate::abort::CONNECTING`], `CONNECTED` or `GAVE_UP` (see `abort::watch_connection`).
     connected: Arc<AtomicU8>,
 }
 

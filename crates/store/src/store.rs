@@ -195,7 +195,7 @@ impl Store {
     }
 
     /// Deletes many coordination objects (S3: bulk deletes of up to 1000 keys; local: see
-    /// [`delete_local_files`]). Objects already gone are fine.
+    /// [`delete_local_file`]). Objects already gone are fine.
     pub(crate) async fn delete_many_coord(&self, paths: Vec<Path>) -> Result<()> {
         if paths.is_empty() {
             return Ok(());
