@@ -10,17 +10,31 @@
 //! the file it names. `images/a.pgm` and a copy `a.pgm` with the same bytes, or `m.pt` and
 //! `./m.pt`, are one value listed twice: refused when planning, naming the axis and both
 //! spellings, whatever the other axes and the exclusions are.
+use crate::build::Parts;
 use crate::error::{Location, SweepError};
 use crate::expand::ShardScheme;
 use crate::plan::{CheckScope, Fail, Plan};
 use crate::values::{dotted_base, Item};
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use synthsweep_core::Role;
 
 /// The most tasks one check ([`Plan::check`]: `plan`, a whole `run`, or one shard's run)
-/// takes on: 2^28, a few minutes and a few GB. [`crate::axes`] bounds `repeats` at 2^24.
+/// takes on: 2^28. Memory does not bound it (the check holds at most [`KEY_BUFFER`] hashes,
+/// spilling the rest to a scratch file); time and scratch space do: about a microsecond or
+/// two per task (2^28 is several minutes) and 16 bytes of scratch file per task (4 GiB).
+/// [`crate::axes`] bounds `repeats` at 2^24.
 pub(crate) const MAX_CHECKED: u64 = 1 << 28;
+
+/// How many `(hash, index)` pairs (16 bytes each, 64 MiB in all) the duplicate-id check
+/// holds in memory; when a scope has more tasks, each full buffer is sorted and written to
+/// an unnamed scratch file in the temporary directory (`TMPDIR`), and the sorted runs are
+/// merged at the end.
+pub(crate) const KEY_BUFFER: usize = 1 << 22;
+
+/// One task's identity hash and its index in the plan.
+type Entry = (u64, u64);
 
 impl Plan {
     /// Checks every task of `scope` (parameters and the rules relating them, model/metric
@@ -28,38 +42,119 @@ impl Plan {
     /// two of them are the same task) and returns how many were checked.
     ///
     /// Two tasks are compared by a hash of what their ids are rendered from; only when two
-    /// hashes meet are the two ids rendered (so the check holds a `u64` per task while it
-    /// runs, nothing after).
+    /// hashes meet are the two ids rendered. The hashes (with the tasks' indices) are held
+    /// in a buffer of at most [`KEY_BUFFER`] entries, sorted and spilled to a scratch file in
+    /// `TMPDIR` when it fills (deleted when the check ends, also on an error), and the
+    /// sorted runs merged: memory does not grow with the number of tasks.
     ///
     /// # Errors
     /// A scope of more than [`MAX_CHECKED`] tasks, before any is checked (naming the longest
     /// axis); the first task that fails, as [`SweepError::Spec`] at the spec value to blame, with
     /// the task's index and coordinates in the message; two tasks with one id (both named,
-    /// with the values that differ only in spelling); a shard that does not exist.
+    /// with the values that differ only in spelling: the first such task in plan order, with
+    /// the first earlier task it repeats); a shard that does not exist; the scratch file
+    /// failing ([`SweepError::Scratch`]).
     pub fn check(&self, scope: CheckScope) -> Result<u64, SweepError> {
+        self.check_with(scope, KEY_BUFFER, Parts::identity_key)
+    }
+
+    /// [`Plan::check`] with the buffer's size and the identity hash given (tests spill with
+    /// a tiny buffer and make hashes collide).
+    pub(crate) fn check_with(
+        &self,
+        scope: CheckScope,
+        buffer: usize,
+        key_of: impl Fn(&Parts) -> u64,
+    ) -> Result<u64, SweepError> {
         if scope == CheckScope::Values {
             return Ok(0);
         }
         self.check_scope_size(scope)?;
-        let mut seen: HashSet<u64, BuildHasherDefault<KeyHasher>> = HashSet::default();
+        let mut keys = KeyRuns::new(buffer);
         let mut checked = 0;
         for index in self.scope_indices(scope)? {
             let rows = self.rows_of(index);
-            let parts = self
-                .parts(&rows)
-                .map_err(|fail| self.check_error(index, &rows, fail))?;
-            let key = parts.identity_key();
-            if !seen.insert(key) {
-                self.find_twin(scope, index, &rows, key)?;
-            }
+            let parts = match self.parts(&rows) {
+                Ok(parts) => parts,
+                Err(fail) => {
+                    // A duplicate among the tasks before this one is the first error.
+                    self.report_twins(keys)?;
+                    return Err(self.check_error(index, &rows, fail));
+                }
+            };
+            keys.push((key_of(&parts), index))?;
             checked += 1;
         }
+        self.report_twins(keys)?;
         Ok(checked)
     }
 
-    /// Refuses a scope of more than [`MAX_CHECKED`] tasks before checking any: checking holds
-    /// a hash per task and takes about a microsecond or two per task, so a larger scope
-    /// would run for hours and fail for memory. The error names the sweep's longest axis and
+    /// Goes through the hashes in order, and among the tasks whose hashes meet finds the
+    /// first (in plan order) with the same id as an earlier one: that pair is the error.
+    fn report_twins(&self, keys: KeyRuns) -> Result<(), SweepError> {
+        // (later index, earlier index, short id) of the first duplicate found so far.
+        let mut best: Option<(u64, u64, String)> = None;
+        let mut group: Vec<u64> = Vec::new();
+        let mut group_key = None;
+        let mut flush = |group: &mut Vec<u64>| -> Result<(), SweepError> {
+            if group.len() > 1 {
+                self.twins_in(group, &mut best)?;
+            }
+            group.clear();
+            Ok(())
+        };
+        for entry in keys.sorted()? {
+            let (key, index) = entry?;
+            if group_key != Some(key) {
+                flush(&mut group)?;
+                group_key = Some(key);
+            }
+            group.push(index);
+        }
+        flush(&mut group)?;
+        match best {
+            None => Ok(()),
+            Some((later, earlier, id)) => {
+                let (a, b) = (self.rows_of(earlier), self.rows_of(later));
+                Err(self.twin_error((earlier, &a), (later, &b), &id))
+            }
+        }
+    }
+
+    /// Tasks with one hash, in plan order: the first that has the same id as an earlier one
+    /// of them, if it comes before `best`, replaces it (hashes that met by chance are not
+    /// an error).
+    fn twins_in(
+        &self,
+        group: &[u64],
+        best: &mut Option<(u64, u64, String)>,
+    ) -> Result<(), SweepError> {
+        let mut first_of: HashMap<String, u64> = HashMap::new();
+        for &index in group {
+            if best.as_ref().is_some_and(|(b, _, _)| index >= *b) {
+                break;
+            }
+            let rows = self.rows_of(index);
+            let task = self
+                .build(index, &rows)
+                .map_err(|f| self.check_error(index, &rows, f))?;
+            match first_of.get(task.id()) {
+                Some(&earlier) => {
+                    *best = Some((index, earlier, task.short_id().to_string()));
+                    break;
+                }
+                None => {
+                    first_of.insert(task.id().to_string(), index);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a scope of more than [`MAX_CHECKED`] tasks before checking any: checking takes
+    /// about a microsecond or two per task and 16 bytes of scratch file per task past
+    /// [`KEY_BUFFER`], so a larger scope would run for hours and fill `TMPDIR` with
+    /// gigabytes. The error names the sweep's longest axis and
     /// how many shards would each be small enough.
     fn check_scope_size(&self, scope: CheckScope) -> Result<(), SweepError> {
         let n = match scope {
@@ -108,36 +203,6 @@ impl Plan {
             }
             CheckScope::Values => Box::new(std::iter::empty()),
         })
-    }
-
-    /// An earlier task of `scope` whose hash is `key`: an error if it is the same task as
-    /// `index` (same id), nothing if the hashes met by chance.
-    fn find_twin(
-        &self,
-        scope: CheckScope,
-        index: u64,
-        rows: &[usize],
-        key: u64,
-    ) -> Result<(), SweepError> {
-        let task = self
-            .build(index, rows)
-            .map_err(|f| self.check_error(index, rows, f))?;
-        for other in self.scope_indices(scope)?.take_while(|&i| i < index) {
-            let other_rows = self.rows_of(other);
-            let same_key = self
-                .parts(&other_rows)
-                .is_ok_and(|p| p.identity_key() == key);
-            if !same_key {
-                continue;
-            }
-            let twin = self
-                .build(other, &other_rows)
-                .map_err(|f| self.check_error(other, &other_rows, f))?;
-            if twin.id() == task.id() {
-                return Err(self.twin_error((other, &other_rows), (index, rows), task.short_id()));
-            }
-        }
-        Ok(())
     }
 
     /// Two grid positions with one task id: blamed on the later value of the first axis
@@ -342,20 +407,210 @@ fn same_file(name: &str, sha256: &str) -> String {
     )
 }
 
-/// The keys of [`Plan::check`] are hashes already: a set of them needs no second hash.
-#[derive(Default)]
-struct KeyHasher(u64);
+/// The `(hash, index)` pairs of a check: a buffer, and the sorted runs spilled from it.
+struct KeyRuns {
+    buffer: Vec<Entry>,
+    capacity: usize,
+    runs: Vec<std::fs::File>,
+}
 
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+impl KeyRuns {
+    fn new(capacity: usize) -> Self {
+        Self {
+            buffer: Vec::new(),
+            capacity: capacity.max(1),
+            runs: Vec::new(),
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+
+    fn push(&mut self, entry: Entry) -> Result<(), SweepError> {
+        self.buffer.push(entry);
+        if self.buffer.len() >= self.capacity {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Sorts the buffer and writes it to a new unnamed scratch file (removed by the system
+    /// when it is closed).
+    fn spill(&mut self) -> Result<(), SweepError> {
+        self.buffer.sort_unstable();
+        let file = tempfile::tempfile().map_err(scratch_error)?;
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        for (key, index) in self.buffer.drain(..) {
+            out.write_all(&key.to_le_bytes()).map_err(scratch_error)?;
+            out.write_all(&index.to_le_bytes()).map_err(scratch_error)?;
+        }
+        let mut file = out
+            .into_inner()
+            .map_err(|e| scratch_error(e.into_error()))?;
+        file.seek(SeekFrom::Start(0)).map_err(scratch_error)?;
+        self.runs.push(file);
+        Ok(())
+    }
+
+    /// Every pair, in order of hash and then index: the buffer sorted when nothing was
+    /// spilled, else a k-way merge of the runs.
+    fn sorted(mut self) -> Result<Box<dyn Iterator<Item = Result<Entry, SweepError>>>, SweepError> {
+        if self.runs.is_empty() {
+            self.buffer.sort_unstable();
+            return Ok(Box::new(self.buffer.into_iter().map(Ok)));
+        }
+        if !self.buffer.is_empty() {
+            self.spill()?;
+        }
+        self.buffer = Vec::new();
+        let mut readers: Vec<BufReader<std::fs::File>> = self
+            .runs
+            .into_iter()
+            .map(|f| BufReader::with_capacity(1 << 16, f))
+            .collect();
+        let mut heap = BinaryHeap::new();
+        for (r, reader) in readers.iter_mut().enumerate() {
+            if let Some(e) = read_entry(reader)? {
+                heap.push(Reverse((e, r)));
+            }
+        }
+        Ok(Box::new(std::iter::from_fn(move || {
+            let Reverse((entry, r)) = heap.pop()?;
+            match read_entry(&mut readers[r]) {
+                Ok(Some(next)) => heap.push(Reverse((next, r))),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            Some(Ok(entry))
+        })))
+    }
+}
+
+fn read_entry(reader: &mut impl Read) -> Result<Option<Entry>, SweepError> {
+    let mut bytes = [0u8; 16];
+    match reader.read_exact(&mut bytes) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(scratch_error(e)),
+    }
+    let (key, index) = bytes.split_at(8);
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    Ok(Some((word(key), word(index))))
+}
+
+fn scratch_error(source: std::io::Error) -> SweepError {
+    SweepError::Scratch {
+        dir: std::env::temp_dir(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NoopResolver, PlanOptions, SweepSpec};
+    use std::sync::Arc;
+
+    /// Nine eigendistortion tasks (`image` varies fastest); with `exact` for `images/b.pgm`,
+    /// which ignores `k`, tasks 1, 4 and 7 are one task.
+    fn plan(dir: &tempfile::TempDir, method_for_b: &str) -> Plan {
+        plan_with(dir, method_for_b, 2)
+    }
+
+    /// [`plan`] with `images/c.pgm` of `c_side` x `c_side` pixels.
+    fn plan_with(dir: &tempfile::TempDir, method_for_b: &str, c_side: usize) -> Plan {
+        std::fs::create_dir_all(dir.path().join("images")).unwrap();
+        for (i, n) in ["a", "b", "c"].iter().enumerate() {
+            let side = if *n == "c" { c_side } else { 2 };
+            let mut bytes = format!("P5\n{side} {side}\n255\n").into_bytes();
+            bytes.extend((0..side * side).map(|p| (10 * i + p) as u8));
+            std::fs::write(dir.path().join(format!("images/{n}.pgm")), bytes).unwrap();
+        }
+        let text = format!(
+            "name = \"t\"\nsynth = \"eigendistortion\"\n[params]\nmodel = \"gaussian\"\n[grid]\n\
+             k = [1, 2, 3]\nimage = [\"images/a.pgm\", \"images/b.pgm\", \"images/c.pgm\"]\n\
+             [[when]]\nmatch = {{ image = \"images/b.pgm\" }}\nset = {{ method = \"{method_for_b}\" }}\n"
+        );
+        let options = PlanOptions {
+            check: CheckScope::Values,
+        };
+        SweepSpec::from_str(&text, dir.path().join("spec.toml"))
+            .unwrap()
+            .plan_with(Arc::new(NoopResolver), options)
+            .unwrap()
+    }
+
+    /// The duplicate found in sorted runs spilled to scratch files (a buffer of 2: tasks 1
+    /// and 4 are in different runs) is the one found in memory, named the same way; and
+    /// hashes that all meet by chance (one hash for every task) are no error, while real
+    /// duplicates among them still are.
+    #[test]
+    fn spilled_runs_and_colliding_hashes_find_the_same_first_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let dup = plan(&dir, "exact");
+        let in_memory = dup.check(CheckScope::All).unwrap_err().to_string();
+        assert!(
+            in_memory.contains(
+                "tasks 1 (k=1, image=images/b.pgm) and 4 (k=2, image=images/b.pgm) are one task"
+            ),
+            "{in_memory}"
+        );
+        for buffer in [1, 2, 3, 4] {
+            let spilled = dup
+                .check_with(CheckScope::All, buffer, Parts::identity_key)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(spilled, in_memory, "buffer {buffer}");
+            let colliding = dup
+                .check_with(CheckScope::All, buffer, |_| 7)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(colliding, in_memory, "buffer {buffer}, one hash");
+        }
+        // One shard's tasks (1, 4, 7 are shard 1 of 3) the same way.
+        let shard = CheckScope::Shard { index: 1, count: 3 };
+        let e = dup.check_with(shard, 1, |_| 7).unwrap_err().to_string();
+        assert!(e.contains("tasks 1 (") && e.contains("and 4 ("), "{e}");
+        assert_eq!(
+            dup.check_with(CheckScope::Shard { index: 0, count: 3 }, 1, |_| 7)
+                .unwrap(),
+            3
+        );
+
+        let distinct = plan(&dir, "power");
+        assert_eq!(distinct.check(CheckScope::All).unwrap(), 9);
+        for buffer in [1, 2, 4] {
+            assert_eq!(
+                distinct.check_with(CheckScope::All, buffer, |_| 7).unwrap(),
+                9
+            );
+            assert_eq!(
+                distinct
+                    .check_with(CheckScope::All, buffer, Parts::identity_key)
+                    .unwrap(),
+                9
+            );
+        }
+    }
+
+    /// A task that fails its check after the first duplicate: the duplicate, the earlier
+    /// error, is reported, as when tasks were checked one by one; without the duplicate,
+    /// the failing task is.
+    #[test]
+    fn the_earlier_of_a_failing_task_and_a_duplicate_is_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // `c.pgm` of 1x1 pixel: `k = 2` (task 5) asks for more than its one value, after
+        // task 4 repeats task 1 (each value alone is fine in an earlier task).
+        for buffer in [2, KEY_BUFFER] {
+            let dup = plan_with(&dir, "exact", 1);
+            let e = dup
+                .check_with(CheckScope::All, buffer, Parts::identity_key)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("tasks 1 (") && e.contains("are one task"), "{e}");
+            let distinct = plan_with(&dir, "power", 1);
+            let e = distinct
+                .check_with(CheckScope::All, buffer, Parts::identity_key)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("task 5: k=2, image=images/c.pgm"), "{e}");
+        }
     }
 }

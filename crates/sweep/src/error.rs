@@ -62,6 +62,16 @@ pub enum SweepError {
     /// A task index past the end of the grid.
     #[error("task index {index} is out of range: the grid has {grid_size} positions")]
     IndexOutOfRange { index: u64, grid_size: u64 },
+    /// The scratch file of the duplicate-id check (sorted task hashes, for a scope of more
+    /// than a few million tasks) could not be written or read back.
+    #[error(
+        "cannot use a scratch file in {dir} (the check for tasks with one id sorts their hashes \
+         there; set TMPDIR to a folder with room, 16 bytes per task): {source}"
+    )]
+    Scratch {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     /// A shard request that does not make sense (`n == 0` or `i >= n`).
     #[error("shard {index} of {count} does not exist: shards are numbered 0..{count}")]
     BadShard { index: u64, count: u64 },
