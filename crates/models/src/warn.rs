@@ -4,9 +4,10 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
-/// What a warning is about: the owner (metric or model name) and the input's height and
-/// width, or another number that tells two situations apart.
-pub(crate) type WarnKey = (&'static str, &'static str, i64, i64);
+/// What a warning is about: the owner (metric or model name), the situation, and every
+/// number that decides whether it arises and what the message says (the input's height and
+/// width, and e.g. Portilla-Simoncelli's `n_scales` and `spatial_corr_width`; 0 for unused).
+pub(crate) type WarnKey = (&'static str, &'static str, [i64; 4]);
 
 fn seen() -> &'static Mutex<HashSet<WarnKey>> {
     static SEEN: OnceLock<Mutex<HashSet<WarnKey>>> = OnceLock::new();

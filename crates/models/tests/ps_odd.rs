@@ -103,3 +103,44 @@ fn odd_coarsest_widths_keep_the_true_autocorrelation_and_say_so() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The warning is once per size *and* configuration: on one size (60x60, coarsest 15x15
+/// with 2 scales), `spatial_corr_width` 15 (plenoptic fails: its autocorrelation is 14
+/// wide) and then 9 (statistics differ) each warn, with their own message; the second
+/// call of either does not. (A size of its own: the warnings are once per process.)
+#[test]
+fn the_odd_size_warning_is_once_per_configuration_not_per_size() {
+    tch::set_num_threads(1);
+    let img = load_image(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/images/einstein_64.pgm"),
+    )
+    .unwrap();
+    let x = img.narrow(2, 0, 60).narrow(3, 0, 60);
+    let run = |width: i64| {
+        let spec =
+            json!({"name": "portilla_simoncelli", "n_scales": 2, "spatial_corr_width": width});
+        let model = build_model(&spec).unwrap();
+        capture_logs(|| {
+            let _ = tch::no_grad(|| model.forward(&x));
+            let _ = tch::no_grad(|| model.forward(&x));
+        })
+        .1
+    };
+    let wide = run(15);
+    assert_eq!(
+        wide.matches("portilla_simoncelli on 60x60 images").count(),
+        1,
+        "{wide}"
+    );
+    assert!(wide.contains("plenoptic fails on this size"), "{wide}");
+    let narrow = run(9);
+    assert_eq!(
+        narrow
+            .matches("portilla_simoncelli on 60x60 images")
+            .count(),
+        1,
+        "{narrow}"
+    );
+    assert!(narrow.contains("kurtosis_reconstructed"), "{narrow}");
+    assert!(run(15).is_empty() && run(9).is_empty());
+}

@@ -107,7 +107,7 @@ impl SsimWindows {
 
 /// Logs plenoptic's small-image warning, once per metric and image size.
 pub(crate) fn warn_small_image(metric: &'static str, h: i64, w: i64, message: &str) {
-    if crate::warn::first_time((metric, "small image", h, w)) {
+    if crate::warn::first_time((metric, "small image", [h, w, 0, 0])) {
         tracing::warn!(
             "{metric} on {h}x{w} images: {message} (plenoptic warns the same; logged once per metric and size)"
         );
@@ -142,7 +142,7 @@ pub(crate) fn ssim_parts(
     let size = x.size();
     let (real, window) = windows.for_image(size[2], size[3]);
     let channels = size[1].max(y.size()[1]);
-    if channels > 1 && crate::warn::first_time((metric, "channels", channels, 0)) {
+    if channels > 1 && crate::warn::first_time((metric, "channels", [channels, 0, 0, 0])) {
         tracing::warn!("{metric} on {channels}-channel images: {CHANNELS_WARNING} (plenoptic warns the same; logged once)");
     }
     let (x, y) = match pad {

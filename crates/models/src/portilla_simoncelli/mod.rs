@@ -150,14 +150,18 @@ impl PortillaSimoncelli {
     /// scale's `auto_correlation_reconstructed`, `std_reconstructed`, `skew_reconstructed` and
     /// `kurtosis_reconstructed` differ from plenoptic's; and where that short autocorrelation
     /// is narrower than `spatial_corr_width` (the coarsest width equals it, e.g. 144 px at the
-    /// defaults), plenoptic (1.1.0 and 2.1) fails on the size. Says so, once per image size
-    /// (README, parity).
+    /// defaults), plenoptic (1.1.0 and 2.1) fails on the size. Says so, once per image size,
+    /// `n_scales` and `spatial_corr_width` (README, parity).
     fn warn_odd_coarsest_width(&self, x: &Tensor) {
         let s = x.size();
         let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
         let n = self.n_scales;
         let coarsest = (h >> n, w >> n);
-        if coarsest.1 % 2 == 0 || !crate::warn::first_time((OWNER, "odd coarsest width", h, w)) {
+        // Everything that decides whether this warns and what it says: the size, the number
+        // of scales (the coarsest width) and spatial_corr_width (whether plenoptic fails).
+        let width = self.spatial_corr_width as i64;
+        let key = (OWNER, "odd coarsest width", [h, w, n as i64, width]);
+        if coarsest.1 % 2 == 0 || !crate::warn::first_time(key) {
             return;
         }
         let head = format!(
@@ -170,7 +174,8 @@ impl PortillaSimoncelli {
             tracing::warn!(
                 "{head}. At this size plenoptic's autocorrelation ({} wide) is narrower than \
                  spatial_corr_width {}, and plenoptic fails on this size, so there is no \
-                 plenoptic value to compare with (README, parity; logged once per size)",
+                 plenoptic value to compare with (README, parity; logged once per size and \
+                 configuration)",
                 coarsest.1 - 1,
                 self.spatial_corr_width
             );
@@ -178,7 +183,7 @@ impl PortillaSimoncelli {
             tracing::warn!(
                 "{head}, so the coarsest scale's auto_correlation_reconstructed, \
                  std_reconstructed, skew_reconstructed and kurtosis_reconstructed differ from \
-                 plenoptic's (README, parity; logged once per size)"
+                 plenoptic's (README, parity; logged once per size and configuration)"
             );
         }
     }
