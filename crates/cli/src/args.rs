@@ -73,7 +73,8 @@ pub enum EvalWhat {
 
 #[derive(Debug, Args)]
 pub struct EvalModelArgs {
-    /// Model spec as JSON, e.g. '{"name":"gaussian","kernel_size":31,"std":3.0}', or @FILE.
+    /// Model spec: a name (gaussian: its defaults), JSON such as
+    /// '{"name":"gaussian","kernel_size":31,"std":3.0}', or @FILE.
     #[arg(long)]
     pub model: String,
     /// Image file (PGM, PNG, JPEG); repeat for a batch of images of one size.
@@ -94,7 +95,7 @@ pub struct EvalModelArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalMetricArgs {
-    /// Metric spec as JSON, e.g. '{"name":"ssim"}', or @FILE.
+    /// Metric spec: a name (ms_ssim: its defaults), JSON such as '{"name":"ssim"}', or @FILE.
     #[arg(long)]
     pub metric: String,
     /// First image file.

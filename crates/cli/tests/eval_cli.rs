@@ -127,11 +127,12 @@ fn eval_metric_prints_values_and_json() {
     let want = get(&fixture_npz("metric_mse_noise"), "out").double_value(&[0, 0]);
     assert!((values[0][0].as_f64().unwrap() - want).abs() < 5e-9);
 
+    // A bare name, as in sweep specs.
     let o = run(&[
         "eval",
         "metric",
         "--metric",
-        r#"{"name":"mse"}"#,
+        "mse",
         &img("einstein_64.pgm"),
         &img("einstein_64.pgm"),
     ]);

@@ -239,8 +239,61 @@ pub fn split_spec(kind: &str, spec: &Value) -> Result<(String, Map<String, Value
     Ok((name, map))
 }
 
-/// Parses spec text given on the command line or in a file.
+/// Parses spec text given on the command line or in a file: a bare name (`ms_ssim`, as a
+/// sweep spec's `metric = "ms_ssim"`), a JSON string (`"ms_ssim"`), or a JSON object
+/// (`{"name": "ms_ssim", "weights": [...]}`); a name becomes `{"name": ...}`.
+///
+/// # Errors
+/// Text that is neither a name (letters, digits, `_`, `-`) nor JSON.
 pub fn parse_spec_text(kind: &str, text: &str) -> Result<Value> {
-    serde_json::from_str(text)
-        .map_err(|e| ModelError::Spec(format!("{kind} spec is not valid JSON ({e}): {text}")))
+    let name = |s: &str| {
+        let mut m = Map::new();
+        m.insert("name".into(), Value::String(s.to_string()));
+        Value::Object(m)
+    };
+    let trimmed = text.trim();
+    if !trimmed.is_empty()
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !trimmed.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+    {
+        return Ok(name(trimmed));
+    }
+    match serde_json::from_str(text) {
+        Ok(Value::String(s)) => Ok(name(&s)),
+        Ok(v) => Ok(v),
+        Err(e) => Err(ModelError::Spec(format!(
+            "{kind} spec is neither a name (like {}) nor valid JSON ({e}): {text}",
+            if kind == "model" { "gaussian" } else { "mse" }
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name, bare or as a JSON string, is the spec `{"name": ...}`, as in sweep specs;
+    /// JSON objects are kept; anything else is refused.
+    #[test]
+    fn spec_text_takes_a_bare_name_as_sweeps_do() {
+        let ms: Value = serde_json::json!({"name": "ms_ssim"});
+        assert_eq!(parse_spec_text("metric", "ms_ssim").unwrap(), ms);
+        assert_eq!(parse_spec_text("metric", " ms_ssim\n").unwrap(), ms);
+        assert_eq!(parse_spec_text("metric", "\"ms_ssim\"").unwrap(), ms);
+        assert_eq!(
+            parse_spec_text("metric", r#"{"name":"ms_ssim"}"#).unwrap(),
+            ms
+        );
+        let e = parse_spec_text("model", "{gaussian")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("neither a name (like gaussian) nor valid JSON"),
+            "{e}"
+        );
+        // Numbers stay JSON (refused later as not an object).
+        assert_eq!(parse_spec_text("metric", "3").unwrap(), Value::from(3));
+    }
 }
