@@ -69,23 +69,83 @@ pub(crate) fn default_root(spec: &SweepSpec, out: &Option<String>) -> String {
         .unwrap_or_else(|| format!("results/{}", spec.name()))
 }
 
-/// A quick timing of one task with few iterations, extrapolated to the configured count.
+/// A quick timing of one task, extrapolated to its configured iteration count: the task
+/// is run once with one iteration to warm the worker up (building the model or metric, as a
+/// worker does once for all its tasks, and libtorch's first calls), then timed at 1, 2, 4,
+/// ... iterations ([`calibration_points`]) and the line through the last two timings is
+/// read at `max_iter` ([`extrapolate`]). Timing 5 iterations cold and scaling the whole time
+/// by `max_iter / 5` counted the per-task setup `max_iter / 5` times: 8-15 s per task for a
+/// 32 px MAD task that ran in 0.2 s.
 fn calibrate(task: &Task) -> Option<(f64, String)> {
-    let mut t = task.clone();
-    let max_iter = t.params.max_iter();
-    let probe = max_iter.map(|m| m.min(5));
-    if let Some(p) = probe {
-        t.params = Arc::new(t.params.with_max_iter(p));
-    }
     let mut worker = Worker::new(Device::Cpu, "calibrate");
     let cancel = AtomicBool::new(false);
-    let start = Instant::now();
-    let _ = worker.run(&t, &cancel);
-    let secs = start.elapsed().as_secs_f64();
-    match (max_iter, probe) {
-        (Some(m), Some(p)) if p > 0 => Some((secs * m as f64 / p as f64, format!("from a {p}-iteration calibration run of one task, an upper bound if tasks stop early"))),
-        _ => Some((secs, "from a calibration run of one task".into())),
+    let max_iter = task.params.max_iter();
+    let mut timed = |iters: Option<usize>| {
+        let mut t = task.clone();
+        if let Some(n) = iters {
+            t.params = Arc::new(t.params.with_max_iter(n));
+        }
+        let start = Instant::now();
+        let _ = worker.run(&t, &cancel);
+        start.elapsed().as_secs_f64()
+    };
+    timed(max_iter.map(|m| m.min(1)));
+    match max_iter {
+        Some(m) if m > 1 => {
+            let (short, long) = calibration_points(m, |n| timed(Some(n)));
+            let how = if long.0 == m {
+                format!("from a calibration run of one task, warm, at its {m} iterations")
+            } else {
+                format!(
+                    "from calibration runs of one task at {} and {} iterations, warm, \
+                     extrapolated to {m}; an upper bound if tasks stop early",
+                    short.0, long.0
+                )
+            };
+            Some((extrapolate(short, long, m), how))
+        }
+        _ => Some((
+            timed(max_iter),
+            "from a calibration run of one task, warm".into(),
+        )),
     }
+}
+
+/// A calibration run that takes this long (seconds) is long enough to extrapolate from.
+const CALIBRATION_SECS: f64 = 0.5;
+
+/// Times a task (`time(n)`: seconds at `n` iterations) at 1, 2, 4, ... iterations, up to
+/// `max_iter`, until a run takes [`CALIBRATION_SECS`] after at least two runs: the last two
+/// `(iterations, seconds)`. A fast task is timed up to its full count (a few runs of
+/// under half a second each); a slow one twice, at 1 and 2 iterations.
+fn calibration_points(
+    max_iter: usize,
+    mut time: impl FnMut(usize) -> f64,
+) -> ((usize, f64), (usize, f64)) {
+    let mut n = 1;
+    let mut last = (n, time(n));
+    let mut before = last;
+    let mut runs = 1;
+    while last.0 < max_iter && (runs < 2 || last.1 < CALIBRATION_SECS) {
+        n = (n * 2).min(max_iter);
+        before = last;
+        last = (n, time(n));
+        runs += 1;
+    }
+    (before, last)
+}
+
+/// Seconds per task at `max_iter` iterations from two timings `(iterations, seconds)` of
+/// one task: the line through them (a cost per task plus a cost per iteration, neither
+/// below 0) at `max_iter`.
+fn extrapolate(short: (usize, f64), long: (usize, f64), max_iter: usize) -> f64 {
+    let per_iter = if long.0 > short.0 {
+        ((long.1 - short.1) / (long.0 - short.0) as f64).max(0.0)
+    } else {
+        0.0
+    };
+    let per_task = (short.1 - per_iter * short.0 as f64).max(0.0);
+    per_task + per_iter * max_iter as f64
 }
 
 pub fn plan(a: PlanArgs) -> Result<()> {
@@ -575,4 +635,50 @@ pub fn status(a: StatusArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{calibration_points, extrapolate};
+
+    /// The estimate of a synthetic task (seconds as a function of iterations), as `plan`
+    /// computes it from its calibration runs, and the iteration counts it ran.
+    fn estimate(max_iter: usize, cost: impl Fn(usize) -> f64) -> (f64, Vec<usize>) {
+        let mut ran = Vec::new();
+        let (short, long) = calibration_points(max_iter, |n| {
+            ran.push(n);
+            cost(n)
+        });
+        (extrapolate(short, long, max_iter), ran)
+    }
+
+    /// A 32 px MAD task: 0.15 s of setup per task and 0.5 ms an iteration, 0.2 s at 100
+    /// iterations. The old estimate (5 iterations timed, scaled by 100 / 5) said 3 s, 15x
+    /// too much, 40x from a cold run; this one says 0.2 s, from runs of up to 100
+    /// iterations (each under half a second).
+    #[test]
+    fn the_per_task_cost_is_counted_once_not_per_iteration() {
+        let mad = |n: usize| 0.15 + 0.0005 * n as f64;
+        assert!(
+            mad(5) * 100.0 / 5.0 > 10.0 * mad(100),
+            "the old scaling was far off"
+        );
+        let (got, ran) = estimate(100, mad);
+        assert!((got - mad(100)).abs() < 1e-9, "{got}");
+        assert_eq!(ran, [1, 2, 4, 8, 16, 32, 64, 100]);
+        // A slow task (2 s of setup, 1 s an iteration): two runs, then the line.
+        let slow = |n: usize| 2.0 + n as f64;
+        let (got, ran) = estimate(1000, slow);
+        assert!((got - slow(1000)).abs() < 1e-9, "{got}");
+        assert_eq!(ran, [1, 2]);
+        // In between: doubling until a run takes half a second.
+        let mid = |n: usize| 0.1 + 0.02 * n as f64;
+        let (got, ran) = estimate(500, mid);
+        assert!((got - mid(500)).abs() < 1e-9, "{got}");
+        assert_eq!(ran, [1, 2, 4, 8, 16, 32]);
+        // Noise that makes the longer run faster: no negative cost per iteration.
+        assert!((extrapolate((1, 0.2), (6, 0.19), 1000) - 0.2).abs() < 1e-12);
+        // One timing: that time.
+        assert!((extrapolate((1, 0.3), (1, 0.3), 50) - 0.3).abs() < 1e-12);
+    }
 }

@@ -282,7 +282,7 @@ fn bad_input_gives_one_line_and_exit_2() {
                 "--out",
                 out,
             ],
-            "not valid JSON",
+            "nor valid JSON",
         ),
         (
             vec![
@@ -339,6 +339,11 @@ fn bad_input_gives_one_line_and_exit_2() {
         (
             vec!["eval", "metric", "--metric", r#"["mse"]"#, &e64, &e64],
             "JSON object",
+        ),
+        // A bare name is looked up as a JSON one is.
+        (
+            vec!["eval", "metric", "--metric", "ms_sim", &e64, &e64],
+            "valid metrics",
         ),
     ];
     for (args, needle) in cases {
