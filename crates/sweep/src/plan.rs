@@ -4,8 +4,8 @@
 //! fastest), exclusions and `[[when]]` rules are per-row tables, and resolved model/metric
 //! specs, typed parameters, shape checks and image digests are computed once per distinct
 //! value and shared (the typed-parameter cache is bounded). The check of every task
-//! ([`Plan::check`]) is the exception: while it runs it keeps a `u64` per task checked, to
-//! find two tasks with one id.
+//! ([`Plan::check`]) holds at most a fixed buffer of task hashes while it runs, to find two
+//! tasks with one id, sorting the rest into a scratch file (16 bytes a task).
 use crate::error::{Location, SweepError};
 use crate::images::{self, ImageRef};
 use crate::resolve::Resolver;

@@ -518,7 +518,7 @@ fn an_impossible_number_of_repeats_is_refused_naming_repeats() {
 #[test]
 fn a_grid_too_large_to_check_is_refused_naming_its_longest_axis() {
     // 17 x 2^24 tasks (each axis within its own bound): more than 2^28 to check in one
-    // process, refused before any is checked (which would take hours and fail for memory).
+    // process, refused before any is checked (which would take hours and gigabytes of scratch file).
     let d = Dir::new();
     let text = "name = \"r\"\nsynth = \"metamer\"\nrepeats = 16777216\n[params]\nimage = \"images/a.pgm\"\nmodel = \"gaussian\"\n[grid]\nmax_iter = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]\n";
     let msg = d.error(text);
