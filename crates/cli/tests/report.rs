@@ -573,6 +573,13 @@ fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
     let duration_col = {
         let html = read(&out.join("search.html"));
         let head = &html[html.find("<thead>").unwrap()..html.find("</thead>").unwrap()];
+        // Numeric columns are marked for the scripts' numeric sort (minijinja writes a bare
+        // boolean as `True`, which the scripts' test never matched: every column sorted as text).
+        assert!(
+            head.contains(r#"<th data-num="true">seconds</th>"#)
+                && head.contains(r#"<th data-num="false">task</th>"#),
+            "{head}"
+        );
         head.split("<th ")
             .skip(1)
             .position(|th| th.contains(">seconds<"))

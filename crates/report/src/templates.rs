@@ -137,7 +137,7 @@ const TASKS: &str = r#"{% extends "base.html" %}{% block body %}
 {% macro pagelinks(prev, next, links) %}<nav class="pages">{% if prev %}<a href="{{ prev }}">&larr; previous</a>{% endif %}pages: {% for l in links %}{% if l.gap %}… {% endif %}{% if l.current %}<b>{{ l.n }}</b>{% else %}<a href="{{ l.file }}">{{ l.n }}</a>{% endif %} {% endfor %}{% if next %}<a href="{{ next }}">next &rarr;</a>{% endif %}</nav>{% endmacro %}
 <p>Tasks {{ first_row }}–{{ last_row }} of {{ total }}, in the order they were committed, {{ rows|length }} on this page. Filter: <input id="q" type="search" placeholder="text in any column" size="40"> <span id="n"></span>. Click a column's header to sort. Filtering and sorting act on this page's rows; <a href="search.html">search and sort all {{ total }} tasks</a> across the pages, or for a report of a subset of the sweep, <code>synthsweep report ROOT --where AXIS=VALUE</code>.</p>
 {{ pagelinks(prev, next, links) }}
-<table id="t"><thead><tr>{% for c in columns %}<th data-num="{{ c.num }}">{{ c.name }}</th>{% endfor %}</tr></thead><tbody>
+<table id="t"><thead><tr>{% for c in columns %}<th data-num="{% if c.num %}true{% else %}false{% endif %}">{{ c.name }}</th>{% endfor %}</tr></thead><tbody>
 {% for r in rows %}<tr class="{{ r.status }}">{% for c in r.cells %}{% if loop.first %}<td><a href="t/{{ r.id }}/index.html">{{ c }}</a></td>{% else %}<td>{{ c }}</td>{% endif %}{% endfor %}</tr>
 {% endfor %}</tbody></table>
 {{ pagelinks(prev, next, links) }}
@@ -151,7 +151,7 @@ sorted by <select id="scol"><option value="">commit order</option>{% for c in co
 <select id="sdir"><option value="asc">ascending</option><option value="desc">descending</option></select>
 <button type="submit">search</button> <span id="n"></span></form>
 <p>Searches the {{ pages }} page(s) of the task table, one at a time (each page's rows are in <code>tasks-data-N.js</code>), and shows at most {{ keep }} matching tasks: the first committed, or the first in the chosen order (over every match). An empty text matches every task. The address keeps a search: <code>search.html?q=TEXT&amp;sort=COLUMN&amp;dir=desc</code> (COLUMN counted from 0).</p>
-<table id="st"><thead><tr>{% for c in columns %}<th data-num="{{ c.num }}">{{ c.name }}</th>{% endfor %}</tr></thead><tbody></tbody></table>
+<table id="st"><thead><tr>{% for c in columns %}<th data-num="{% if c.num %}true{% else %}false{% endif %}">{{ c.name }}</th>{% endfor %}</tr></thead><tbody></tbody></table>
 <script src="report.js"></script>
 {% endblock %}"#;
 
