@@ -441,6 +441,24 @@ impl Parser<'_> {
         }
         for role in allowed {
             if !role.is_optional() && !defined.contains_key(role.as_str()) {
+                // A misspelt input (`imagee`) is what to name, not the input it leaves out.
+                let params = synthsweep_core::params::MethodParams::names(synth);
+                let typo = uses.iter().find(|(name, _)| {
+                    let head = dotted_base(name).unwrap_or(name);
+                    Role::from_name(head).is_none()
+                        && !params.contains(&head)
+                        && !did_you_mean(head, [role.as_str()]).is_empty()
+                });
+                if let Some((name, at)) = typo {
+                    return Err(SweepError::Spec {
+                        at: (*at).clone(),
+                        message: format!(
+                            "`{name}` is neither an input nor a parameter of {synth}{}; its \
+                             inputs are {inputs}",
+                            did_you_mean(name, [role.as_str()])
+                        ),
+                    });
+                }
                 let how = if role.is_image() && synth.takes_pair() {
                     "image_a and image_b as axes (zipped for pairs), or grid.pairs"
                 } else {

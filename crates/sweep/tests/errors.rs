@@ -288,6 +288,26 @@ fn missing_input_of_the_method() {
 }
 
 #[test]
+fn a_misspelt_input_is_named_rather_than_the_input_it_leaves_out() {
+    let d = Dir::new();
+    for (typo, input) in [("imagee", "image"), ("minmx", "minmax")] {
+        let image = if typo == "imagee" { "imagee" } else { "image" };
+        let minmax = if typo == "minmx" { "minmx" } else { "minmax" };
+        let msg = d.error(&format!(
+            "{HEAD}[params]\n{image} = \"images/a.pgm\"\n{minmax} = \"min\"\n\
+             optimized_metric = \"mse\"\nreference_metric = \"ssim\"\n"
+        ));
+        assert_mentions(
+            &msg,
+            &[
+                &format!("`{typo}` is neither an input nor a parameter of mad"),
+                &format!("did you mean `{input}`?"),
+            ],
+        );
+    }
+}
+
+#[test]
 fn input_the_method_does_not_take() {
     let d = Dir::new();
     let msg = d.error(&mad("[params]\nmodel = \"gaussian\"\n"));
