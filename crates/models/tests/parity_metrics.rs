@@ -330,5 +330,13 @@ fn bad_metric_params_are_rejected() {
             build_metric(&spec).err().map(|e| e.to_string())
         };
         assert!(err.is_some(), "{spec} was accepted");
+        // A bad `pad` names every value it takes, `false` included.
+        if spec.get("pad").is_some() {
+            let err = err.unwrap();
+            assert!(
+                err.contains("expected false or one of reflect, circular, replicate, constant"),
+                "{err}"
+            );
+        }
     }
 }

@@ -194,7 +194,7 @@ pub fn ssim_map(x: &Tensor, y: &Tensor) -> Tensor {
 pub(crate) fn pad_param(p: &Params) -> Result<Option<String>> {
     match p.raw("pad") {
         Value::Bool(false) => Ok(None),
-        Value::String(_) => p.choice("pad", PAD_MODES).map(Some),
+        Value::String(s) if PAD_MODES.contains(&s.as_str()) => Ok(Some(s.clone())),
         other => Err(ModelError::invalid(
             p.owner(),
             "pad",
