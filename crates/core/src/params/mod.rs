@@ -188,15 +188,56 @@ fn part<T: DeserializeOwned>(given: &[(&str, &Value)], fields: &[&str]) -> Resul
         .filter(|(k, _)| fields.contains(k))
         .map(|(k, v)| (k.to_string(), integral_floats_as_integers(v)))
         .collect();
+    let fails = |k: &String, v: &Value| {
+        let one: Map<String, Value> = [(k.clone(), v.clone())].into_iter().collect();
+        serde_json::from_value::<T>(Value::Object(one)).err()
+    };
     serde_json::from_value::<T>(Value::Object(map.clone())).map_err(|whole| {
         for (k, v) in &map {
-            let one: Map<String, Value> = [(k.clone(), v.clone())].into_iter().collect();
-            if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
-                return ParamError::new(k.clone(), e.to_string());
+            let Some(e) = fails(k, v) else { continue };
+            // A table (`optimizer = {name = "adam", lr = "fast"}`): name the field to blame,
+            // tried one at a time beside the table's `name`.
+            if let Value::Object(inner) = v {
+                for (f, fv) in inner.iter().filter(|(f, _)| f.as_str() != "name") {
+                    let mut one: Map<String, Value> = inner
+                        .iter()
+                        .filter(|(n, _)| n.as_str() == "name")
+                        .map(|(n, x)| (n.clone(), x.clone()))
+                        .collect();
+                    one.insert(f.clone(), fv.clone());
+                    if let Some(e) = fails(k, &Value::Object(one)) {
+                        return ParamError::new(format!("{k}.{f}"), plain_serde(&e.to_string()));
+                    }
+                }
             }
+            return ParamError::new(k.clone(), plain_serde(&e.to_string()));
         }
-        ParamError::new(fields.first().copied().unwrap_or(""), whole.to_string())
+        ParamError::new(
+            fields.first().copied().unwrap_or(""),
+            plain_serde(&whole.to_string()),
+        )
     })
+}
+
+/// serde's message with its Rust type names said in a spec's terms ("expected usize" ->
+/// "expected a whole number >= 0", "expected f64" -> "expected a number").
+fn plain_serde(msg: &str) -> String {
+    for (rust, plain) in [
+        ("usize", "a whole number >= 0"),
+        ("u64", "a whole number >= 0"),
+        ("u32", "a whole number >= 0"),
+        ("u16", "a whole number >= 0"),
+        ("u8", "a whole number >= 0"),
+        ("i64", "a whole number"),
+        ("i32", "a whole number"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+    ] {
+        if let Some(head) = msg.strip_suffix(&format!("expected {rust}")) {
+            return format!("{head}expected {plain}");
+        }
+    }
+    msg.to_string()
 }
 
 impl MethodParams {

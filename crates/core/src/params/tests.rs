@@ -313,7 +313,7 @@ fn every_range_is_checked() {
         (
             Mad,
             json!({"optimizer": {"name": "adam", "lrr": 0.1}}),
-            "optimizer",
+            "optimizer.lrr",
             "unknown field `lrr`",
         ),
         (
@@ -431,6 +431,31 @@ fn every_range_is_checked() {
             json!({"max_iters": 3}),
             "max_iters",
             "unknown parameter for synth `mad`",
+        ),
+        // Type errors in a spec's words, at the field to blame.
+        (
+            Mad,
+            json!({"max_iter": -5}),
+            "max_iter",
+            "integer `-5`, expected a whole number >= 0",
+        ),
+        (
+            Mad,
+            json!({"max_iter": 2.5}),
+            "max_iter",
+            "floating point `2.5`, expected a whole number >= 0",
+        ),
+        (
+            Mad,
+            json!({"optimizer": {"name": "adam", "lr": "fast"}}),
+            "optimizer.lr",
+            "string \"fast\", expected a number",
+        ),
+        (
+            Metamer,
+            json!({"optimizer": {"name": "sgd", "lr": 0.1, "nesterov": "yes"}}),
+            "optimizer.nesterov",
+            "expected a boolean",
         ),
         (
             Metamer,
