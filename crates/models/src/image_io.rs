@@ -38,7 +38,7 @@ pub fn load_image(path: &Path) -> Result<Tensor> {
 ///
 /// # Errors
 /// [`ModelError::Image`] naming the file when it cannot be read or decoded, or is not a
-/// PGM, PNG or JPEG.
+/// PGM, PPM, PNG or JPEG.
 pub fn load_image_with(path: &Path, as_gray: bool) -> Result<Tensor> {
     let bytes = std::fs::read(path).map_err(|e| img_err(path, format!("cannot read: {e}")))?;
     decode_image_with(&bytes, path, as_gray)
@@ -57,14 +57,14 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<Tensor> {
 pub fn decode_image_with(bytes: &[u8], path: &Path, as_gray: bool) -> Result<Tensor> {
     let format = image::guess_format(bytes)
         .or_else(|_| ImageFormat::from_path(path))
-        .map_err(|_| img_err(path, "unknown image format; expected PGM, PNG or JPEG"))?;
+        .map_err(|_| img_err(path, "unknown image format; expected PGM, PPM, PNG or JPEG"))?;
     if !matches!(
         format,
         ImageFormat::Pnm | ImageFormat::Png | ImageFormat::Jpeg
     ) {
         return Err(img_err(
             path,
-            format!("{format:?} is not supported; expected PGM, PNG or JPEG"),
+            format!("{format:?} is not supported; expected PGM, PPM, PNG or JPEG"),
         ));
     }
     let img = image::load_from_memory_with_format(bytes, format)

@@ -1,6 +1,6 @@
 //! Image entries of a spec: a file, a glob or a directory, relative to the spec file (a
 //! path naming an existing file or directory is literal, glob characters or not), expanded
-//! to a sorted list of PGM/PNG/JPEG files; and for each file the content digest and the
+//! to a sorted list of PGM/PPM/PNG/JPEG files; and for each file the content digest and the
 //! header's size and channels, read from the bytes already read for the digest.
 use crate::canonical::sha256_hex;
 use serde::Serialize;
@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use synthsweep_core::ImageShape;
 
 /// The file extensions read as images (compared without case).
-pub const IMAGE_EXTENSIONS: [&str; 4] = ["pgm", "png", "jpg", "jpeg"];
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["pgm", "ppm", "png", "jpg", "jpeg"];
 
 /// One image file named by a spec, before its bytes are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +101,7 @@ fn image_file(base: &Path, path: &Path) -> Result<ImageFile, String> {
     })
 }
 
-const KINDS: &str = "PGM, PNG or JPEG (.pgm, .png, .jpg, .jpeg)";
+const KINDS: &str = "PGM, PPM, PNG or JPEG (.pgm, .ppm, .png, .jpg, .jpeg)";
 
 /// Expands one entry (file, glob or directory, relative to `base`) into image files, sorted
 /// by path. An entry naming an existing file or directory is that file or directory, even
@@ -227,6 +227,7 @@ pub(crate) fn digest(file: &ImageFile) -> Result<ImageRef, std::io::Error> {
         .to_ascii_lowercase();
     let ok = match ext.as_str() {
         "pgm" => bytes.starts_with(b"P5") || bytes.starts_with(b"P2"),
+        "ppm" => bytes.starts_with(b"P6") || bytes.starts_with(b"P3"),
         "png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
         _ => bytes.starts_with(b"\xff\xd8"),
     };
@@ -238,7 +239,7 @@ pub(crate) fn digest(file: &ImageFile) -> Result<ImageRef, std::io::Error> {
         )));
     }
     let format = match ext.as_str() {
-        "pgm" => image::ImageFormat::Pnm,
+        "pgm" | "ppm" => image::ImageFormat::Pnm,
         "png" => image::ImageFormat::Png,
         _ => image::ImageFormat::Jpeg,
     };

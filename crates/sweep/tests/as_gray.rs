@@ -64,6 +64,29 @@ fn default_is_plenoptics_and_gray_files_keep_their_ids() {
 }
 
 #[test]
+fn a_ppm_file_is_an_image_as_eval_reads_it() {
+    let d = dir();
+    // A binary PPM (P6), as netpbm and Pillow write it.
+    let mut ppm = b"P6\n2 2\n255\n".to_vec();
+    ppm.extend((0..12u8).map(|i| i * 20));
+    std::fs::write(d.path().join("images/rgb.ppm"), ppm).unwrap();
+    // In a folder or a glob, and named by itself.
+    for grid in [r#"image = "images/*.ppm""#, r#"image = "images/rgb.ppm""#] {
+        let t = tasks(&d.plan(&spec("", grid)).unwrap());
+        assert_eq!(t.len(), 1, "{grid}");
+        assert_eq!(t[0].image().name, "rgb.ppm");
+        assert_eq!(t[0].image().channels, 3);
+        assert!(t[0].as_gray);
+    }
+    // Bytes that are no PPM are refused as for the other kinds.
+    std::fs::write(d.path().join("images/fake.ppm"), b"P5 2 2 255\n\0\0\0\0").unwrap();
+    let e = d
+        .plan(&spec("", r#"image = "images/fake.ppm""#))
+        .unwrap_err();
+    assert!(e.to_string().contains("not a PPM image"), "{e}");
+}
+
+#[test]
 fn as_gray_as_an_axis_a_zip_column_or_a_when_rule() {
     let d = dir();
     // An axis of its own: every image both ways.

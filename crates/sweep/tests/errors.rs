@@ -135,11 +135,11 @@ fn empty_directory_and_non_image_file() {
     std::fs::create_dir(d.path().join("empty")).unwrap();
     d.write("notes.txt", b"hello");
     let msg = d.error(&mad("").replace("\"images/*.pgm\"", "\"empty\""));
-    assert_mentions(&msg, &["grid.image", "holds no PGM, PNG or JPEG"]);
+    assert_mentions(&msg, &["grid.image", "holds no PGM, PPM, PNG or JPEG"]);
     let msg = d.error(&mad("").replace("\"images/*.pgm\"", "\"notes.txt\""));
     assert_mentions(
         &msg,
-        &["grid.image", "`notes.txt` is not a PGM, PNG or JPEG"],
+        &["grid.image", "`notes.txt` is not a PGM, PPM, PNG or JPEG"],
     );
 }
 
