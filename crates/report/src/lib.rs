@@ -1281,7 +1281,7 @@ impl<'a> Pager<'a> {
     }
 
     fn push(&mut self, t: &TaskInfo, headline: Option<f64>) -> Result<()> {
-        let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+        let f = |v: Option<f64>| v.map_or(String::new(), render::fmt_value);
         let mut cells = vec![t.short_id().to_string(), t.synth.clone(), t.status.clone()];
         cells.extend(
             self.axes

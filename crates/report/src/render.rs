@@ -111,7 +111,18 @@ fn all<'a>(images: &'a [ImageRow], role: &str) -> Vec<&'a ImageRow> {
 }
 
 fn num(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".to_string(), |v| format!("{v:.6}"))
+    v.map_or_else(|| "—".to_string(), fmt_value)
+}
+
+/// A value for a caption or a table cell: six decimals between 1e-3 and 1e6 (and for 0),
+/// scientific notation with five significant digits otherwise, so that a small eigenvalue
+/// (1.44e-7) or loss does not show as 0.000000.
+pub(crate) fn fmt_value(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-3..1e6).contains(&v.abs()) {
+        format!("{v:.6}")
+    } else {
+        format!("{v:.4e}")
+    }
 }
 
 /// Draws task `t`'s page into `dir` (created): `index.html` with its charts inlined, its
@@ -847,5 +858,19 @@ fn loss_series(losses: &[LossPoint], color: usize) -> Series {
             .collect(),
         color,
         dashed: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_and_large_values_keep_their_digits() {
+        assert_eq!(fmt_value(0.0), "0.000000");
+        assert_eq!(fmt_value(0.5), "0.500000");
+        assert_eq!(fmt_value(-0.021998), "-0.021998");
+        assert_eq!(fmt_value(1.44e-7), "1.4400e-7");
+        assert_eq!(fmt_value(-3.7e11), "-3.7000e11");
     }
 }
