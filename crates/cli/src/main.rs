@@ -94,7 +94,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
 }
 
 /// The exit code of an error: 74 when the storage failed (or this writer's lease lapsed
-/// because its renewals failed, or the planning check's scratch file in TMPDIR failed), 75 when the lease lapsed for another reason (the process
+/// because its renewals failed, or the planning check's or the report's scratch space in TMPDIR failed), 75 when the lease lapsed for another reason (the process
 /// was stalled; others took its tasks over) or when the processes of a multi-process run
 /// could not connect (a port in use), 2 (bad input) otherwise. A storage error is
 /// found wherever it is in the chain of causes, also inside the exec and dist crates' errors.
@@ -121,9 +121,15 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(DistError::Connect { .. }) = cause.downcast_ref::<DistError>() {
             return synthsweep_exec::EXIT_PREEMPTED;
         }
-        // The duplicate-id check's scratch file (TMPDIR full or unwritable) is storage.
+        // The duplicate-id check's and the report's scratch space (TMPDIR full or
+        // unwritable) is storage.
         if let Some(synthsweep_sweep::SweepError::Scratch { .. }) =
             cause.downcast_ref::<synthsweep_sweep::SweepError>()
+        {
+            return EXIT_STORAGE;
+        }
+        if let Some(synthsweep_report::ReportError::Scratch { .. }) =
+            cause.downcast_ref::<synthsweep_report::ReportError>()
         {
             return EXIT_STORAGE;
         }

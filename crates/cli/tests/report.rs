@@ -757,6 +757,15 @@ fn a_folder_that_is_not_a_root_an_empty_root_and_damaged_files() {
     let root = sb.root("out");
     assert_code(&run(&sb.write("m.toml", METAMER), &root, &[]), 0);
     assert_code(&run(&sb.write("s.toml", SCORE), &root, &[]), 0);
+    // No scratch space (TMPDIR missing): a storage failure naming TMPDIR, nothing written.
+    let o = bin()
+        .args(["report", &root])
+        .env("TMPDIR", sb.path("no-such-tmp"))
+        .output()
+        .unwrap();
+    assert_code(&o, 74);
+    assert!(stderr(&o).contains("(TMPDIR)"), "{}", text(&o));
+    assert!(!sb.path("out/_report").exists(), "nothing written");
     let batches = |table: &str| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(sb.path(&format!("out/{table}")))
             .unwrap()

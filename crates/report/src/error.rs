@@ -23,6 +23,13 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The scratch folder (in TMPDIR) for the tasks' references could not be made or
+    /// written (the CLI exits 74, as for a storage failure).
+    #[error("scratch space in {} (TMPDIR): {source}; set TMPDIR to a writable folder with room for about 30 bytes a task", dir.display())]
+    Scratch {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     /// A figure could not be drawn or encoded.
     #[error("figure {what}: {why}")]
     Figure { what: String, why: String },
@@ -43,6 +50,12 @@ impl ReportError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ReportError {
         let path = path.into();
         move |source| ReportError::Io { path, source }
+    }
+
+    /// As [`ReportError::io`], for a file of the scratch space in TMPDIR.
+    pub(crate) fn scratch(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ReportError {
+        let dir = path.into();
+        move |source| ReportError::Scratch { dir, source }
     }
 
     pub(crate) fn figure(what: &str) -> impl FnOnce(String) -> ReportError + '_ {

@@ -383,7 +383,10 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
     let tmp = tempfile::Builder::new()
         .prefix("synthsweep-report-")
         .tempdir()
-        .map_err(ReportError::io(std::env::temp_dir()))?;
+        .map_err(|source| ReportError::Scratch {
+            dir: std::env::temp_dir(),
+            source,
+        })?;
     let scratch = tmp.path();
     let scan = scan_tasks(store, &batches, &opts.filters, scratch, &mut warnings)?;
 

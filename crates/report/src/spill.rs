@@ -34,15 +34,15 @@ impl Spill {
     /// A file that cannot be created.
     pub fn create(dir: &Path) -> Result<Spill> {
         if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(ReportError::io(dir))?;
+            std::fs::remove_dir_all(dir).map_err(ReportError::scratch(dir))?;
         }
-        std::fs::create_dir_all(dir).map_err(ReportError::io(dir))?;
+        std::fs::create_dir_all(dir).map_err(ReportError::scratch(dir))?;
         let files = (0..BUCKETS)
             .map(|b| {
                 let p = dir.join(b.to_string());
                 File::create(&p)
                     .map(|f| BufWriter::with_capacity(8 << 10, f))
-                    .map_err(ReportError::io(&p))
+                    .map_err(ReportError::scratch(&p))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Spill {
@@ -63,7 +63,7 @@ impl Spill {
         let f = &mut self.files[b];
         f.write_all(&len.to_le_bytes())
             .and_then(|()| f.write_all(record))
-            .map_err(ReportError::io(self.dir.join(b.to_string())))?;
+            .map_err(ReportError::scratch(self.dir.join(b.to_string())))?;
         self.records += 1;
         Ok(())
     }
@@ -86,7 +86,7 @@ impl Spill {
     pub fn finish(mut self) -> Result<SpillFiles> {
         for (b, f) in self.files.iter_mut().enumerate() {
             f.flush()
-                .map_err(ReportError::io(self.dir.join(b.to_string())))?;
+                .map_err(ReportError::scratch(self.dir.join(b.to_string())))?;
         }
         Ok(SpillFiles { dir: self.dir })
     }
@@ -105,17 +105,17 @@ impl SpillFiles {
     /// A read that failed, or a truncated file.
     pub fn bucket(&self, b: usize) -> Result<Vec<Vec<u8>>> {
         let p = self.dir.join(b.to_string());
-        let mut r = BufReader::new(File::open(&p).map_err(ReportError::io(&p))?);
+        let mut r = BufReader::new(File::open(&p).map_err(ReportError::scratch(&p))?);
         let mut out = Vec::new();
         let mut len = [0u8; 4];
         loop {
             match r.read_exact(&mut len) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(ReportError::io(&p)(e)),
+                Err(e) => return Err(ReportError::scratch(&p)(e)),
             }
             let mut rec = vec![0u8; u32::from_le_bytes(len) as usize];
-            r.read_exact(&mut rec).map_err(ReportError::io(&p))?;
+            r.read_exact(&mut rec).map_err(ReportError::scratch(&p))?;
             out.push(rec);
         }
         Ok(out)
