@@ -176,14 +176,31 @@ pub fn plan(a: PlanArgs) -> Result<()> {
             let (workers, threads) = default_split(Device::Cpu);
             let total = per_task * plan.len() as f64;
             outln!(
-                "estimate: {per_task:.2} s per task ({how}); {:.1} min on one worker, about {:.1} min with {workers} workers x {threads} threads",
-                total / 60.0,
-                total / 60.0 / workers as f64
+                "estimate: {} per task ({how}); {} on one worker, about {} with {workers} workers x {threads} threads",
+                human_seconds(per_task),
+                human_seconds(total),
+                human_seconds(total / workers as f64)
             )?;
         }
         None => outln!("estimate: none (no recorded durations; calibration skipped)")?,
     }
     Ok(())
+}
+
+/// A duration for a person: µs, ms, s, min or h with one decimal (an estimate of 48 µs a
+/// task printed as "0.00 s" beside a total of minutes).
+fn human_seconds(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
 }
 
 fn recorded_mean_duration(root: &str) -> Option<(f64, usize)> {
@@ -639,7 +656,16 @@ pub fn status(a: StatusArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{calibration_points, extrapolate};
+    use super::{calibration_points, extrapolate, human_seconds};
+
+    #[test]
+    fn durations_keep_their_digits_at_every_scale() {
+        assert_eq!(human_seconds(48e-6), "48.0 µs");
+        assert_eq!(human_seconds(0.25), "250.0 ms");
+        assert_eq!(human_seconds(1.06), "1.1 s");
+        assert_eq!(human_seconds(240.0), "4.0 min");
+        assert_eq!(human_seconds(6.0 * 3600.0), "6.0 h");
+    }
 
     /// The estimate of a synthetic task (seconds as a function of iterations), as `plan`
     /// computes it from its calibration runs, and the iteration counts it ran.
