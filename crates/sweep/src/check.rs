@@ -33,6 +33,9 @@ pub(crate) const MAX_CHECKED: u64 = 1 << 28;
 /// merged at the end.
 pub(crate) const KEY_BUFFER: usize = 1 << 22;
 
+/// How often a long check logs how far it is.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One task's identity hash and its index in the plan.
 type Entry = (u64, u64);
 
@@ -72,7 +75,22 @@ impl Plan {
         self.check_scope_size(scope)?;
         let mut keys = KeyRuns::new(buffer);
         let mut checked = 0;
+        // A long check says how far it is (about every 10 s), as the rest of the program
+        // logs: checking a shard of 10^8 tasks takes minutes.
+        let total = match scope {
+            CheckScope::Shard { count, .. } if count > 0 => self.len().div_ceil(count),
+            _ => self.len(),
+        };
+        let mut said = std::time::Instant::now();
         for index in self.scope_indices(scope)? {
+            if checked % 65_536 == 65_535 && said.elapsed() >= PROGRESS_EVERY {
+                said = std::time::Instant::now();
+                tracing::info!(
+                    "checking the tasks: {} of {total} ({:.0}%)",
+                    checked + 1,
+                    100.0 * (checked + 1) as f64 / total.max(1) as f64
+                );
+            }
             let rows = self.rows_of(index);
             let parts = match self.parts(&rows) {
                 Ok(parts) => parts,
