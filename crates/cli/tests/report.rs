@@ -124,6 +124,54 @@ fn check_links(page: &Path) {
     }
 }
 
+/// What a page missing a figure needs to be understood: the task's images roles (read
+/// before the report) and rows per table (read now), the files of its batch in the root,
+/// every manifest entry of the task, the root's files, the report's output.
+fn diagnose(
+    root: &str,
+    out: &Path,
+    t: &synthsweep_store::TaskRow,
+    d: &synthsweep_store::Dataset,
+    report: &std::process::Output,
+) -> String {
+    let id = &t.task_id;
+    let b = &t.batch_id;
+    let roles: Vec<&str> = d
+        .images
+        .iter()
+        .filter(|r| r.task_id == *id)
+        .map(|r| r.role.as_str())
+        .collect();
+    let now = read_local(root);
+    let rows_now = |what: &str, n: usize| format!("{what}: {n} row(s)");
+    let mut s = format!(
+        "task {id}, batch {b}\nimages roles read before the report: {roles:?}\nread now: {}, {}, {}\n",
+        rows_now("tasks", now.tasks.iter().filter(|r| r.task_id == *id).count()),
+        rows_now("images", now.images.iter().filter(|r| r.task_id == *id).count()),
+        rows_now("losses", now.losses.iter().filter(|r| r.task_id == *id).count()),
+    );
+    for table in ["tasks", "losses", "images", "scores", "eigen"] {
+        let f = Path::new(root)
+            .join(table)
+            .join(format!("part-{b}.parquet"));
+        s += &format!("{table}/part-{b}.parquet exists: {}\n", f.is_file());
+    }
+    for e in std::fs::read_dir(out.join("_manifest"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let m = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if let Some(at) = m.find(id.as_str()) {
+            let end = m[at..].find('}').map_or(m.len(), |i| at + i + 1);
+            s += &format!("manifest {:?}: {}\n", e.file_name(), &m[at..end]);
+        }
+    }
+    let files = synthsweep_testkit::files_under(Path::new(root));
+    s += &format!("root files:\n{}\n{}", files.join("\n"), text(report));
+    s
+}
+
 fn task_pages(out: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(out.join("t"))
         .unwrap()
@@ -152,6 +200,20 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
     });
     for o in &outputs {
         assert_code(o, 0);
+    }
+    // Every committed batch keeps its data files: a writer's start-up recovery, listing
+    // the tasks files before the leases, once took the batch of a writer that committed
+    // and ended meanwhile for an orphan and deleted them (a page without its images).
+    let files = synthsweep_testkit::files_under(Path::new(&root));
+    for f in files.iter().filter(|f| f.starts_with("tasks/")) {
+        for table in ["losses", "images", "scores", "eigen"] {
+            let g = f.replacen("tasks", table, 1);
+            assert!(
+                files.contains(&g),
+                "{g} missing beside {f}:\n{}",
+                files.join("\n")
+            );
+        }
     }
     let d = read_local(&root);
     let n = d.tasks.len();
@@ -234,11 +296,12 @@ fn a_report_of_every_kind_is_complete_incremental_filterable_and_loads_in_a_brow
         for f in files {
             assert!(
                 dir.join(f).is_file(),
-                "{} lacks {f}: {:?}\n{}",
+                "{} lacks {f}: {:?}\n{}\n{}",
                 t.synth,
                 std::fs::read_dir(&dir)
                     .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
-                std::fs::read_to_string(dir.join("index.html")).unwrap_or_default()
+                std::fs::read_to_string(dir.join("index.html")).unwrap_or_default(),
+                diagnose(&root, &out, t, &d, &o)
             );
         }
         let page = read(&dir.join("index.html"));

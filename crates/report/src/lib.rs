@@ -76,6 +76,14 @@ use spill::{Spill, SpillFiles};
 
 /// Bumped when pages change shape: a manifest of another version redraws everything.
 const MANIFEST_VERSION: u32 = 3;
+/// Kinds whose done tasks are committed with `images` rows (target, initial, synthesized).
+const DRAWS_IMAGES: &[&str] = &[
+    "mad",
+    "metamer",
+    "metamer_ctf",
+    "simple_metamer",
+    "eigendistortion",
+];
 /// The folder of the manifests, one per batch drawn from (`<digest of the batch id>.json`).
 const MANIFESTS: &str = "_manifest";
 /// The one manifest of the report's versions before per-batch manifests (removed).
@@ -438,6 +446,9 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
     // Manifest files of the batches drawn from (a few bytes per batch).
     let mut current: HashSet<std::ffi::OsString> = HashSet::new();
     let (mut drawn, mut kept, mut batches_read) = (0, 0, 0);
+    // Done tasks drawn without any images row: how many, and the first (task id, batch),
+    // for a warning rather than silence.
+    let mut no_images: (usize, Option<(String, String)>) = (0, None);
     // The second pass, in batch order: each task from its latest row, drawn when new.
     for (i, b) in batches.iter().enumerate() {
         if scan.per_batch[i] == 0 || scan.unreadable.contains(&i) {
@@ -506,23 +517,40 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
         for (batch, members) in todo {
             batches_read += 1;
             let (mut rows, damaged) = match store.read_batch_data(batch) {
-                Ok(d) => (split_by_task(d), false),
+                Ok(d) => (split_by_task(d), None),
                 Err(e) => {
                     warnings.push(format!(
                         "data files of batch {batch} unreadable, {} task page(s) without figures: {e}",
                         members.len()
                     ));
-                    (BTreeMap::new(), true)
+                    (BTreeMap::new(), Some(e.to_string()))
                 }
             };
             for t in members {
-                let r = rows.remove(&t.task_id).unwrap_or_else(TaskRows::default);
+                let mut r = rows.remove(&t.task_id).unwrap_or_else(TaskRows::default);
+                if let Some(e) = &damaged {
+                    r.problem = Some(format!(
+                        "The data files of batch {batch} could not be read, so this page has no figures (the next report draws it again): {e}"
+                    ));
+                } else if t.done()
+                    && r.images.is_empty()
+                    && DRAWS_IMAGES.contains(&t.synth.as_str())
+                {
+                    r.problem = Some(format!(
+                        "The images table holds no row of this task (images/part-{batch}.parquet), though a done {} task is committed with its images: they are not shown.",
+                        t.synth
+                    ));
+                    no_images.0 += 1;
+                    no_images
+                        .1
+                        .get_or_insert_with(|| (t.task_id.clone(), batch.to_string()));
+                }
                 let dir = task_dir(out, t);
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir).map_err(ReportError::io(&dir))?;
                 }
                 let mut extra = render_task(&env, t, &r, &dir, &common)?;
-                if damaged {
+                if damaged.is_some() {
                     // Not recorded as drawn from its batch: the next report tries again.
                     extra.batch_id = String::new();
                 }
@@ -560,6 +588,11 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
         }
     }
     pager.finish()?;
+    if let (n, Some((id, batch))) = &no_images {
+        warnings.push(format!(
+            "{n} done task page(s) drawn without images: the images table holds no row of them (first: task {id}, images/part-{batch}.parquet)"
+        ));
+    }
     // Manifests of batches not drawn from now (uncommitted, unreadable, filtered out).
     let mdir = out.join(MANIFESTS);
     for e in std::fs::read_dir(&mdir)

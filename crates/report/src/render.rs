@@ -34,6 +34,9 @@ pub struct TaskRows {
     pub eigen: Vec<EigenRow>,
     pub images: Vec<ImageRow>,
     pub scores: Vec<ScoreRow>,
+    /// Why rows of the task are missing (its batch's data files unreadable or lost, or no
+    /// images row of a done task that draws images): the page's first note.
+    pub problem: Option<String>,
 }
 
 /// A figure of a task's page: an image file beside the page, or a chart inlined in it.
@@ -150,6 +153,7 @@ pub fn render_task(
             ..Default::default()
         },
     };
+    page.notes.extend(rows.problem.clone());
     let losses = downsample(&rows.losses, MAX_POINTS);
     match t.synth.as_str() {
         "mad" => mad(&mut page, t, rows, &losses)?,
@@ -162,6 +166,12 @@ pub fn render_task(
         )),
     }
     animation(&mut page, rows)?;
+    if rows.problem.is_some() {
+        // The rows were lost, not written by a synthsweep of before the report: the
+        // problem (the first note) says why, the notes about older roots would mislead.
+        page.notes
+            .retain(|n| !n.starts_with("The tables of this root hold no"));
+    }
     if t.synth == "mad" {
         let json = serde_json::to_vec(&losses)
             .map_err(|e| ReportError::figure(LOSSES_FILE)(e.to_string()))?;

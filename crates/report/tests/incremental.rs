@@ -279,3 +279,90 @@ fn pages_follow_the_root_with_manifests_per_batch() {
     assert_eq!(pages(&out), all);
     assert!(!out.join("_report.json").exists());
 }
+
+/// A task's rows missing from its committed batch are said on the page and in a warning,
+/// never drawn as a page that silently lacks its images: a batch whose images file is gone
+/// (a page without figures, drawn again by the next report, which draws it whole once the
+/// file is back), and a done task whose images file holds no row of it.
+#[test]
+fn lost_rows_are_a_warning_and_a_note_not_a_page_silently_without_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&OutputRoot::Local(dir.path().join("root"))).unwrap();
+    let out = dir.path().join("report");
+    commit(&store, vec![metamer(0, 0.5), metamer(1, 0.25)], 1, None);
+    let mut bare = metamer(2, 0.125);
+    bare.images.clear();
+    commit(&store, vec![bare], 1, None);
+    let page = |i: usize| {
+        std::fs::read_to_string(out.join("t").join(id(i)).join("index.html"))
+            .unwrap()
+            .replace("&#x2f;", "/")
+    };
+    // Task 0's batch loses its images file.
+    let batch = store
+        .read_tasks()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.task_id == id(0))
+        .unwrap()
+        .batch_id;
+    let lost = dir.path().join(format!("root/images/part-{batch}.parquet"));
+    let kept = dir.path().join("kept.parquet");
+    std::fs::rename(&lost, &kept).unwrap();
+    let o = report(&store, &out, &[]);
+    assert_eq!(o.drawn, 3);
+    let lost_task = 0;
+    assert!(
+        page(0).contains(&format!("batch {batch} could not be read")),
+        "{}",
+        page(0)
+    );
+    assert!(
+        page(lost_task).contains(&format!("images/part-{batch}.parquet missing")),
+        "{}",
+        page(lost_task)
+    );
+    assert!(
+        !page(lost_task).contains("The tables of this root hold no"),
+        "a note about older roots"
+    );
+    assert!(!out
+        .join("t")
+        .join(id(lost_task))
+        .join("target.png")
+        .exists());
+    assert!(out
+        .join("t")
+        .join(id(1 - lost_task))
+        .join("target.png")
+        .is_file());
+    assert!(
+        page(2).contains("The images table holds no row of this task"),
+        "{}",
+        page(2)
+    );
+    let w = o.warnings.join("\n");
+    assert!(
+        w.contains(&format!("data files of batch {batch} unreadable"))
+            && w.contains(&format!(
+                "images/part-{batch}.parquet missing while tasks/part-{batch}.parquet is there"
+            )),
+        "{w}"
+    );
+    assert!(
+        w.contains(&format!("1 done task page(s) drawn without images: the images table holds no row of them (first: task {}", id(2))),
+        "{w}"
+    );
+    let index = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(index.contains("drawn without images"));
+    // The file back: the page drawn whole (it was not recorded as drawn).
+    std::fs::rename(&kept, &lost).unwrap();
+    let o = report(&store, &out, &[]);
+    assert_eq!((o.drawn, o.kept), (1, 2), "{:?}", o.warnings);
+    assert!(out
+        .join("t")
+        .join(id(lost_task))
+        .join("target.png")
+        .is_file());
+    assert!(!page(lost_task).contains("could not be read"));
+}

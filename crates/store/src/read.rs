@@ -9,7 +9,7 @@ use arrow_array::RecordBatch;
 use object_store::path::Path;
 
 use crate::decode;
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::rows::{EigenRow, ImageRow, LossRow, ScoreRow, TaskRow};
 use crate::schema::Table;
 use crate::store::Store;
@@ -128,12 +128,16 @@ impl Store {
     }
 
     /// The data rows (losses, eigen, images, scores) of one committed batch; `tasks` is left
-    /// empty (see [`Store::read_batch_tasks`]). A table without a file for the batch has no
-    /// rows in it.
+    /// empty (see [`Store::read_batch_tasks`]). Empty when the batch is no longer committed
+    /// (its tasks file removed by an uncommit since it was listed).
     ///
     /// # Errors
     ///
-    /// A storage failure, or a file that is not Parquet of its table's schema.
+    /// A storage failure, a file that is not Parquet of its table's schema, or
+    /// [`StoreError::Invalid`] naming a data file missing while the batch's tasks file is
+    /// there (every commit writes all five files before its tasks file, so its tasks' rows
+    /// were lost: a file removed by hand, or by a clean-up that took the batch for an
+    /// orphan). Its tasks' rows are not taken for none.
     pub fn read_batch_data(&self, batch_id: &str) -> Result<Dataset> {
         self.block_on(async {
             let tables = [Table::Losses, Table::Eigen, Table::Images, Table::Scores];
@@ -142,6 +146,30 @@ impl Store {
                 .map(|&t| self.table_file(t, batch_id))
                 .collect();
             let files = self.read_many(paths).await?;
+            let missing: Vec<&str> = tables
+                .iter()
+                .zip(&files)
+                .filter(|(_, (_, b))| b.is_none())
+                .map(|(t, _)| t.name())
+                .collect();
+            if !missing.is_empty() {
+                let tasks = self.table_file(Table::Tasks, batch_id);
+                if self.get(&tasks).await?.is_none() {
+                    return Ok(Dataset::default());
+                }
+                return Err(StoreError::invalid(
+                    missing[0],
+                    format!("batch {batch_id}"),
+                    format!(
+                        "{} missing while tasks/part-{batch_id}.parquet is there: the batch is committed, and every commit writes its data files first, so rows of its tasks were lost (a file removed by hand, or by a clean-up that took the batch for an orphan)",
+                        missing
+                            .iter()
+                            .map(|t| format!("{t}/part-{batch_id}.parquet"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
             let mut d = Dataset::default();
             for (table, (_, batches)) in tables.iter().zip(files) {
                 for b in batches.unwrap_or_default() {

@@ -97,9 +97,11 @@ impl Store {
     /// 5. deletes expired leases.
     ///
     /// A writer is dead when its lease has expired or is gone, judged with the storage's
-    /// clock (see `PROTOCOL.md`). Everything is listed before the leases are, so a file of
-    /// a writer that started meanwhile is never taken for debris. Safe to run from any
-    /// number of processes at once, while other writers run.
+    /// clock (see `PROTOCOL.md`). Everything it may delete is listed before the leases are,
+    /// so a file of a writer that started meanwhile is never taken for debris; the tasks
+    /// files are listed after them, so a batch committed by a writer that ended meanwhile
+    /// is never taken for an orphan. Safe to run from any number of processes at once,
+    /// while other writers run.
     ///
     /// # Errors
     /// [`StoreError::Storage`] when the storage fails; [`StoreError::LeaseLost`] when this
@@ -111,21 +113,31 @@ impl Store {
     async fn recover_async(&self, opts: RecoverOptions) -> Result<RecoveryReport> {
         let session = self.current_session();
         let mut report = RecoveryReport::default();
-        // 1. What is there, listed before the leases.
+        // 1. What may be deleted, listed before the leases: a file listed belongs to a
+        //    writer whose lease existed before they were listed.
         let intents = self.list(&[TXN]).await?;
-        let committed: HashSet<String> = self
-            .list(&[Table::Tasks.name()])
-            .await?
-            .iter()
-            .filter_map(|f| Store::batch_of(&f.path))
-            .collect();
         let mut data = Vec::new();
         for table in Table::DATA {
             data.extend(self.list(&[table.name()]).await?);
         }
         let staging = self.staging_entries();
         let probe = self.staging_owner();
+        let hook = self.inner.before_liveness.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         let live = self.liveness(&probe).await?;
+        // The tasks files, listed after the leases: a writer judged dead there commits
+        // nothing later, so this listing holds every batch it committed. (Listed before the
+        // leases, a writer that committed and ended its session in between was judged dead
+        // with its batch missing from the listing, and its committed batch's data files
+        // deleted as orphans: tasks rows without their images, losses, scores.)
+        let committed: HashSet<String> = self
+            .list(&[Table::Tasks.name()])
+            .await?
+            .iter()
+            .filter_map(|f| Store::batch_of(&f.path))
+            .collect();
         let now = live.now;
         let old = |t: SystemTime| now.duration_since(t).unwrap_or_default() >= opts.min_age;
         let dead = |owner: &str| !live.is_live(owner) && owner != probe;

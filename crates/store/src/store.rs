@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub local: Option<std::path::PathBuf>,
     pub rt: tokio::runtime::Runtime,
     pub fault: Mutex<Option<FaultPoint>>,
+    /// Test hook run once by the next recovery before it judges the leases.
+    pub before_liveness: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// This process's writer session, once started.
     pub session: Mutex<Option<Arc<Session>>>,
     /// Lease contents read so far (they do not change; only their timestamps do).
@@ -104,6 +106,7 @@ impl Store {
                 local: opened.local,
                 rt,
                 fault: Mutex::new(None),
+                before_liveness: Mutex::new(None),
                 session: Mutex::new(None),
                 lease_cache: Mutex::default(),
                 anon: format!(
@@ -124,6 +127,15 @@ impl Store {
     /// been killed there (the call returns `StoreError::Injected`). Consumed when it fires.
     pub fn inject_fault(&self, point: Option<FaultPoint>) {
         *self.inner.fault.lock().unwrap() = point;
+    }
+
+    /// Test hook: the next [`Store::recover`] runs `hook` once, after it has listed the
+    /// files it may delete and before it judges who is alive, the moment where another
+    /// writer committing and ending would race it. The hook runs on the store's runtime
+    /// thread: it must not call this or another `Store` directly (tokio forbids blocking
+    /// there); a thread it spawns and joins may.
+    pub fn before_recovery_liveness(&self, hook: Option<Box<dyn FnOnce() + Send>>) {
+        *self.inner.before_liveness.lock().unwrap() = hook;
     }
 
     pub(crate) fn check_fault(&self, here: FaultPoint) -> Result<()> {

@@ -631,6 +631,53 @@ fn a_dead_writers_claims_are_taken_over_once_its_lease_expires() {
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
 }
 
+/// A writer commits a batch and ends its session while another process's recovery is
+/// between listing the files and judging the leases (six sweeps side by side on one root
+/// did this once: a report page without its images). The batch is committed, not an orphan
+/// of a dead writer: every row of its tasks stays. With the tasks files listed before the
+/// leases, its losses, images and scores files were deleted.
+#[test]
+fn a_batch_committed_while_a_recovery_lists_the_root_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_secs(60));
+    let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
+    a.claim(&ids(0..3)).unwrap();
+    let mut w = writer(&a, &ledger, 100);
+    for i in 0..3 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    // A's data files are in place, its tasks file (the commit point) not yet.
+    a.inject_fault(Some(FaultPoint::AfterDataFiles));
+    assert!(w.flush().is_err());
+    let r = open(dir.path());
+    // After R has listed the root, A commits (the same batch, retried) and ends: its lease
+    // is gone when R judges the leases.
+    r.before_recovery_liveness(Some(Box::new(move || {
+        std::thread::spawn(move || {
+            assert_eq!(w.finish().unwrap().tasks, 3);
+            a.finish_session().unwrap();
+        })
+        .join()
+        .unwrap();
+    })));
+    let rec = r.recover(RecoverOptions::default()).unwrap();
+    assert!(common::files_under(&dir.path().join("_leases")).is_empty());
+    assert!(rec.orphan_files_deleted.is_empty(), "{rec:?}");
+    assert_eq!(assert_each_task_once(&r).len(), 3);
+    let d = r.read_dataset().unwrap();
+    for id in ids(0..3) {
+        assert!(
+            d.losses.iter().any(|l| l.task_id == id),
+            "{id}: no losses row"
+        );
+        assert!(
+            d.images.iter().any(|l| l.task_id == id),
+            "{id}: no images row"
+        );
+    }
+}
+
 #[test]
 fn a_recovery_that_deletes_only_claims_or_marks_is_not_clean() {
     let dir = tempfile::tempdir().unwrap();
