@@ -288,7 +288,9 @@ pub struct ReportArgs {
     /// Output root: a local folder or s3://bucket/prefix.
     pub root: String,
     /// Folder of the report (default: ROOT/_report for a local root, ./report-<bucket>-<prefix>
-    /// for an S3 root). Re-running into the same folder draws only the new tasks.
+    /// for an S3 root). Re-running into the same folder draws only the new tasks. A new or
+    /// empty folder, or one holding a report: a folder of other files, the root itself and
+    /// its table folders are refused.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Keep only tasks whose AXIS shows VALUE (image, model, optimized_metric,

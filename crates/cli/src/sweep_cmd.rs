@@ -577,8 +577,11 @@ pub fn status(a: StatusArgs) -> Result<()> {
     }
     let store = Store::open(&root)?;
     let rows = store.read_tasks()?;
-    let runs = store.read_runs()?;
-    if rows.is_empty() && runs.is_empty() {
+    let (runs, bad_runs) = store.read_runs_lenient()?;
+    for b in &bad_runs {
+        eprintln!("warning: run record {b}: left out");
+    }
+    if rows.is_empty() && runs.is_empty() && bad_runs.is_empty() {
         // Every run records itself in _runs/ before its first commit: neither a task nor a
         // run means this is not an output root (a wrong path, or the spec's folder).
         bail!(
@@ -610,6 +613,9 @@ pub fn status(a: StatusArgs) -> Result<()> {
         }
         if counts.len() > 1 {
             outln!("by {name}:")?;
+            // Numbers numerically (seeds 0, 1, 2, 10), then text: as the report lists them.
+            let mut counts: Vec<_> = counts.into_iter().collect();
+            counts.sort_by(|a, b| synthsweep_report::axis_value_order(&a.0, &b.0));
             for (v, (d, f)) in counts {
                 outln!("  {v}: {d} done, {f} failed")?;
             }

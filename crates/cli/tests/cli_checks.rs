@@ -276,6 +276,17 @@ fn status_knows_an_output_root_and_a_closed_pipe() {
     let o = synthsweep(&["status", &root]);
     assert_code(&o, 0);
     assert!(stdout(&o).contains("1 done"), "{}", text(&o));
+    // An unreadable run record is named and hides only itself.
+    let broken = Path::new(&root).join("_runs").join("broken.json");
+    std::fs::write(&broken, "{").unwrap();
+    let o = synthsweep(&["status", &root]);
+    assert_code(&o, 0);
+    assert!(
+        stderr(&o).contains("run record _runs/broken.json") && stdout(&o).contains("last run "),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_file(&broken).unwrap();
     assert_quiet_closed_pipe(&into_closed_pipe(&["status", &root]));
 
     for not_root in [sb.dir.path().to_path_buf(), sb.path("empty")] {

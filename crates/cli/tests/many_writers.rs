@@ -132,6 +132,18 @@ fn scenario(
         "{}",
         text(&status)
     );
+    // Seeds by number (0, 1, 2, ..., 10, 11), not as text (0, 1, 10, 11, 2, ...).
+    let out = stdout(&status);
+    let seeds: Vec<&str> = out
+        .split("by seed:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no seed counts: {out}"))
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.trim_start().split(':').next().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..12).map(|s| s.to_string()).collect();
+    assert_eq!(seeds, expected, "{out}");
 }
 
 fn synthsweep_with(args: &[&str], env: &[(&'static str, String)]) -> std::process::Output {

@@ -837,6 +837,19 @@ fn a_folder_that_is_not_a_root_an_empty_root_and_damaged_files() {
         v.sort();
         v
     };
+    // --out: a folder of the user's (files, no report) or of the root's tables: exit 2,
+    // nothing written or removed.
+    let mine = sb.write("u/mad/paper.tex", "x");
+    assert_bad_input(
+        &report(&[&root, "--out", &sb.root("u")]),
+        &["--out", "no report written by synthsweep"],
+    );
+    assert!(mine.is_file() && !sb.path("u/index.html").exists());
+    assert_bad_input(
+        &report(&[&root, "--out", &sb.root("out/tasks")]),
+        &["out/tasks", "table folder tasks/"],
+    );
+    assert!(!sb.path("out/tasks/index.html").exists());
     let losses = batches("losses");
     std::fs::write(&losses[0], b"not parquet").unwrap();
     let o = report(&[&root]);

@@ -14,6 +14,10 @@ pub enum ReportError {
     /// A `--where AXIS=VALUE` filter that is malformed, names no axis or matches no task.
     #[error("--where {given}: {why}")]
     BadFilter { given: String, why: String },
+    /// An `--out` folder the report must not write into: one holding files that are not a
+    /// report's, or a folder of the root's tables (or the root itself).
+    #[error("--out {out}: {why}")]
+    BadOut { out: String, why: String },
     /// Reading the root failed.
     #[error(transparent)]
     Store(#[from] synthsweep_store::StoreError),
@@ -43,7 +47,10 @@ impl ReportError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            ReportError::NotARoot(_) | ReportError::Empty { .. } | ReportError::BadFilter { .. }
+            ReportError::NotARoot(_)
+                | ReportError::Empty { .. }
+                | ReportError::BadFilter { .. }
+                | ReportError::BadOut { .. }
         )
     }
 

@@ -47,8 +47,17 @@
 //! # Damaged data
 //!
 //! A `tasks` file that cannot be read leaves its tasks out; a data file that cannot be read
-//! leaves its tasks' pages without figures. Both are warnings on the index (and in the
-//! returned [`ReportOutcome`]), not errors: the rest of the report is written.
+//! leaves its tasks' pages without figures, each page naming the file. A run record
+//! (`_runs/*.json`) that cannot be read is left out of the provenance, named. All are
+//! warnings on the index (and in the returned [`ReportOutcome`]), not errors: the rest of
+//! the report is written.
+//!
+//! # The output folder
+//!
+//! The report writes only into a new or empty folder or one holding a report (its
+//! `_manifest/`), and removes only files it names as it does (task folders by id, MAD
+//! files by competition key, task table pages by number); never the root itself, a table
+//! folder of it or anything under one (see `check_out`).
 
 mod error;
 pub mod figures;
@@ -68,6 +77,7 @@ use sha2::{Digest, Sha256};
 use synthsweep_store::{RunInfo, Store};
 
 pub use error::{ReportError, Result};
+pub use summary::axis_value_order;
 pub use tasks::{Filter, TaskInfo};
 
 use layout::{headline_name, LossPoint, MadGroup, TaskExtra};
@@ -167,6 +177,104 @@ fn id_key(id: &str) -> [u8; 16] {
 /// (`<key>.html`, `<key>.tasks`, `<key>_m1.svg`, `<key>_m2.svg`).
 fn mad_file_key(name: &str) -> &str {
     name.get(..32).unwrap_or(name)
+}
+
+/// Whether `name` is a file the report writes in `OUT/mad/`: a competition's key (32 hex
+/// digits) then `.html`, `.tasks`, `_m1.svg` or `_m2.svg`. Nothing else there is removed.
+fn is_mad_file(name: &str) -> bool {
+    name.len() > 32
+        && name.is_char_boundary(32)
+        && name[..32].bytes().all(|b| b.is_ascii_hexdigit())
+        && matches!(&name[32..], ".html" | ".tasks" | "_m1.svg" | "_m2.svg")
+}
+
+/// Whether `name` is named as the report names a task's folder in `OUT/t/`: a task id, 64
+/// hex digits.
+fn is_task_dir_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Refuses an `--out` folder the report must not write into, before anything is written:
+///
+/// - an existing folder holding files but no report of this crate (no `_manifest/` and no
+///   `_report.json` of an older version): a report removes the files it wrote before, and
+///   must not take the user's `t/` or `mad/` for its own;
+/// - for a local root, the root itself, a folder of one of its tables or anything under one
+///   (a reader of the table, pandas or pyarrow, would read the report's files as part of
+///   it), or one of the store's own folders (`_runs/`, `_staging/`, ...). `ROOT/_report`
+///   (the default) and other folders beside the tables are fine.
+fn check_out(store: &Store, out: &Path) -> Result<()> {
+    let bad = |why: String| ReportError::BadOut {
+        out: out.display().to_string(),
+        why,
+    };
+    if let synthsweep_store::OutputRoot::Local(root) = store.root() {
+        let (root_abs, out_abs) = (resolve(root), resolve(out));
+        if out_abs == root_abs {
+            return Err(bad(format!(
+                "is the output root itself; write the report to {} (the default) or a folder outside the root",
+                root.join("_report").display()
+            )));
+        }
+        if let Ok(rest) = out_abs.strip_prefix(&root_abs) {
+            let first = rest
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let why = if synthsweep_store::Table::from_name(&first).is_some() {
+                Some(format!(
+                    "is inside the root's table folder {first}/, whose readers (pandas, pyarrow) would take the report's files for part of the table"
+                ))
+            } else if first.starts_with('_') && first != "_report" {
+                Some(format!(
+                    "is inside {first}/, a folder the store keeps for itself"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(bad(format!(
+                    "{why}; write the report to {} (the default) or a folder outside the root",
+                    root.join("_report").display()
+                )));
+            }
+        }
+    }
+    if out.exists() && !out.is_dir() {
+        return Err(bad("is a file, not a folder".into()));
+    }
+    if out.is_dir() && !out.join(MANIFESTS).is_dir() && !out.join(OLD_MANIFEST).is_file() {
+        let mut entries = std::fs::read_dir(out).map_err(ReportError::io(out))?;
+        if entries.next().is_some() {
+            return Err(bad(
+                "the folder holds files and no report written by synthsweep (no _manifest/): the report removes files it wrote before and will not write among other files; give an empty or new folder".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `p` made absolute, one component at a time: `..` pops, and each prefix that exists is
+/// resolved by the file system (symbolic links followed); the rest is taken as written.
+fn resolve(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut cur = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                cur.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => {
+                cur.push(c);
+                if let Ok(real) = cur.canonicalize() {
+                    cur = real;
+                }
+            }
+        }
+    }
+    cur
 }
 
 /// 32 hex digits (a MAD competition's key) as 16 bytes.
@@ -371,8 +479,13 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
     let root = store.root().display();
     let mut warnings = Vec::new();
     let batches = store.committed_batches()?;
-    let runs = match store.read_runs() {
-        Ok(r) => r,
+    let runs = match store.read_runs_lenient() {
+        Ok((r, bad)) => {
+            for b in bad {
+                warnings.push(format!("run record {b}: left out of the provenance"));
+            }
+            r
+        }
         Err(e) => {
             warnings.push(format!("run records (_runs/) unreadable: {e}"));
             Vec::new()
@@ -388,6 +501,7 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
             }
         });
     }
+    check_out(store, &opts.out)?;
     let tmp = tempfile::Builder::new()
         .prefix("synthsweep-report-")
         .tempdir()
@@ -400,7 +514,8 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
 
     let out = &opts.out;
     let first_run = !out.join(MANIFESTS).is_dir();
-    for d in ["t", "fig", "mad", MANIFESTS] {
+    // The manifests' folder first: it marks the folder as a report's (see [`check_out`]).
+    for d in [MANIFESTS, "t", "fig", "mad"] {
         std::fs::create_dir_all(out.join(d)).map_err(ReportError::io(out))?;
     }
     write(&out.join("report.css"), templates::CSS.as_bytes())?;
@@ -419,14 +534,24 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
             .map_err(ReportError::io(&dir))?
             .flatten()
         {
-            if let Some(id) = e.file_name().to_str() {
-                push_stale(&mut stale, id)?;
+            // Only folders named as this report names them (a task id's 64 hex digits).
+            match e.file_name().to_str() {
+                Some(id) if is_task_dir_name(id) => push_stale(&mut stale, id)?,
+                _ => {}
             }
         }
-        // Competition pages of another version: drawn again.
+        // Competition pages of another version: drawn again (only the files the report
+        // names as it does; see [`is_mad_file`]).
         let mad = out.join("mad");
-        std::fs::remove_dir_all(&mad).map_err(ReportError::io(&mad))?;
-        std::fs::create_dir_all(&mad).map_err(ReportError::io(&mad))?;
+        for e in std::fs::read_dir(&mad)
+            .map_err(ReportError::io(&mad))?
+            .flatten()
+        {
+            let p = e.path();
+            if e.file_name().to_str().is_some_and(is_mad_file) && p.is_file() {
+                std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
+            }
+        }
     }
 
     let env = templates::env();
@@ -545,6 +670,7 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
                         .1
                         .get_or_insert_with(|| (t.task_id.clone(), batch.to_string()));
                 }
+                r.unreadable = damaged.is_some();
                 let dir = task_dir(out, t);
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir).map_err(ReportError::io(&dir))?;
@@ -651,8 +777,11 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
         .map_err(ReportError::io(&mad_dir))?
         .flatten()
     {
-        if let Some(name) = e.file_name().to_str() {
-            mad_files.push(&hex_key(mad_file_key(name)), name.as_bytes())?;
+        match e.file_name().to_str() {
+            Some(name) if is_mad_file(name) => {
+                mad_files.push(&hex_key(mad_file_key(name)), name.as_bytes())?
+            }
+            _ => {}
         }
     }
     let mad_files = mad_files.finish()?;
@@ -676,7 +805,7 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
             let Ok(name) = std::str::from_utf8(&name) else {
                 continue;
             };
-            if !groups.contains_key(mad_file_key(name)) && !name.contains(['/', '\\']) {
+            if !groups.contains_key(mad_file_key(name)) && is_mad_file(name) {
                 let p = mad_dir.join(name);
                 std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
             }
@@ -1033,6 +1162,16 @@ fn score_matrices(summary: &summary::Summary) -> Vec<Matrix> {
         .collect()
 }
 
+/// Whether a run of the same spec started after `r` ran every task (complete, or with
+/// failed tasks): then whatever `r` left unrun was run since.
+fn superseded(r: &RunInfo, runs: &[RunInfo]) -> bool {
+    runs.iter().any(|l| {
+        l.completed()
+            && l.spec_text == r.spec_text
+            && (l.started(), &l.run_id) > (r.started(), &r.run_id)
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn index_page(
     env: &minijinja::Environment<'_>,
@@ -1065,6 +1204,9 @@ fn index_page(
         if counts.len() < 2 {
             continue;
         }
+        // Numbers numerically (seeds 0, 1, 2, 10), then text.
+        let mut counts: Vec<(&String, &(usize, usize))> = counts.iter().collect();
+        counts.sort_by(|a, b| summary::axis_value_order(a.0, b.0));
         axis_tables.push(AxisTable {
             kind: kind.clone(),
             axis: axis.clone(),
@@ -1087,7 +1229,7 @@ fn index_page(
             continue;
         }
         // Categories in the axis's value order.
-        let cats: Vec<String> = counts.keys().cloned().collect();
+        let cats: Vec<String> = counts.iter().map(|(v, _)| (*v).clone()).collect();
         let order: Vec<usize> = seen_cats
             .iter()
             .map(|c| cats.iter().position(|x| x == c).unwrap_or(0))
@@ -1170,8 +1312,11 @@ fn index_page(
             spec_text: r.spec_text.clone(),
         })
         .collect();
-    let unfinished = runs.iter().filter(|r| r.finished_at.is_none()).count();
-    let stopped = runs
+    // A run stopped or killed before running every task leaves tasks uncommitted only until
+    // a later run of the same spec runs every task (the resume the note asks for).
+    let open: Vec<&RunInfo> = runs.iter().filter(|r| !superseded(r, runs)).collect();
+    let unfinished = open.iter().filter(|r| r.finished_at.is_none()).count();
+    let stopped = open
         .iter()
         .filter(|r| r.finished_at.is_some() && !r.completed())
         .count();

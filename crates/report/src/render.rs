@@ -37,6 +37,9 @@ pub struct TaskRows {
     /// Why rows of the task are missing (its batch's data files unreadable or lost, or no
     /// images row of a done task that draws images): the page's first note.
     pub problem: Option<String>,
+    /// Its batch's data files could not be read: the page draws no figures from no rows
+    /// (the note is [`TaskRows::problem`]).
+    pub unreadable: bool,
 }
 
 /// A figure of a task's page: an image file beside the page, or a chart inlined in it.
@@ -155,17 +158,19 @@ pub fn render_task(
     };
     page.notes.extend(rows.problem.clone());
     let losses = downsample(&rows.losses, MAX_POINTS);
-    match t.synth.as_str() {
-        "mad" => mad(&mut page, t, rows, &losses)?,
-        "metamer" | "metamer_ctf" | "simple_metamer" => metamer(&mut page, t, rows, &losses)?,
-        "eigendistortion" => eigendistortion(&mut page, rows)?,
-        "geodesic" => geodesic(&mut page, t, rows, &losses)?,
-        "score" => score(&mut page, rows),
-        other => page.notes.push(format!(
-            "kind {other} has no figures in this version of the report"
-        )),
+    if !rows.unreadable {
+        match t.synth.as_str() {
+            "mad" => mad(&mut page, t, rows, &losses)?,
+            "metamer" | "metamer_ctf" | "simple_metamer" => metamer(&mut page, t, rows, &losses)?,
+            "eigendistortion" => eigendistortion(&mut page, rows)?,
+            "geodesic" => geodesic(&mut page, t, rows, &losses)?,
+            "score" => score(&mut page, rows),
+            other => page.notes.push(format!(
+                "kind {other} has no figures in this version of the report"
+            )),
+        }
+        animation(&mut page, rows)?;
     }
-    animation(&mut page, rows)?;
     if rows.problem.is_some() {
         // The rows were lost, not written by a synthsweep of before the report: the
         // problem (the first note) says why, the notes about older roots would mislead.

@@ -22,6 +22,23 @@ use crate::tasks::TaskInfo;
 pub const MAX_AXIS_VALUES: usize = 1000;
 /// The value under which tasks beyond [`MAX_AXIS_VALUES`] values of an axis are counted.
 pub const OTHER_VALUES: &str = "(other values)";
+
+/// The order of an axis's values wherever the report (and `synthsweep status`) lists them:
+/// values that read as numbers first, numerically (seed 2 before seed 10), then the others
+/// as text, then [`OTHER_VALUES`].
+pub fn axis_value_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |v: &str| {
+        let n = v.trim().parse::<f64>().ok().filter(|n| !n.is_nan());
+        let rank = match (v == OTHER_VALUES, n) {
+            (true, _) => 2,
+            (false, Some(_)) => 0,
+            (false, None) => 1,
+        };
+        (rank, n.unwrap_or(0.0))
+    };
+    let ((ra, na), (rb, nb)) = (key(a), key(b));
+    ra.cmp(&rb).then(na.total_cmp(&nb)).then_with(|| a.cmp(b))
+}
 /// Images per side of a score matrix; pairs with other images are counted, not shown.
 pub const MAX_SCORE_IMAGES: usize = 50;
 

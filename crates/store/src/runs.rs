@@ -131,6 +131,37 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every readable run's provenance, oldest first, and for each run record that could
+    /// not be read or is not a run record, a line naming it (`_runs/<file>: why`): one bad
+    /// file hides only itself (the report and `status` show the others).
+    ///
+    /// # Errors
+    ///
+    /// A storage failure listing `_runs/`.
+    pub fn read_runs_lenient(&self) -> Result<(Vec<RunInfo>, Vec<String>)> {
+        self.block_on(async {
+            let (mut runs, mut bad) = (Vec::new(), Vec::new());
+            for f in self.list(&[RUNS]).await? {
+                if f.path.extension() != Some("json") {
+                    continue;
+                }
+                let name = format!("{RUNS}/{}", f.path.filename().unwrap_or_default());
+                match self.get(&f.path).await {
+                    Ok(Some(data)) => match serde_json::from_slice::<RunInfo>(&data) {
+                        Ok(r) => runs.push(r),
+                        Err(e) => bad.push(format!("{name}: not a run record ({e})")),
+                    },
+                    Ok(None) => {}
+                    Err(e) => bad.push(format!("{name}: {e}")),
+                }
+            }
+            runs.sort_by(|a, b| (a.started(), &a.run_id).cmp(&(b.started(), &b.run_id)));
+            Ok((runs, bad))
+        })
+    }
+}
+
 /// A new run id: UTC time and a random suffix, e.g. `20250301T101500Z-3fa2c1`; sorts by time.
 pub fn new_run_id() -> String {
     format!(
