@@ -295,7 +295,8 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
     /// Keep only tasks whose AXIS shows VALUE (image, model, optimized_metric,
     /// reference_metric, minmax, seed, synth, status, or a parameter such as
-    /// optimizer.lr); repeat to require several.
+    /// optimizer.lr; for score sweeps also metric, image_a, image_b). Repeated on one axis:
+    /// any of the values; on different axes: all of them. Numbers match by value (8 = 8.0).
     #[arg(long = "where", value_name = "AXIS=VALUE")]
     pub filters: Vec<String>,
     /// Open index.html in the default browser afterwards (xdg-open / open).

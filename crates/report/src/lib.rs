@@ -106,7 +106,8 @@ pub const MAX_INDEX_GROUPS: usize = 1000;
 pub struct ReportOptions {
     /// The site's folder (created).
     pub out: PathBuf,
-    /// `--where AXIS=VALUE` filters, all of which a task must match.
+    /// `--where AXIS=VALUE` filters: a task must match one filter of each axis named
+    /// (values of one axis are alternatives, axes are all required).
     pub filters: Vec<Filter>,
     /// Rows per page of the task table; 0 means [`PAGE_ROWS`].
     pub page_rows: usize,

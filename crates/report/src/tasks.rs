@@ -64,6 +64,21 @@ impl TaskInfo {
             axes.insert("minmax".to_string(), v.clone());
         }
         axes.insert("seed".to_string(), r.seed.to_string());
+        if r.synth == "score" {
+            // A score sweep's axes by the spec's names: its metric (stored in the
+            // optimized_metric column) and the two images of each pair.
+            if let Some(v) = axes.remove("optimized_metric") {
+                axes.insert("metric".to_string(), v);
+            }
+            if let Some(v) = specs.remove("optimized_metric") {
+                specs.insert("metric".to_string(), v);
+            }
+            if let Some((a, b)) = r.image.as_deref().and_then(|v| v.split_once(" -> ")) {
+                axes.remove("image");
+                axes.insert("image_a".to_string(), image_label(a));
+                axes.insert("image_b".to_string(), image_label(b));
+            }
+        }
         if let Ok(Value::Object(p)) = serde_json::from_str::<Value>(&r.params) {
             if let Some(inner) = p.get("params") {
                 flatten("params", inner, &mut axes);
@@ -269,18 +284,58 @@ impl Filter {
                 .axes
                 .get(a)
                 .or_else(|| t.axes.get(&format!("params.{a}")))
+                // A score task's `metric` is also its optimized_metric column.
+                .or_else(|| {
+                    (a == "optimized_metric")
+                        .then(|| t.axes.get("metric"))
+                        .flatten()
+                })
+                // A score task's pair: `image` is either of its images.
+                .or_else(|| (a == "image").then(|| t.axes.get("image_a")).flatten())
                 .map(String::as_str),
         }
     }
 
     fn matches(&self, t: &TaskInfo) -> bool {
-        self.value_of(t) == Some(self.value.as_str())
-            || t.specs.get(&self.axis).map(String::as_str) == Some(self.value.as_str())
+        let spec = |a: &str| t.specs.get(a).map(String::as_str) == Some(self.value.as_str());
+        let value = self.value_of(t);
+        value == Some(self.value.as_str())
+            // Numbers by value: `params.max_iter=8.0` is 8, `seed=01` is 1.
+            || value.is_some_and(|v| same_number(v, &self.value))
             || (self.axis == "image"
-                && t.axes
+                && ["image_a", "image_b"]
+                    .iter()
+                    .any(|a| t.axes.get(*a) == Some(&self.value)))
+            || spec(&self.axis)
+            || (self.axis == "optimized_metric" && spec("metric"))
+            || (self.axis == "image"
+                && t
+                    .axes
                     .get("image")
                     .is_some_and(|v| v.split(" → ").any(|p| p == self.value)))
     }
+}
+
+/// Whether `a` and `b` both read as the same finite number.
+fn same_number(a: &str, b: &str) -> bool {
+    match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.is_finite() && x == y,
+        _ => false,
+    }
+}
+
+/// The filters grouped by axis, in the order each axis first appears: a task passes when,
+/// for every axis, one of that axis's filters matches it (values of one axis are
+/// alternatives, axes are all required).
+fn by_axis(filters: &[Filter]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, f) in filters.iter().enumerate() {
+        match groups.iter_mut().find(|g| filters[g[0]].axis == f.axis) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    groups
 }
 
 /// How many values of an axis a filter's error lists.
@@ -288,12 +343,15 @@ const LISTED_VALUES: usize = 20;
 
 /// The `--where` filters checked one task at a time (the report streams the `tasks` table):
 /// [`FilterCheck::observe`] says whether a task passes them all and notes what an error
-/// would name; [`FilterCheck::finish`] gives that error. Filters apply in order, each to the
-/// tasks the ones before it kept, on every axis of a task (parameters that do not vary
-/// included). Memory: the axis names and at most 20 values per filter.
+/// would name; [`FilterCheck::finish`] gives that error. Filters on one axis are
+/// alternatives (`--where seed=0 --where seed=1`: either seed); filters on different axes
+/// are all required, each axis applying to the tasks the axes before it kept, on every axis
+/// of a task (parameters that do not vary included). Memory: the axis names and at most 20
+/// values per filter.
 #[derive(Debug)]
 pub struct FilterCheck<'a> {
     filters: &'a [Filter],
+    groups: Vec<Vec<usize>>,
     /// Per filter: axis names of the tasks it saw, whether one had its axis, the first
     /// values (sorted) its axis took, how many tasks it kept.
     known: Vec<BTreeSet<String>>,
@@ -307,6 +365,7 @@ impl<'a> FilterCheck<'a> {
         let n = filters.len();
         FilterCheck {
             filters,
+            groups: by_axis(filters),
             known: vec![BTreeSet::new(); n],
             has: vec![false; n],
             values: vec![BTreeSet::new(); n],
@@ -316,32 +375,41 @@ impl<'a> FilterCheck<'a> {
 
     /// True when `t` passes every filter.
     pub fn observe(&mut self, t: &TaskInfo) -> bool {
-        for (i, f) in self.filters.iter().enumerate() {
-            for k in t.axes.keys() {
-                if !self.known[i].contains(k) {
-                    self.known[i].insert(k.clone());
-                }
-            }
-            if let Some(v) = f.value_of(t) {
-                self.has[i] = true;
-                if !self.values[i].contains(v) {
-                    self.values[i].insert(v.to_string());
-                    if self.values[i].len() > LISTED_VALUES {
-                        self.values[i].pop_last();
+        for g in &self.groups {
+            let mut any = false;
+            for &i in g {
+                let f = &self.filters[i];
+                for k in t.axes.keys() {
+                    if !self.known[i].contains(k) {
+                        self.known[i].insert(k.clone());
                     }
                 }
+                if let Some(v) = f.value_of(t) {
+                    self.has[i] = true;
+                    if !self.values[i].contains(v) {
+                        self.values[i].insert(v.to_string());
+                        if self.values[i].len() > LISTED_VALUES {
+                            self.values[i].pop_last();
+                        }
+                    }
+                }
+                if f.matches(t) {
+                    self.kept[i] += 1;
+                    any = true;
+                }
             }
-            if !f.matches(t) {
+            if !any {
                 return false;
             }
-            self.kept[i] += 1;
         }
         true
     }
 
-    /// True when `t` passes every filter (nothing noted).
+    /// True when `t` passes the filters (nothing noted): for every axis, one of its filters.
     pub fn passes(filters: &[Filter], t: &TaskInfo) -> bool {
-        filters.iter().all(|f| f.matches(t))
+        by_axis(filters)
+            .iter()
+            .all(|g| g.iter().any(|&i| filters[i].matches(t)))
     }
 
     /// # Errors
@@ -490,6 +558,49 @@ mod tests {
             "{e}"
         );
         assert!(Filter::parse("minmax").is_err());
+        // One axis repeated: either value; two axes: both. A number matches by value.
+        let g = |fs: &[&str]| {
+            let fs: Vec<Filter> = fs.iter().map(|s| Filter::parse(s).unwrap()).collect();
+            apply_filters(tasks.clone(), &fs).map(|k| k.len())
+        };
+        assert_eq!(g(&["minmax=min", "minmax=max"]).unwrap(), 2);
+        assert_eq!(
+            g(&["minmax=min", "minmax=max", "optimizer.lr=0.02"]).unwrap(),
+            1
+        );
+        assert!(
+            g(&["minmax=min", "minmax=middle"]).is_err(),
+            "a value matching nothing"
+        );
+        assert_eq!(f("params.optimizer.lr=0.020").unwrap()[0].task_id, "b");
+        assert_eq!(f("optimizer.lr=1e-2").unwrap()[0].task_id, "a");
+    }
+
+    /// A score task's axes are the spec's: `metric`, `image_a`, `image_b`; the column names
+    /// (`optimized_metric`, `image`) filter too.
+    #[test]
+    fn score_axes_use_the_specs_names() {
+        let mut r = row("s", r#"{"name":"mse"}"#, "", "", 0.01);
+        r.synth = "score".into();
+        r.reference_metric = None;
+        r.minmax = None;
+        r.image = Some("/i/a.pgm -> /i/b.pgm".into());
+        let t = TaskInfo::from_row(&r);
+        assert_eq!(t.axes["metric"], "mse");
+        assert_eq!(
+            (t.axes["image_a"].as_str(), t.axes["image_b"].as_str()),
+            ("a.pgm", "b.pgm")
+        );
+        assert!(!t.axes.contains_key("optimized_metric") && !t.axes.contains_key("image"));
+        for w in [
+            "metric=mse",
+            "optimized_metric=mse",
+            "image_b=b.pgm",
+            "image=b.pgm",
+        ] {
+            let kept = apply_filters(vec![t.clone()], &[Filter::parse(w).unwrap()]);
+            assert_eq!(kept.map(|k| k.len()).ok(), Some(1), "{w}");
+        }
     }
 
     #[test]
