@@ -85,7 +85,7 @@ use render::{render_task, split_by_task, TaskRows};
 use spill::{Spill, SpillFiles};
 
 /// Bumped when pages change shape: a manifest of another version redraws everything.
-const MANIFEST_VERSION: u32 = 3;
+const MANIFEST_VERSION: u32 = 4;
 /// Kinds whose done tasks are committed with `images` rows (target, initial, synthesized).
 const DRAWS_IMAGES: &[&str] = &[
     "mad",
