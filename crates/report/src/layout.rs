@@ -34,6 +34,9 @@ pub struct TaskExtra {
     /// Score: the value and the two images' names.
     /// (Boxed: one manifest entry per task, most of which have none.)
     pub score: Option<Box<(String, String, String, f64)>>,
+    /// Why rows of the task are missing (see `TaskRows::problem`), for its MAD page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The value that sums a task up for the whole-sweep plots, and its name: MAD the final

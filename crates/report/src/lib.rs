@@ -452,6 +452,9 @@ struct MadEntry {
     final_reference: Option<f64>,
     /// Drawn by this run.
     fresh: bool,
+    /// Why rows of the task are missing, when some are (its page's first note).
+    #[serde(default)]
+    problem: Option<String>,
 }
 
 /// Reads a manifest; `None` when it is missing or unreadable.
@@ -700,6 +703,7 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
                     final_optimized: x.and_then(|x| x.final_optimized),
                     final_reference: x.and_then(|x| x.final_reference),
                     fresh: fresh.contains(t.task_id.as_str()),
+                    problem: x.and_then(|x| x.problem.clone()),
                 };
                 let json = serde_json::to_vec(&e)
                     .map_err(|e| ReportError::figure("mad")(e.to_string()))?;
@@ -789,14 +793,23 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
     let mut group_rows: Vec<GroupRow> = Vec::new();
     let mut n_groups = 0usize;
     for b in 0..spill::BUCKETS {
-        let mut groups: BTreeMap<String, (MadGroup, MadValues, bool)> = BTreeMap::new();
+        let mut groups: BTreeMap<String, (MadGroup, MadValues, bool, Vec<String>)> =
+            BTreeMap::new();
         for rec in mads.bucket(b)? {
             let e: MadEntry = serde_json::from_slice(&rec)
                 .map_err(|e| ReportError::figure("mad")(e.to_string()))?;
             let g = groups
                 .entry(e.group.key.clone())
-                .or_insert_with(|| (e.group, MadValues::default(), false));
+                .or_insert_with(|| (e.group, MadValues::default(), false, Vec::new()));
             if g.0.cells[e.m][e.d].is_none() {
+                if let Some(why) = e.problem {
+                    g.3.push(format!(
+                        "The {} {} task ({}): {why}",
+                        ["min", "max"][e.d],
+                        [&g.0.metric1, &g.0.metric2][e.m],
+                        &e.task_id[..12.min(e.task_id.len())]
+                    ));
+                }
                 g.0.cells[e.m][e.d] = Some(e.task_id);
                 g.1[e.m][e.d] = (e.final_optimized, e.final_reference);
                 g.2 |= e.fresh;
@@ -811,7 +824,7 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
                 std::fs::remove_file(&p).map_err(ReportError::io(&p))?;
             }
         }
-        for (key, (g, vals, fresh)) in groups {
+        for (key, (g, vals, fresh, notes)) in groups {
             let page = out.join("mad").join(format!("{key}.html"));
             let sig_file = out.join("mad").join(format!("{key}.tasks"));
             let sig = g
@@ -823,7 +836,7 @@ pub fn write_report(store: &Store, opts: &ReportOptions) -> Result<ReportOutcome
                 .join("\n");
             let same = std::fs::read_to_string(&sig_file).is_ok_and(|s| s == sig);
             if fresh || !same || !page.is_file() {
-                mad_page(&env, out, &g, &vals, &common)?;
+                mad_page(&env, out, &g, &vals, &notes, &common)?;
                 write(&sig_file, sig.as_bytes())?;
             }
             n_groups += 1;
@@ -893,6 +906,7 @@ fn mad_page(
     out: &Path,
     g: &MadGroup,
     values: &MadValues,
+    notes: &[String],
     common: &minijinja::Value,
 ) -> Result<()> {
     let metric = [&g.metric1, &g.metric2];
@@ -1019,6 +1033,7 @@ fn mad_page(
         title => format!("MAD: {} — {} vs {} {}", g.image, g.metric1, g.metric2, g.rest),
         up => "../",
         grid => grid,
+        notes => notes,
         plots => plots,
         width => width,
         ..common.clone()

@@ -158,6 +158,7 @@ pub fn render_task(
     };
     page.notes.extend(rows.problem.clone());
     let losses = downsample(&rows.losses, MAX_POINTS);
+    page.extra.problem = rows.problem.clone();
     if !rows.unreadable {
         match t.synth.as_str() {
             "mad" => mad(&mut page, t, rows, &losses)?,

@@ -169,6 +169,7 @@ const TASK: &str = r#"{% extends "base.html" %}{% block body %}
 const MAD: &str = r#"{% extends "base.html" %}{% block body %}
 <h1>{{ title }}</h1>
 <p>As plenoptic's <code>display_mad_image_all</code>: the reference image and its initial (noisy) image, and the four MAD images: each metric pushed to its minimum and maximum while the other is held. Captions give both metrics' values at the final image.</p>
+{% for n in notes %}<p class="note">{{ n }}</p>{% endfor %}
 <div class="grid2">
 {% for row in grid %}{% for f in row %}<figure>{% if f.file and f.link %}<a href="{{ f.link }}"><img src="{{ f.file }}" class="px" width="{{ width }}" alt="{{ f.caption }}"></a>{% elif f.file %}<img src="{{ f.file }}" class="px" width="{{ width }}" alt="{{ f.caption }}">{% endif %}<figcaption>{{ f.caption }}</figcaption></figure>{% endfor %}
 {% endfor %}</div>

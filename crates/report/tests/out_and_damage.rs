@@ -52,6 +52,22 @@ fn metamer(i: usize, seed: i64) -> TaskResult {
     }
 }
 
+/// A MAD task `i`: mse minimized, ssim held.
+fn mad(i: usize) -> TaskResult {
+    let mut r = metamer(i, 0);
+    r.task.synth = "mad".into();
+    r.task.model = None;
+    r.task.optimized_metric = Some(r#"{"name":"mse"}"#.into());
+    r.task.reference_metric = Some(r#"{"name":"ssim"}"#.into());
+    r.task.minmax = Some("min".into());
+    for l in &mut r.losses {
+        l.optimized_metric_loss = Some(0.01);
+        l.reference_metric_loss = Some(0.02);
+    }
+    r.images[1].role = "mad_image".into();
+    r
+}
+
 /// A root at `dir` holding `results`, committed in one batch.
 fn root(dir: &Path, results: Vec<TaskResult>) -> Store {
     let store = Store::open(&OutputRoot::Local(dir.to_path_buf())).unwrap();
@@ -186,7 +202,8 @@ fn damaged_parts_are_named_and_hide_only_themselves() {
     let r = tmp.path().join("root");
     // Seeds 0, 1, 2, 10, 11: ordered as numbers, not as text (0, 1, 10, 11, 2).
     let seeds = [10, 2, 0, 11, 1];
-    let store = root(&r, (0..5).map(|i| metamer(i, seeds[i])).collect());
+    let tasks = (0..5).map(|i| metamer(i, seeds[i])).chain([mad(5)]);
+    let store = root(&r, tasks.collect());
     store
         .write_run(&run("run-1", "spec A", Some("interrupted")))
         .unwrap();
@@ -254,4 +271,15 @@ fn damaged_parts_are_named_and_hide_only_themselves() {
     );
     assert!(!page.contains("since the report was added"), "{page}");
     assert!(!page.contains("no values recorded"), "{page}");
+    // The MAD competition's page says which task's data was unreadable.
+    let mad_pages: Vec<_> = walk(&out.join("mad"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "html"))
+        .collect();
+    assert_eq!(mad_pages.len(), 1);
+    let html = std::fs::read_to_string(&mad_pages[0]).unwrap();
+    assert!(
+        html.contains("could not be read") && html.contains(&name),
+        "{html}"
+    );
 }
