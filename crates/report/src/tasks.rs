@@ -436,15 +436,12 @@ impl<'a> FilterCheck<'a> {
             if self.kept[i] == 0 {
                 return Err(ReportError::BadFilter {
                     given: format!("{}={}", f.axis, f.value),
-                    why: format!(
-                        "matches no task; {} takes: {}",
-                        f.axis,
-                        self.values[i]
-                            .iter()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    why: format!("matches no task; {} takes: {}", f.axis, {
+                        // Numbers numerically (seeds 0, 1, 2, 10), then text.
+                        let mut v: Vec<&str> = self.values[i].iter().map(String::as_str).collect();
+                        v.sort_by(|a, b| crate::summary::axis_value_order(a, b));
+                        v.join(", ")
+                    }),
                 });
             }
         }
@@ -573,6 +570,21 @@ mod tests {
             "a value matching nothing"
         );
         assert_eq!(f("params.optimizer.lr=0.020").unwrap()[0].task_id, "b");
+        let e = f("optimizer.lr=0.5").unwrap_err().to_string();
+        assert!(e.contains("takes: 0.01, 0.02"), "{e}");
+        let mut seeds: Vec<TaskInfo> = [2, 10, 1]
+            .iter()
+            .map(|&s| {
+                let mut r = row("x", "mse", "ssim", "min", 0.01);
+                r.seed = s;
+                TaskInfo::from_row(&r)
+            })
+            .collect();
+        keep_varying_axes(&mut seeds);
+        let e = apply_filters(seeds, &[Filter::parse("seed=3").unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seed takes: 1, 2, 10"), "{e}");
         assert_eq!(f("optimizer.lr=1e-2").unwrap()[0].task_id, "a");
     }
 
