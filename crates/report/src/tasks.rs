@@ -308,11 +308,23 @@ impl Filter {
                     .any(|a| t.axes.get(*a) == Some(&self.value)))
             || spec(&self.axis)
             || (self.axis == "optimized_metric" && spec("metric"))
+            // A model or metric by its bare name: `ms_ssim` for `ms_ssim(n_scales=3)`.
+            || [self.axis.as_str(), if self.axis == "optimized_metric" { "metric" } else { "" }]
+                .iter()
+                .any(|a| t.specs.get(*a).is_some_and(|v| spec_name(v).as_deref() == Some(self.value.as_str())))
             || (self.axis == "image"
                 && t
                     .axes
                     .get("image")
                     .is_some_and(|v| v.split(" → ").any(|p| p == self.value)))
+    }
+}
+
+/// The top-level `name` of a model or metric spec (JSON text), when it has one.
+fn spec_name(v: &str) -> Option<String> {
+    match serde_json::from_str::<Value>(v) {
+        Ok(Value::Object(m)) => m.get("name").and_then(Value::as_str).map(str::to_string),
+        _ => None,
     }
 }
 
@@ -570,6 +582,16 @@ mod tests {
             "a value matching nothing"
         );
         assert_eq!(f("params.optimizer.lr=0.020").unwrap()[0].task_id, "b");
+        // A metric with parameters by its bare name.
+        let mut ps = row("p", r#"{"name":"ms_ssim","n_scales":3}"#, "mse", "min", 0.5);
+        ps.synth = "mad".into();
+        let ps = TaskInfo::from_row(&ps);
+        assert_eq!(ps.axes["optimized_metric"], "ms_ssim(n_scales=3)");
+        let kept = apply_filters(
+            vec![ps],
+            &[Filter::parse("optimized_metric=ms_ssim").unwrap()],
+        );
+        assert_eq!(kept.map(|k| k.len()).ok(), Some(1));
         let e = f("optimizer.lr=0.5").unwrap_err().to_string();
         assert!(e.contains("takes: 0.01, 0.02"), "{e}");
         let mut seeds: Vec<TaskInfo> = [2, 10, 1]
