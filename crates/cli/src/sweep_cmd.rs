@@ -187,6 +187,23 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     Ok(())
 }
 
+/// A run's worker devices, one entry per device with its number of workers
+/// (`cpu (2 workers), cuda:0 (1 worker)`), in the order first used.
+fn worker_devices(devices: &[String]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for d in devices {
+        match counts.iter_mut().find(|(name, _)| name == d) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((d, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(d, n)| format!("{d} ({n} worker{})", if *n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A duration for a person: µs, ms, s, min or h with one decimal (an estimate of 48 µs a
 /// task printed as "0.00 s" beside a total of minutes).
 fn human_seconds(s: f64) -> String {
@@ -651,7 +668,7 @@ pub fn status(a: StatusArgs) -> Result<()> {
             last.run_id,
             last.state(),
             last.started_at,
-            last.devices.join(", ")
+            worker_devices(&last.devices)
         )?;
         if !last.completed() && last.finished_at.is_some() {
             outln!("  it did not run every task: run the same command again to resume")?;
@@ -662,7 +679,18 @@ pub fn status(a: StatusArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{calibration_points, extrapolate, human_seconds};
+    use super::{calibration_points, extrapolate, human_seconds, worker_devices};
+
+    #[test]
+    fn worker_devices_are_counted() {
+        let d = |v: &[&str]| worker_devices(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(d(&["cpu", "cpu"]), "cpu (2 workers)");
+        assert_eq!(
+            d(&["cuda:0", "cpu", "cuda:0"]),
+            "cuda:0 (2 workers), cpu (1 worker)"
+        );
+        assert_eq!(d(&[]), "");
+    }
 
     #[test]
     fn durations_keep_their_digits_at_every_scale() {
