@@ -5,98 +5,14 @@
 //! Real store, real files (no libtorch).
 use std::path::Path;
 
-use synthsweep_report::{write_report, Filter, ReportOptions, ReportOutcome};
+mod common;
+
+use common::{commit, id, mad, metamer, try_report};
+use synthsweep_report::ReportOutcome;
 use synthsweep_store::*;
 
-fn id(i: usize) -> String {
-    format!("{:064x}", i as u128 * 0x9e37_79b9_7f4a_7c15 + 1)
-}
-
-/// A metamer-like task `i` (model a or b) with a few losses and a 4x4 image.
-fn metamer(i: usize, loss: f64) -> TaskResult {
-    TaskResult {
-        task: TaskRow {
-            task_id: id(i),
-            sweep: "s".into(),
-            synth: "metamer".into(),
-            image: Some("images/x.pgm".into()),
-            model: Some(format!(r#"{{"name":"{}"}}"#, ["a", "b"][i % 2])),
-            params: r#"{"params":{"max_iter":3}}"#.into(),
-            status: TaskStatus::Done,
-            iterations: 3,
-            final_loss: Some(loss),
-            duration_s: 1.0 + i as f64,
-            ..Default::default()
-        },
-        losses: (0..3)
-            .map(|k| LossRow {
-                iteration: k,
-                loss: loss * (3 - k) as f64,
-                ..Default::default()
-            })
-            .collect(),
-        images: ["target_image", "metamer"]
-            .into_iter()
-            .map(|role| ImageRow {
-                role: role.into(),
-                channels: 1,
-                height: 4,
-                width: 4,
-                pixels: Some(vec![0.5; 16]),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
-/// MAD task `i` of the one competition (mse vs ssim on x.pgm): cell `(opt, minmax)`.
-fn mad(i: usize, opt: &str, minmax: &str) -> TaskResult {
-    let other = if opt == "mse" { "ssim" } else { "mse" };
-    let mut r = metamer(i, 0.1);
-    r.task.synth = "mad".into();
-    r.task.model = None;
-    r.task.params = r#"{"params":{"max_iter":3}}"#.into();
-    r.task.optimized_metric = Some(format!(r#"{{"name":"{opt}"}}"#));
-    r.task.reference_metric = Some(format!(r#"{{"name":"{other}"}}"#));
-    r.task.minmax = Some(minmax.into());
-    for l in &mut r.losses {
-        l.optimized_metric_loss = Some(0.01 * i as f64);
-        l.reference_metric_loss = Some(0.02);
-    }
-    r.images[1].role = "mad_image".into();
-    r
-}
-
-/// Commits `results` in batches of `per_batch`, with the ledger read now (or `ledger`).
-fn commit(store: &Store, results: Vec<TaskResult>, per_batch: usize, ledger: Option<&Ledger>) {
-    let fresh;
-    let ledger = match ledger {
-        Some(l) => l,
-        None => {
-            fresh = store.prepare(PrepareOptions::default()).unwrap().ledger;
-            &fresh
-        }
-    };
-    let mut opts = WriterOptions::new("r1");
-    opts.max_tasks = per_batch;
-    let mut w = store.writer(opts, ledger).unwrap();
-    for r in results {
-        w.push(r).unwrap();
-    }
-    w.finish().unwrap();
-}
-
 fn report(store: &Store, out: &Path, filters: &[&str]) -> ReportOutcome {
-    write_report(
-        store,
-        &ReportOptions {
-            out: out.to_path_buf(),
-            filters: filters.iter().map(|f| Filter::parse(f).unwrap()).collect(),
-            page_rows: 4,
-        },
-    )
-    .unwrap()
+    try_report(store, out, filters, 4).unwrap()
 }
 
 fn pages(out: &Path) -> Vec<String> {

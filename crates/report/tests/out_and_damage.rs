@@ -6,89 +6,39 @@
 //! Real store, real files (no libtorch).
 use std::path::Path;
 
-use synthsweep_report::{write_report, Filter, ReportError, ReportOptions, ReportOutcome};
-use synthsweep_store::*;
+mod common;
 
-fn id(i: usize) -> String {
-    format!("{:064x}", i as u128 * 0x9e37_79b9_7f4a_7c15 + 1)
-}
+use common::id;
+use synthsweep_report::{ReportError, ReportOutcome};
+use synthsweep_store::*;
 
 /// A metamer task `i` (model a or b, seed `seed`) with three losses and 4x4 images.
 fn metamer(i: usize, seed: i64) -> TaskResult {
-    TaskResult {
-        task: TaskRow {
-            task_id: id(i),
-            sweep: "s".into(),
-            synth: "metamer".into(),
-            image: Some("images/x.pgm".into()),
-            model: Some(format!(r#"{{"name":"{}"}}"#, ["a", "b"][i % 2])),
-            params: r#"{"params":{"max_iter":3}}"#.into(),
-            seed,
-            status: TaskStatus::Done,
-            iterations: 3,
-            final_loss: Some(0.1),
-            duration_s: 1.0,
-            ..Default::default()
-        },
-        losses: (0..3)
-            .map(|k| LossRow {
-                iteration: k,
-                loss: 0.1 * (3 - k) as f64,
-                ..Default::default()
-            })
-            .collect(),
-        images: ["target_image", "metamer"]
-            .into_iter()
-            .map(|role| ImageRow {
-                role: role.into(),
-                channels: 1,
-                height: 4,
-                width: 4,
-                pixels: Some(vec![0.5; 16]),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    }
+    let mut r = common::metamer(i, 0.1);
+    r.task.seed = seed;
+    r.task.duration_s = 1.0;
+    r
 }
 
 /// A MAD task `i`: mse minimized, ssim held.
 fn mad(i: usize) -> TaskResult {
-    let mut r = metamer(i, 0);
-    r.task.synth = "mad".into();
-    r.task.model = None;
-    r.task.optimized_metric = Some(r#"{"name":"mse"}"#.into());
-    r.task.reference_metric = Some(r#"{"name":"ssim"}"#.into());
-    r.task.minmax = Some("min".into());
+    let mut r = common::mad(i, "mse", "min");
+    r.task.duration_s = 1.0;
     for l in &mut r.losses {
         l.optimized_metric_loss = Some(0.01);
-        l.reference_metric_loss = Some(0.02);
     }
-    r.images[1].role = "mad_image".into();
     r
 }
 
 /// A root at `dir` holding `results`, committed in one batch.
 fn root(dir: &Path, results: Vec<TaskResult>) -> Store {
     let store = Store::open(&OutputRoot::Local(dir.to_path_buf())).unwrap();
-    let ledger = store.prepare(PrepareOptions::default()).unwrap().ledger;
-    let mut w = store.writer(WriterOptions::new("r1"), &ledger).unwrap();
-    for r in results {
-        w.push(r).unwrap();
-    }
-    w.finish().unwrap();
+    common::commit(&store, results, WriterOptions::new("r1").max_tasks, None);
     store
 }
 
 fn report(store: &Store, out: &Path, filters: &[&str]) -> Result<ReportOutcome, ReportError> {
-    write_report(
-        store,
-        &ReportOptions {
-            out: out.to_path_buf(),
-            filters: filters.iter().map(|f| Filter::parse(f).unwrap()).collect(),
-            page_rows: 0,
-        },
-    )
+    common::try_report(store, out, filters, 0)
 }
 
 /// Writes `files` (path relative to `dir`, text) for the user.
