@@ -664,6 +664,16 @@ fn browser_check(out: &Path, d: &synthsweep_store::Dataset) {
     ];
     let profile = tempfile::tempdir().unwrap();
     let shots = tempfile::tempdir().unwrap();
+    // One headless Chromium run with this test's profile: `args`, then `target` as a file URL.
+    let headless = |args: &[&str], target: &Path| {
+        std::process::Command::new(chromium)
+            .args(["--headless=new", "--no-sandbox", "--disable-gpu"])
+            .args(args)
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("file://{}", target.display()))
+            .output()
+            .expect("chromium")
+    };
     for (i, (search, want, first)) in searches.iter().enumerate() {
         let url = format!("file://{}{search}", out.join("search.html").display());
         let checker = shots.path().join(format!("search{i}.html"));
@@ -683,19 +693,14 @@ check();
             ),
         )
         .unwrap();
-        let o = std::process::Command::new(chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
+        let o = headless(
+            &[
                 "--allow-file-access-from-files",
                 "--virtual-time-budget=5000",
                 "--dump-dom",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(format!("file://{}", checker.display()))
-            .output()
-            .expect("chromium");
+            ],
+            &checker,
+        );
         let dom = String::from_utf8_lossy(&o.stdout);
         assert!(
             dom.contains(&format!("RESULT {want}")),
@@ -729,22 +734,17 @@ document.getElementById('f').addEventListener('load', function() {{
             ),
         )
         .unwrap();
-        let o = std::process::Command::new(chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
+        let o = headless(
+            &[
                 "--allow-file-access-from-files",
                 "--host-resolver-rules=MAP * ~NOTFOUND",
                 "--enable-logging=stderr",
                 "--v=0",
                 "--virtual-time-budget=5000",
                 "--dump-dom",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(format!("file://{}", checker.display()))
-            .output()
-            .expect("chromium");
+            ],
+            &checker,
+        );
         let dom = String::from_utf8_lossy(&o.stdout);
         let log = String::from_utf8_lossy(&o.stderr);
         assert!(
@@ -771,19 +771,14 @@ document.getElementById('f').addEventListener('load', function() {{
         }
         // A screenshot of the page itself, not blank.
         let shot = shots.path().join(format!("shot{i}.png"));
-        let o = std::process::Command::new(chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
+        let o = headless(
+            &[
                 "--hide-scrollbars",
                 "--window-size=1200,1400",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(format!("--screenshot={}", shot.display()))
-            .arg(format!("file://{}", page.display()))
-            .output()
-            .expect("chromium");
+                &format!("--screenshot={}", shot.display()),
+            ],
+            page,
+        );
         let img = image::open(&shot)
             .unwrap_or_else(|e| panic!("{}: no screenshot ({e}): {}", page.display(), text(&o)))
             .to_luma8();
