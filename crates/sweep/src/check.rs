@@ -72,15 +72,11 @@ impl Plan {
         if scope == CheckScope::Values {
             return Ok(0);
         }
-        self.check_scope_size(scope)?;
+        let total = self.check_scope_size(scope)?;
         let mut keys = KeyRuns::new(buffer);
         let mut checked = 0;
         // A long check says how far it is (about every 10 s), as the rest of the program
         // logs: checking a shard of 10^8 tasks takes minutes.
-        let total = match scope {
-            CheckScope::Shard { count, .. } if count > 0 => self.len().div_ceil(count),
-            _ => self.len(),
-        };
         let mut said = std::time::Instant::now();
         for index in self.scope_indices(scope)? {
             if checked % 65_536 == 65_535 && said.elapsed() >= PROGRESS_EVERY {
@@ -173,20 +169,21 @@ impl Plan {
     /// about a microsecond or two per task and 16 bytes of scratch file per task past
     /// [`KEY_BUFFER`], so a larger scope would run for hours and fill `TMPDIR` with
     /// gigabytes. The error names the sweep's longest axis and
-    /// how many shards would each be small enough.
-    fn check_scope_size(&self, scope: CheckScope) -> Result<(), SweepError> {
+    /// how many shards would each be small enough. Returns the scope's number of tasks (at
+    /// most: a shard's count rounded up; 0 for a shard that does not exist).
+    fn check_scope_size(&self, scope: CheckScope) -> Result<u64, SweepError> {
         let n = match scope {
             // A shard that does not exist is refused by `scope_indices`, saying so.
-            CheckScope::Shard { index, count } if count == 0 || index >= count => return Ok(()),
+            CheckScope::Shard { index, count } if count == 0 || index >= count => return Ok(0),
             CheckScope::Shard { count, .. } => self.len().div_ceil(count),
             _ => self.len(),
         };
         if n <= MAX_CHECKED {
-            return Ok(());
+            return Ok(n);
         }
         let groups = &self.spec().groups;
         let Some(longest) = groups.iter().max_by_key(|g| g.len()) else {
-            return Ok(());
+            return Ok(n);
         };
         let what = match scope {
             CheckScope::Shard { index, count } => {
