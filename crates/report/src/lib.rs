@@ -910,7 +910,6 @@ fn mad_page(
     common: &minijinja::Value,
 ) -> Result<()> {
     let metric = [&g.metric1, &g.metric2];
-    let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.5}"));
     // An image the task's page drew (its file is there).
     let file_of = |id: &str, name: &str| {
         out.join("t")
@@ -964,9 +963,9 @@ fn mad_page(
                             metric[m],
                             metric[1 - m],
                             g.metric1,
-                            fmt(v1),
+                            render::num(v1),
                             g.metric2,
-                            fmt(v2)
+                            render::num(v2)
                         ),
                     }
                 }

@@ -116,7 +116,8 @@ fn all<'a>(images: &'a [ImageRow], role: &str) -> Vec<&'a ImageRow> {
     v
 }
 
-fn num(v: Option<f64>) -> String {
+/// A value or "—", as [`fmt_value`] writes it.
+pub(crate) fn num(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_string(), fmt_value)
 }
 
