@@ -52,6 +52,7 @@ impl Store {
             // claim was listed is in the ledger, so a committed task is never shown as
             // claimed and not committed (its claim may stay until writers end).
             let claims = self.list_coord(&[CLAIMS]).await?;
+            let sets = self.read_sets(None).await?;
             let mut marked_dead: Vec<String> = self
                 .list_coord(&[DEAD])
                 .await?
@@ -76,11 +77,29 @@ impl Store {
                 let e = highest.entry(task.clone()).or_insert(gen);
                 *e = (*e).max(gen);
             }
+            // Tasks held through confirmed claim sets (generation 0): the set's writer
+            // holds them unless a takeover (generation 1 or more) exists.
+            let mut by_set: BTreeMap<String, String> = BTreeMap::new();
+            for (_, set) in sets.iter().filter(|(_, s)| s.confirmed) {
+                for t in set.named().filter(|t| !ledger.is_committed(t)) {
+                    by_set.insert(t.clone(), set.lease.clone());
+                    highest.entry(t.clone()).or_insert(0);
+                }
+            }
             let claimed: Vec<ClaimView> = futures::stream::iter(highest)
                 .map(|(task_id, generation)| {
                     let path = self.path(&[CLAIMS, &task_id, &gen_name(generation)]);
                     let live = &live;
+                    let set_holder = by_set.get(&task_id).filter(|_| generation == 0).cloned();
                     async move {
+                        if let Some(by) = set_holder {
+                            return Ok::<_, crate::StoreError>(Some(ClaimView {
+                                live: live.is_live(&by),
+                                task_id,
+                                generation,
+                                by,
+                            }));
+                        }
                         let by = self
                             .get_coord(&path)
                             .await?

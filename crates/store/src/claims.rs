@@ -11,9 +11,10 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use crate::claimsets::{ClaimSet, SetView, SET_MIN};
 use crate::error::{Result, StoreError};
 use crate::lease::{within, Liveness};
-use crate::session::{Held, HeldState, Session};
+use crate::session::{Held, HeldState, Session, HELD_FRESH};
 use crate::store::Store;
 
 /// Folder of the task claims.
@@ -74,6 +75,16 @@ impl std::fmt::Debug for PendingClaims {
 struct Owner {
     lease: String,
     at: String,
+}
+
+/// Who was found holding a task, and when (see `Session::held_by`).
+type Sighting = (String, std::time::Instant);
+
+/// Where a task's per-task claim got: answered, or a claim created that still has to be
+/// checked against the claim sets.
+enum Step {
+    Done(Acquired),
+    Created { gen: u32, takeover: bool },
 }
 
 /// What acquiring a generation folder gave.
@@ -269,7 +280,8 @@ impl Store {
             session: s,
             snapshot: tokio::sync::OnceCell::new(),
         };
-        let (held, seen): (Vec<Option<Held>>, Vec<Option<String>>) = {
+        let me = s.info.lease_id.as_str();
+        let (held, seen): (Vec<Option<Held>>, Vec<Option<Sighting>>) = {
             let claims = s.claims.lock().unwrap();
             let seen = s.held_by.lock().unwrap();
             task_ids
@@ -277,40 +289,160 @@ impl Store {
                 .map(|t| (claims.get(t).copied(), seen.get(t).cloned()))
                 .unzip()
         };
-        let acquired: Vec<Acquired> = futures::stream::iter(task_ids.iter().zip(held).zip(seen))
-            .map(|((t, h), seen)| {
-                let judge = &judge;
-                async move {
-                    if let Some(h) = h {
-                        return Ok(Acquired::Ours {
-                            gen: h.gen,
+        let mut acquired: Vec<Option<Acquired>> = vec![None; task_ids.len()];
+        for (k, (h, seen)) in held.iter().zip(&seen).enumerate() {
+            if let Some(h) = h {
+                acquired[k] = Some(Acquired::Ours {
+                    gen: h.gen,
+                    takeover: false,
+                });
+            } else if let Some((by, when)) = seen {
+                // Held by a writer that is still alive: still held (it commits the task or,
+                // ending, releases it, and then its lease is gone too).
+                if when.elapsed() < HELD_FRESH && judge.is_live(by).await? {
+                    acquired[k] = Some(Acquired::Held { by: by.clone() });
+                }
+            }
+        }
+        let fresh: Vec<usize> = (0..task_ids.len())
+            .filter(|&k| acquired[k].is_none())
+            .collect();
+        // Many fresh tasks: one claim set for them all (PROTOCOL.md, "Claims"); the tasks
+        // it finds claimed elsewhere go on to their per-task claims below.
+        let mut view = None;
+        if fresh.len() >= SET_MIN {
+            let seq = s
+                .next_set
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tasks: Vec<String> = fresh.iter().map(|&k| task_ids[k].clone()).collect();
+            let mut set = ClaimSet::new(me, tasks);
+            // Remembered before it is written: if the write fails after landing, the
+            // session still knows the set (to release it at the end).
+            self.remember_set(s, seq, set.clone());
+            self.put_set(seq, &set).await?;
+            let v = self.look(me, true).await?;
+            set.excluded = set
+                .tasks
+                .iter()
+                .filter(|t| v.claimed_elsewhere(t))
+                .cloned()
+                .collect();
+            set.confirmed = true;
+            self.remember_set(s, seq, set.clone());
+            self.put_set(seq, &set).await?;
+            let excluded: HashSet<&String> = set.excluded.iter().collect();
+            {
+                let mut claims = s.claims.lock().unwrap();
+                for &k in &fresh {
+                    if !excluded.contains(&task_ids[k]) {
+                        acquired[k] = Some(Acquired::Ours {
+                            gen: 0,
                             takeover: false,
                         });
-                    }
-                    // Held by a writer that is still alive: still held (it commits the task
-                    // or, ending, releases it, and then its lease is gone too).
-                    if let Some(by) = seen {
-                        if judge.is_live(&by).await? {
-                            return Ok(Acquired::Held { by });
-                        }
-                    }
-                    let a = self.acquire(&self.claim_dir(t), judge, true).await?;
-                    // Recorded as soon as it lands: when another claim of the group fails,
-                    // the group's error returns early, and a claim recorded only after the
-                    // whole group would outlive the session (never released, its writer
-                    // later marked dead although it ended cleanly).
-                    if let Acquired::Ours { gen, .. } = &a {
-                        s.claims.lock().unwrap().entry(t.clone()).or_insert(Held {
-                            gen: *gen,
+                        claims.entry(task_ids[k].clone()).or_insert(Held {
+                            gen: 0,
                             state: HeldState::Claimed,
+                            set: Some(seq),
                         });
                     }
-                    Ok::<Acquired, StoreError>(a)
                 }
-            })
-            .buffered(IN_FLIGHT)
-            .try_collect()
-            .await?;
+            }
+            let contested: Vec<String> = set.excluded.clone();
+            view = Some(self.settle(&judge, &contested, v).await?);
+        }
+        // The others, one per-task claim each; then one look at the sets, since a set
+        // published meanwhile may name the same task.
+        let single: Vec<usize> = (0..task_ids.len())
+            .filter(|&k| acquired[k].is_none())
+            .collect();
+        if !single.is_empty() {
+            let mut view = view.unwrap_or_default();
+            let mut todo = single;
+            for _ in 0..4 {
+                let steps: Vec<Step> = futures::stream::iter(todo.iter())
+                    .map(|&k| {
+                        let (judge, view) = (&judge, &view);
+                        self.acquire_task(&task_ids[k], view, judge)
+                    })
+                    .buffered(IN_FLIGHT)
+                    .try_collect()
+                    .await?;
+                let created: Vec<(usize, u32, bool)> = todo
+                    .iter()
+                    .zip(&steps)
+                    .filter_map(|(&k, st)| match st {
+                        Step::Created { gen, takeover } => Some((k, *gen, *takeover)),
+                        Step::Done(_) => None,
+                    })
+                    .collect();
+                for (&k, st) in todo.iter().zip(steps) {
+                    if let Step::Done(a) = st {
+                        acquired[k] = Some(a);
+                    }
+                }
+                if created.is_empty() {
+                    break;
+                }
+                // Recorded as soon as they land: when a later request of the round fails,
+                // the round's error returns early, and a claim recorded only after the
+                // whole round would outlive the session (never released, its writer later
+                // marked dead although it ended cleanly).
+                {
+                    let mut claims = s.claims.lock().unwrap();
+                    for &(k, gen, _) in &created {
+                        claims.entry(task_ids[k].clone()).or_insert(Held {
+                            gen,
+                            state: HeldState::Claimed,
+                            set: None,
+                        });
+                    }
+                }
+                let ids: Vec<String> = created.iter().map(|c| task_ids[c.0].clone()).collect();
+                let looked = self.look(me, false).await?;
+                view = self.settle(&judge, &ids, looked).await?;
+                let mut again = Vec::new();
+                for (k, gen, takeover) in created {
+                    let t = &task_ids[k];
+                    let mut live_set = None;
+                    for m in view.mentions(t) {
+                        if judge.is_live(&m.lease).await? {
+                            live_set = Some(m.lease.clone());
+                            break;
+                        }
+                    }
+                    let over_dead_set = gen == 0 && view.confirmed_holder(t).is_some();
+                    if live_set.is_none() && !over_dead_set {
+                        acquired[k] = Some(Acquired::Ours { gen, takeover });
+                        continue;
+                    }
+                    // A live writer's set names the task (it looked before this claim
+                    // landed, or is looking now): the task is its own, or it will claim it
+                    // per task itself. Or a dead writer's set holds it, which only a
+                    // takeover (a next generation, then a ledger re-read) may take. Either
+                    // way this claim goes.
+                    self.delete_coord(&self.claim_dir(t).join(gen_name(gen)))
+                        .await?;
+                    s.claims.lock().unwrap().remove(t);
+                    match live_set {
+                        Some(by) => acquired[k] = Some(Acquired::Held { by }),
+                        None => again.push(k),
+                    }
+                }
+                todo = again;
+                if todo.is_empty() {
+                    break;
+                }
+            }
+            for k in todo {
+                if acquired[k].is_none() {
+                    acquired[k] = Some(Acquired::Held { by: String::new() });
+                }
+            }
+        }
+        let acquired: Vec<Acquired> = acquired
+            .into_iter()
+            .map(|a| a.expect("every task answered"))
+            .collect();
         let takeover = acquired
             .iter()
             .any(|a| matches!(a, Acquired::Ours { takeover: true, .. }));
@@ -330,7 +462,13 @@ impl Store {
             for (t, a) in task_ids.iter().zip(&acquired) {
                 match a {
                     Acquired::Held { by } if !by.is_empty() => {
-                        seen.insert(t.clone(), by.clone());
+                        // A task still held by the same writer keeps its first sighting.
+                        let e = seen
+                            .entry(t.clone())
+                            .or_insert_with(|| (by.clone(), std::time::Instant::now()));
+                        if e.0 != *by {
+                            *e = (by.clone(), std::time::Instant::now());
+                        }
                     }
                     _ => {
                         seen.remove(t);
@@ -347,6 +485,7 @@ impl Store {
                     let e = claims.entry(t.clone()).or_insert(Held {
                         gen,
                         state: HeldState::Claimed,
+                        set: None,
                     });
                     if committed.contains(t) {
                         // Committed by the dead writer: ours now only to keep others off.
@@ -359,6 +498,118 @@ impl Store {
                 Acquired::Held { by } => Claim::Held { by },
             })
             .collect())
+    }
+
+    /// Waits, briefly, until no live writer's *pending* set names one of `tasks`: a writer
+    /// confirms its set right after its look, and what it confirmed decides who holds
+    /// the task (two writers whose sets crossed each see the other's pending and leave the
+    /// task to the per-task claims; deciding on the pending sets, each would wait for the
+    /// other). After about 2 s (a writer stalled or killed in the middle of its round) the
+    /// last view is returned as it is.
+    async fn settle(
+        &self,
+        judge: &Judge<'_>,
+        tasks: &[String],
+        mut view: SetView,
+    ) -> Result<SetView> {
+        let me = judge.session.info.lease_id.as_str();
+        let mut pause = Duration::from_millis(5);
+        let mut waited = Duration::ZERO;
+        loop {
+            let mut pending = false;
+            'tasks: for t in tasks {
+                for m in view.mentions(t) {
+                    if !m.confirmed && judge.is_live(&m.lease).await? {
+                        pending = true;
+                        break 'tasks;
+                    }
+                }
+            }
+            if !pending || waited >= Duration::from_secs(2) {
+                return Ok(view);
+            }
+            tokio::time::sleep(pause).await;
+            waited += pause;
+            pause = (pause * 2).min(Duration::from_millis(250));
+            let per_task = std::mem::take(&mut view.per_task);
+            view = self.look(me, false).await?;
+            view.per_task = per_task;
+        }
+    }
+
+    /// One task's per-task claim (`_claims/<task>/`), given what a look at the sets found
+    /// (`view`; an empty view when there was none). The holder is the owner of the highest
+    /// generation when that is 1 or more (a takeover), else the writer whose confirmed set
+    /// holds the task (generation 0), else the owner of generation 0. A live holder keeps
+    /// it; a dead one's is taken over with the next generation; with no holder, generation
+    /// 0 is created. A claim created here still has to be checked against the sets
+    /// ([`Step::Created`]).
+    async fn acquire_task(&self, task: &str, view: &SetView, judge: &Judge<'_>) -> Result<Step> {
+        let me = judge.session.info.lease_id.as_str();
+        for m in view.mentions(task) {
+            if !m.confirmed && judge.is_live(&m.lease).await? {
+                // A live writer is looking at its set: it holds the task or leaves it to
+                // the per-task claims in a moment; ask again later.
+                return Ok(Step::Done(Acquired::Held {
+                    by: m.lease.clone(),
+                }));
+            }
+        }
+        let by_set = view.confirmed_holder(task).map(str::to_string);
+        let dir = self.claim_dir(task);
+        let mut list = view.per_task.contains(task) || by_set.is_some();
+        let mut last = String::new();
+        for _ in 0..8 {
+            let gens = if list {
+                self.gens(&dir).await?
+            } else {
+                Vec::new()
+            };
+            list = true;
+            let top = gens.last().copied();
+            let holder = match (top, &by_set) {
+                (Some(g), _) if g >= 1 => {
+                    match self.owner_of(&dir.clone().join(gen_name(g))).await? {
+                        Some(o) => Some((o, g)),
+                        None => continue, // released meanwhile
+                    }
+                }
+                (_, Some(h)) => Some((h.clone(), 0)),
+                (Some(0), None) => match self.owner_of(&dir.clone().join(gen_name(0))).await? {
+                    Some(o) => Some((o, 0)),
+                    None => continue,
+                },
+                _ => None,
+            };
+            let Some((owner, gen)) = holder else {
+                if self.create_gen(&dir, 0, me).await? {
+                    return Ok(Step::Created {
+                        gen: 0,
+                        takeover: false,
+                    });
+                }
+                continue;
+            };
+            if owner == me {
+                return Ok(Step::Done(Acquired::Ours {
+                    gen,
+                    takeover: gen > 0,
+                }));
+            }
+            if judge.is_live(&owner).await? {
+                return Ok(Step::Done(Acquired::Held { by: owner }));
+            }
+            self.mark_dead(&owner).await?;
+            if self.create_gen(&dir, gen + 1, me).await? {
+                return Ok(Step::Created {
+                    gen: gen + 1,
+                    takeover: true,
+                });
+            }
+            last = owner;
+        }
+        // Lost every race: someone else got it; ask again later.
+        Ok(Step::Done(Acquired::Held { by: last }))
     }
 
     /// Marks `lease` dead (`_dead/<lease>`), before this writer takes over a claim of it:
@@ -450,26 +701,73 @@ impl Store {
 
     pub(crate) fn release_with(&self, s: &Session, task_ids: &[String]) -> Result<usize> {
         let remaining = s.check()?;
-        let gens: Vec<(String, u32)> = {
+        let held: Vec<(String, Held)> = {
             let claims = s.claims.lock().unwrap();
             task_ids
                 .iter()
                 .filter_map(|t| match claims.get(t) {
-                    Some(h) if h.state == HeldState::Claimed => Some((t.clone(), h.gen)),
+                    Some(h) if h.state == HeldState::Claimed => Some((t.clone(), *h)),
                     _ => None,
                 })
                 .collect()
         };
-        let n = gens.len();
-        let paths: Vec<Path> = gens
+        let n = held.len();
+        let paths: Vec<Path> = held
             .iter()
-            .map(|(t, g)| self.claim_dir(t).join(gen_name(*g)))
+            .filter(|(_, h)| h.set.is_none())
+            .map(|(t, h)| self.claim_dir(t).join(gen_name(h.gen)))
             .collect();
+        // Tasks held through a set: the set is written again with them excluded, or
+        // deleted when it holds nothing any more.
+        let mut by_set: std::collections::BTreeMap<u32, HashSet<String>> = Default::default();
+        for (t, h) in &held {
+            if let Some(seq) = h.set {
+                by_set.entry(seq).or_default().insert(t.clone());
+            }
+        }
+        let sets: Vec<(u32, Option<ClaimSet>)> = {
+            let mine = s.sets.lock().unwrap();
+            by_set
+                .into_iter()
+                .filter_map(|(seq, gone)| {
+                    let mut set = mine.get(&seq)?.clone();
+                    set.excluded.extend(
+                        set.tasks
+                            .iter()
+                            .filter(|t| gone.contains(*t) && !set.excluded.contains(t))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    let empty = set.named().next().is_none();
+                    Some((seq, (!empty).then_some(set)))
+                })
+                .collect()
+        };
         self.block_on(within(remaining, "releasing claims", async {
-            self.delete_many_coord(paths).await
+            self.delete_many_coord(paths).await?;
+            for (seq, set) in &sets {
+                match set {
+                    Some(set) => self.put_set(*seq, set).await?,
+                    None => self.delete_set(&s.info.lease_id, *seq).await?,
+                }
+            }
+            Ok(())
         }))?;
+        {
+            let mut mine = s.sets.lock().unwrap();
+            for (seq, set) in sets {
+                match set {
+                    Some(set) => {
+                        mine.insert(seq, set);
+                    }
+                    None => {
+                        mine.remove(&seq);
+                    }
+                }
+            }
+        }
         let mut claims = s.claims.lock().unwrap();
-        for (t, _) in &gens {
+        for (t, _) in &held {
             claims.remove(t);
         }
         Ok(n)
@@ -514,7 +812,8 @@ impl Store {
         ledger: Option<&crate::ledger::Ledger>,
     ) -> Result<usize> {
         let claims = self.list_coord(&[CLAIMS]).await?;
-        if claims.is_empty() {
+        let sets = self.read_sets(None).await?;
+        if claims.is_empty() && sets.is_empty() {
             return Ok(0);
         }
         let read;
@@ -529,7 +828,7 @@ impl Store {
         if !live.others_ending(me) {
             return Ok(0);
         }
-        let stale: Vec<_> = claims
+        let mut stale: Vec<Path> = claims
             .into_iter()
             .filter(|f| {
                 let parts: Vec<_> = f.path.parts().collect();
@@ -537,6 +836,21 @@ impl Store {
             })
             .map(|f| f.path)
             .collect();
+        // Sets: those whose tasks are all committed (or given back), and the pending ones
+        // of writers that look no more (dead, or ending: their claiming is over). A dead
+        // writer's set that holds uncommitted tasks stays, for a takeover.
+        let looking = |lease: &str| {
+            lease != me
+                && live
+                    .leases
+                    .get(lease)
+                    .is_some_and(|l| !l.expired && !l.ending)
+        };
+        stale.extend(sets.into_iter().filter_map(|(path, set)| {
+            let done = set.named().all(|t| ledger.is_committed(t));
+            let idle = !set.confirmed && !looking(&set.lease);
+            (done || idle).then_some(path)
+        }));
         let n = stale.len();
         if n == 0 {
             return Ok(0);

@@ -71,6 +71,7 @@
 
 mod activity;
 mod claims;
+mod claimsets;
 mod decode;
 mod encode;
 mod error;

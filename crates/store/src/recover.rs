@@ -311,6 +311,7 @@ impl Store {
         let mut out = Vec::new();
         let mut stack: Vec<std::path::PathBuf> = [
             crate::claims::CLAIMS,
+            crate::claimsets::SETS,
             crate::claims::LOCKS,
             crate::claims::DEAD,
             crate::lease::LEASES,

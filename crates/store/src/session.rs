@@ -12,11 +12,20 @@ use crate::lease::{within, LeaseClock, LeaseOptions, WriterIdentity, WriterInfo,
 use crate::ledger::Ledger;
 use crate::store::{Store, STAGING};
 
+/// How long a task found held by a live writer counts as held by it without looking at
+/// its claims again. A writer that held the task through a set and then excluded it (two
+/// writers' sets crossing, PROTOCOL.md "Claims") holds it no more; looking again after this
+/// long settles such a crossing even when both writers live on.
+pub(crate) const HELD_FRESH: Duration = Duration::from_secs(20);
+
 /// A claim this writer holds, and how far its task got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Held {
     pub gen: u32,
     pub state: HeldState,
+    /// The number of this writer's claim set that holds it (generation 0), if it was
+    /// claimed with a set rather than with a per-task claim.
+    pub set: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +58,13 @@ pub(crate) struct Session {
     pub view: Mutex<LedgerView>,
     /// Leases judged dead: dead for good, so never judged again.
     pub dead: Mutex<HashSet<String>>,
-    /// Who held each task this writer found held by another writer: while that writer
-    /// lives, asking again needs no request on the task's claim.
-    pub held_by: Mutex<HashMap<String, String>>,
+    /// Who held each task this writer found held by another writer, and when: while that
+    /// writer lives, asking again within [`HELD_FRESH`] needs no request on the task's claim.
+    pub held_by: Mutex<HashMap<String, (String, Instant)>>,
+    /// This writer's claim sets as last written, by number (see `claimsets.rs`).
+    pub sets: Mutex<std::collections::BTreeMap<u32, crate::claimsets::ClaimSet>>,
+    /// The number of its next claim set.
+    pub next_set: std::sync::atomic::AtomicU32,
     /// Commit points (tasks-file writes) in flight, for [`Store::quit_session`].
     commits: Mutex<Commits>,
     commits_done: Condvar,
@@ -258,6 +271,8 @@ impl Store {
             view: Mutex::default(),
             dead: Mutex::default(),
             held_by: Mutex::default(),
+            sets: Mutex::default(),
+            next_set: std::sync::atomic::AtomicU32::new(0),
             commits: Mutex::default(),
             commits_done: Condvar::new(),
         });

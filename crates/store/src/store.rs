@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     pub anon: String,
     /// Dead writers this process has marked (`_dead/<lease_id>`, see `claims.rs`).
     pub marked_dead: Mutex<std::collections::HashSet<String>>,
+    /// Claim sets read so far, by path: (version from the listing, content).
+    pub set_cache: Mutex<HashMap<String, (String, Arc<crate::claimsets::ClaimSet>)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -114,6 +116,7 @@ impl Store {
                     &uuid::Uuid::new_v4().simple().to_string()[..12]
                 ),
                 marked_dead: Mutex::default(),
+                set_cache: Mutex::default(),
             }),
         })
     }

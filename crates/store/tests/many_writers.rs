@@ -307,11 +307,14 @@ fn counts(outs: &[std::process::Output]) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// Writers of `tasks` tasks each, tagged `<prefix><i>`, with this lease.
+/// Writers of `tasks` tasks each, tagged `<prefix><i>`, with this lease. Every other one
+/// claims 16 tasks at a time (with claim sets, which then cross each other's and the
+/// per-task claims of the others), the rest 4 (per-task claims).
 fn writers(prefix: &str, n: usize, tasks: usize, lease: Duration) -> Vec<ClaimingWriter> {
     (0..n)
         .map(|i| {
-            let mut c = cfg(&format!("{prefix}{i}"), tasks, 4, 3);
+            let group = if i % 2 == 0 { 16 } else { 4 };
+            let mut c = cfg(&format!("{prefix}{i}"), tasks, group, 3);
             c.lease = lease;
             c
         })
@@ -352,13 +355,16 @@ fn together(root: &str, endpoint: Option<&str>, lease: Duration, tasks: usize) {
     assert!(busy >= 2, "only {busy} writer(s) did any work ({counts:?})");
     // The writers ended together, each seeing the others alive: the last to end (every
     // other one ending) deleted the claims of the committed tasks, before any recovery.
-    let left = match endpoint {
-        None => common::files_under(&Path::new(root).join("_claims")),
-        Some(_) => {
-            let (bucket, prefix) = root["s3://".len()..].split_once('/').unwrap();
-            common::shared_moto().keys(bucket, &format!("{prefix}/_claims/"))
-        }
-    };
+    let left: Vec<_> = ["_claims", "_claimsets"]
+        .iter()
+        .flat_map(|kind| match endpoint {
+            None => common::files_under(&Path::new(root).join(kind)),
+            Some(_) => {
+                let (bucket, prefix) = root["s3://".len()..].split_once('/').unwrap();
+                common::shared_moto().keys(bucket, &format!("{prefix}/{kind}/"))
+            }
+        })
+        .collect();
     assert!(
         left.is_empty(),
         "claims left once the writers ended: {left:?}"
@@ -465,8 +471,9 @@ fn eight_shards_and_a_duplicate_run_on_s3() {
     );
     let keys = moto.keys("together", "root/");
     assert!(
-        keys.iter()
-            .all(|k| !k.starts_with("root/_leases/") && !k.starts_with("root/_claims/")),
+        keys.iter().all(|k| !k.starts_with("root/_leases/")
+            && !k.starts_with("root/_claims/")
+            && !k.starts_with("root/_claimsets/")),
         "{keys:?}"
     );
 }
@@ -479,6 +486,7 @@ fn three_writers_killed_then_a_resume_commit_every_task_once() {
     assert!(common::files_under(&dir.path().join("_staging")).is_empty());
     assert!(common::files_under(&dir.path().join("_leases")).is_empty());
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    assert!(common::files_under(&dir.path().join("_claimsets")).is_empty());
     // The survivors marked the killed writers dead before taking their claims over; the
     // resume's recovery removed the marks with the expired leases.
     assert!(common::files_under(&dir.path().join("_dead")).is_empty());
@@ -497,8 +505,9 @@ fn three_writers_killed_then_a_resume_on_s3() {
     );
     let keys = moto.keys("killed", "root/");
     assert!(
-        keys.iter()
-            .all(|k| !k.starts_with("root/_leases/") && !k.starts_with("root/_claims/")),
+        keys.iter().all(|k| !k.starts_with("root/_leases/")
+            && !k.starts_with("root/_claims/")
+            && !k.starts_with("root/_claimsets/")),
         "{keys:?}"
     );
 }
@@ -614,21 +623,24 @@ fn a_dead_writers_claims_are_taken_over_once_its_lease_expires() {
         "A's mark goes with its lease: {rec:?}"
     );
     assert!(b.activity().unwrap().marked_dead.is_empty());
-    // The claims of the 4 tasks A committed (A's g0 and B's g1 over it) go too: B, the
-    // only live writer, knows those tasks committed.
-    assert_eq!(rec.claims_deleted, 8, "{rec:?}");
+    // The claims of the 4 tasks A committed go too (B's g1 over A's set, 4 objects), and
+    // B's second set, which left all its tasks to per-task takeovers: B, the only live
+    // writer, knows those tasks committed. A's set stays while it holds uncommitted tasks.
+    assert_eq!(rec.claims_deleted, 4 + 1, "{rec:?}");
     let mut w = writer(&b, &b.read_ledger().unwrap(), 100);
     for i in 4..12 {
         w.push(common::sample_result(i)).unwrap();
     }
     assert_eq!(w.finish().unwrap().tasks, 8);
     let end = b.finish_session().unwrap();
-    // The 8 other tasks: 6 claimed twice (A, then B), 2 once; deleted by the recovery at
-    // B's end (B met a dead writer) or, failing that, by B's own clean-up.
+    // The 8 other tasks: 6 held by A's set and taken over by B one by one (6 objects),
+    // 2 held by B's first set; those and both sets deleted by the recovery at B's end (B
+    // met a dead writer) or, failing that, by B's own clean-up.
     let at_end = end.recovered.as_ref().map_or(0, |r| r.claims_deleted);
-    assert_eq!(at_end + end.claims_cleaned, 14, "{end:?}");
+    assert_eq!(at_end + end.claims_cleaned, 6 + 2, "{end:?}");
     assert_eq!(assert_each_task_once(&b).len(), 12);
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    assert!(common::files_under(&dir.path().join("_claimsets")).is_empty());
 }
 
 /// A writer commits a batch and ends its session while another process's recovery is
@@ -701,6 +713,7 @@ fn a_recovery_that_deletes_only_claims_or_marks_is_not_clean() {
     assert_eq!((rec.claims_deleted, rec.marks_deleted), (3, 1), "{rec:?}");
     assert!(!rec.is_clean(), "{rec:?}");
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    assert!(common::files_under(&dir.path().join("_claimsets")).is_empty());
     let rec = r.recover(RecoverOptions::default()).unwrap();
     assert!(rec.is_clean(), "{rec:?}");
 }
@@ -719,6 +732,7 @@ fn claims_made_ahead_land_before_the_session_ends_and_are_given_back() {
     let end = a.finish_session().unwrap();
     assert_eq!(end.released, 40, "{end:?}");
     assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    assert!(common::files_under(&dir.path().join("_claimsets")).is_empty());
     let b = open(dir.path());
     session(&b, "b", Duration::from_secs(60));
     assert_eq!(b.claim(&ids(0..40)).unwrap(), vec![Claim::Ours; 40]);
@@ -919,4 +933,147 @@ fn recovery_removes_puts_a_killed_writer_left_half_done() {
     assert_eq!(rec.staging_files_deleted, 1, "{rec:?}");
     assert!(!rec.is_clean());
     assert!(!old.exists() && fresh.exists());
+}
+
+#[test]
+fn a_writer_alone_claims_a_group_with_one_set_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_secs(60));
+    let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
+    assert_eq!(a.claim(&ids(0..40)).unwrap(), vec![Claim::Ours; 40]);
+    // One object for the 40 claims, confirmed, nothing excluded; no per-task claim.
+    let sets = common::files_under(&dir.path().join("_claimsets"));
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    let set: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("_claimsets").join(&sets[0])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(set["confirmed"], true, "{set}");
+    assert_eq!(set["tasks"].as_array().unwrap().len(), 40, "{set}");
+    assert!(set.get("excluded").is_none(), "{set}");
+    assert!(!dir.path().join("_claims").exists());
+    // Another writer sees them held (without a claim of its own left behind).
+    let b = open(dir.path());
+    session(&b, "b", Duration::from_secs(60));
+    let held = b.claim(&ids(30..50)).unwrap();
+    assert!(
+        held[..10].iter().all(|c| matches!(c, Claim::Held { .. })),
+        "{held:?}"
+    );
+    assert_eq!(held[10..], [const { Claim::Ours }; 10]);
+    b.finish_session().unwrap();
+    // A commits 25 and ends: the 15 others are given back (its set rewritten without
+    // them), then, alone, it deletes the claims of the committed ones.
+    let mut w = writer(&a, &ledger, 100);
+    for i in 0..25 {
+        w.push(common::sample_result(i)).unwrap();
+    }
+    assert_eq!(w.finish().unwrap().tasks, 25);
+    let end = a.finish_session().unwrap();
+    assert_eq!(end.released, 15, "{end:?}");
+    assert!(common::files_under(&dir.path().join("_claimsets")).is_empty());
+    assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+    let c = open(dir.path());
+    session(&c, "c", Duration::from_secs(60));
+    c.prepare(PrepareOptions::default()).unwrap();
+    assert_eq!(c.claim(&ids(25..40)).unwrap(), vec![Claim::Ours; 15]);
+    c.finish_session().unwrap();
+}
+
+/// Six writers claim the same 64 tasks at one moment, three with claim sets (one group of
+/// 64), three one task claim at a time (groups of 2), then ask again for what they found
+/// held, as the engine does: no task is ever any two writers' at once, and every task ends
+/// up some writer's within seconds (crossing sets leave their tasks to the per-task claims,
+/// where one writer wins; nobody waits for a writer that does not hold the task).
+fn crossing_claims(root: &str, endpoint: Option<&str>) {
+    const TASKS: usize = 64;
+    let owners = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        usize,
+    >::new()));
+    let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let done = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let threads: Vec<_> = (0..6)
+        .map(|w| {
+            let (owners, start, done) = (owners.clone(), start.clone(), done.clone());
+            let (root, endpoint) = (root.to_string(), endpoint.map(str::to_string));
+            std::thread::spawn(move || {
+                let store = open_root(&root, endpoint.as_deref());
+                session(&store, &format!("w{w}"), Duration::from_secs(30));
+                let group = if w < 3 { TASKS } else { 2 };
+                let mut todo = ids(0..TASKS);
+                let deadline = Instant::now() + Duration::from_secs(15);
+                start.wait();
+                loop {
+                    let mut held = Vec::new();
+                    for g in todo.chunks(group) {
+                        for (t, c) in g.iter().zip(store.claim(g).unwrap()) {
+                            match c {
+                                Claim::Ours => {
+                                    let mut o = owners.lock().unwrap();
+                                    let prev = o.insert(t.clone(), w);
+                                    assert!(
+                                        prev.is_none_or(|p| p == w),
+                                        "{t} is writer {w}'s and writer {prev:?}'s"
+                                    );
+                                }
+                                Claim::Held { .. } => held.push(t.clone()),
+                                Claim::Committed => panic!("nothing is committed"),
+                            }
+                        }
+                    }
+                    if owners.lock().unwrap().len() == TASKS || held.is_empty() {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "writer {w}: {} task(s) still held by others, {} owned in all",
+                        held.len(),
+                        owners.lock().unwrap().len()
+                    );
+                    todo = held;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                // Everyone stays alive (holding its tasks) until every task is someone's.
+                while owners.lock().unwrap().len() < TASKS && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                done.wait();
+                store.finish_session().unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let owners = owners.lock().unwrap();
+    assert_eq!(owners.len(), TASKS, "tasks nobody got: {owners:?}");
+    let mut per: Vec<usize> = vec![0; 6];
+    for w in owners.values() {
+        per[*w] += 1;
+    }
+    println!("tasks per writer: {per:?}");
+}
+
+#[test]
+fn crossing_claim_sets_and_task_claims_give_each_task_to_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    crossing_claims(&dir.path().display().to_string(), None);
+    // Every claim given back at the ends (nothing was committed).
+    assert!(common::files_under(&dir.path().join("_claimsets")).is_empty());
+    assert!(common::files_under(&dir.path().join("_claims")).is_empty());
+}
+
+#[test]
+fn crossing_claim_sets_and_task_claims_on_s3() {
+    let moto = common::shared_moto();
+    moto.create_bucket("crossing");
+    crossing_claims("s3://crossing/root", Some(&moto_endpoint()));
+    let keys = moto.keys("crossing", "root/");
+    assert!(
+        keys.iter()
+            .all(|k| !k.starts_with("root/_claims/") && !k.starts_with("root/_claimsets/")),
+        "{keys:?}"
+    );
 }
