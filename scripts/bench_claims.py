@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What the many-writer bookkeeping (leases, a claim per task) costs on small tasks.
+"""What the many-writer bookkeeping (leases, claim sets, task claims) costs on small tasks.
 
 Runs the 3200-task `score` sweep of issue 8 (40 random 16 px images, all ordered pairs x
 2 metrics) and the quickstart study with each given synthsweep binary, on a local root
@@ -7,7 +7,7 @@ and on a moto S3 server on loopback, and prints the wall time of `synthsweep run
 (median of --repeat runs, each on a fresh root).
 
 With --requests, it also counts the S3 requests of each run from moto's request log, by
-kind (claim PUT/GET/DELETE, bulk delete, LIST, lease, clock probe, table files, ...), per
+kind (claim set and task claim PUT/GET/DELETE, bulk delete, LIST, lease, clock probe, table files, ...), per
 task of the study.
 
 usage: .venv/bin/python scripts/bench_claims.py --bin NAME=PATH [--bin NAME=PATH ...]
@@ -95,7 +95,8 @@ def request_kind(method, path, query, root):
     rest = parts[2:] if len(parts) > 2 and parts[1] == root else parts[1:]
     top = rest[0] if rest else ""
     what = {
-        "_claims": "claim",
+        "_claims": "task claim",
+        "_claimsets": "claim set",
         "_leases": "lease",
         "_clock": "clock probe",
         "_dead": "dead mark",

@@ -105,15 +105,30 @@ fn parse_gen(name: &str) -> Option<u32> {
         .flatten()
 }
 
-/// The liveness snapshot of a claiming round, taken once when first needed, and the leases
+/// The liveness snapshot of a claiming round, taken when first needed, and the leases
 /// known to be dead (dead for good: a dead writer never comes back).
+///
+/// A lease the snapshot does not list at all may belong to a writer that started after
+/// the snapshot (its claim, read later, is newer than the snapshot): such a lease is looked
+/// at again with a fresh snapshot before it is judged, so that only a lease absent from a
+/// look made *after* its claim was read counts as gone (a writer writes its lease before
+/// any claim). Judged on the old snapshot, a writer that had just started would count as
+/// dead: its claims taken over, or its set ignored beside a task claim of the same task.
 struct Judge<'a> {
     store: &'a Store,
     session: &'a Session,
-    snapshot: tokio::sync::OnceCell<Liveness>,
+    snapshot: tokio::sync::Mutex<Option<Liveness>>,
 }
 
-impl Judge<'_> {
+impl<'a> Judge<'a> {
+    fn new(store: &'a Store, session: &'a Session) -> Self {
+        Judge {
+            store,
+            session,
+            snapshot: tokio::sync::Mutex::new(None),
+        }
+    }
+
     async fn is_live(&self, lease: &str) -> Result<bool> {
         if lease == self.session.info.lease_id {
             return Ok(true);
@@ -121,11 +136,11 @@ impl Judge<'_> {
         if self.session.dead.lock().unwrap().contains(lease) {
             return Ok(false);
         }
-        let snap = self
-            .snapshot
-            .get_or_try_init(|| self.store.liveness(&self.session.info.lease_id))
-            .await?;
-        let live = snap.is_live(lease);
+        let mut snap = self.snapshot.lock().await;
+        if !snap.as_ref().is_some_and(|l| l.leases.contains_key(lease)) {
+            *snap = Some(self.store.liveness(&self.session.info.lease_id).await?);
+        }
+        let live = snap.as_ref().is_some_and(|l| l.is_live(lease));
         if !live {
             self.session.dead.lock().unwrap().insert(lease.to_string());
         }
@@ -275,11 +290,7 @@ impl Store {
     }
 
     async fn claim_async(&self, s: &Session, task_ids: &[String]) -> Result<Vec<Claim>> {
-        let judge = Judge {
-            store: self,
-            session: s,
-            snapshot: tokio::sync::OnceCell::new(),
-        };
+        let judge = Judge::new(self, s);
         let me = s.info.lease_id.as_str();
         let (held, seen): (Vec<Option<Held>>, Vec<Option<Sighting>>) = {
             let claims = s.claims.lock().unwrap();
@@ -870,11 +881,7 @@ impl Store {
         let mut waited = Duration::ZERO;
         loop {
             s.check()?;
-            let judge = Judge {
-                store: self,
-                session: s,
-                snapshot: tokio::sync::OnceCell::new(),
-            };
+            let judge = Judge::new(self, s);
             match self.acquire(&dir, &judge, true).await? {
                 Acquired::Ours { gen, .. } => {
                     return Ok(LockGuard {

@@ -14,6 +14,7 @@
 //! ROOT/_staging/<lease_id>/              local roots: files before their rename
 //! ROOT/_leases/<lease_id>.json           one per live writer, renewed by its heartbeat
 //! ROOT/_claims/<task_id>/g<NNNNNN>       who runs a task (create-if-absent generations)
+//! ROOT/_claimsets/<lease_id>-s<N>.json   one writer's claim of a group of tasks
 //! ROOT/_locks/, ROOT/_clock/             the uncommit lock; storage-clock probes
 //! ```
 //!
@@ -37,7 +38,8 @@
 //!
 //! Each writer process starts a session ([`Store::start_session`]): a lease renewed by a
 //! heartbeat and judged with the storage's clock. It claims tasks before running them
-//! ([`Store::claim`], create-if-absent), commits only tasks whose claim is still its own and
+//! ([`Store::claim`]: a claim set for a group, create-if-absent task claims where sets
+//! cross), commits only tasks whose claim is still its own and
 //! only while its lease is valid, and takes over the claims of writers whose lease expired.
 //! Recovery touches only dead writers' leftovers. So any number of writers can share a root,
 //! and every task is committed once.
