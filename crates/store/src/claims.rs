@@ -848,11 +848,12 @@ impl Store {
             .map(|f| f.path)
             .collect();
         // Sets: those whose tasks are all committed (or given back), and the pending ones
-        // of writers that look no more (dead, or ending: their claiming is over). A dead
-        // writer's set that holds uncommitted tasks stays, for a takeover.
+        // of other writers that look no more (dead, or ending: their claiming is over; this
+        // writer's own may belong to a round still in flight). A dead writer's set that
+        // holds uncommitted tasks stays, for a takeover.
         let looking = |lease: &str| {
-            lease != me
-                && live
+            lease == me
+                || live
                     .leases
                     .get(lease)
                     .is_some_and(|l| !l.expired && !l.ending)
