@@ -315,8 +315,10 @@ impl Store {
                 }
             }
         }
+        // Fresh: never found held by another writer. Tasks found held before are asked for
+        // again per task (a set for them would only exclude them again).
         let fresh: Vec<usize> = (0..task_ids.len())
-            .filter(|&k| acquired[k].is_none())
+            .filter(|&k| acquired[k].is_none() && seen[k].is_none())
             .collect();
         // Many fresh tasks: one claim set for them all (PROTOCOL.md, "Claims"); the tasks
         // it finds claimed elsewhere go on to their per-task claims below.
@@ -339,8 +341,14 @@ impl Store {
                 .cloned()
                 .collect();
             set.confirmed = true;
-            self.remember_set(s, seq, set.clone());
-            self.put_set(seq, &set).await?;
+            if set.named().next().is_some() {
+                self.remember_set(s, seq, set.clone());
+                self.put_set(seq, &set).await?;
+            } else {
+                // Every task claimed elsewhere: a set that holds nothing goes at once.
+                self.delete_set(me, seq).await?;
+                s.sets.lock().unwrap().remove(&seq);
+            }
             let excluded: HashSet<&String> = set.excluded.iter().collect();
             {
                 let mut claims = s.claims.lock().unwrap();
@@ -367,6 +375,16 @@ impl Store {
             .filter(|&k| acquired[k].is_none())
             .collect();
         if !single.is_empty() {
+            // Tasks asked for again (found held before): a look at the sets first, so that
+            // a task a live writer holds through its set is answered without a claim
+            // created and deleted again.
+            let view = match view {
+                Some(v) => Some(v),
+                None if single.iter().any(|&k| seen[k].is_some()) => {
+                    Some(self.look(me, false).await?)
+                }
+                None => None,
+            };
             let mut view = view.unwrap_or_default();
             let mut todo = single;
             for _ in 0..4 {
@@ -473,13 +491,7 @@ impl Store {
             for (t, a) in task_ids.iter().zip(&acquired) {
                 match a {
                     Acquired::Held { by } if !by.is_empty() => {
-                        // A task still held by the same writer keeps its first sighting.
-                        let e = seen
-                            .entry(t.clone())
-                            .or_insert_with(|| (by.clone(), std::time::Instant::now()));
-                        if e.0 != *by {
-                            *e = (by.clone(), std::time::Instant::now());
-                        }
+                        seen.insert(t.clone(), (by.clone(), std::time::Instant::now()));
                     }
                     _ => {
                         seen.remove(t);
