@@ -110,12 +110,21 @@ fn scenario(
     // Two shards killed mid-run: the others finish their own shards; a resume after the
     // leases expired runs exactly what is left and ends with the same dataset.
     let root = root_of("killed");
-    let outs = together(spec, &root, env, &[1, 2], Duration::from_millis(1500));
+    let kill_after = Duration::from_millis(1500);
+    let killed_at = Instant::now() + kill_after;
+    let outs = together(spec, &root, env, &[1, 2], kill_after);
     for (code, log) in &outs {
         assert!(matches!(code, None | Some(0)), "{code:?}: {log}");
     }
     each_task_once(&read(&root));
-    std::thread::sleep(Duration::from_secs(4));
+    // Until the killed writers' leases have expired by the protocol's rule (PROTOCOL.md,
+    // "Leases"): their length plus the storage's timestamp slack (2 s on S3, 0.1 s on disk)
+    // after their last heartbeat, which was before the kill. Then the resume's recovery
+    // removes them even when no other writer needed their tasks (and so never judged them).
+    let slack = if env.is_empty() { 0.1 } else { 2.0 };
+    let expired =
+        killed_at + Duration::from_secs_f64(LEASE_SECS.parse::<f64>().unwrap() + slack + 0.5);
+    std::thread::sleep(expired.saturating_duration_since(Instant::now()));
     let mut resume = bin();
     resume
         .args(["run", spec, "--out", &root, "--workers", "1"])
