@@ -391,7 +391,7 @@ impl Store {
                 let steps: Vec<Step> = futures::stream::iter(todo.iter())
                     .map(|&k| {
                         let (judge, view) = (&judge, &view);
-                        self.acquire_task(&task_ids[k], view, judge)
+                        self.acquire_task(&task_ids[k], view, judge, seen[k].is_some())
                     })
                     .buffered(IN_FLIGHT)
                     .try_collect()
@@ -567,7 +567,13 @@ impl Store {
     /// it; a dead one's is taken over with the next generation; with no holder, generation
     /// 0 is created. A claim created here still has to be checked against the sets
     /// ([`Step::Created`]).
-    async fn acquire_task(&self, task: &str, view: &SetView, judge: &Judge<'_>) -> Result<Step> {
+    async fn acquire_task(
+        &self,
+        task: &str,
+        view: &SetView,
+        judge: &Judge<'_>,
+        asked_before: bool,
+    ) -> Result<Step> {
         let me = judge.session.info.lease_id.as_str();
         for m in view.mentions(task) {
             if !m.confirmed && judge.is_live(&m.lease).await? {
@@ -579,8 +585,19 @@ impl Store {
             }
         }
         let by_set = view.confirmed_holder(task).map(str::to_string);
+        if let Some(h) = &by_set {
+            // A live writer's confirmed set: it holds the task (a takeover of it would need
+            // it dead, and a writer judged dead never renews its lease again), so its task
+            // claims need no look. A writer waiting for many such tasks asks for them again
+            // with one look at the sets, not a listing a task.
+            if judge.is_live(h).await? {
+                return Ok(Step::Done(Acquired::Held { by: h.clone() }));
+            }
+        }
         let dir = self.claim_dir(task);
-        let mut list = view.per_task.contains(task) || by_set.is_some();
+        // The generations are listed first when a task claim is known or likely to exist
+        // (a task found held before); otherwise generation 0 is simply created.
+        let mut list = asked_before || view.per_task.contains(task) || by_set.is_some();
         let mut last = String::new();
         for _ in 0..8 {
             let gens = if list {
