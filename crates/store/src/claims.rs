@@ -138,6 +138,8 @@ impl<'a> Judge<'a> {
         }
         let mut snap = self.snapshot.lock().await;
         if !snap.as_ref().is_some_and(|l| l.leases.contains_key(lease)) {
+            // A look writes this writer's clock probe: nothing is written past the deadline.
+            self.session.check()?;
             *snap = Some(self.store.liveness(&self.session.info.lease_id).await?);
         }
         let live = snap.as_ref().is_some_and(|l| l.is_live(lease));
@@ -259,6 +261,7 @@ impl Store {
         let s = self.session("claiming tasks")?;
         let guard = s.begin_claim()?;
         self.block_on(self.claim_async(guard.session(), task_ids))
+            .map_err(|e| s.explain(e))
     }
 
     /// [`Store::claim`] in the background: the requests run on the store's runtime while
@@ -282,7 +285,9 @@ impl Store {
         let handle = std::thread::Builder::new()
             .name("synthsweep-claims".into())
             .spawn(move || {
-                let r = store.block_on(store.claim_async(guard.session(), &task_ids));
+                let r = store
+                    .block_on(store.claim_async(guard.session(), &task_ids))
+                    .map_err(|e| guard.session().explain(e));
                 drop(guard);
                 r
             })?;
@@ -332,6 +337,7 @@ impl Store {
             // Remembered before it is written: if the write fails after landing, the
             // session still knows the set (to release it at the end).
             self.remember_set(s, seq, set.clone());
+            s.check()?;
             self.put_set(seq, &set).await?;
             let v = self.look(me, true).await?;
             set.excluded = set
@@ -343,9 +349,11 @@ impl Store {
             set.confirmed = true;
             if set.named().next().is_some() {
                 self.remember_set(s, seq, set.clone());
+                s.check()?;
                 self.put_set(seq, &set).await?;
             } else {
                 // Every task claimed elsewhere: a set that holds nothing goes at once.
+                s.check()?;
                 self.delete_set(me, seq).await?;
                 s.sets.lock().unwrap().remove(&seq);
             }
@@ -449,6 +457,9 @@ impl Store {
                     // per task itself. Or a dead writer's set holds it, which only a
                     // takeover (a next generation, then a ledger re-read) may take. Either
                     // way this claim goes.
+                    // Only while the lease holds: past it, a writer that judged this one
+                    // dead may have created the next generation above this claim.
+                    s.check()?;
                     self.delete_coord(&self.claim_dir(t).join(gen_name(gen)))
                         .await?;
                     s.claims.lock().unwrap().remove(t);
@@ -622,6 +633,7 @@ impl Store {
                 _ => None,
             };
             let Some((owner, gen)) = holder else {
+                judge.session.check()?;
                 if self.create_gen(&dir, 0, me).await? {
                     return Ok(Step::Created {
                         gen: 0,
@@ -639,6 +651,7 @@ impl Store {
             if judge.is_live(&owner).await? {
                 return Ok(Step::Done(Acquired::Held { by: owner }));
             }
+            judge.session.check()?;
             self.mark_dead(&owner).await?;
             if self.create_gen(&dir, gen + 1, me).await? {
                 return Ok(Step::Created {
@@ -653,7 +666,9 @@ impl Store {
     }
 
     /// Marks `lease` dead (`_dead/<lease>`), before this writer takes over a claim of it:
-    /// once per dead writer and process.
+    /// once per dead writer and process. On a local root it then deletes that writer's
+    /// staging folder: a commit of it still in flight (a process stopped past its lease)
+    /// then cannot land (see `Store::put_atomic_fenced`).
     async fn mark_dead(&self, lease: &str) -> Result<()> {
         if self.inner.marked_dead.lock().unwrap().contains(lease) {
             return Ok(());
@@ -665,6 +680,15 @@ impl Store {
                 PutPayload::from_static(b"taken over"),
             )
             .await?;
+        if let Some(root) = &self.inner.local {
+            let dir = root.join(crate::store::STAGING).join(lease);
+            tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            })
+            .await
+            .map_err(|e| StoreError::storage(format!("deleting a dead writer's staging: {e}")))??;
+        }
         self.inner
             .marked_dead
             .lock()
@@ -736,7 +760,7 @@ impl Store {
     /// [`StoreError::LeaseLost`] (nothing released), [`StoreError::Storage`].
     pub fn release(&self, task_ids: &[String]) -> Result<usize> {
         let s = self.session("releasing claims")?;
-        self.release_with(&s, task_ids)
+        self.release_with(&s, task_ids).map_err(|e| s.explain(e))
     }
 
     pub(crate) fn release_with(&self, s: &Session, task_ids: &[String]) -> Result<usize> {

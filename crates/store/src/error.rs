@@ -67,6 +67,11 @@ impl StoreError {
         matches!(self, StoreError::LeaseLost { .. })
     }
 
+    /// Whether this is a time limit that ran out because the process was stalled.
+    pub(crate) fn is_stall(&self) -> bool {
+        matches!(self, StoreError::Storage(e) if e.is::<crate::lease::Stalled>())
+    }
+
     pub(crate) fn storage(msg: impl Into<String>) -> Self {
         StoreError::Storage(msg.into().into())
     }

@@ -333,18 +333,45 @@ impl LeaseClock {
     }
 }
 
-/// Runs `f` with a time limit; running out of time is a storage failure.
+/// A time limit whose timer fired more than this late means the process itself did not
+/// run (SIGSTOP, Slurm's suspend, a frozen VM, heavy swapping), not that the storage was slow.
+const STALL_LATENESS: Duration = Duration::from_secs(1);
+
+/// A time limit that ran out because the process was stalled (see [`STALL_LATENESS`]).
+#[derive(Debug)]
+pub(crate) struct Stalled(pub String);
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Stalled {}
+
+/// Runs `f` with a time limit; running out of time is a storage failure, unless the timer
+/// fired late because the process was stalled ([`Stalled`], inside the storage failure: the
+/// session then reports the lease lost to a stall, see `Session::explain`).
 pub(crate) async fn within<T>(
     limit: Duration,
     what: &str,
     f: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
+    let start = Instant::now();
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r,
-        Err(_) => Err(StoreError::storage(format!(
-            "{what}: no answer within {:.1} s",
-            limit.as_secs_f64()
-        ))),
+        Err(_) => {
+            let took = start.elapsed();
+            let msg = format!("{what}: no answer within {:.1} s", limit.as_secs_f64());
+            if took > limit + STALL_LATENESS {
+                Err(StoreError::Storage(Box::new(Stalled(format!(
+                    "{msg} (the process was stalled: the time limit was seen {:.1} s late)",
+                    (took - limit).as_secs_f64()
+                )))))
+            } else {
+                Err(StoreError::storage(msg))
+            }
+        }
     }
 }
 
@@ -362,6 +389,33 @@ mod tests {
         let s = LeaseOptions::with_length(Duration::from_secs(4));
         assert_eq!(s.renew_every, Duration::from_millis(500));
         assert_eq!(s.commit_window(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_time_limit_seen_late_is_a_stall_not_a_slow_storage() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // The storage does not answer: the limit runs out on time.
+        let e = rt
+            .block_on(within(
+                Duration::from_millis(50),
+                "a put",
+                std::future::pending::<Result<()>>(),
+            ))
+            .unwrap_err();
+        assert!(e.is_storage() && !e.is_stall(), "{e}");
+        // The process does not run (the thread blocked past the limit, as SIGSTOP would
+        // stop it): the timer fires late.
+        let e = rt
+            .block_on(within(Duration::from_millis(50), "a put", async {
+                std::thread::sleep(Duration::from_millis(1200));
+                std::future::pending::<Result<()>>().await
+            }))
+            .unwrap_err();
+        assert!(e.is_stall(), "{e}");
+        assert!(e.to_string().contains("the process was stalled"), "{e}");
     }
 
     #[test]

@@ -203,10 +203,20 @@ impl Store {
                 Some(o) => dead(o),
                 None => true,
             };
-            if gone && old(modified) && std::fs::remove_file(&path).is_ok() {
+            let removed = |p: &std::path::Path| {
+                if p.is_dir() {
+                    std::fs::remove_dir(p).is_ok()
+                } else {
+                    std::fs::remove_file(p).is_ok()
+                }
+            };
+            let is_dir = path.is_dir();
+            if gone && old(modified) && removed(&path) {
                 report.staging_files_deleted += 1;
-                if let Some(dir) = path.parent() {
-                    let _ = std::fs::remove_dir(dir); // when it was the last one
+                // The writer's folder when this was its last file (never `_staging/`
+                // itself: another writer may be creating its folder in it).
+                if let Some(dir) = path.parent().filter(|_| !is_dir) {
+                    let _ = std::fs::remove_dir(dir);
                 }
             } else if !gone {
                 report.spared_live += 1;
@@ -353,10 +363,18 @@ impl Store {
             let p = e.path();
             if p.is_dir() {
                 let owner = e.file_name().to_string_lossy().to_string();
+                let mut empty = true;
                 for f in std::fs::read_dir(&p).into_iter().flatten().flatten() {
                     let fp = f.path();
                     let t = modified(&fp);
                     out.push((Some(owner.clone()), fp, t));
+                    empty = false;
+                }
+                // An empty folder (a writer killed before its first staging file, or whose
+                // staging another writer deleted when it took its tasks over) is debris too.
+                if empty {
+                    let t = modified(&p);
+                    out.push((Some(owner), p, t));
                 }
             } else {
                 let t = modified(&p);

@@ -128,6 +128,24 @@ impl Session {
         self.clock.lock().unwrap().check(&self.info.lease_id)
     }
 
+    /// What to report for an error of this writer's storage work: a storage failure met
+    /// once the lease is lost to a stall (the process was stopped past its deadline: a time
+    /// limit seen late, or a file others already cleaned up after it) is that lost lease
+    /// (transient, exit 75), not a storage failure (74), which would send the user after a
+    /// storage that is fine.
+    pub fn explain(&self, e: StoreError) -> StoreError {
+        if !matches!(e, StoreError::Storage(_)) {
+            return e;
+        }
+        match self.check() {
+            Err(lost @ StoreError::LeaseLost { storage: false, .. }) => {
+                tracing::debug!("{e} (after the lease was lost to a stall)");
+                lost
+            }
+            _ => e,
+        }
+    }
+
     /// Starts a commit point: checks the lease and counts the commit in flight, both under
     /// one lock, so that [`Store::quit_session`] either sees it or refuses it. Returns the
     /// time left for it.
@@ -346,10 +364,12 @@ impl Store {
                 .collect();
             // From here this writer claims nothing: say so, so that the last of several
             // writers ending together deletes the claims of committed tasks.
-            self.block_on(self.mark_ending(&s))?;
-            end.released = self.release_with(&s, &unrun)?;
-            end.claims_cleaned =
-                self.block_on(self.clean_committed_claims(&s.info.lease_id, None))?;
+            self.block_on(self.mark_ending(&s))
+                .map_err(|e| s.explain(e))?;
+            end.released = self.release_with(&s, &unrun).map_err(|e| s.explain(e))?;
+            end.claims_cleaned = self
+                .block_on(self.clean_committed_claims(&s.info.lease_id, None))
+                .map_err(|e| s.explain(e))?;
         }
         let id = s.info.lease_id.clone();
         // A commit that failed (a timeout, say) may still land: then the lease must expire
@@ -541,6 +561,11 @@ fn heartbeat(store: &Store, s: &Session) {
                 c.last_error = None;
             }
             Ok(()) => {}
+            // The renewal's time limit ran out because the process was stopped: not a
+            // failed renewal (the next check finds the lease lost to the stall).
+            Err(e) if e.is_stall() => {
+                tracing::debug!("writer lease {id}: {e}");
+            }
             Err(e) => {
                 c.failures += 1;
                 tracing::warn!("writer lease {id}: renewal failed ({e}); retrying");

@@ -283,6 +283,23 @@ impl Store {
     /// named after the writer's lease so recovery knows whose it is) then rename. S3: one
     /// PUT, or a multipart upload, which becomes visible only when completed.
     pub(crate) async fn put_atomic(&self, path: &Path, data: Vec<u8>) -> Result<()> {
+        self.put_atomic_fenced(path, data, None).await
+    }
+
+    /// [`Store::put_atomic`]; on a local root with `fence` (this writer's lease id), the
+    /// staging file is renamed into place only if no other writer has marked this one dead
+    /// (`_dead/<lease>`), looked at after the staging file is written. A writer that marks
+    /// another dead deletes that writer's staging folder next (see `Store::mark_dead`), so a
+    /// writer stopped (SIGSTOP, Slurm's suspend) in the middle of its commit can never land
+    /// it after it was judged dead: either its look sees the mark, or its staging file is
+    /// gone before its rename, or the rename landed before the folder was deleted, so before
+    /// the other writer re-reads the ledger (PROTOCOL.md, "Failure cases").
+    pub(crate) async fn put_atomic_fenced(
+        &self,
+        path: &Path,
+        data: Vec<u8>,
+        fence: Option<&str>,
+    ) -> Result<()> {
         let store = &self.inner.store;
         if self.inner.local.is_some() {
             let tmp = self.path(&[
@@ -295,6 +312,26 @@ impl Store {
                 ),
             ]);
             store.put(&tmp, PutPayload::from(data)).await?;
+            if let Some(lease) = fence {
+                let mark = self.path(&[crate::claims::DEAD, lease]);
+                match self.inner.coord.head(&mark).await {
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Ok(_) => {
+                        let _ = store.delete(&tmp).await;
+                        return Err(StoreError::LeaseLost {
+                            lease_id: lease.to_string(),
+                            why: "another writer found its lease expired and took its tasks over \
+                                  (the process was stalled)"
+                                .into(),
+                            storage: false,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = store.delete(&tmp).await;
+                        return Err(e.into());
+                    }
+                }
+            }
             if let Err(e) = store.rename(&tmp, path).await {
                 let _ = store.delete(&tmp).await;
                 return Err(e.into());

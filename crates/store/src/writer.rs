@@ -197,6 +197,14 @@ impl Writer {
     /// the same batch id: a PUT whose answer was lost may have committed, and rewriting the
     /// same files is harmless where committing them again under a new id would not be.
     pub fn flush(&mut self) -> Result<Option<BatchReport>> {
+        let r = self.flush_batch();
+        match (r, self.store.current_session()) {
+            (Err(e), Some(s)) => Err(s.explain(e)),
+            (r, _) => r,
+        }
+    }
+
+    fn flush_batch(&mut self) -> Result<Option<BatchReport>> {
         if self.buf.is_empty() {
             return Ok(None);
         }
@@ -369,7 +377,7 @@ async fn commit(
                 crate::lease::within(
                     remaining,
                     "committing a batch",
-                    store.put_atomic(&path, data),
+                    store.put_atomic_fenced(&path, data, Some(&s.info.lease_id)),
                 )
                 .await?;
                 guard.landed();

@@ -803,10 +803,12 @@ fn a_writer_whose_lease_ran_out_commits_nothing() {
     assert!(a.read_tasks().unwrap().is_empty());
 }
 
-#[test]
-fn the_commit_refuses_a_task_whose_claim_was_taken_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = open(dir.path());
+/// A writer that another writer judged dead and took tasks over from (only a writer whose
+/// liveness look found its lease expired would: it marked it dead, `_dead/<lease>`, then
+/// created the next generation of task 3's claim; task 5 was never claimed). `put` writes
+/// an object under the root, as that other writer would.
+fn commit_after_a_takeover(root: &str, endpoint: Option<&str>, put: impl Fn(&str, &[u8])) {
+    let a = open_root(root, endpoint);
     let info = session(&a, "a", Duration::from_secs(60));
     let ledger = a.prepare(PrepareOptions::default()).unwrap().ledger;
     a.claim(&ids(0..4)).unwrap();
@@ -816,34 +818,71 @@ fn the_commit_refuses_a_task_whose_claim_was_taken_over() {
     }
     // Without a dead-writer mark of A, its claims have no next generation: no per-task look.
     assert_eq!(w.flush().unwrap().unwrap().tasks, 2);
-    // Someone judged A dead (only a writer whose liveness look found A's lease expired
-    // would): it marked A dead, then created the next generation of task 3's claim; task
-    // 5 was never claimed.
-    std::fs::create_dir_all(dir.path().join("_dead")).unwrap();
-    std::fs::write(dir.path().join("_dead").join(&info.lease_id), b"taken over").unwrap();
-    std::fs::write(
-        dir.path().join("_claims/task-00003/g000001"),
+    put(&format!("_dead/{}", info.lease_id), b"taken over");
+    put(
+        "_claims/task-00003/g000001",
         br#"{"lease":"other","at":"now"}"#,
-    )
-    .unwrap();
+    );
     for i in [2, 3, 5] {
         w.push(common::sample_result(i)).unwrap();
     }
-    let b = w.flush().unwrap().unwrap();
-    assert_eq!(b.tasks, 1);
-    assert_eq!(
-        b.refused,
-        ids(3..4).into_iter().chain(ids(5..6)).collect::<Vec<_>>()
-    );
-    let mut got: Vec<String> = a
-        .read_tasks()
-        .unwrap()
-        .into_iter()
-        .map(|t| t.task_id)
-        .collect();
-    got.sort();
-    assert_eq!(got, ["task-00000", "task-00001", "task-00002"]);
+    let got = |want: &[&str]| {
+        let mut got: Vec<String> = a
+            .read_tasks()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.task_id)
+            .collect();
+        got.sort();
+        assert_eq!(got, want);
+    };
+    if endpoint.is_none() {
+        // A local root fences the commit itself: marked dead, the writer commits nothing
+        // (a process stopped past its lease could otherwise land its commit late).
+        let e = w.flush().unwrap_err();
+        assert!(e.is_lease_lost() && !e.is_storage(), "{e}");
+        got(&["task-00000", "task-00001"]);
+    } else {
+        // On S3 the commit drops the tasks whose claim has a next generation (or none).
+        let b = w.flush().unwrap().unwrap();
+        assert_eq!(b.tasks, 1);
+        assert_eq!(
+            b.refused,
+            ids(3..4).into_iter().chain(ids(5..6)).collect::<Vec<_>>()
+        );
+        got(&["task-00000", "task-00001", "task-00002"]);
+    }
     a.finish_session().unwrap();
+}
+
+#[test]
+fn the_commit_refuses_a_task_whose_claim_was_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    commit_after_a_takeover(&dir.path().display().to_string(), None, |key, data| {
+        let p = base.join(key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    });
+}
+
+#[test]
+fn the_commit_refuses_a_task_whose_claim_was_taken_over_on_s3() {
+    let moto = common::shared_moto();
+    moto.create_bucket("takenover");
+    let endpoint = moto_endpoint();
+    let s3 = s3_client(&endpoint, "takenover");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    commit_after_a_takeover("s3://takenover/root", Some(&endpoint), |key, data| {
+        rt.block_on(s3.put(
+            &object_store::path::Path::from(format!("root/{key}")),
+            PutPayload::from(data.to_vec()),
+        ))
+        .unwrap();
+    });
 }
 
 #[test]
@@ -1076,4 +1115,18 @@ fn crossing_claim_sets_and_task_claims_on_s3() {
             .all(|k| !k.starts_with("root/_claims/") && !k.starts_with("root/_claimsets/")),
         "{keys:?}"
     );
+}
+
+#[test]
+fn recovery_removes_the_empty_staging_folders_of_dead_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    // A writer killed before its first staging file (or whose staging a taker deleted).
+    let gone = dir.path().join("_staging").join("gone-p0-00000000");
+    std::fs::create_dir_all(&gone).unwrap();
+    let a = open(dir.path());
+    session(&a, "a", Duration::from_secs(60));
+    let rec = a.recover(RecoverOptions::default()).unwrap();
+    assert_eq!(rec.staging_files_deleted, 1, "{rec:?}");
+    assert!(!gone.exists());
+    a.finish_session().unwrap();
 }
