@@ -625,6 +625,21 @@ impl Store {
                         None => continue, // released meanwhile
                     }
                 }
+                (Some(0), Some(h)) => {
+                    // A dead writer's confirmed set (a live one answered above) beside a
+                    // task claim 0: that claim survived its own look at the sets only if the
+                    // set was not confirmed by a live writer then (pending and dead, its
+                    // confirmation landing later), so a live owner of it holds the task. Both
+                    // dead: the set's writer is marked dead too, and the claim taken over.
+                    let Some(o) = self.owner_of(&dir.clone().join(gen_name(0))).await? else {
+                        continue;
+                    };
+                    if o != me && !judge.is_live(&o).await? {
+                        judge.session.check()?;
+                        self.mark_dead(h).await?;
+                    }
+                    Some((o, 0))
+                }
                 (_, Some(h)) => Some((h.clone(), 0)),
                 (Some(0), None) => match self.owner_of(&dir.clone().join(gen_name(0))).await? {
                     Some(o) => Some((o, 0)),

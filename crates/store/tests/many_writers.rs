@@ -1130,3 +1130,37 @@ fn recovery_removes_the_empty_staging_folders_of_dead_writers() {
     assert!(!gone.exists());
     a.finish_session().unwrap();
 }
+
+/// A dead writer's set confirmation that landed late (it was stopped past its lease between
+/// its deadline check and that write) names a task a live writer claimed per task meanwhile:
+/// the live writer keeps it; nobody takes it over while that writer lives.
+#[test]
+fn a_late_set_of_a_dead_writer_does_not_take_a_live_task_claim_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = open(dir.path());
+    let info = session(&w, "w", Duration::from_secs(60));
+    assert_eq!(w.claim(&ids(0..1)).unwrap(), vec![Claim::Ours]);
+    assert!(dir.path().join("_claims/task-00000/g000000").exists());
+    // The late confirmation of writer "x", whose lease is gone.
+    std::fs::create_dir_all(dir.path().join("_claimsets")).unwrap();
+    std::fs::write(
+        dir.path().join("_claimsets/gone-x-0000000a-s000000.json"),
+        br#"{"lease":"gone-x-0000000a","at":"now","confirmed":true,"tasks":["task-00000"]}"#,
+    )
+    .unwrap();
+    // A set round of 8 tasks (its look sees both claims of task 0).
+    let z = open(dir.path());
+    session(&z, "z", Duration::from_secs(60));
+    let got = z.claim(&ids(0..8)).unwrap();
+    assert_eq!(
+        got[0],
+        Claim::Held {
+            by: info.lease_id.clone()
+        },
+        "{got:?}"
+    );
+    assert_eq!(got[1..], [const { Claim::Ours }; 7]);
+    assert!(!dir.path().join("_claims/task-00000/g000001").exists());
+    z.finish_session().unwrap();
+    w.finish_session().unwrap();
+}
