@@ -58,13 +58,15 @@ impl StoreError {
         matches!(
             self,
             StoreError::Storage(_) | StoreError::LeaseLost { storage: true, .. }
-        )
+        ) && !self.is_stall()
     }
 
-    /// Whether this writer lost its lease (see [`StoreError::LeaseLost`]): transient, the
-    /// run stops without committing and can be run again.
+    /// Whether this writer lost its lease (see [`StoreError::LeaseLost`]), or a time limit
+    /// ran out because the process was stalled (the same cause, met before the lease could
+    /// be judged, e.g. while writing it): transient, the run stops without committing and
+    /// can be run again.
     pub fn is_lease_lost(&self) -> bool {
-        matches!(self, StoreError::LeaseLost { .. })
+        matches!(self, StoreError::LeaseLost { .. }) || self.is_stall()
     }
 
     /// Whether this is a time limit that ran out because the process was stalled.

@@ -414,7 +414,7 @@ mod tests {
                 std::future::pending::<Result<()>>().await
             }))
             .unwrap_err();
-        assert!(e.is_stall(), "{e}");
+        assert!(e.is_stall() && e.is_lease_lost() && !e.is_storage(), "{e}");
         assert!(e.to_string().contains("the process was stalled"), "{e}");
     }
 

@@ -34,8 +34,9 @@ pub struct RecoveryReport {
     /// Claim objects of committed tasks deleted (left by writers that ended together, or
     /// died), when every other live writer was ending.
     pub claims_deleted: usize,
-    /// Dead-writer marks (`_dead/<lease>`) of writers no longer alive, and ending markers
-    /// (`_leases/<lease>.ending`) whose lease was gone, deleted.
+    /// Dead-writer marks (`_dead/<lease>`) of writers no longer alive, ending markers
+    /// (`_leases/<lease>.ending`) and clock probes (`_clock/<lease>`) whose lease was gone,
+    /// deleted.
     pub marks_deleted: usize,
     /// Files left alone because their writer's lease is alive (in flight, not debris).
     pub spared_live: usize,
@@ -288,6 +289,35 @@ impl Store {
         for id in &live.orphan_markers {
             self.delete_coord(&self.ending_path(id)).await?;
             report.marks_deleted += 1;
+        }
+        // Clock probes whose writer is gone: one a writer stopped past its lease wrote after
+        //    its expired lease was deleted (a writer writes its lease before its first probe
+        //    and deletes the probe before its lease, so a probe whose lease is absent from a
+        //    listing made after the probes were listed has no writer any more); readers'
+        //    probes (`nolease-`) a killed reader left, once older than 2 minutes.
+        let probes = self.list_coord(&[CLOCK]).await?;
+        if !probes.is_empty() {
+            let leases: std::collections::HashSet<String> = self
+                .list_coord(&[crate::lease::LEASES])
+                .await?
+                .iter()
+                .filter_map(|f| f.path.filename()?.strip_suffix(".json").map(str::to_string))
+                .collect();
+            for f in probes {
+                let Some(id) = f.path.filename() else {
+                    continue;
+                };
+                let age = now.duration_since(f.last_modified).unwrap_or_default();
+                let gone = if id.starts_with("nolease-") {
+                    age >= ANON_STAGING_AGE
+                } else {
+                    !leases.contains(id)
+                };
+                if gone && id != probe {
+                    self.delete_coord(&f.path).await?;
+                    report.marks_deleted += 1;
+                }
+            }
         }
         // Dead-writer marks of writers whose lease has expired or is gone: they commit
         // nothing any more, so nothing looks at their mark.

@@ -1118,16 +1118,22 @@ fn crossing_claim_sets_and_task_claims_on_s3() {
 }
 
 #[test]
-fn recovery_removes_the_empty_staging_folders_of_dead_writers() {
+fn recovery_removes_the_empty_staging_folders_and_clock_probes_of_gone_writers() {
     let dir = tempfile::tempdir().unwrap();
     // A writer killed before its first staging file (or whose staging a taker deleted).
     let gone = dir.path().join("_staging").join("gone-p0-00000000");
     std::fs::create_dir_all(&gone).unwrap();
+    // And the clock probe a writer stopped past its lease wrote after its lease was gone.
+    let probe = dir.path().join("_clock").join("gone-p0-00000000");
+    std::fs::create_dir_all(probe.parent().unwrap()).unwrap();
+    std::fs::write(&probe, b"").unwrap();
     let a = open(dir.path());
     session(&a, "a", Duration::from_secs(60));
     let rec = a.recover(RecoverOptions::default()).unwrap();
     assert_eq!(rec.staging_files_deleted, 1, "{rec:?}");
+    assert_eq!(rec.marks_deleted, 1, "{rec:?}");
     assert!(!gone.exists());
+    assert!(!probe.exists());
     a.finish_session().unwrap();
 }
 
