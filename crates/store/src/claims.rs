@@ -201,54 +201,6 @@ impl Store {
         Ok(gens)
     }
 
-    /// Acquires `dir` for this session's writer: the highest generation is ours, or its
-    /// owner is alive, or we create the next one over a dead owner's (a takeover). Two
-    /// writers racing for the same generation: create-if-absent lets one win.
-    async fn acquire(&self, dir: &Path, judge: &Judge<'_>, try_first: bool) -> Result<Acquired> {
-        let me = judge.session.info.lease_id.as_str();
-        if try_first && self.create_gen(dir, 0, me).await? {
-            return Ok(Acquired::Ours {
-                gen: 0,
-                takeover: false,
-            });
-        }
-        let mut last = String::new();
-        for _ in 0..8 {
-            let gens = self.gens(dir).await?;
-            let Some(&high) = gens.last() else {
-                if self.create_gen(dir, 0, me).await? {
-                    return Ok(Acquired::Ours {
-                        gen: 0,
-                        takeover: false,
-                    });
-                }
-                continue;
-            };
-            let Some(owner) = self.owner_of(&dir.clone().join(gen_name(high))).await? else {
-                continue; // released meanwhile
-            };
-            if owner == me {
-                return Ok(Acquired::Ours {
-                    gen: high,
-                    takeover: high > 0,
-                });
-            }
-            if judge.is_live(&owner).await? {
-                return Ok(Acquired::Held { by: owner });
-            }
-            self.mark_dead(&owner).await?;
-            if self.create_gen(dir, high + 1, me).await? {
-                return Ok(Acquired::Ours {
-                    gen: high + 1,
-                    takeover: true,
-                });
-            }
-            last = owner;
-        }
-        // Lost every race: someone else got it; ask again later.
-        Ok(Acquired::Held { by: last })
-    }
-
     /// Claims tasks for this writer before it runs them (see [`Claim`]); one answer per id,
     /// in order. A task this writer holds already is [`Claim::Ours`] again. Taking over a
     /// dead writer's claim re-reads the ledger first, since that writer may have committed
@@ -585,7 +537,6 @@ impl Store {
         judge: &Judge<'_>,
         asked_before: bool,
     ) -> Result<Step> {
-        let me = judge.session.info.lease_id.as_str();
         for m in view.mentions(task) {
             if !m.confirmed && judge.is_live(&m.lease).await? {
                 // A live writer is looking at its set: it holds the task or leaves it to
@@ -605,20 +556,38 @@ impl Store {
                 return Ok(Step::Done(Acquired::Held { by: h.clone() }));
             }
         }
-        let dir = self.claim_dir(task);
         // The generations are listed first when a task claim is known or likely to exist
         // (a task found held before); otherwise generation 0 is simply created.
-        let mut list = asked_before || view.per_task.contains(task) || by_set.is_some();
+        let list = asked_before || view.per_task.contains(task) || by_set.is_some();
+        self.acquire_gens(&self.claim_dir(task), by_set.as_deref(), judge, list)
+            .await
+    }
+
+    /// Acquires the generation folder `dir` (a task's claims, or a lock) for this session's
+    /// writer: works out the holder (the highest generation when it is 1 or more, else
+    /// `by_set`, the dead writer whose confirmed set holds the task, else generation 0's
+    /// owner; see `acquire_task`), keeps a live holder's, takes a dead one's over
+    /// with the next generation, and creates generation 0 when there is no holder. Two
+    /// writers racing for one generation: create-if-absent lets one win. `list`: list the
+    /// generations before the first create.
+    async fn acquire_gens(
+        &self,
+        dir: &Path,
+        by_set: Option<&str>,
+        judge: &Judge<'_>,
+        mut list: bool,
+    ) -> Result<Step> {
+        let me = judge.session.info.lease_id.as_str();
         let mut last = String::new();
         for _ in 0..8 {
             let gens = if list {
-                self.gens(&dir).await?
+                self.gens(dir).await?
             } else {
                 Vec::new()
             };
             list = true;
             let top = gens.last().copied();
-            let holder = match (top, &by_set) {
+            let holder = match (top, by_set) {
                 (Some(g), _) if g >= 1 => {
                     match self.owner_of(&dir.clone().join(gen_name(g))).await? {
                         Some(o) => Some((o, g)),
@@ -626,7 +595,7 @@ impl Store {
                     }
                 }
                 (Some(0), Some(h)) => {
-                    // A dead writer's confirmed set (a live one answered above) beside a
+                    // A dead writer's confirmed set (`acquire_task` answers a live one) beside a
                     // task claim 0: that claim survived its own look at the sets only if the
                     // set was not confirmed by a live writer then (pending and dead, its
                     // confirmation landing later), so a live owner of it holds the task. Both
@@ -640,7 +609,7 @@ impl Store {
                     }
                     Some((o, 0))
                 }
-                (_, Some(h)) => Some((h.clone(), 0)),
+                (_, Some(h)) => Some((h.to_string(), 0)),
                 (Some(0), None) => match self.owner_of(&dir.clone().join(gen_name(0))).await? {
                     Some(o) => Some((o, 0)),
                     None => continue,
@@ -649,7 +618,7 @@ impl Store {
             };
             let Some((owner, gen)) = holder else {
                 judge.session.check()?;
-                if self.create_gen(&dir, 0, me).await? {
+                if self.create_gen(dir, 0, me).await? {
                     return Ok(Step::Created {
                         gen: 0,
                         takeover: false,
@@ -668,7 +637,7 @@ impl Store {
             }
             judge.session.check()?;
             self.mark_dead(&owner).await?;
-            if self.create_gen(&dir, gen + 1, me).await? {
+            if self.create_gen(dir, gen + 1, me).await? {
                 return Ok(Step::Created {
                     gen: gen + 1,
                     takeover: true,
@@ -951,13 +920,13 @@ impl Store {
         loop {
             s.check()?;
             let judge = Judge::new(self, s);
-            match self.acquire(&dir, &judge, true).await? {
-                Acquired::Ours { gen, .. } => {
+            match self.acquire_gens(&dir, None, &judge, false).await? {
+                Step::Done(Acquired::Ours { gen, .. }) | Step::Created { gen, .. } => {
                     return Ok(LockGuard {
                         path: dir.join(gen_name(gen)),
                     })
                 }
-                Acquired::Held { by } => {
+                Step::Done(Acquired::Held { by }) => {
                     if waited.is_zero() {
                         tracing::info!("waiting for the {name} lock, held by writer {by}");
                     }

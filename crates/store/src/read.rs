@@ -39,12 +39,7 @@ impl Store {
     /// studies and tools; analyses should read the Parquet files with a query engine).
     pub fn read_dataset(&self) -> Result<Dataset> {
         self.block_on(async {
-            let committed: HashSet<String> = self
-                .list(&[Table::Tasks.name()])
-                .await?
-                .iter()
-                .filter_map(|f| Store::batch_of(&f.path))
-                .collect();
+            let committed = self.committed_batch_ids().await?;
             let mut d = Dataset::default();
             for b in self.read_table(Table::Tasks, None).await? {
                 d.tasks.extend(decode::tasks(&b)?);
@@ -93,6 +88,16 @@ impl Store {
 /// Streaming reads, one committed batch at a time (the report's way through a large root:
 /// memory bounded by one batch, not by the number of tasks).
 impl Store {
+    /// The batch ids with a `tasks` file (the committed batches), from one listing.
+    pub(crate) async fn committed_batch_ids(&self) -> Result<HashSet<String>> {
+        Ok(self
+            .list(&[Table::Tasks.name()])
+            .await?
+            .iter()
+            .filter_map(|f| Store::batch_of(&f.path))
+            .collect())
+    }
+
     /// Ids of the committed batches (those whose `tasks` file exists), sorted.
     ///
     /// # Errors
@@ -100,14 +105,8 @@ impl Store {
     /// A storage failure listing `tasks/`.
     pub fn committed_batches(&self) -> Result<Vec<String>> {
         self.block_on(async {
-            let mut ids: Vec<String> = self
-                .list(&[Table::Tasks.name()])
-                .await?
-                .iter()
-                .filter_map(|f| Store::batch_of(&f.path))
-                .collect();
+            let mut ids: Vec<String> = self.committed_batch_ids().await?.into_iter().collect();
             ids.sort();
-            ids.dedup();
             Ok(ids)
         })
     }

@@ -133,12 +133,7 @@ impl Store {
         // leases, a writer that committed and ended its session in between was judged dead
         // with its batch missing from the listing, and its committed batch's data files
         // deleted as orphans: tasks rows without their images, losses, scores.)
-        let committed: HashSet<String> = self
-            .list(&[Table::Tasks.name()])
-            .await?
-            .iter()
-            .filter_map(|f| Store::batch_of(&f.path))
-            .collect();
+        let committed = self.committed_batch_ids().await?;
         let now = live.now;
         let old = |t: SystemTime| now.duration_since(t).unwrap_or_default() >= opts.min_age;
         let dead = |owner: &str| !live.is_live(owner) && owner != probe;
